@@ -1,0 +1,1 @@
+"""syncd: two-way sync between CRMs and accounting systems."""

@@ -1,0 +1,1 @@
+"""Connectors: one per external system, all behind the protocol in base.py."""

@@ -1,0 +1,1 @@
+"""The reconcile engine: pipeline, conflict rules, scheduler and inbox dispatcher."""

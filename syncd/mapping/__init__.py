@@ -1,0 +1,1 @@
+"""Mapping files: spec, loader, transforms and the compiled mapper."""

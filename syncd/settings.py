@@ -1,0 +1,334 @@
+"""Typed configuration: one TOML file, validated with pydantic, secrets taken from the environment."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from syncd.errors import ConfigError, Problem
+from syncd.tomlsource import TomlSource, TomlSyntaxError
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+SYSTEMS = ("hubspot", "salesforce", "zohobooks")
+
+
+class _Strict(BaseModel):
+    """Base of every config section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoreSettings(_Strict):
+    """Where syncd keeps links, cursors, tokens and reports."""
+
+    url: str = "sqlite:///syncd.db"
+
+
+class SecuritySettings(_Strict):
+    """The key that encrypts OAuth tokens at rest: given directly (from the environment) or as a key file."""
+
+    token_key: SecretStr | None = None
+    token_key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> SecuritySettings:
+        if self.token_key is not None and self.token_key_file is not None:
+            raise ValueError("give either token_key or token_key_file, not both")
+        return self
+
+    def key_bytes(self) -> bytes | None:
+        """The encryption key, read from the setting or the key file; None when neither is set."""
+        if self.token_key is not None:
+            return self.token_key.get_secret_value().encode()
+        if self.token_key_file is not None:
+            return self.token_key_file.read_bytes().strip()
+        return None
+
+
+class LoggingSettings(_Strict):
+    """How syncd logs: level and format (JSON lines off a terminal, readable on one, when `auto`)."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class ListenerSettings(_Strict):
+    """An HTTP listener's address."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
+class WebhookSettings(ListenerSettings):
+    """The webhook receiver; `public_url` is the address the systems are told to call."""
+
+    public_url: str | None = None
+
+
+class AdminSettings(ListenerSettings):
+    """The admin listener (API, health, metrics, conflict pages); `token` guards the write endpoints."""
+
+    port: int = Field(default=8081, ge=0, le=65535)
+    token: SecretStr | None = None
+
+
+class PollingSettings(_Strict):
+    """Default polling schedule; each connection may override the interval."""
+
+    interval_s: float = Field(default=60.0, gt=0)
+    overlap_s: float = Field(default=120.0, ge=0)
+
+
+class MappingsSettings(_Strict):
+    """Which mapping files are active (paths relative to the config file)."""
+
+    active: list[Path] = Field(default_factory=list)
+
+
+class RateLimitSettings(_Strict):
+    """A connection's budget: calls per window and per day (defaults are the system's documented limits)."""
+
+    window_s: float = Field(gt=0)
+    window_max: int = Field(gt=0)
+    daily_cap: int | None = Field(default=None, gt=0)
+
+
+class _ConnectionBase(_Strict):
+    """What every connection has, whatever the system."""
+
+    enabled: bool = True
+    client_id: str
+    client_secret: SecretStr
+    refresh_token: SecretStr | None = None
+    poll_interval_s: float | None = Field(default=None, gt=0)
+    timeout_s: float = Field(default=30.0, gt=0)
+    max_concurrency: int = Field(default=8, gt=0, le=64)
+    rate_limit: RateLimitSettings | None = None
+
+
+class HubSpotConnection(_ConnectionBase):
+    """A HubSpot portal reached through an OAuth app."""
+
+    system: Literal["hubspot"]
+    base_url: str = "https://api.hubapi.com"
+    authorize_url: str = "https://app.hubspot.com/oauth/authorize"
+    app_secret: SecretStr | None = None
+    portal_id: str | None = None
+    scopes: list[str] = Field(
+        default_factory=lambda: ["crm.objects.contacts.read", "crm.objects.contacts.write",
+                                 "crm.objects.companies.read", "crm.objects.companies.write",
+                                 "crm.objects.deals.read", "crm.objects.deals.write"]
+    )
+
+
+class SalesforceConnection(_ConnectionBase):
+    """A Salesforce org reached through a connected app."""
+
+    system: Literal["salesforce"]
+    base_url: str = "https://login.salesforce.com"
+    instance_url: str | None = None
+    ca_cert: Path | None = None
+    api_version: str = "59.0"
+    scopes: list[str] = Field(default_factory=lambda: ["api", "refresh_token"])
+
+
+class ZohoBooksConnection(_ConnectionBase):
+    """A Zoho Books organisation reached through a Zoho API console client."""
+
+    system: Literal["zohobooks"]
+    base_url: str = "https://www.zohoapis.com/books/v3"
+    accounts_url: str = "https://accounts.zoho.com"
+    organization_id: str
+    webhook_secret: SecretStr | None = None
+    scopes: list[str] = Field(default_factory=lambda: ["ZohoBooks.fullaccess.all"])
+
+
+Connection = Annotated[
+    HubSpotConnection | SalesforceConnection | ZohoBooksConnection, Field(discriminator="system")
+]
+
+
+class Settings(_Strict):
+    """The whole configuration of one syncd instance."""
+
+    store: StoreSettings = StoreSettings()
+    security: SecuritySettings = SecuritySettings()
+    logging: LoggingSettings = LoggingSettings()
+    webhooks: WebhookSettings = WebhookSettings()
+    admin: AdminSettings = AdminSettings()
+    polling: PollingSettings = PollingSettings()
+    mappings: MappingsSettings = MappingsSettings()
+    connections: dict[str, Connection] = Field(default_factory=dict)
+
+    def secret_values(self) -> list[str]:
+        """Every secret value in this configuration, so logging can redact them."""
+        found: list[str] = []
+
+        def walk(value: object) -> None:
+            if isinstance(value, SecretStr):
+                if secret := value.get_secret_value():
+                    found.append(secret)
+            elif isinstance(value, BaseModel):
+                for name in type(value).model_fields:
+                    walk(getattr(value, name))
+            elif isinstance(value, dict):
+                for item in value.values():
+                    walk(item)
+
+        walk(self)
+        return found
+
+
+def load_settings(path: Path | str, env: Mapping[str, str] | None = None) -> Settings:
+    """Load and check the config file; raise `ConfigError` listing every problem found."""
+    path = Path(path)
+    environ = os.environ if env is None else env
+    try:
+        source = TomlSource.read(path)
+    except TomlSyntaxError as exc:
+        raise ConfigError([exc.problem]) from exc
+    problems: list[Problem] = []
+    data = _resolve_env(source.data, (), source, environ, problems)
+    data = _resolve_paths(data, path.parent)
+    settings: Settings | None = None
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_translate(exc, source))
+    if settings is not None:
+        problems.extend(_check_files(settings, source))
+    if problems:
+        problems.sort(key=lambda p: (p.line or 0, p.key_path))
+        raise ConfigError(problems)
+    assert settings is not None
+    return settings
+
+
+def _resolve_env(
+    value: Any,
+    key: tuple[str | int, ...],
+    source: TomlSource,
+    env: Mapping[str, str],
+    problems: list[Problem],
+) -> Any:
+    """Replace `${NAME}` references with the environment's values, noting each unset name as a problem."""
+    if isinstance(value, dict):
+        return {k: _resolve_env(v, (*key, k), source, env, problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_env(v, (*key, i), source, env, problems) for i, v in enumerate(value)]
+    if isinstance(value, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in env or env[name] == "":
+                problems.append(source.problem(key, f"environment variable {name} is not set"))
+                return ""
+            return env[name]
+
+        return _ENV_REF.sub(substitute, value)
+    return value
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Make file paths in the config relative to the config file's folder, as a reader of the file expects."""
+
+    def rel(value: Any) -> Any:
+        if isinstance(value, str) and value and not os.path.isabs(value):
+            return str(base / value)
+        return value
+
+    out = dict(data)
+    if isinstance(out.get("mappings"), dict) and isinstance(out["mappings"].get("active"), list):
+        out["mappings"] = {**out["mappings"], "active": [rel(v) for v in out["mappings"]["active"]]}
+    if isinstance(out.get("security"), dict) and "token_key_file" in out["security"]:
+        out["security"] = {**out["security"], "token_key_file": rel(out["security"]["token_key_file"])}
+    if isinstance(out.get("connections"), dict):
+        conns = {}
+        for name, conn in out["connections"].items():
+            if isinstance(conn, dict) and "ca_cert" in conn:
+                conn = {**conn, "ca_cert": rel(conn["ca_cert"])}
+            conns[name] = conn
+        out["connections"] = conns
+    store = out.get("store")
+    if isinstance(store, dict) and isinstance(store.get("url"), str):
+        url: str = store["url"]
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith("sqlite:////") and url[len(prefix):] != ":memory:":
+            out["store"] = {**store, "url": prefix + str(base / url[len(prefix):])}
+    return out
+
+
+def _translate(exc: ValidationError, source: TomlSource) -> list[Problem]:
+    """Turn pydantic's errors into problems that name the key, its line and what was expected."""
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = list(err["loc"])
+        model: type[BaseModel] = Settings
+        # Discriminated unions put the tag in the location (connections.x.hubspot.client_id): drop it.
+        if len(loc) > 2 and loc[0] == "connections" and loc[2] in SYSTEMS:
+            model = _CONNECTION_MODELS[str(loc.pop(2))]
+            walk = loc[2:-1]
+        else:
+            walk = loc[:-1]
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            message = "unknown key" + _allowed_keys(model, walk)
+        elif kind == "missing":
+            message = "missing required key"
+        elif kind in ("union_tag_invalid", "union_tag_not_found"):
+            message = f"`system` must be one of: {', '.join(SYSTEMS)}"
+        else:
+            expected = err["msg"].removeprefix("Input should be ").removeprefix("Value should be ")
+            given = err.get("input")
+            secret = any(word in str(loc[-1]) for word in ("secret", "token", "key"))
+            shown = "" if secret or isinstance(given, dict | list) else f" (got {given!r})"
+            message = f"expected {expected}{shown}"
+        problems.append(source.problem(loc, message))
+    return problems
+
+
+_CONNECTION_MODELS: dict[str, type[BaseModel]] = {
+    "hubspot": HubSpotConnection,
+    "salesforce": SalesforceConnection,
+    "zohobooks": ZohoBooksConnection,
+}
+
+
+def _allowed_keys(model: type[BaseModel], walk: list[str | int]) -> str:
+    """Name the keys allowed where an unknown key was found, to help fix a typo."""
+    for part in walk:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return ""
+        model = annotation
+    return f" (allowed here: {', '.join(sorted(model.model_fields))})"
+
+
+def _check_files(settings: Settings, source: TomlSource) -> list[Problem]:
+    """Check that the files the config names exist and the token key is usable."""
+    problems = []
+    for i, mapping in enumerate(settings.mappings.active):
+        if not mapping.is_file():
+            problems.append(source.problem(("mappings", "active", i), f"mapping file not found: {mapping}"))
+    key_file = settings.security.token_key_file
+    if settings.connections and key_file is None and settings.security.token_key is None:
+        problems.append(
+            source.problem(
+                ("security",),
+                'OAuth tokens need an encryption key: set token_key = "${SYNCD_TOKEN_KEY}" or token_key_file',
+            )
+        )
+    if key_file is not None and not key_file.is_file():
+        problems.append(source.problem(("security", "token_key_file"), f"key file not found: {key_file}"))
+    for name, conn in settings.connections.items():
+        if isinstance(conn, SalesforceConnection) and conn.ca_cert is not None and not conn.ca_cert.is_file():
+            where = ("connections", name, "ca_cert")
+            problems.append(source.problem(where, f"certificate file not found: {conn.ca_cert}"))
+    return problems

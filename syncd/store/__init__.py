@@ -1,0 +1,1 @@
+"""The typed store: SQLModel tables and the only code that touches them."""

@@ -1,0 +1,1 @@
+"""aiohttp application: webhook receiver, admin API, health and metrics."""

@@ -1,0 +1,139 @@
+"""Config loading: every problem reported at once, with file, line, key and what was expected."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from syncd.errors import ConfigError
+from syncd.settings import HubSpotConnection, load_settings
+
+GOOD = """
+[store]
+url = "sqlite:///data/syncd.db"
+[security]
+token_key = "${SYNCD_TOKEN_KEY}"
+[connections.hs]
+system = "hubspot"
+client_id = "app-1"
+client_secret = "${HS_SECRET}"
+[connections.hs.rate_limit]
+window_s = 10
+window_max = 100
+"""
+ENV = {"SYNCD_TOKEN_KEY": "k" * 44, "HS_SECRET": "hs-secret-value"}
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "syncd.toml"
+    path.write_text(text)
+    return path
+
+
+def problems_of(path: Path, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, env=ENV if env is None else env)
+    return [str(p) for p in caught.value.problems]
+
+
+def test_good_config_resolves_env_secrets_and_paths(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, GOOD), env=ENV)
+    conn = settings.connections["hs"]
+    assert isinstance(conn, HubSpotConnection)
+    assert conn.client_secret.get_secret_value() == "hs-secret-value"
+    assert "hs-secret-value" not in repr(settings)
+    assert settings.store.url == f"sqlite:///{tmp_path}/data/syncd.db"
+    assert conn.rate_limit is not None and conn.rate_limit.window_max == 100
+    assert "hs-secret-value" in settings.secret_values()
+
+
+def test_syntax_error_names_file_and_line(tmp_path: Path) -> None:
+    path = write(tmp_path, '[store]\nurl = "x"\n[logging\nlevel = "info"\n')
+    (problem,) = problems_of(path)
+    assert problem.startswith(f"{path}:3:")
+    assert "invalid TOML" in problem
+
+
+def test_several_errors_reported_together_each_with_its_line(tmp_path: Path) -> None:
+    text = GOOD.replace('client_id = "app-1"\n', "") + (
+        '[logging]\nlevel = "loud"\nformat = "json"\ncolour = true\n'
+        '[polling]\ninterval_s = "often"\n'
+    )
+    path = write(tmp_path, text)
+    found = problems_of(path, env={"SYNCD_TOKEN_KEY": "k" * 44})
+    lines = text.splitlines()
+
+    def line_of(fragment: str) -> int:
+        return next(i for i, line in enumerate(lines, start=1) if line.startswith(fragment))
+
+    expected = {
+        f"{path}:{line_of('[connections.hs]')}: connections.hs.client_id: missing required key",
+        f"{path}:{line_of('client_secret')}: connections.hs.client_secret: environment variable HS_SECRET is not set",
+        f"{path}:{line_of('level')}: logging.level: expected 'debug', 'info', 'warning' or 'error' (got 'loud')",
+        f"{path}:{line_of('colour')}: logging.colour: unknown key (allowed here: format, level)",
+        f"{path}:{line_of('interval_s')}: polling.interval_s: expected a valid number, unable to parse string as a"
+        " number (got 'often')",
+    }
+    assert set(found) == expected
+
+
+def test_wrong_system_and_missing_files_are_named(tmp_path: Path) -> None:
+    text = GOOD + '[connections.qb]\nsystem = "quickbooks"\n[mappings]\nactive = ["nope.toml"]\n'
+    found = problems_of(write(tmp_path, text))
+    assert any("connections.qb: `system` must be one of: hubspot, salesforce, zohobooks" in p for p in found)
+    text = GOOD + '[mappings]\nactive = ["nope.toml"]\n'
+    found = problems_of(write(tmp_path, text))
+    line = text.splitlines().index('active = ["nope.toml"]') + 1
+    assert found == [f"{tmp_path}/syncd.toml:{line}: mappings.active[0]: mapping file not found: {tmp_path}/nope.toml"]
+
+
+def test_connections_need_an_encryption_key(tmp_path: Path) -> None:
+    text = GOOD.replace('[security]\ntoken_key = "${SYNCD_TOKEN_KEY}"\n', "")
+    (problem,) = problems_of(write(tmp_path, text))
+    assert "security" in problem and "token_key" in problem
+
+
+def test_wrong_type_of_a_secret_does_not_echo_it(tmp_path: Path) -> None:
+    text = GOOD.replace('client_secret = "${HS_SECRET}"', "client_secret = 123456789")
+    (problem,) = problems_of(write(tmp_path, text))
+    assert "connections.hs.client_secret" in problem and "123456789" not in problem
+
+
+def test_secret_str_in_models() -> None:
+    assert isinstance(HubSpotConnection.model_fields["client_secret"].annotation, type)
+    conn = HubSpotConnection(system="hubspot", client_id="x", client_secret=SecretStr("abcdefgh"))
+    assert "abcdefgh" not in repr(conn) and "abcdefgh" not in str(conn.model_dump())
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "syncd", *args], capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+def test_check_config_exits_2_and_lists_every_problem(tmp_path: Path) -> None:
+    text = GOOD.replace('client_id = "app-1"\n', 'client_id = 7\nshoe_size = 42\n')
+    path = write(tmp_path, text)
+    result = run_cli("check-config", str(path), env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 2
+    assert "4 configuration problems" in result.stderr
+    for needle in ("environment variable SYNCD_TOKEN_KEY is not set","client_id: expected a valid string (got 7)", "shoe_size: unknown key",
+                   "environment variable HS_SECRET is not set"):
+        assert needle in result.stderr
+    assert result.stdout == ""
+
+
+def test_check_config_ok_exits_0(tmp_path: Path) -> None:
+    result = run_cli("check-config", str(write(tmp_path, GOOD)), env={"PATH": "/usr/bin:/bin", **ENV})
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout and "hs (hubspot)" in result.stdout
+
+
+def test_unknown_command_is_usage_error() -> None:
+    result = run_cli("frobnicate")
+    assert result.returncode == 2
+    assert "No such command" in result.stderr
