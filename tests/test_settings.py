@@ -121,8 +121,12 @@ def test_check_config_exits_2_and_lists_every_problem(tmp_path: Path) -> None:
     result = run_cli("check-config", str(path), env={"PATH": "/usr/bin:/bin"})
     assert result.returncode == 2
     assert "4 configuration problems" in result.stderr
-    for needle in ("environment variable SYNCD_TOKEN_KEY is not set","client_id: expected a valid string (got 7)", "shoe_size: unknown key",
-                   "environment variable HS_SECRET is not set"):
+    for needle in (
+        "environment variable SYNCD_TOKEN_KEY is not set",
+        "client_id: expected a valid string (got 7)",
+        "shoe_size: unknown key",
+        "environment variable HS_SECRET is not set",
+    ):
         assert needle in result.stderr
     assert result.stdout == ""
 

@@ -1,0 +1,179 @@
+"""One OAuth token manager per connection: refresh before expiry and after a 401, single-flight."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol, TypeVar
+
+from syncd.errors import AuthError
+from syncd.logs import add_secret, get_logger
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a token endpoint handed out. `expires_at` None means the system does not say (Salesforce)."""
+
+    access_token: str = field(repr=False)
+    expires_at: datetime | None
+    refresh_token: str | None = field(default=None, repr=False)
+    extras: Mapping[str, str] = field(default_factory=dict)
+
+
+class TokenRefresher(Protocol):
+    """Calls the system's token endpoint; raises `AuthError` for an invalid grant, `RetryableError` otherwise."""
+
+    async def __call__(self, refresh_token: str) -> Grant:
+        """Exchange the refresh token for a new access token."""
+        ...
+
+
+class TokenStorage(Protocol):
+    """Where tokens are kept between runs (encrypted): the store's token vault."""
+
+    async def load_grant(self, connection: str) -> Grant | None:
+        """The stored grant of `connection`, if any."""
+        ...
+
+    async def save_grant(self, connection: str, grant: Grant) -> None:
+        """Store a grant (the refresh token kept if the new grant has none)."""
+        ...
+
+    async def mark_needs_reauth(self, connection: str, message: str) -> None:
+        """Record that the connection's grant is gone and a person must re-authorise it."""
+        ...
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class TokenManager:
+    """Hands out a valid access token; all concurrent callers share one refresh (single-flight)."""
+
+    def __init__(
+        self,
+        connection: str,
+        refresher: TokenRefresher,
+        *,
+        storage: TokenStorage | None = None,
+        refresh_token: str | None = None,
+        clock: Callable[[], datetime] = _now,
+        early: timedelta = timedelta(seconds=60),
+        auth_hint: str = "",
+    ) -> None:
+        self.connection = connection
+        self._refresher = refresher
+        self._storage = storage
+        self._refresh_token = refresh_token
+        self._grant: Grant | None = None
+        self._clock = clock
+        self._early = early
+        self._lock = asyncio.Lock()
+        self._loaded = False
+        self._dead: str | None = None
+        self._hint = auth_hint or f"run `syncd auth {connection}` to re-authorise it"
+        self.refreshes = 0
+        add_secret(refresh_token)
+
+    @property
+    def extras(self) -> Mapping[str, str]:
+        """Non-secret values that came with the grant (Salesforce instance_url, Zoho api_domain)."""
+        return self._grant.extras if self._grant else {}
+
+    async def token(self) -> str:
+        """A valid access token, refreshed first if it is missing or about to expire."""
+        grant = self._grant
+        if grant is not None and self._fresh(grant):
+            return grant.access_token
+        return await self._refresh_unless_changed(grant.access_token if grant else None)
+
+    async def token_rejected(self, rejected: str) -> str:
+        """The system answered 401 to `rejected`: refresh once (whoever asks first) and return the new token."""
+        return await self._refresh_unless_changed(rejected, force=True)
+
+    def _fresh(self, grant: Grant) -> bool:
+        return grant.expires_at is None or grant.expires_at - self._early > self._clock()
+
+    async def _refresh_unless_changed(self, seen: str | None, force: bool = False) -> str:
+        async with self._lock:
+            if self._dead is not None:
+                raise AuthError(self._dead, connection=self.connection)
+            if not self._loaded:
+                await self._load()
+            grant = self._grant
+            # Another caller refreshed while we waited for the lock: use its token.
+            if grant is not None and grant.access_token != seen and self._fresh(grant):
+                return grant.access_token
+            if grant is not None and not force and self._fresh(grant):
+                return grant.access_token
+            return await self._refresh()
+
+    async def _load(self) -> None:
+        self._loaded = True
+        if self._storage is None:
+            return
+        stored = await self._storage.load_grant(self.connection)
+        if stored is not None:
+            self._grant = stored
+            self._refresh_token = stored.refresh_token or self._refresh_token
+            add_secret(stored.access_token, stored.refresh_token)
+
+    async def _refresh(self) -> str:
+        if not self._refresh_token:
+            message = f"connection {self.connection!r} has no refresh token: {self._hint}"
+            await self._give_up(message)
+            raise AuthError(message, connection=self.connection)
+        try:
+            grant = await self._refresher(self._refresh_token)
+        except AuthError as exc:
+            message = (
+                f"connection {self.connection!r} needs re-authorisation: the system rejected its refresh "
+                f"token ({exc.vendor_message}); {self._hint}"
+            )
+            await self._give_up(message)
+            raise AuthError(message, connection=self.connection, vendor_code=exc.vendor_code) from exc
+        add_secret(grant.access_token, grant.refresh_token)
+        if grant.refresh_token:
+            self._refresh_token = grant.refresh_token
+        grant = Grant(grant.access_token, grant.expires_at, self._refresh_token, {**self.extras, **grant.extras})
+        self._grant = grant
+        self.refreshes += 1
+        if self._storage is not None:
+            await self._storage.save_grant(self.connection, grant)
+        log.info("token_refreshed", connection=self.connection, expires_at=str(grant.expires_at))
+        return grant.access_token
+
+    async def _give_up(self, message: str) -> None:
+        self._dead = message
+        log.error("connection_needs_reauth", connection=self.connection, reason=message)
+        if self._storage is not None:
+            await self._storage.mark_needs_reauth(self.connection, message)
+
+    def reauthorised(self, grant: Grant) -> None:
+        """A person re-authorised the connection (`syncd auth`): use the new grant from now on."""
+        self._dead = None
+        self._grant = grant
+        self._refresh_token = grant.refresh_token or self._refresh_token
+        add_secret(grant.access_token, grant.refresh_token)
+
+
+async def with_token(
+    manager: TokenManager,
+    call: Callable[[str], Awaitable[T]],
+    is_unauthorised: Callable[[BaseException], bool],
+) -> T:
+    """Run `call(token)`; on a 401 refresh once (single-flight) and run it again with the new token."""
+    token = await manager.token()
+    try:
+        return await call(token)
+    except Exception as exc:
+        if not is_unauthorised(exc):
+            raise
+    token = await manager.token_rejected(token)
+    return await call(token)
