@@ -1,0 +1,283 @@
+"""The link table's repository: the one binder between a CRM record and an accounting record."""
+
+from __future__ import annotations
+
+import builtins
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, cast
+
+from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from syncd.store.columns import utcnow
+from syncd.store.database import Database
+from syncd.store.errors import StaleVersionError, StoreNotFoundError
+from syncd.store.tables import LINK, LinkRow
+
+LinkState = Literal["pending", "linked", "deleted"]
+Side = Literal["crm", "accounting"]
+
+
+@dataclass(frozen=True)
+class Link:
+    """One CRM record bound to one accounting record, with the field values both held after the last sync."""
+
+    id: int
+    mapping: str
+    object: str
+    crm_system: str
+    crm_id: str | None
+    acc_system: str
+    acc_id: str | None
+    state: LinkState
+    reference: str
+    version: int
+    base: dict[str, Any] = field(default_factory=dict)
+    last_synced_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+def _link(row: LinkRow) -> Link:
+    """Copy a row into a value the engine can keep without a session."""
+    assert row.id is not None
+    return Link(
+        id=row.id,
+        mapping=row.mapping,
+        object=row.object,
+        crm_system=row.crm_system,
+        crm_id=row.crm_id,
+        acc_system=row.acc_system,
+        acc_id=row.acc_id,
+        state=cast(LinkState, row.state),
+        reference=row.reference,
+        version=row.version,
+        base=dict(row.base),
+        last_synced_at=row.last_synced_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+class LinkStore:
+    """lookup / intend / bind / unbind: the only ways to read or change links."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def get(self, link_id: int, *, session: AsyncSession | None = None) -> Link:
+        """The link with this id; `StoreNotFoundError` if there is none."""
+        async with self._db.scope(session) as s:
+            return _link(await _row(s, link_id))
+
+    async def lookup_crm(
+        self, mapping: str, object: str, system: str, record_id: str, *, session: AsyncSession | None = None
+    ) -> Link | None:
+        """The link holding this CRM record, if any."""
+        return await self._find(
+            session,
+            col(LinkRow.mapping) == mapping,
+            col(LinkRow.object) == object,
+            col(LinkRow.crm_system) == system,
+            col(LinkRow.crm_id) == record_id,
+        )
+
+    async def lookup_acc(
+        self, mapping: str, object: str, system: str, record_id: str, *, session: AsyncSession | None = None
+    ) -> Link | None:
+        """The link holding this accounting record, if any."""
+        return await self._find(
+            session,
+            col(LinkRow.mapping) == mapping,
+            col(LinkRow.object) == object,
+            col(LinkRow.acc_system) == system,
+            col(LinkRow.acc_id) == record_id,
+        )
+
+    async def lookup_reference(
+        self, mapping: str, object: str, reference: str, *, session: AsyncSession | None = None
+    ) -> Link | None:
+        """The link created with this deterministic create reference, if any."""
+        return await self._find(
+            session,
+            col(LinkRow.mapping) == mapping,
+            col(LinkRow.object) == object,
+            col(LinkRow.reference) == reference,
+        )
+
+    async def intend(
+        self,
+        mapping: str,
+        object: str,
+        crm_system: str,
+        crm_id: str | None,
+        acc_system: str,
+        acc_id: str | None,
+        reference: str,
+        *,
+        session: AsyncSession | None = None,
+    ) -> Link:
+        """Record the intent to create the missing side: a pending link, idempotent on `reference`.
+
+        Raises `StoreConflictError` if the known side's record is already held by another link.
+        """
+        now = utcnow()
+        stmt = (
+            self._db.insert(LINK)
+            .values(
+                mapping=mapping,
+                object=object,
+                crm_system=crm_system,
+                crm_id=crm_id,
+                acc_system=acc_system,
+                acc_id=acc_id,
+                state="pending",
+                base={},
+                reference=reference,
+                version=1,
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["mapping", "object", "reference"])
+        )
+        async with self._db.scope(session) as s:
+            await s.execute(stmt)
+            found = await self._find(
+                s,
+                col(LinkRow.mapping) == mapping,
+                col(LinkRow.object) == object,
+                col(LinkRow.reference) == reference,
+            )
+        assert found is not None  # inserted or already there, within this transaction
+        return found
+
+    async def bind(
+        self,
+        link_id: int,
+        *,
+        crm_id: str | None = None,
+        acc_id: str | None = None,
+        base: dict[str, Any],
+        synced_at: datetime | None = None,
+        session: AsyncSession | None = None,
+    ) -> Link:
+        """Mark the link linked after a successful write: fill in the new side's id and store the new base."""
+        values: dict[str, Any] = {"state": "linked", "base": base, "last_synced_at": synced_at or utcnow()}
+        if crm_id is not None:
+            values["crm_id"] = crm_id
+        if acc_id is not None:
+            values["acc_id"] = acc_id
+        return await self._update(session, link_id, values, expected_version=None)
+
+    async def update_base(
+        self,
+        link_id: int,
+        base: dict[str, Any],
+        expected_version: int,
+        *,
+        synced_at: datetime | None = None,
+        session: AsyncSession | None = None,
+    ) -> Link:
+        """Store a new base only if nobody changed the link since `expected_version` was read.
+
+        Raises `StaleVersionError` otherwise, so two writers never silently overwrite each other.
+        """
+        values: dict[str, Any] = {"base": base, "last_synced_at": synced_at or utcnow()}
+        return await self._update(session, link_id, values, expected_version=expected_version)
+
+    async def mark_deleted(self, link_id: int, *, session: AsyncSession | None = None) -> Link:
+        """Record that a side's record was deleted; the link stays so a re-create does not undo it."""
+        return await self._update(session, link_id, {"state": "deleted"}, expected_version=None)
+
+    async def unbind(self, link_id: int, *, session: AsyncSession | None = None) -> None:
+        """Forget the link entirely (its conflicts go with it); the records themselves are untouched."""
+        async with self._db.scope(session) as s:
+            result = cast(CursorResult[Any], await s.execute(delete(LINK).where(LINK.c.id == link_id)))
+            if result.rowcount == 0:
+                raise StoreNotFoundError(f"link {link_id} does not exist")
+
+    async def move(self, link_id: int, side: Side, new_id: str, *, session: AsyncSession | None = None) -> Link:
+        """Point one side of a link at another record (the survivor of a merge) and return the surviving link.
+
+        If another link already holds `new_id` on that side, that link survives and this one is marked
+        deleted, because one record can never be in two links.
+        """
+        async with self._db.scope(session) as s:
+            link = _link(await _row(s, link_id))
+            system = link.crm_system if side == "crm" else link.acc_system
+            holder = await (self.lookup_crm if side == "crm" else self.lookup_acc)(
+                link.mapping, link.object, system, new_id, session=s
+            )
+            if holder is not None and holder.id != link.id:
+                await self._update(s, link.id, {"state": "deleted"}, expected_version=None)
+                return holder
+            key = "crm_id" if side == "crm" else "acc_id"
+            return await self._update(s, link.id, {key: new_id}, expected_version=None)
+
+    async def pending(self, *, session: AsyncSession | None = None) -> builtins.list[Link]:
+        """Links whose create is unconfirmed: resolve each by looking its reference up on the target."""
+        return await self.list(state="pending", limit=None, session=session)
+
+    async def list(
+        self,
+        mapping: str | None = None,
+        object: str | None = None,
+        state: LinkState | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+        *,
+        session: AsyncSession | None = None,
+    ) -> builtins.list[Link]:
+        """Links in id order, optionally filtered by mapping, object and state."""
+        stmt = select(LinkRow).order_by(col(LinkRow.id)).offset(offset)
+        if mapping is not None:
+            stmt = stmt.where(col(LinkRow.mapping) == mapping)
+        if object is not None:
+            stmt = stmt.where(col(LinkRow.object) == object)
+        if state is not None:
+            stmt = stmt.where(col(LinkRow.state) == state)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        async with self._db.scope(session) as s:
+            rows = await s.scalars(stmt.execution_options(populate_existing=True))
+            return [_link(r) for r in rows]
+
+    async def _find(self, session: AsyncSession | None, *conditions: Any) -> Link | None:
+        """The one link matching the conditions (the unique constraints guarantee at most one)."""
+        stmt = select(LinkRow).where(*conditions).execution_options(populate_existing=True)
+        async with self._db.scope(session) as s:
+            row = (await s.scalars(stmt)).one_or_none()
+            return None if row is None else _link(row)
+
+    async def _update(
+        self,
+        session: AsyncSession | None,
+        link_id: int,
+        values: dict[str, Any],
+        *,
+        expected_version: int | None,
+    ) -> Link:
+        """One UPDATE that also bumps the version, guarded by the expected version when given."""
+        stmt = (
+            update(LINK).where(LINK.c.id == link_id).values(**values, version=LINK.c.version + 1, updated_at=utcnow())
+        )
+        if expected_version is not None:
+            stmt = stmt.where(LINK.c.version == expected_version)
+        async with self._db.scope(session) as s:
+            result = cast(CursorResult[Any], await s.execute(stmt))
+            if result.rowcount == 0:
+                current = _link(await _row(s, link_id))  # raises StoreNotFoundError if it is gone
+                raise StaleVersionError(
+                    f"link {link_id} is at version {current.version}, not {expected_version}: re-read it"
+                )
+            return _link(await _row(s, link_id))
+
+
+async def _row(session: AsyncSession, link_id: int) -> LinkRow:
+    """The row itself, freshly read; `StoreNotFoundError` if missing."""
+    row = await session.get(LinkRow, link_id, populate_existing=True)
+    if row is None:
+        raise StoreNotFoundError(f"link {link_id} does not exist")
+    return row

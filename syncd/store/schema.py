@@ -1,0 +1,98 @@
+"""Alembic glue: upgrade a database to this syncd's schema, and refuse to start on an outdated one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection
+
+from syncd.store.database import Database
+from syncd.store.errors import SchemaOutdatedError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """Which revision the database is at and which one this syncd expects."""
+
+    current: str | None
+    head: str
+
+    @property
+    def up_to_date(self) -> bool:
+        """True when nothing needs migrating."""
+        return self.current == self.head
+
+
+def alembic_config() -> Config:
+    """An Alembic config built in code, so no alembic.ini has to ship or be found at run time."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def head_revision() -> str:
+    """The newest migration this syncd ships."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "syncd ships at least one migration"
+    return head
+
+
+def _current(connection: Connection) -> str | None:
+    """The revision stamped in alembic_version, or None on an empty database."""
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def schema_state(db: Database) -> SchemaState:
+    """The database's revision against the shipped head."""
+    async with db.engine.connect() as conn:
+        current = await conn.run_sync(_current)
+    return SchemaState(current=current, head=head_revision())
+
+
+async def check_schema(db: Database) -> SchemaState:
+    """Raise `SchemaOutdatedError` unless the database is exactly at the shipped head (called at start)."""
+    state = await schema_state(db)
+    if state.up_to_date:
+        return state
+    known = {script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+    if state.current is None:
+        raise SchemaOutdatedError(f"the store at {db.url} has no syncd schema yet: run `syncd db upgrade` to create it")
+    if state.current not in known:
+        raise SchemaOutdatedError(
+            f"the store at {db.url} is at revision {state.current}, which this syncd does not know "
+            f"(a newer syncd migrated it); upgrade syncd, or restore a backup"
+        )
+    raise SchemaOutdatedError(
+        f"the store at {db.url} is at revision {state.current} but this syncd needs {state.head}: "
+        "run `syncd db upgrade`"
+    )
+
+
+async def upgrade_database(db: Database, revision: str = "head") -> SchemaState:
+    """Create or upgrade the schema in one transaction (both SQLite and PostgreSQL have transactional DDL)."""
+
+    def run(connection: Connection) -> None:
+        config = alembic_config()
+        # env.py picks this connection up instead of building its own engine.
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+    async with db.engine.begin() as conn:
+        await conn.run_sync(run)
+    return await schema_state(db)
+
+
+async def upgrade(url: str) -> SchemaState:
+    """Open the store at `url`, bring its schema to head, and close it."""
+    db = await Database.open(url)
+    try:
+        return await upgrade_database(db)
+    finally:
+        await db.close()

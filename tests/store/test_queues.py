@@ -1,0 +1,97 @@
+"""Inbox, cursors, dead letters, connection state and the audit log: durable, de-duplicated, upserted."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from syncd.store import (
+    AuditLog,
+    ConnectionStore,
+    CursorStore,
+    Database,
+    DeadLetterStore,
+    InboxStore,
+    StoreNotFoundError,
+)
+
+
+async def test_duplicate_webhook_event_is_stored_once(database: Database) -> None:
+    inbox = InboxStore(database)
+    assert await inbox.put("hubspot", "evt-1", {"objectId": 101}) is True
+    assert await inbox.put("hubspot", "evt-1", {"objectId": 101}) is False
+    # The same event id from another connection is a different event.
+    assert await inbox.put("hubspot-eu", "evt-1", {"objectId": 7}) is True
+    pending = await inbox.pending()
+    assert [(e.connection, e.event_id) for e in pending] == [("hubspot", "evt-1"), ("hubspot-eu", "evt-1")]
+    assert pending[0].payload == {"objectId": 101}
+
+
+async def test_processed_events_leave_the_queue_failed_ones_stay(database: Database) -> None:
+    inbox = InboxStore(database)
+    for n in range(3):
+        await inbox.put("zoho", f"e{n}", {"n": n})
+    first, second, third = await inbox.pending()
+    assert await inbox.mark_processed([first.id, third.id]) == 2
+    assert await inbox.mark_processed([first.id]) == 0
+    assert await inbox.mark_failed(second.id, "HubSpot 502") == 1
+    assert await inbox.mark_failed(second.id, "HubSpot 503") == 2
+    (left,) = await inbox.pending()
+    assert (left.event_id, left.attempts, left.last_error) == ("e1", 2, "HubSpot 503")
+    assert await inbox.pending(connection="other") == []
+    with pytest.raises(StoreNotFoundError):
+        await inbox.mark_failed(999_999, "x")
+
+
+async def test_cursor_upsert_overwrites(database: Database) -> None:
+    cursors = CursorStore(database)
+    assert await cursors.get("hubspot", "contact") is None
+    await cursors.set("hubspot", "contact", "1000")
+    await cursors.set("hubspot", "contact", "2000")
+    await cursors.set("hubspot", "deal", "5")
+    assert await cursors.get("hubspot", "contact") == "2000"
+    assert await cursors.get("hubspot", "deal") == "5"
+
+
+async def test_parking_a_record_again_counts_attempts_on_one_row(database: Database) -> None:
+    letters = DeadLetterStore(database)
+    now = datetime.now(UTC)
+    await letters.park("zoho", "m", "invoice", "accounting", "INV-1", "bad tax", next_attempt_at=now)
+    again = await letters.park(
+        "zoho", "m", "invoice", "accounting", "INV-1", "still bad", next_attempt_at=now + timedelta(hours=1)
+    )
+    assert (again.attempts, again.error) == (2, "still bad")
+    assert [d.record_id for d in await letters.list()] == ["INV-1"]
+    await letters.park("zoho", "m", "invoice", "accounting", "INV-2", "x", next_attempt_at=now - timedelta(1))
+    await letters.park("zoho", "m", "invoice", "accounting", "INV-3", "needs a person", next_attempt_at=None)
+    assert [d.record_id for d in await letters.due(now)] == ["INV-2"]
+    assert await letters.clear("m", "invoice", "accounting", "INV-2") is True
+    assert await letters.clear("m", "invoice", "accounting", "INV-2") is False
+    assert {d.record_id for d in await letters.list(object="invoice")} == {"INV-1", "INV-3"}
+
+
+async def test_connection_status_survives_ensure(database: Database) -> None:
+    connections = ConnectionStore(database)
+    assert (await connections.ensure("zoho", "zohobooks")).status == "ok"
+    await connections.set_status("zoho", "needs_reauth", "invalid_grant: refresh token revoked")
+    again = await connections.ensure("zoho", "zohobooks")
+    assert (again.status, again.last_error) == ("needs_reauth", "invalid_grant: refresh token revoked")
+    await connections.ensure("hubspot", "hubspot")
+    assert [(c.name, c.status) for c in await connections.list()] == [("hubspot", "ok"), ("zoho", "needs_reauth")]
+    assert (await connections.set_status("zoho", "ok")).last_error is None
+    with pytest.raises(StoreNotFoundError):
+        await connections.set_status("nobody", "disabled")
+    assert await connections.get("nobody") is None
+
+
+async def test_audit_lists_newest_first_with_fields(database: Database) -> None:
+    audit = AuditLog(database)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    await audit.record("hubspot", "contact", "101", {"phone": None}, {"phone": "+44"}, "from zoho", at=t0)
+    await audit.record("zohobooks", "contact", "Z-1", {}, {"email": "a@x"}, "create", at=t0 + timedelta(1))
+    entries = await audit.list()
+    assert [e.record_id for e in entries] == ["Z-1", "101"]
+    assert entries[1].fields_before == {"phone": None} and entries[1].fields_after == {"phone": "+44"}
+    assert entries[1].at == t0
+    assert [e.cause for e in await audit.list(system="hubspot", record_id="101")] == ["from zoho"]
