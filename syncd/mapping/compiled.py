@@ -1,0 +1,360 @@
+"""The compiled mapper the engine uses: records to canonical values and back, filters, rules per object.
+
+Build one with `syncd.mapping.loader.load_mappings` (or `compiler.compile_spec`); never by hand.
+
+Canonical space: every mapped field has a canonical name (its key in the mapping file). Each side's value
+is run through that side's transforms into a canonical value; equal canonical values mean "in sync", which
+is what stops echoes. Writing runs the transforms backwards. Reference fields (`link = "customer"`) are not
+compared: they name another mapped object and the engine resolves them through the link table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from string import Template
+from typing import Literal
+
+from syncd.errors import SyncdError
+from syncd.mapping.filters import FilterExpression
+from syncd.mapping.spec import ConflictRule, DeletePolicy, Direction, MappingSpec, Side
+from syncd.mapping.transforms import Transform, TransformContext, TransformValueError
+from syncd.mapping.values import (
+    CanonicalScalar,
+    CanonicalValue,
+    FieldScalar,
+    FieldValue,
+    RecordLike,
+    fields_of,
+    lookup,
+)
+
+Record = RecordLike | Mapping[str, FieldValue]
+
+
+class FieldConversionError(SyncdError):
+    """A record's value could not be converted for one field; the record, not the mapping, is at fault."""
+
+    def __init__(self, obj: str, field_name: str, side: Side, message: str) -> None:
+        self.object = obj
+        self.field = field_name
+        self.side = side
+        super().__init__(f"{obj}.{field_name} ({side}): {message}")
+
+
+def writes_to(direction: Direction, side: Side) -> bool:
+    """Whether a field or object with `direction` may write values onto `side`."""
+    if direction == "both":
+        return True
+    return direction == ("accounting_to_crm" if side == "crm" else "crm_to_accounting")
+
+
+def _apply(steps: Sequence[Transform], value: object, ctx: TransformContext) -> CanonicalScalar:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        # '' and missing mean the same thing on every system we sync; treat both as "no value".
+        return None
+    current: object = value
+    for step in steps:
+        current = step.to_canonical(current, ctx)
+        if current is None:
+            return None
+    return current  # type: ignore[return-value]  # the last step returned a CanonicalScalar
+
+
+def _invert(steps: Sequence[Transform], value: CanonicalScalar) -> FieldScalar:
+    current: FieldScalar = value
+    for step in reversed(steps):
+        if current is None:
+            return None
+        current = step.to_side(current)
+    return current
+
+
+@dataclass(frozen=True)
+class ScalarField:
+    """A mapped value (or a line item's sub-field): its names on each side and the transforms each way."""
+
+    name: str
+    crm_name: str
+    acc_name: str
+    crm_steps: tuple[Transform, ...]
+    acc_steps: tuple[Transform, ...]
+    default: CanonicalScalar = None
+
+    def canonical(self, side: Side, fields: Mapping[str, object], ctx: TransformContext) -> CanonicalScalar:
+        """Canonical value of this field on `side`; the default stands in for a missing value."""
+        steps = self.crm_steps if side == "crm" else self.acc_steps
+        raw = lookup(fields, self.crm_name if side == "crm" else self.acc_name)
+        value = _apply(steps, raw, ctx)
+        return self.default if value is None else value
+
+    def to_side(self, side: Side, value: CanonicalScalar) -> FieldScalar:
+        """The value to write on `side` for canonical `value`."""
+        return _invert(self.crm_steps if side == "crm" else self.acc_steps, value)
+
+    def side_name(self, side: Side) -> str:
+        """This field's name on `side`."""
+        return self.crm_name if side == "crm" else self.acc_name
+
+
+@dataclass(frozen=True)
+class MappedField:
+    """A top-level mapped field with its sync rules; `items` is set for list fields such as line items."""
+
+    scalar: ScalarField
+    direction: Direction
+    conflict: ConflictRule
+    create_only: bool = False
+    items: tuple[ScalarField, ...] | None = None
+
+    @property
+    def name(self) -> str:
+        """Canonical name."""
+        return self.scalar.name
+
+    def writes_to(self, side: Side) -> bool:
+        """Whether this field's direction lets syncd write it on `side`."""
+        return writes_to(self.direction, side)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A field naming a record of another mapped object; the engine translates its id via the link table.
+
+    `crm_field`/`acc_field` hold the referenced record's id on each side (None on the side the object is
+    attached to, where the referenced record *is* the target).
+    """
+
+    name: str
+    target: str
+    crm_field: str | None
+    acc_field: str | None
+
+    def side_field(self, side: Side) -> str | None:
+        """The field holding the referenced id on `side`."""
+        return self.crm_field if side == "crm" else self.acc_field
+
+
+@dataclass(frozen=True)
+class CreateRule:
+    """Which side may create records on the other, and where each side stores the idempotency reference."""
+
+    crm_to_accounting: bool
+    accounting_to_crm: bool
+    crm_ref_field: str | None
+    acc_ref_field: str | None
+    crm_values: Mapping[str, str | int | bool] = field(default_factory=dict)
+    acc_values: Mapping[str, str | int | bool] = field(default_factory=dict)
+
+    def may_create_on(self, side: Side) -> bool:
+        """Whether an unlinked record on the other side may create a new record on `side`."""
+        return self.accounting_to_crm if side == "crm" else self.crm_to_accounting
+
+    def ref_field(self, side: Side) -> str | None:
+        """The field on `side` that stores syncd's deterministic reference."""
+        return self.crm_ref_field if side == "crm" else self.acc_ref_field
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """On `side` this object writes onto the record linked through `reference` instead of its own record."""
+
+    reference: str
+    side: Side
+
+
+@dataclass(frozen=True)
+class ObjectMapper:
+    """Everything the engine needs to sync one object pair, compiled and checked."""
+
+    name: str
+    crm_object: str
+    acc_object: str
+    direction: Direction
+    conflict: ConflictRule
+    delete_policy: DeletePolicy
+    match_keys: tuple[str, ...]
+    depends_on: tuple[str, ...]
+    create: CreateRule
+    fields: Mapping[str, MappedField]
+    references: Mapping[str, Reference]
+    attach: Attachment | None
+    crm_filter: FilterExpression | None
+    acc_filter: FilterExpression | None
+    currency: ScalarField | None
+    default_currency: str
+    crm_extra_fields: tuple[str, ...] = ()
+    acc_extra_fields: tuple[str, ...] = ()
+
+    # --- reading -----------------------------------------------------------------------------------
+    def crm_to_canonical(self, record: Record) -> dict[str, CanonicalValue]:
+        """Canonical values of every mapped field of a CRM record."""
+        return self._to_canonical("crm", fields_of(record))
+
+    def acc_to_canonical(self, record: Record) -> dict[str, CanonicalValue]:
+        """Canonical values of every mapped field of an accounting record."""
+        return self._to_canonical("accounting", fields_of(record))
+
+    def to_canonical(self, side: Side, record: Record) -> dict[str, CanonicalValue]:
+        """Canonical values of a record from `side`."""
+        return self._to_canonical(side, fields_of(record))
+
+    def _context(self, side: Side, fields: Mapping[str, FieldValue]) -> TransformContext:
+        code: object = None
+        if self.currency is not None:
+            code = lookup(fields, self.currency.side_name(side))
+        text = code.strip().upper() if isinstance(code, str) else ""
+        return TransformContext(currency=text or self.default_currency)
+
+    def _to_canonical(self, side: Side, fields: Mapping[str, FieldValue]) -> dict[str, CanonicalValue]:
+        ctx = self._context(side, fields)
+        out: dict[str, CanonicalValue] = {}
+        for name, mapped in self.fields.items():
+            try:
+                if mapped.items is None:
+                    out[name] = mapped.scalar.canonical(side, fields, ctx)
+                else:
+                    out[name] = self._list_canonical(side, mapped, fields, ctx)
+            except TransformValueError as exc:
+                raise FieldConversionError(self.name, name, side, str(exc)) from exc
+        return out
+
+    @staticmethod
+    def _list_canonical(
+        side: Side, mapped: MappedField, fields: Mapping[str, FieldValue], ctx: TransformContext
+    ) -> CanonicalValue:
+        raw = lookup(fields, mapped.scalar.side_name(side))
+        if raw is None:
+            # Absent is "unknown" (Zoho list endpoints omit line items), not "empty": never write it as [].
+            return None
+        if not isinstance(raw, list | tuple):
+            raise TransformValueError(f"expected a list, got {type(raw).__name__}")
+        items = mapped.items or ()
+        result: list[Mapping[str, CanonicalScalar]] = []
+        for entry in raw:
+            if not isinstance(entry, Mapping):
+                raise TransformValueError(f"expected list entries to be tables, got {type(entry).__name__}")
+            result.append({sub.name: sub.canonical(side, entry, ctx) for sub in items})
+        return tuple(result)
+
+    # --- writing -----------------------------------------------------------------------------------
+    def canonical_to_crm(
+        self, changes: Mapping[str, CanonicalValue], *, creating: bool = False
+    ) -> dict[str, FieldValue]:
+        """CRM field values to write for canonical `changes` (fields that may not be written are dropped)."""
+        return self.canonical_to_side("crm", changes, creating=creating)
+
+    def canonical_to_acc(
+        self, changes: Mapping[str, CanonicalValue], *, creating: bool = False
+    ) -> dict[str, FieldValue]:
+        """Accounting field values to write for canonical `changes`; see `canonical_to_side`."""
+        return self.canonical_to_side("accounting", changes, creating=creating)
+
+    def canonical_to_side(
+        self, side: Side, changes: Mapping[str, CanonicalValue], *, creating: bool = False
+    ) -> dict[str, FieldValue]:
+        """Side field values for canonical `changes`.
+
+        Fields whose direction does not write to `side` are dropped, as are `create_only` fields unless
+        `creating`; when creating, the object's create values (templates over canonical names) are added.
+        The reference field and link fields are the engine's to fill in. Unknown names raise KeyError.
+        """
+        out: dict[str, FieldValue] = {}
+        for name, value in changes.items():
+            mapped = self.fields[name]
+            if not mapped.writes_to(side) or (mapped.create_only and not creating):
+                continue
+            try:
+                out[mapped.scalar.side_name(side)] = self._value_to_side(side, mapped, value)
+            except TransformValueError as exc:
+                raise FieldConversionError(self.name, name, side, str(exc)) from exc
+        if creating:
+            values = self.create.crm_values if side == "crm" else self.create.acc_values
+            names = {k: "" if v is None else str(v) for k, v in changes.items() if not isinstance(v, tuple)}
+            for key, template in values.items():
+                out.setdefault(key, Template(template).safe_substitute(names).strip()
+                               if isinstance(template, str) else template)  # fmt: skip
+        return out
+
+    @staticmethod
+    def _value_to_side(side: Side, mapped: MappedField, value: CanonicalValue) -> FieldValue:
+        if mapped.items is None:
+            if isinstance(value, tuple):
+                raise TransformValueError("expected a single value, got a list")
+            return mapped.scalar.to_side(side, value)
+        if value is None:
+            return None
+        if not isinstance(value, tuple):
+            raise TransformValueError("expected a list of items")
+        return [
+            {sub.side_name(side): sub.to_side(side, entry.get(sub.name)) for sub in mapped.items}
+            for entry in value
+        ]
+
+    # --- rules -------------------------------------------------------------------------------------
+    def accepts_crm(self, record: Record) -> bool:
+        """Whether a CRM record takes part in the sync (its filter holds); raises FilterError if it cannot tell."""
+        return self.crm_filter is None or self.crm_filter.evaluate(fields_of(record))
+
+    def accepts_acc(self, record: Record) -> bool:
+        """Whether an accounting record takes part in the sync."""
+        return self.acc_filter is None or self.acc_filter.evaluate(fields_of(record))
+
+    def match_key(self, side: Side, record: Record) -> tuple[CanonicalScalar, ...] | None:
+        """Normalised match-key values for first-time linking; None if any is missing (never match on blanks).
+
+        Text is trimmed and case-folded on top of the field's transforms, so 'Ann@X.com ' finds 'ann@x.com'.
+        """
+        if not self.match_keys:
+            return None
+        canonical = self.to_canonical(side, record)
+        key: list[CanonicalScalar] = []
+        for name in self.match_keys:
+            value = canonical.get(name)
+            if isinstance(value, str):
+                value = value.strip().casefold() or None
+            if value is None or isinstance(value, tuple):
+                return None
+            key.append(value)
+        return tuple(key)
+
+    def field_direction(self, name: str) -> Direction:
+        """Direction of one canonical field."""
+        return self.fields[name].direction
+
+    def field_conflict(self, name: str) -> ConflictRule:
+        """Conflict rule of one canonical field."""
+        return self.fields[name].conflict
+
+    def read_fields(self, side: Side) -> frozenset[str]:
+        """Every field name on `side` this object needs a connector to fetch."""
+        names: set[str] = {f.scalar.side_name(side) for f in self.fields.values()}
+        names.update(n for r in self.references.values() if (n := r.side_field(side)) is not None)
+        names.update(self.crm_extra_fields if side == "crm" else self.acc_extra_fields)
+        expression = self.crm_filter if side == "crm" else self.acc_filter
+        if expression is not None:
+            names.update(expression.names)
+        if (ref := self.create.ref_field(side)) is not None:
+            names.add(ref)
+        return frozenset(names)
+
+
+@dataclass(frozen=True)
+class CompiledMapping:
+    """A whole mapping file, compiled: its objects in dependency order (dependencies first)."""
+
+    crm_system: str
+    acc_system: str
+    objects: Mapping[str, ObjectMapper]
+    order: tuple[str, ...]
+    spec: MappingSpec
+
+    @property
+    def source_file(self) -> str:
+        """The file this mapping was read from."""
+        return self.spec.source_file
+
+    def for_object(self, side: Side, system_object: str) -> list[ObjectMapper]:
+        """Mapped objects reading `system_object` on `side` (HubSpot deals feed both invoices and payments)."""
+        attr: Literal["crm_object", "acc_object"] = "crm_object" if side == "crm" else "acc_object"
+        return [self.objects[n] for n in self.order if getattr(self.objects[n], attr) == system_object]

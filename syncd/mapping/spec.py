@@ -1,0 +1,163 @@
+"""Typed spec of a mapping file: what the TOML may say, checked with pydantic (`extra="forbid"`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
+
+Direction = Literal["both", "crm_to_accounting", "accounting_to_crm"]
+ConflictRule = Literal["latest", "crm", "accounting", "manual"]
+DeletePolicy = Literal["ignore", "deactivate", "delete"]
+Side = Literal["crm", "accounting"]
+#: A key path inside a mapping file, e.g. ("objects", "invoice", "fields", "stage", "transform", 0).
+KeyPath = tuple[str | int, ...]
+
+
+def dotted(path: KeyPath) -> str:
+    """Render a key path the way an operator reads it: objects.invoice.fields.stage.transform[0]."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _as_step(value: Any) -> Any:
+    # A step is written either as a bare name ("trim") or an inline table ({ name = "money", currency = "EUR" }).
+    if isinstance(value, str):
+        return {"name": value, "args": {}}
+    if isinstance(value, Mapping) and "name" in value and "args" not in value:
+        return {"name": value["name"], "args": {k: v for k, v in value.items() if k != "name"}}
+    return value
+
+
+def _as_steps(value: Any) -> Any:
+    if isinstance(value, str | Mapping):
+        return [value]
+    return value
+
+
+class TransformStep(_Strict):
+    """One named transform with its arguments."""
+
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+Steps = Annotated[list[Annotated[TransformStep, BeforeValidator(_as_step)]], BeforeValidator(_as_steps)]
+DefaultValue = str | int | float | bool | date | datetime
+
+
+class ItemFieldSpec(_Strict):
+    """A sub-field of a list field (a line item's name, quantity, rate)."""
+
+    crm: str
+    acc: str
+    transform: Steps = Field(default_factory=list)
+    crm_transform: Steps = Field(default_factory=list)
+    acc_transform: Steps = Field(default_factory=list)
+    default: DefaultValue | None = None
+
+
+class FieldSpec(_Strict):
+    """One mapped field; its key in the file is its canonical name.
+
+    `transform` applies on both sides; `crm_transform`/`acc_transform` run first on their side only (a
+    value map from deal stage to invoice status sits on the CRM side). `link` makes the field a reference
+    to another mapped object, resolved through the link table instead of compared. `items` makes it a list
+    of sub-records compared as a whole.
+    """
+
+    crm: str | None = None
+    acc: str | None = None
+    transform: Steps = Field(default_factory=list)
+    crm_transform: Steps = Field(default_factory=list)
+    acc_transform: Steps = Field(default_factory=list)
+    direction: Direction | None = None
+    conflict: ConflictRule | None = None
+    default: DefaultValue | None = None
+    create_only: bool = False
+    link: str | None = None
+    items: dict[str, ItemFieldSpec] | None = None
+
+
+class CreateSpec(_Strict):
+    """Which side may create records on the other, and where the idempotency reference is stored."""
+
+    crm_to_accounting: bool = False
+    accounting_to_crm: bool = False
+    crm_ref_field: str | None = None
+    acc_ref_field: str | None = None
+    #: Extra values written only on create; text may use $canonical_name placeholders (string.Template).
+    crm_values: dict[str, str | int | bool] = Field(default_factory=dict)
+    acc_values: dict[str, str | int | bool] = Field(default_factory=dict)
+
+
+class AttachSpec(_Strict):
+    """This object has no record of its own on `side`: it writes onto the record linked via `reference`."""
+
+    reference: str
+    side: Side
+
+
+class ObjectSpec(_Strict):
+    """One synced object pair, such as HubSpot deals ↔ Zoho Books invoices."""
+
+    crm_object: str
+    acc_object: str
+    direction: Direction = "both"
+    conflict: ConflictRule = "latest"
+    delete_policy: DeletePolicy = "ignore"
+    match_keys: list[str] = Field(default_factory=list)
+    depends_on: list[str] = Field(default_factory=list)
+    crm_filter: str | None = None
+    acc_filter: str | None = None
+    crm_extra_fields: list[str] = Field(default_factory=list)
+    acc_extra_fields: list[str] = Field(default_factory=list)
+    currency_field: str | None = None
+    attach: AttachSpec | None = None
+    create: CreateSpec = Field(default_factory=CreateSpec)
+    fields: dict[str, FieldSpec] = Field(default_factory=dict)
+
+
+class MappingHeader(_Strict):
+    """Which two systems the file connects."""
+
+    crm: Literal["hubspot", "salesforce"]
+    accounting: Literal["zohobooks"]
+    default_currency: str = "USD"
+    description: str = ""
+
+
+class MappingSpec(_Strict):
+    """A whole mapping file, as typed data; the loader attaches where it came from."""
+
+    mapping: MappingHeader
+    objects: dict[str, ObjectSpec]
+
+    _source_file: str = PrivateAttr(default="<memory>")
+    _lines: dict[KeyPath, int] = PrivateAttr(default_factory=dict)
+
+    @property
+    def source_file(self) -> str:
+        """Path of the file this spec was read from."""
+        return self._source_file
+
+    def line_of(self, path: KeyPath) -> int | None:
+        """Line of `path` in the source, or of its nearest enclosing key that has one."""
+        for end in range(len(path), 0, -1):
+            if path[:end] in self._lines:
+                return self._lines[path[:end]]
+        return None
+
+    def with_source(self, source_file: str, lines: dict[KeyPath, int]) -> MappingSpec:
+        """Record where this spec came from (used by the loader)."""
+        self._source_file = source_file
+        self._lines = lines
+        return self
