@@ -10,21 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from syncd.errors import Problem
+from syncd.tomllocator import locate_keys
 
 KeyPath = Sequence[str | int]
 
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-_KEY_PART = r"""(?:"[^"]*"|'[^']*'|[A-Za-z0-9_\-]+)"""
-_KEY = re.compile(rf"^\s*({_KEY_PART}(?:\s*\.\s*{_KEY_PART})*)\s*=")
 _SYNTAX_LINE = re.compile(r"\(at line (\d+), column \d+\)")
-
-
-def _split_dotted(text: str) -> list[str]:
-    """Split a dotted TOML key (`a."b.c".d`) into its parts, unquoting each."""
-    parts: list[str] = []
-    for m in re.finditer(r'"([^"]*)"|\'([^\']*)\'|([A-Za-z0-9_\-]+)', text):
-        parts.append(next(g for g in m.groups() if g is not None))
-    return parts
 
 
 @dataclass(frozen=True)
@@ -56,7 +46,7 @@ class TomlSource:
                 line = max(1, len(text.splitlines()))
             message = _SYNTAX_LINE.sub("", str(exc)).strip()
             raise TomlSyntaxError(Problem(str(path), "", f"invalid TOML: {message}", line)) from exc
-        return cls(path=path, data=data, lines=_locate_keys(text))
+        return cls(path=path, data=data, lines=locate_keys(text))
 
     def line_of(self, key_path: KeyPath) -> int | None:
         """The line where `key_path` (or its nearest written ancestor) appears, if known."""
@@ -89,45 +79,3 @@ def format_key_path(key_path: KeyPath) -> str:
         else:
             out += ("." if out else "") + part
     return out
-
-
-def _locate_keys(text: str) -> dict[tuple[str | int, ...], int]:
-    """Map each table header and key in `text` to its 1-based line number."""
-    lines: dict[tuple[str | int, ...], int] = {}
-    array_counts: dict[tuple[str | int, ...], int] = {}
-    table: tuple[str | int, ...] = ()
-    in_multiline = False
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if raw.count('"""') % 2 == 1 or raw.count("'''") % 2 == 1:
-            in_multiline = not in_multiline
-            if not in_multiline:
-                continue
-        elif in_multiline:
-            continue
-        header = _HEADER.match(raw)
-        if header and not _KEY.match(raw):
-            table = _resolve_arrays(tuple(_split_dotted(header.group(2))), array_counts)
-            if header.group(1) == "[[":
-                index = array_counts.get(table, -1) + 1
-                array_counts[table] = index
-                lines.setdefault(table, number)
-                table = (*table, index)
-            lines.setdefault(table, number)
-            continue
-        key = _KEY.match(raw)
-        if key:
-            lines.setdefault((*table, *_split_dotted(key.group(1))), number)
-    return lines
-
-
-def _resolve_arrays(
-    parts: tuple[str, ...], array_counts: dict[tuple[str | int, ...], int]
-) -> tuple[str | int, ...]:
-    """Insert the current index after each prefix that names an array of tables (`[objects.fields]`)."""
-    out: list[str | int] = []
-    for i, part in enumerate(parts):
-        out.append(part)
-        prefix = tuple(out)
-        if prefix in array_counts and i < len(parts) - 1:
-            out.append(array_counts[prefix])
-    return tuple(out)

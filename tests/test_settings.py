@@ -141,3 +141,26 @@ def test_unknown_command_is_usage_error() -> None:
     result = run_cli("frobnicate")
     assert result.returncode == 2
     assert "No such command" in result.stderr
+
+
+def test_shipped_example_config_is_valid() -> None:
+    example = Path(__file__).parent.parent / "config.example.toml"
+    env = {
+        name: "x" * 44
+        for name in ("SYNCD_TOKEN_KEY", "SYNCD_ADMIN_TOKEN", "HUBSPOT_CLIENT_SECRET", "HUBSPOT_REFRESH_TOKEN",
+                     "HUBSPOT_APP_SECRET", "SALESFORCE_CLIENT_SECRET", "SALESFORCE_REFRESH_TOKEN",
+                     "ZOHO_CLIENT_SECRET", "ZOHO_REFRESH_TOKEN", "ZOHO_WEBHOOK_SECRET")
+    }
+    settings = load_settings(example, env=env)
+    assert set(settings.connections) == {"hubspot", "salesforce", "zohobooks"}
+    assert len(settings.mappings.active) == 2
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["run", "sync", "check-config", "db", "links", "conflicts", "sandbox", "demo", "auth", "mappings"],
+)
+def test_every_subcommand_has_help(command: str) -> None:
+    result = run_cli(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage: syncd" in result.stdout

@@ -13,9 +13,9 @@ from pydantic import BaseModel, ValidationError
 from syncd.errors import MappingError, Problem
 from syncd.mapping.compiled import CompiledMapping
 from syncd.mapping.compiler import Issue, ObjectCompiler, compile_objects
-from syncd.mapping.locator import locate_keys
 from syncd.mapping.spec import FieldSpec, KeyPath, MappingHeader, MappingSpec, ObjectSpec, dotted
 from syncd.mapping.transforms import TRANSFORMS, TransformRegistry
+from syncd.tomllocator import locate_keys
 
 _TOML_POSITION = re.compile(r"\(at line (\d+), column \d+\)")
 

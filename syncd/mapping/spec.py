@@ -8,20 +8,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
 
+from syncd.tomlsource import format_key_path
+
 Direction = Literal["both", "crm_to_accounting", "accounting_to_crm"]
 ConflictRule = Literal["latest", "crm", "accounting", "manual"]
 DeletePolicy = Literal["ignore", "deactivate", "delete"]
 Side = Literal["crm", "accounting"]
 #: A key path inside a mapping file, e.g. ("objects", "invoice", "fields", "stage", "transform", 0).
 KeyPath = tuple[str | int, ...]
-
-
-def dotted(path: KeyPath) -> str:
-    """Render a key path the way an operator reads it: objects.invoice.fields.stage.transform[0]."""
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out
+#: Render a key path the way an operator reads it: objects.invoice.fields.stage.transform[0].
+dotted = format_key_path
 
 
 class _Strict(BaseModel):

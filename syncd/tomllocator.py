@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from syncd.mapping.spec import KeyPath
+#: A key path inside a TOML document, e.g. ("connections", "hubspot", "rate_limit") or ("objects", 0).
+KeyPath = tuple[str | int, ...]
 
 _BARE = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -119,7 +120,7 @@ def locate_keys(text: str) -> dict[KeyPath, int]:
             continue
         if stripped.startswith("[["):
             parts, _ = _split_key(stripped[2:])
-            base: KeyPath = tuple(parts)
+            base: KeyPath = _resolve_arrays(tuple(parts), array_counts)
             index = array_counts.get(base, 0)
             array_counts[base] = index + 1
             lines.setdefault(base, number)
@@ -128,7 +129,7 @@ def locate_keys(text: str) -> dict[KeyPath, int]:
             continue
         if stripped.startswith("["):
             parts, _ = _split_key(stripped[1:])
-            table = tuple(parts)
+            table = _resolve_arrays(tuple(parts), array_counts)
             for end in range(1, len(table)):
                 lines.setdefault(table[:end], number)
             lines[table] = number
@@ -146,3 +147,14 @@ def locate_keys(text: str) -> dict[KeyPath, int]:
         if not scanner.open:
             scanner = None
     return lines
+
+
+def _resolve_arrays(parts: tuple[str, ...], array_counts: dict[KeyPath, int]) -> KeyPath:
+    """Insert the current index after each prefix that names an array of tables (`[[objects.fields]]`)."""
+    out: list[str | int] = []
+    for i, part in enumerate(parts):
+        out.append(part)
+        prefix = tuple(out)
+        if prefix in array_counts and i < len(parts) - 1:
+            out.append(array_counts[prefix] - 1)
+    return tuple(out)
