@@ -1,0 +1,1 @@
+"""Benchmarks of syncd and its sandbox; run with `python -m bench <name>`."""

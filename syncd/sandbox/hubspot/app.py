@@ -1,0 +1,271 @@
+"""The HubSpot CRM v3 simulator: credentials, quotas, the request gateway and the Simulator hooks."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Literal
+
+from aiohttp import web
+
+from syncd.sandbox.base import QuotaCounter, QuotaDecision, Simulator, TokenStore
+from syncd.sandbox.hubspot.associations import AssociationStore
+from syncd.sandbox.hubspot.catalog import DEFAULT_PROPERTIES, OBJECT_TYPE_IDS, resolve_object_type
+from syncd.sandbox.hubspot.errors import HubSpotError, json_response
+from syncd.sandbox.hubspot.oauth import HUB_ID, add_oauth_routes, check_bearer
+from syncd.sandbox.hubspot.objects import CrmStore, Record
+from syncd.sandbox.hubspot.webhooks import HubSpotWebhookDispatcher, Subscriptions, encode_events, signed_headers
+from syncd.sandbox.seeding import SeedCounts, SeedWorld
+
+ApiHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+APP_ID = 54321
+DEFAULT_LIMITS: dict[str, Any] = {
+    "window_s": 10.0,
+    "window_max": 100,
+    "daily_cap": 250_000,
+    "token_lifetime_s": 1800.0,
+    "search_lag_s": 0.0,
+}
+
+
+class HubSpotSimulator(Simulator):
+    """HubSpot CRM v3 on loopback: objects, search, associations v4, properties, OAuth, webhooks."""
+
+    name = "hubspot"
+    fault_exempt_prefixes = ("/oauth/",)
+
+    def __init__(self, *, clock: Callable[[], float] = time.time, rng_seed: int = 0) -> None:
+        super().__init__(clock=clock, rng_seed=rng_seed)
+        self.client_id = f"hubspot-client-{rng_seed}"
+        self.client_secret = f"hubspot-secret-{self.rng.getrandbits(64):016x}"
+        # The signature key of HubSpot webhooks is the app's client secret.
+        self.app_secret = self.client_secret
+        self.tokens = TokenStore(
+            client_id=self.client_id, client_secret=self.client_secret, lifetime_s=1800.0, clock=clock,
+            token_prefix="hs-",
+        )
+        self.token_expiry: dict[str, float] = {}
+        self.token_stores.append(self.tokens)
+        self.quota = QuotaCounter(window_s=10.0, window_max=100, daily_cap=250_000, clock=clock)
+        self.quotas.append(self.quota)
+        self.search_lag_s = 0.0
+        self.store = CrmStore(clock=clock, on_change=self._on_change)
+        self.associations = AssociationStore()
+        self.subscriptions = Subscriptions(app_id=APP_ID, portal_id=HUB_ID, clock=clock)
+        self.dispatcher = HubSpotWebhookDispatcher(
+            stats=self.stats, faults=self.faults, encode=encode_events,
+            sign=lambda method, url, body: signed_headers(self.app_secret, method, url, body),
+            rng=self.rng,
+        )
+        self.webhook_dispatchers.append(self.dispatcher)
+        self._quiet = False  # true while seeding: seeded records are pre-existing data, not events
+        self._secondly: dict[int, int] = {}
+
+    # --- Simulator hooks ---
+
+    def add_routes(self, app: web.Application) -> None:
+        """OAuth, objects, search, properties, associations and webhook subscription routes."""
+        from syncd.sandbox.hubspot.associations_api import add_association_routes
+        from syncd.sandbox.hubspot.objects_api import add_object_routes
+        from syncd.sandbox.hubspot.properties_api import add_property_routes, add_subscription_routes
+
+        add_oauth_routes(app, self)
+        add_object_routes(app, self)
+        add_association_routes(app, self)
+        add_property_routes(app, self)
+        add_subscription_routes(app, self)
+
+    def reset(self) -> None:
+        """Drop every record and association (credentials, properties and subscriptions stay)."""
+        self.store.clear()
+        self.associations.clear()
+
+    def seed(self, world: SeedWorld, counts: SeedCounts) -> dict[str, int]:
+        """Companies, contacts (with their company), deals with line items and associations."""
+        from syncd.sandbox.hubspot.seeding import seed_portal
+
+        self._quiet = True
+        try:
+            return seed_portal(self, world, counts)
+        finally:
+            self._quiet = False
+
+    def default_limits(self) -> dict[str, Any]:
+        """HubSpot's Free/Starter quotas, 30-minute tokens and no search lag."""
+        return dict(DEFAULT_LIMITS)
+
+    def apply_limits(self, body: Mapping[str, Any]) -> None:
+        """window_s, window_max, daily_cap, token_lifetime_s, search_lag_s; anything else is a ValueError."""
+        unknown = sorted(set(body) - set(DEFAULT_LIMITS))
+        if unknown:
+            raise ValueError(f"unknown limit keys: {', '.join(unknown)}; expected some of {sorted(DEFAULT_LIMITS)}")
+        for key, value in body.items():
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValueError(f"{key} must be a number")
+            if value < 0 or (value == 0 and key != "search_lag_s"):
+                raise ValueError(f"{key} must be positive")
+            if key in ("window_max", "daily_cap") and not float(value).is_integer():
+                raise ValueError(f"{key} must be an integer")
+        if "window_s" in body:
+            self.quota.window_s = float(body["window_s"])
+        if "window_max" in body:
+            self.quota.window_max = int(body["window_max"])
+        if "daily_cap" in body:
+            self.quota.daily_cap = int(body["daily_cap"])
+        if "token_lifetime_s" in body:
+            self.tokens.lifetime_s = float(body["token_lifetime_s"])
+        if "search_lag_s" in body:
+            self.search_lag_s = float(body["search_lag_s"])
+
+    def records(self, obj: str) -> list[dict[str, Any]] | None:
+        """Every record of an object (archived and merged ones flagged), with its associations."""
+        name = resolve_object_type(obj)
+        if name is None:
+            return None
+        out = []
+        for record in sorted(self.store.records[name].values(), key=lambda r: r.id):
+            state = record.to_state()
+            state["associations"] = {
+                to_obj: [str(i) for i, _ in self.associations.targets(name, record.id, to_obj)]
+                for to_obj in OBJECT_TYPE_IDS
+                if self.associations.targets(name, record.id, to_obj)
+            }
+            out.append(state)
+        return out
+
+    def fault_response(self, kind: Literal["error", "rate_limit"]) -> web.Response:
+        """500 in the Error shape, or the ten-secondly 429."""
+        if kind == "rate_limit":
+            # An injected 429 reports an exhausted window without spending the real quota.
+            spent = QuotaDecision(False, "window", 0, self.quota.daily_cap, self.quota.window_s)
+            return self._rate_limited("window", spent)
+        return HubSpotError(500, "internal error", "INTERNAL_ERROR").response()
+
+    def set_webhook_targets(self, urls: list[str]) -> None:
+        """Every target receives every subscribed event."""
+        self.dispatcher.targets = list(urls)
+
+    def credentials(self, base: str) -> dict[str, str]:
+        """base_url, client_id, client_secret, refresh_token and app_secret."""
+        return {
+            "base_url": base,
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "refresh_token": self.tokens.refresh_token,
+            "app_secret": self.app_secret,
+        }
+
+    def dump_state(self) -> dict[str, Any]:
+        """Records, associations, custom properties, subscriptions, grants and limits."""
+        return {
+            "store": self.store.dump(),
+            "associations": self.associations.dump(),
+            "subscriptions": self.subscriptions.items,
+            "tokens": self.tokens.to_state(),
+            "limits": {
+                "window_s": self.quota.window_s, "window_max": self.quota.window_max,
+                "daily_cap": self.quota.daily_cap, "token_lifetime_s": self.tokens.lifetime_s,
+                "search_lag_s": self.search_lag_s,
+            },
+        }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Restore what dump_state produced."""
+        self.store.load(state.get("store", {}))
+        self.associations.load(state.get("associations", []))
+        if "subscriptions" in state:
+            self.subscriptions.items = [dict(s) for s in state["subscriptions"]]
+        if "tokens" in state:
+            self.tokens.load_state(state["tokens"])
+            self.client_id, self.client_secret = self.tokens.client_id, self.tokens.client_secret
+            self.app_secret = self.client_secret
+        if "limits" in state:
+            self.apply_limits({k: v for k, v in state["limits"].items() if v is not None})
+
+    # --- the gateway every API route goes through ---
+
+    def api(self, handler: ApiHandler) -> ApiHandler:
+        """Wrap an API handler: bearer check, quota, HubSpot-shaped errors and rate-limit headers."""
+
+        async def gateway(request: web.Request) -> web.StreamResponse:
+            try:
+                check_bearer(request, self)
+            except HubSpotError as exc:
+                return exc.response()
+            decision = self.quota.take()
+            if not decision.allowed:
+                self.stats.rate_limited += 1
+                return self._rate_limited(decision.policy or "window", decision)
+            try:
+                response = await handler(request)
+            except HubSpotError as exc:
+                response = exc.response()
+            response.headers.update(self._limit_headers(decision))
+            return response
+
+        return gateway
+
+    def _limit_headers(self, decision: QuotaDecision) -> dict[str, str]:
+        second = int(self.clock())
+        used = self._secondly.get(second, 0) + 1
+        self._secondly = {second: used}
+        secondly = max(1, math.ceil(self.quota.window_max / max(self.quota.window_s, 1.0)))
+        return {
+            "X-HubSpot-RateLimit-Daily": str(self.quota.daily_cap),
+            "X-HubSpot-RateLimit-Daily-Remaining": str(decision.daily_remaining),
+            "X-HubSpot-RateLimit-Interval-Milliseconds": str(int(self.quota.window_s * 1000)),
+            "X-HubSpot-RateLimit-Max": str(self.quota.window_max),
+            "X-HubSpot-RateLimit-Remaining": str(decision.window_remaining),
+            "X-HubSpot-RateLimit-Secondly": str(secondly),
+            "X-HubSpot-RateLimit-Secondly-Remaining": str(max(0, secondly - used)),
+        }
+
+    def _rate_limited(self, policy: str, decision: QuotaDecision) -> web.Response:
+        daily = policy == "daily"
+        body = {
+            "status": "error",
+            "message": "You have reached your daily limit." if daily
+            else "You have reached your ten_secondly_rolling limit.",
+            "errorType": "RATE_LIMIT",
+            "correlationId": HubSpotError(429, "", "RATE_LIMITS").body()["correlationId"],
+            "category": "RATE_LIMITS",
+            "policyName": "DAILY" if daily else "TEN_SECONDLY_ROLLING",
+        }
+        headers = self._limit_headers(decision)
+        headers["Retry-After"] = str(max(1, math.ceil(decision.window_reset_s))) if not daily else "3600"
+        return json_response(body, status=429, headers=headers)
+
+    # --- helpers used by the route modules ---
+
+    def object_type(self, raw: str) -> str:
+        """The canonical object name for a path segment, or HubSpot's 400 for an unknown one."""
+        name = resolve_object_type(raw)
+        if name is None:
+            raise HubSpotError(400, f"Unable to infer object type from: {raw}", "VALIDATION_ERROR")
+        return name
+
+    async def json_body(self, request: web.Request) -> Any:
+        """The parsed JSON body, or HubSpot's 400 for malformed JSON."""
+        text = await request.text()
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise HubSpotError(
+                400, f"Invalid input JSON on line {exc.lineno}, column {exc.colno}: {exc.msg}", "VALIDATION_ERROR"
+            ) from None
+
+    def default_properties(self, obj: str) -> tuple[str, ...]:
+        """The properties returned when a request names none."""
+        return DEFAULT_PROPERTIES[obj]
+
+    def _on_change(self, kind: str, obj: str, record: Record, extra: dict[str, Any]) -> None:
+        if self._quiet:
+            return
+        for event in self.subscriptions.events(kind, obj, record, extra):
+            self.dispatcher.emit(event)
+        if kind == "creation":
+            for event in self.subscriptions.creation_property_events(obj, record, extra.get("properties", {})):
+                self.dispatcher.emit(event)

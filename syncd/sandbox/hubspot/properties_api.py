@@ -1,0 +1,95 @@
+"""The properties API (list, read, create custom properties) and the webhook subscriptions management API."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from syncd.sandbox.hubspot.catalog import PropertyDef
+from syncd.sandbox.hubspot.errors import HubSpotError, json_response, not_found, validation_error
+from syncd.sandbox.hubspot.values import iso_ms
+
+if TYPE_CHECKING:
+    from syncd.sandbox.hubspot.app import HubSpotSimulator
+
+PROPERTY_TYPES = frozenset({"bool", "date", "datetime", "enumeration", "number", "phone_number", "string"})
+FIELD_TYPES = frozenset({"booleancheckbox", "calculation_equation", "checkbox", "date", "file", "html", "number",
+                         "phonenumber", "radio", "select", "text", "textarea"})
+EVENT_TYPES = frozenset(
+    f"{obj}.{kind}"
+    for obj in ("contact", "company", "deal", "line_item")
+    for kind in ("creation", "deletion", "propertyChange", "merge", "restore", "associationChange")
+)
+
+
+def add_property_routes(app: web.Application, sim: HubSpotSimulator) -> None:
+    """GET/POST /crm/v3/properties/{object_type} and GET /crm/v3/properties/{object_type}/{name}."""
+
+    async def list_properties(request: web.Request) -> web.Response:
+        obj = sim.object_type(request.match_info["object_type"])
+        return json_response(
+            {"results": [p.to_json(iso_ms(p.created_at)) for p in sim.store.properties[obj].values()]}
+        )
+
+    async def get_property(request: web.Request) -> web.Response:
+        obj = sim.object_type(request.match_info["object_type"])
+        prop = sim.store.properties[obj].get(request.match_info["name"])
+        if prop is None:
+            raise not_found(f"Unable to find property {request.match_info['name']!r} on {obj}.")
+        return json_response(prop.to_json(iso_ms(prop.created_at)))
+
+    async def create_property(request: web.Request) -> web.Response:
+        obj = sim.object_type(request.match_info["object_type"])
+        body = await sim.json_body(request)
+        if not isinstance(body, Mapping):
+            raise validation_error("Invalid input JSON: the body must be an object.")
+        missing = [k for k in ("name", "label", "type", "fieldType", "groupName") if not isinstance(body.get(k), str)]
+        if missing:
+            raise validation_error(f"Missing required field(s): {', '.join(missing)}.")
+        if body["type"] not in PROPERTY_TYPES or body["fieldType"] not in FIELD_TYPES:
+            raise validation_error(f"Invalid type {body['type']!r} or fieldType {body['fieldType']!r}.")
+        name = body["name"]
+        if name in sim.store.properties[obj]:
+            raise HubSpotError(409, f"Property named '{name}' already exists.", "OBJECT_ALREADY_EXISTS")
+        options = tuple(str(o.get("value")) for o in body.get("options", []) if isinstance(o, Mapping))
+        prop = PropertyDef(
+            name, body["label"], body["type"], body["fieldType"], body["groupName"],
+            unique=bool(body.get("hasUniqueValue", False)), hubspot_defined=False, options=options,
+            created_at=sim.clock(),
+        )
+        sim.store.properties[obj][name] = prop
+        return json_response(prop.to_json(iso_ms(prop.created_at)), status=201)
+
+    base = "/crm/v3/properties/{object_type}"
+    app.router.add_get(base, sim.api(list_properties))
+    app.router.add_post(base, sim.api(create_property))
+    app.router.add_get(base + "/{name}", sim.api(get_property))
+
+
+def add_subscription_routes(app: web.Application, sim: HubSpotSimulator) -> None:
+    """GET/POST /webhooks/v3/{app_id}/subscriptions (minimal management API)."""
+
+    def check_app(request: web.Request) -> None:
+        if request.match_info["app_id"] != str(sim.subscriptions.app_id):
+            raise not_found(f"No app {request.match_info['app_id']} in this portal.")
+
+    async def list_subscriptions(request: web.Request) -> web.Response:
+        check_app(request)
+        return json_response({"results": sim.subscriptions.items})
+
+    async def create_subscription(request: web.Request) -> web.Response:
+        check_app(request)
+        body: Any = await sim.json_body(request)
+        if not isinstance(body, Mapping) or body.get("eventType") not in EVENT_TYPES:
+            raise validation_error(f"eventType must be one of {sorted(EVENT_TYPES)}.")
+        property_name = body.get("propertyName")
+        if body["eventType"].endswith(".propertyChange") and not isinstance(property_name, str):
+            raise validation_error("A propertyChange subscription needs a propertyName.")
+        item = sim.subscriptions.add(body["eventType"], property_name, active=bool(body.get("active", True)))
+        return json_response(item, status=201)
+
+    base = "/webhooks/v3/{app_id}/subscriptions"
+    app.router.add_get(base, sim.api(list_subscriptions))
+    app.router.add_post(base, sim.api(create_subscription))

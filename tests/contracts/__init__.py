@@ -1,0 +1,1 @@
+"""Contract checks: the vendors' OpenAPI files and the helper that validates responses against them."""

@@ -1,0 +1,1 @@
+"""HubSpot's OpenAPI files and the harness that checks every simulator response against them."""
