@@ -11,7 +11,8 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from syncd.errors import RetryableError, UnknownOutcomeError
@@ -40,7 +41,12 @@ class _Wait:
     """Exponential backoff with jitter, but never shorter than the system's Retry-After."""
 
     def __init__(self, policy: RetryPolicy) -> None:
-        self._backoff = wait_exponential_jitter(initial=policy.initial_s, max=policy.max_s, jitter=policy.jitter_s)
+        # wait_exponential + wait_random rather than wait_exponential_jitter(initial=...): tenacity 9.2
+        # deprecates `initial` (a DeprecationWarning, an error under our test settings) and 8.x lacks the
+        # `multiplier` that replaces it; this sum is the same backoff on both.
+        self._backoff = wait_exponential(multiplier=policy.initial_s, max=policy.max_s) + wait_random(
+            0, policy.jitter_s
+        )
 
     def __call__(self, state: RetryCallState) -> float:
         delay: float = self._backoff(state)

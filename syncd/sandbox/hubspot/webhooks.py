@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -54,30 +53,11 @@ def encode_events(events: list[Event]) -> bytes:
 
 
 class HubSpotWebhookDispatcher(WebhookDispatcher):
-    """The base dispatcher, except that every retry re-encodes the batch with `attemptNumber` raised,
-    as HubSpot does (the base signs one body for all attempts)."""
+    """The base dispatcher, with every retry re-encoded with `attemptNumber` raised, as HubSpot does."""
 
-    async def _deliver(self, url: str, batch: list[Event]) -> None:
-        assert self._session is not None
-        for attempt in range(1, self.max_attempts + 1):
-            if attempt > 1:
-                self.stats.webhooks_retried += 1
-                # The simulated sender's own backoff between attempts.
-                await asyncio.sleep(min(self.retry_max_s, self.retry_base_s * 2 ** (attempt - 2)))
-            body = self.encode([{**event, "attemptNumber": attempt - 1} for event in batch])
-            headers = {"Content-Type": self.content_type, **self.sign("POST", url, body)}
-            try:
-                async with self._session.post(url, data=body, headers=headers) as response:
-                    await response.read()
-                    if 200 <= response.status < 300:
-                        self.stats.webhooks_sent += 1
-                        return
-            except (TimeoutError, OSError, ValueError):
-                pass  # refused, reset or timed out: retried like a 5xx
-            except Exception as exc:  # aiohttp.ClientError and friends
-                if exc.__class__.__module__.split(".")[0] != "aiohttp":
-                    raise
-        self.stats.webhooks_failed += 1
+    def encode_attempt(self, batch: list[Event], attempt: int) -> bytes:
+        """The body of attempt `attempt` (1-based): HubSpot counts attempts from 0 in each event."""
+        return self.encode([{**event, "attemptNumber": attempt - 1} for event in batch])
 
 
 class Subscriptions:
