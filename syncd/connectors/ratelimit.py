@@ -77,7 +77,9 @@ class RateLimiter:
         """Correct our view with what the system reported in its headers."""
         if daily_used is not None:
             self._daily_used = max(self._daily_used, daily_used)
-        if daily_cap is not None and daily_cap != self.budget.daily_cap:
+        # The system's own allocation bounds ours, but a lower configured cap (budget left for other
+        # integrations of the same account) is the operator's choice and stays.
+        if daily_cap is not None and (self.budget.daily_cap is None or daily_cap < self.budget.daily_cap):
             self.budget = Budget(self.budget.window_s, self.budget.window_max, daily_cap, self.budget.target)
         if daily_remaining is not None and self.budget.daily_cap is not None:
             self._daily_used = max(self._daily_used, self.budget.daily_cap - daily_remaining)

@@ -30,11 +30,22 @@ class RetryPolicy:
     initial_s: float = 0.5
     max_s: float = 30.0
     jitter_s: float = 0.5
+    # A system asking us to wait longer than this (a spent daily cap) is not retried in-line.
+    longest_wait_s: float = 300.0
 
 
-def _retryable(exc: BaseException) -> bool:
-    # A write whose outcome is unknown is never retried blindly: the caller looks it up first.
-    return isinstance(exc, RetryableError) and not isinstance(exc, UnknownOutcomeError)
+def _retryable_under(policy: RetryPolicy) -> Callable[[BaseException], bool]:
+    """Which failures `policy` retries here and now."""
+
+    def retryable(exc: BaseException) -> bool:
+        # A write whose outcome is unknown is never retried blindly: the caller looks it up first.
+        if not isinstance(exc, RetryableError) or isinstance(exc, UnknownOutcomeError):
+            return False
+        # A wait longer than the policy's longest (a spent daily cap) is the scheduler's business, not a
+        # coroutine sleeping for hours: hand the error up with its retry_after.
+        return exc.retry_after is None or exc.retry_after <= policy.longest_wait_s
+
+    return retryable
 
 
 class _Wait:
@@ -70,7 +81,7 @@ async def retrying(
             log.warning("call_retrying", connection=connection, call=what, error=str(exc))
 
     async for attempt in AsyncRetrying(
-        retry=retry_if_exception(_retryable),
+        retry=retry_if_exception(_retryable_under(policy)),
         stop=stop_after_attempt(policy.attempts),
         wait=_Wait(policy),
         before_sleep=before_sleep,

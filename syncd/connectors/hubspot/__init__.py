@@ -1,0 +1,5 @@
+"""The HubSpot connector."""
+
+from syncd.connectors.hubspot.connector import HubSpotConnector
+
+__all__ = ["HubSpotConnector"]

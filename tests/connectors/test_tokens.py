@@ -1,0 +1,111 @@
+"""The TokenManager with the HubSpot connector on the sandbox: single-flight refresh, revoked grants."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+import pytest
+
+from syncd.connectors.base import Create
+from syncd.errors import AuthError
+from syncd.sandbox.runner import Sandbox
+from tests.connectors.conftest import ControlPlane
+from tests.connectors.hubspot_fixtures import MemoryTokenStorage, hubspot_connector
+
+TOKEN_ROUTE = "POST /oauth/v1/token"
+
+
+async def refreshes_on_sandbox(control: ControlPlane) -> int:
+    """How many token requests the HubSpot simulator has answered."""
+    stats = await control.get("stats")
+    return int(stats["requests"].get(TOKEN_ROUTE, 0))
+
+
+async def test_fifty_calls_meeting_an_expired_token_cause_one_refresh(
+    reset_sandbox: Sandbox, control: dict[str, ControlPlane]
+) -> None:
+    storage = MemoryTokenStorage()
+    async with hubspot_connector(reset_sandbox, storage=storage) as hubspot:
+        await hubspot.describe("contacts")  # first token
+        assert hubspot.tokens.refreshes == 1
+        first = storage.grants["hubspot-test"].access_token
+        before = await refreshes_on_sandbox(control["hubspot"])
+        await control["hubspot"].post("expire-tokens")
+        results = await asyncio.gather(*(hubspot.get_many("contacts", [str(1000 + i)]) for i in range(50)))
+    assert all(r == {} for r in results)
+    assert hubspot.tokens.refreshes == 2
+    assert await refreshes_on_sandbox(control["hubspot"]) - before == 1
+    # The new token went to the store.
+    assert storage.grants["hubspot-test"].access_token != first
+
+
+async def test_token_expiry_in_the_middle_of_a_paged_read(
+    reset_sandbox: Sandbox, control: dict[str, ControlPlane]
+) -> None:
+    await control["hubspot"].post("seed", {"contacts": 450, "seed": 2})
+    async with hubspot_connector(reset_sandbox) as hubspot:
+        seen: list[str] = []
+        pages = 0
+        async for page in hubspot.changes("contacts", datetime(2000, 1, 1, tzinfo=UTC), timedelta(0)):
+            seen.extend(r.id for r in page.records)
+            pages += 1
+            if pages == 1:
+                await control["hubspot"].post("expire-tokens")
+        assert pages >= 3
+        assert hubspot.tokens.refreshes == 2
+    assert len(seen) == len(set(seen)) == 450
+
+
+async def test_revoked_grant_needs_reauth_and_other_connections_keep_working(
+    reset_sandbox: Sandbox, control: dict[str, ControlPlane]
+) -> None:
+    storage = MemoryTokenStorage()
+    # A grant the user removed: this connection's refresh token is no longer accepted.
+    async with hubspot_connector(reset_sandbox, "crm-a", storage=storage, refresh_token="hs-rt-removed") as revoked, \
+            hubspot_connector(reset_sandbox, "crm-b", storage=storage) as healthy:
+        await healthy.describe("contacts")
+        with pytest.raises(AuthError) as caught:
+            await revoked.create_many("contacts", [Create("r1", {"email": "r1@x.com"})])
+        message = str(caught.value)
+        assert "crm-a" in message and "syncd auth crm-a" in message
+        assert "syncd auth crm-a" in storage.needs_reauth["crm-a"]
+        # Further calls fail fast with the same advice instead of hammering the token endpoint.
+        before = await refreshes_on_sandbox(control["hubspot"])
+        with pytest.raises(AuthError):
+            await revoked.get_many("contacts", ["1"])
+        assert await refreshes_on_sandbox(control["hubspot"]) == before
+        outcomes = await healthy.create_many("contacts", [Create("h1", {"email": "h1@x.com"})])
+        assert outcomes[0].ok
+    assert "crm-b" not in storage.needs_reauth
+
+
+async def test_sandbox_revoke_is_reported_as_needing_reauth(
+    reset_sandbox: Sandbox, control: dict[str, ControlPlane]
+) -> None:
+    storage = MemoryTokenStorage()
+    async with hubspot_connector(reset_sandbox, "crm-r", storage=storage) as hubspot:
+        await hubspot.describe("deals")
+        await control["hubspot"].post("revoke")
+        with pytest.raises(AuthError, match="syncd auth crm-r"):
+            await hubspot.get_many("deals", ["1"])
+    assert "crm-r" in storage.needs_reauth
+
+
+async def test_authorisation_code_flow_against_the_sandbox(
+    reset_sandbox: Sandbox, control_session: object
+) -> None:
+    assert isinstance(control_session, aiohttp.ClientSession)
+    async with hubspot_connector(reset_sandbox, authorize_url=reset_sandbox.control_url("hubspot")
+                                 + "/oauth/authorize") as hubspot:
+        redirect = "http://127.0.0.1:9/callback"
+        url = hubspot.authorize_url(redirect, "st4te")
+        async with control_session.get(url, allow_redirects=False) as response:
+            assert response.status == 302
+            query = parse_qs(urlsplit(response.headers["Location"]).query)
+        assert query["state"] == ["st4te"]
+        grant = await hubspot.exchange_code(query["code"][0], redirect)
+        assert grant.refresh_token and grant.expires_at is not None
+        assert await hubspot.get_many("contacts", ["1"]) == {}
