@@ -1,0 +1,52 @@
+"""Turning SOQL rows into Records, and write fields into REST bodies."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from syncd.connectors.base import FieldValue, Record
+from syncd.connectors.salesforce.values import ValueTypeError, to_fields, to_json, to_value
+from syncd.errors import SkippableError
+
+SYSTEM = "salesforce"
+REFERENCE_FIELD = "Syncd_Ref__c"
+LINE_ITEMS = "line_items"
+# The Opportunity's line items as the connector hands them out, with their describe types.
+LINE_FIELDS: Mapping[str, str] = {
+    "Id": "id", "Name": "string", "Quantity": "double", "UnitPrice": "currency", "TotalPrice": "currency",
+}
+
+
+def to_record(obj: str, row: Mapping[str, Any], types: Mapping[str, str],
+              line_items: Sequence[Mapping[str, FieldValue]] | None = None) -> Record:
+    """One SOQL row as a Record; `SystemModstamp` is its modification time."""
+    fields: dict[str, FieldValue] = to_fields(row, types)
+    if line_items is not None:
+        fields[LINE_ITEMS] = list(line_items)
+    stamp = to_value("datetime", row.get("SystemModstamp") or row.get("LastModifiedDate"))
+    if not isinstance(stamp, datetime):
+        raise ValueTypeError(f"{obj} {row.get('Id')} has no SystemModstamp")
+    return Record(system=SYSTEM, object=obj, id=str(row["Id"]), fields=fields, modified_at=stamp,
+                  deleted=bool(row.get("IsDeleted")))
+
+
+def to_line(row: Mapping[str, Any]) -> dict[str, FieldValue]:
+    """One OpportunityLineItem row as an entry of an Opportunity's `line_items`."""
+    return {name: to_value(kind, row.get(name)) for name, kind in LINE_FIELDS.items()}
+
+
+def write_body(obj: str, fields: Mapping[str, FieldValue], *, record: str,
+               connection: str) -> dict[str, Any]:
+    """A REST body for a create or update; SkippableError for what Salesforce cannot take this way."""
+    if LINE_ITEMS in fields:
+        raise SkippableError(
+            "Opportunity line items are written as OpportunityLineItem records, not through the Opportunity",
+            connection=connection, record=record,
+        )
+    try:
+        body = {name: to_json(value) for name, value in fields.items()}
+    except ValueTypeError as exc:
+        raise SkippableError(str(exc), connection=connection, record=record) from None
+    return {"attributes": {"type": obj}, **body}
