@@ -1,0 +1,199 @@
+"""The admin listener: health, readiness, Prometheus metrics, and the conflicts/links API."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any, cast
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from sqlalchemy.exc import SQLAlchemyError
+
+from syncd.logs import get_logger
+from syncd.settings import Settings
+from syncd.store import (
+    ConflictStatus,
+    ConflictStore,
+    ConnectionStore,
+    Database,
+    LinkState,
+    LinkStore,
+    Resolution,
+    SchemaOutdatedError,
+    StoreConflictError,
+    StoreError,
+    StoreNotFoundError,
+    check_schema,
+)
+from syncd.store.reports import conflict_view, link_view, pending_inbox_count
+from syncd.web.metrics import Metrics
+
+log = get_logger(__name__)
+
+MAX_PAGE = 1000
+_STORE_DOWN = (StoreError, SQLAlchemyError, OSError)
+
+
+def _error(status: int, message: str, **headers: str) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers or None)
+
+
+def _page(request: web.Request) -> tuple[int, int] | None:
+    """`limit` and `offset` from the query, or None if they are not sensible numbers."""
+    try:
+        limit = int(request.query.get("limit", "100"))
+        offset = int(request.query.get("offset", "0"))
+    except ValueError:
+        return None
+    return (limit, offset) if 1 <= limit <= MAX_PAGE and offset >= 0 else None
+
+
+_BAD_PAGE = f"limit must be an integer 1..{MAX_PAGE} and offset an integer >= 0"
+
+
+class AdminApi:
+    """The admin endpoints' handlers over one store."""
+
+    def __init__(self, *, db: Database, settings: Settings, metrics: Metrics) -> None:
+        self._db = db
+        self._token = settings.admin.token
+        self._metrics = metrics
+        self._conflicts = ConflictStore(db)
+        self._links = LinkStore(db)
+        self._connections = ConnectionStore(db)
+
+    async def healthz(self, _request: web.Request) -> web.Response:
+        """The process is up and serving."""
+        return web.json_response({"status": "ok"})
+
+    async def readyz(self, _request: web.Request) -> web.Response:
+        """Ready when the store answers with a current schema; names connections needing re-authorisation."""
+        try:
+            state = await check_schema(self._db)
+            connections = await self._connections.list()
+        except SchemaOutdatedError as exc:
+            return web.json_response({"ready": False, "reason": str(exc)}, status=503)
+        except _STORE_DOWN as exc:
+            log.error("readiness: store unreachable", error=str(exc))
+            return web.json_response({"ready": False, "reason": "store unreachable"}, status=503)
+        # A revoked grant stops only its connection, so it is reported but does not make the process unready.
+        needs_reauth = [c.name for c in connections if c.status == "needs_reauth"]
+        return web.json_response({"ready": True, "schema": state.current, "needs_reauth": needs_reauth})
+
+    async def metrics(self, _request: web.Request) -> web.Response:
+        """Prometheus text; the inbox gauge is measured now (kept at its last value if the store is down)."""
+        try:
+            self._metrics.inbox_pending.set(await pending_inbox_count(self._db))
+        except _STORE_DOWN as exc:
+            log.warning("metrics: inbox not counted, store unreachable", error=str(exc))
+        body, content_type = self._metrics.render()
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    async def list_conflicts(self, request: web.Request) -> web.Response:
+        """`GET /api/conflicts?status=open|resolved|all&limit=&offset=`, oldest first."""
+        status = request.query.get("status", "open")
+        if status not in ("open", "resolved", "all"):
+            return _error(400, "status must be open, resolved or all")
+        page = _page(request)
+        if page is None:
+            return _error(400, _BAD_PAGE)
+        limit, offset = page
+        wanted = None if status == "all" else cast(ConflictStatus, status)
+        found = await self._conflicts.list(status=wanted, limit=limit, offset=offset)
+        return web.json_response([conflict_view(c) for c in found])
+
+    async def resolve_conflict(self, request: web.Request) -> web.Response:
+        """`POST /api/conflicts/{id}/resolve` with `{"resolution", "value"?, "by"}`; needs the admin token."""
+        if not self._authorised(request):
+            reason = "admin.token is not configured" if self._token is None else "missing or wrong token"
+            return _error(401, reason, **{"WWW-Authenticate": 'Bearer realm="syncd"'})
+        try:
+            conflict_id = int(request.match_info["id"])
+        except ValueError:
+            return _error(404, "no such conflict")
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "body must be JSON")
+        problem, resolution, value, by = _resolution(body)
+        if problem:
+            return _error(400, problem)
+        try:
+            resolved = await self._conflicts.resolve(conflict_id, resolution, value, by=by)
+        except StoreNotFoundError:
+            return _error(404, f"conflict {conflict_id} does not exist")
+        except StoreConflictError:
+            return _error(409, f"conflict {conflict_id} is already resolved")
+        log.info("conflict resolved", conflict=conflict_id, resolution=resolution, by=by)
+        return web.json_response(conflict_view(resolved))
+
+    async def list_links(self, request: web.Request) -> web.Response:
+        """`GET /api/links?mapping=&object=&state=&limit=&offset=`; `next_offset` is null on the last page."""
+        state = request.query.get("state")
+        if state is not None and state not in ("pending", "linked", "deleted"):
+            return _error(400, "state must be pending, linked or deleted")
+        page = _page(request)
+        if page is None:
+            return _error(400, _BAD_PAGE)
+        limit, offset = page
+        found = await self._links.list(
+            mapping=request.query.get("mapping"),
+            object=request.query.get("object"),
+            state=cast("LinkState | None", state),
+            limit=limit,
+            offset=offset,
+        )
+        next_offset = offset + len(found) if len(found) == limit else None
+        return web.json_response({"links": [link_view(link) for link in found], "next_offset": next_offset})
+
+    def _authorised(self, request: web.Request) -> bool:
+        """A bearer token equal to `admin.token` (constant-time compare); refused when none is configured."""
+        if self._token is None:
+            return False
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        expected = self._token.get_secret_value()
+        return (
+            scheme.lower() == "bearer"
+            and bool(expected)
+            and hmac.compare_digest(given.strip().encode(), expected.encode())
+        )
+
+
+def _resolution(body: Any) -> tuple[str, Resolution, Any, str]:
+    """Check a resolve body; the first element names the problem, empty when the body is good."""
+    if not isinstance(body, dict):
+        return "body must be a JSON object", "crm", None, ""
+    resolution = body.get("resolution")
+    by = body.get("by")
+    if resolution not in ("crm", "accounting", "value"):
+        return "resolution must be crm, accounting or value", "crm", None, ""
+    if not isinstance(by, str) or not by.strip():
+        return "by must name who decided", "crm", None, ""
+    if resolution == "value" and "value" not in body:
+        return 'resolution "value" needs a "value"', "crm", None, ""
+    if resolution != "value" and "value" in body:
+        return f'"value" only goes with resolution "value", not {resolution!r}', "crm", None, ""
+    return "", cast(Resolution, resolution), body.get("value"), by.strip()
+
+
+@web.middleware
+async def _store_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A store outage on any API call is a 503 the caller may retry, not a 500."""
+    try:
+        return await handler(request)
+    except _STORE_DOWN as exc:
+        log.error("admin api: store unavailable", path=request.path, error=str(exc))
+        return _error(503, "store unavailable, retry later")
+
+
+def build_admin_app(*, db: Database, settings: Settings, metrics: Metrics) -> web.Application:
+    """The admin application: /healthz, /readyz, /metrics and the /api/conflicts, /api/links endpoints."""
+    api = AdminApi(db=db, settings=settings, metrics=metrics)
+    app = web.Application(middlewares=[_store_errors])
+    app.router.add_get("/healthz", api.healthz)
+    app.router.add_get("/readyz", api.readyz)
+    app.router.add_get("/metrics", api.metrics)
+    app.router.add_get("/api/conflicts", api.list_conflicts)
+    app.router.add_post("/api/conflicts/{id}/resolve", api.resolve_conflict)
+    app.router.add_get("/api/links", api.list_links)
+    return app

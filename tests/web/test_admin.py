@@ -1,0 +1,230 @@
+"""The admin listener: health and readiness, Prometheus metrics, and the conflicts/links API."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
+
+from syncd.settings import AdminSettings, Settings
+from syncd.store import ConflictStore, ConnectionStore, Database, InboxStore, LinkStore, upgrade_database
+from syncd.web.admin import build_admin_app
+from syncd.web.metrics import Metrics
+
+ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
+TOKEN = "admin-token-123"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def settings(token: str | None = TOKEN) -> Settings:
+    """Settings with (or without) an admin token."""
+    return Settings(admin=AdminSettings(token=None if token is None else SecretStr(token)))
+
+
+@pytest.fixture
+async def admin(aiohttp_client: ClientFactory, database: Database) -> TestClient[Any, Any]:
+    """The admin app on loopback over the test store."""
+    return await aiohttp_client(build_admin_app(db=database, settings=settings(), metrics=Metrics()))
+
+
+async def make_link(database: Database, crm_id: str) -> int:
+    """A linked contact pair."""
+    links = LinkStore(database)
+    pending = await links.intend(
+        "contacts", "contact", "hubspot", crm_id, "zohobooks", f"Z-{crm_id}", f"ref-{crm_id}"
+    )
+    return (await links.bind(pending.id, base={"phone": "1"})).id
+
+
+async def open_conflict(database: Database, crm_id: str = "101") -> int:
+    """An open conflict on the phone field of a new link."""
+    conflict = await ConflictStore(database).open_conflict(
+        await make_link(database, crm_id), "phone", "1", "2", "3"
+    )
+    return conflict.id
+
+
+async def test_healthz_answers_while_the_process_runs(admin: TestClient[Any, Any]) -> None:
+    response = await admin.get("/healthz")
+    assert response.status == 200 and (await response.json())["status"] == "ok"
+
+
+async def test_readyz_names_connections_needing_reauthorisation(
+    admin: TestClient[Any, Any], database: Database
+) -> None:
+    connections = ConnectionStore(database)
+    await connections.ensure("hs", "hubspot")
+    await connections.ensure("zb", "zohobooks")
+    await connections.set_status("zb", "needs_reauth", "grant revoked")
+    response = await admin.get("/readyz")
+    body = await response.json()
+    assert response.status == 200
+    assert body["ready"] is True and body["needs_reauth"] == ["zb"]
+
+
+async def test_readyz_is_503_until_the_schema_is_created(
+    aiohttp_client: ClientFactory, tmp_path: Path
+) -> None:
+    db = await Database.open(f"sqlite:///{tmp_path / 'empty.db'}")
+    try:
+        client = await aiohttp_client(build_admin_app(db=db, settings=settings(), metrics=Metrics()))
+        response = await client.get("/readyz")
+        body = await response.json()
+        assert response.status == 503 and body["ready"] is False
+        assert "syncd db upgrade" in body["reason"]
+    finally:
+        await db.close()
+
+
+async def test_metrics_parse_and_count_webhooks_and_pending_inbox_events(
+    aiohttp_client: ClientFactory, database: Database
+) -> None:
+    metrics = Metrics()
+    metrics.count_webhook("hs", "accepted")
+    metrics.count_webhook("hs", "accepted")
+    metrics.count_webhook("hs", "rejected")
+    inbox = InboxStore(database)
+    for event_id in ("e1", "e2", "e3"):
+        await inbox.put("hs", event_id, {"kind": "updated"})
+    first = (await inbox.pending(limit=1))[0]
+    await inbox.mark_processed([first.id])
+    client = await aiohttp_client(build_admin_app(db=database, settings=settings(), metrics=metrics))
+    response = await client.get("/metrics")
+    assert response.status == 200 and response.content_type == "text/plain"
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(await response.text())
+        for sample in family.samples
+    }
+    assert samples[("syncd_webhooks_received_total", (("connection", "hs"), ("outcome", "accepted")))] == 2
+    assert samples[("syncd_webhooks_received_total", (("connection", "hs"), ("outcome", "rejected")))] == 1
+    assert samples[("syncd_inbox_pending", ())] == 2
+
+
+async def test_conflicts_are_listed_by_status(admin: TestClient[Any, Any], database: Database) -> None:
+    open_id = await open_conflict(database, "101")
+    settled = await open_conflict(database, "102")
+    await ConflictStore(database).resolve(settled, "crm", by="alice")
+    listed = await (await admin.get("/api/conflicts")).json()
+    assert [(c["id"], c["crm_value"], c["acc_value"]) for c in listed] == [(open_id, "2", "3")]
+    resolved = await (await admin.get("/api/conflicts?status=resolved")).json()
+    assert [(c["id"], c["resolved_by"]) for c in resolved] == [(settled, "alice")]
+    assert len(await (await admin.get("/api/conflicts?status=all")).json()) == 2
+    assert (await admin.get("/api/conflicts?status=maybe")).status == 400
+
+
+async def test_resolving_needs_the_admin_token(admin: TestClient[Any, Any], database: Database) -> None:
+    conflict_id = await open_conflict(database)
+    body = {"resolution": "crm", "by": "mallory"}
+    missing = await admin.post(f"/api/conflicts/{conflict_id}/resolve", json=body)
+    wrong = await admin.post(
+        f"/api/conflicts/{conflict_id}/resolve", json=body, headers={"Authorization": "Bearer guess"}
+    )
+    assert (missing.status, wrong.status) == (401, 401)
+    assert missing.headers["WWW-Authenticate"].startswith("Bearer")
+    assert (await ConflictStore(database).get(conflict_id)).status == "open"
+
+
+async def test_without_a_configured_token_resolving_is_refused(
+    aiohttp_client: ClientFactory, database: Database
+) -> None:
+    conflict_id = await open_conflict(database)
+    client = await aiohttp_client(build_admin_app(db=database, settings=settings(None), metrics=Metrics()))
+    response = await client.post(
+        f"/api/conflicts/{conflict_id}/resolve",
+        json={"resolution": "crm", "by": "a"},
+        headers={"Authorization": "Bearer "},
+    )
+    assert response.status == 401
+    assert "not configured" in (await response.json())["error"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"resolution": "mine", "by": "alice"},
+        {"resolution": "crm"},
+        {"resolution": "crm", "by": "  "},
+        {"resolution": "value", "by": "alice"},
+        {"resolution": "crm", "value": "x", "by": "alice"},
+        ["crm"],
+    ],
+)
+async def test_a_bad_resolve_body_is_400_and_changes_nothing(
+    admin: TestClient[Any, Any], database: Database, body: Any
+) -> None:
+    conflict_id = await open_conflict(database)
+    response = await admin.post(f"/api/conflicts/{conflict_id}/resolve", json=body, headers=AUTH)
+    assert response.status == 400
+    assert (await ConflictStore(database).get(conflict_id)).status == "open"
+
+
+async def test_a_non_json_resolve_body_is_400(admin: TestClient[Any, Any], database: Database) -> None:
+    conflict_id = await open_conflict(database)
+    response = await admin.post(f"/api/conflicts/{conflict_id}/resolve", data=b"crm please", headers=AUTH)
+    assert response.status == 400
+
+
+async def test_resolve_chooses_a_value_once_and_refuses_a_second_decision(
+    admin: TestClient[Any, Any], database: Database
+) -> None:
+    conflict_id = await open_conflict(database)
+    url = f"/api/conflicts/{conflict_id}/resolve"
+    first = await admin.post(
+        url, json={"resolution": "value", "value": "+44 20 7946 0000", "by": "alice"}, headers=AUTH
+    )
+    assert first.status == 200
+    body = await first.json()
+    assert (body["status"], body["resolved_value"], body["resolved_by"]) == (
+        "resolved",
+        "+44 20 7946 0000",
+        "alice",
+    )
+    second = await admin.post(url, json={"resolution": "crm", "by": "bob"}, headers=AUTH)
+    assert second.status == 409
+    assert (await ConflictStore(database).get(conflict_id)).resolved_by == "alice"
+
+
+async def test_resolving_an_unknown_conflict_is_404(admin: TestClient[Any, Any]) -> None:
+    response = await admin.post(
+        "/api/conflicts/9999/resolve", json={"resolution": "crm", "by": "a"}, headers=AUTH
+    )
+    assert response.status == 404
+
+
+async def test_links_are_paged_and_filtered(admin: TestClient[Any, Any], database: Database) -> None:
+    ids = [await make_link(database, crm_id) for crm_id in ("101", "102", "103")]
+    await LinkStore(database).intend("contacts", "contact", "hubspot", "104", "zohobooks", None, "ref-104")
+    first = await (await admin.get("/api/links?limit=2&state=linked")).json()
+    assert [link["id"] for link in first["links"]] == ids[:2] and first["next_offset"] == 2
+    rest = await (await admin.get("/api/links?limit=2&offset=2&state=linked")).json()
+    assert [link["id"] for link in rest["links"]] == ids[2:] and rest["next_offset"] is None
+    assert rest["links"][0]["crm_id"] == "103" and rest["links"][0]["acc_id"] == "Z-103"
+    pending = await (await admin.get("/api/links?state=pending")).json()
+    assert [(link["crm_id"], link["acc_id"]) for link in pending["links"]] == [("104", None)]
+    assert (await admin.get("/api/links?limit=0")).status == 400
+    assert (await admin.get("/api/links?state=gone")).status == 400
+
+
+async def test_api_calls_during_a_store_outage_are_503(aiohttp_client: ClientFactory, tmp_path: Path) -> None:
+    folder = tmp_path / "store"
+    folder.mkdir()
+    db = await Database.open(f"sqlite:///{folder / 'syncd.db'}")
+    try:
+        await upgrade_database(db)
+        client = await aiohttp_client(build_admin_app(db=db, settings=settings(), metrics=Metrics()))
+        await db.close()
+        shutil.rmtree(folder)
+        assert (await client.get("/api/conflicts")).status == 503
+        assert (await client.get("/readyz")).status == 503
+        assert (await client.get("/healthz")).status == 200
+        assert (await client.get("/metrics")).status == 200  # scrapes go on, the gauge keeps its last value
+    finally:
+        await db.close()
