@@ -4,7 +4,12 @@ The files type many amounts as `string` or `integer` while their own examples ar
 10000.00`), and the live API returns amounts as JSON numbers. The rule (contracts README, "Known defects"):
 *a schema typed string or integer whose own example is a decimal number is a number*. Nothing else is changed,
 except `page_context`, which the invoices file types as an array where the live API (and the contacts file)
-has an object; both shapes are then accepted.
+has an object; both shapes are then accepted; and the customer-payments list key, which the file spells
+`customer_payments` where the live API (Zoho's API docs, every client that reads it) sends `customerpayments`.
+
+Left alone on purpose: `outstanding_receivable_amount` is typed integer with an integer example, so the rule
+does not reach it although the live API sends a decimal; responses whose value has a fraction would fail on it
+(the simulator's contact tests use whole amounts there). The rule is the documented one and is not widened.
 """
 
 from __future__ import annotations
@@ -33,12 +38,20 @@ def _allow_page_context_object(node: dict[str, Any]) -> None:
         properties["page_context"] = {"anyOf": [items, schema]}
 
 
+def _rename_payments_list_key(node: dict[str, Any]) -> None:
+    """The list of customer payments is `customerpayments` in the live API's answers."""
+    properties = node.get("properties")
+    if isinstance(properties, dict) and "customer_payments" in properties and "page_context" in properties:
+        properties["customerpayments"] = properties.pop("customer_payments")
+
+
 def _walk(node: Any) -> None:
-    """Apply both corrections to every schema object in the document, depth first."""
+    """Apply the corrections to every schema object in the document, depth first."""
     if isinstance(node, dict):
         if node.get("type") in ("string", "integer") and _is_decimal_example(node.get("example")):
             node["type"] = "number"
         _allow_page_context_object(node)
+        _rename_payments_list_key(node)
         for value in node.values():
             _walk(value)
     elif isinstance(node, list):

@@ -129,6 +129,7 @@ async def test_search_limits_lag_and_result_cap(hub: Any) -> None:
     eq = {"propertyName": "email", "operator": "HAS_PROPERTY"}
 
     async def search(body: dict[str, Any]) -> tuple[int, Any]:
+        clock.now += 1  # one search a second keeps clear of search's own per-second limit
         return await call(session, "POST", "/crm/v3/objects/contacts/search", token, json=body)
 
     for bad in (
@@ -157,6 +158,42 @@ async def test_search_limits_lag_and_result_cap(hub: Any) -> None:
     assert status == 200 and "paging" not in body
 
 
+async def test_search_allows_four_requests_a_second_and_the_fifth_gets_a_secondly_429(hub: Any) -> None:
+    harness, clock, session = hub
+    token = harness.sim.tokens.issue_access_token().access_token
+    clock.now = 1_750_000_000.0  # the start of a second
+    statuses = []
+    for _ in range(5):
+        async with session.post("/crm/v3/objects/contacts/search", json={},
+                                headers={"Authorization": f"Bearer {token}"}) as response:
+            statuses.append(response.status)
+            body = await response.json()
+    assert statuses == [200, 200, 200, 200, 429]
+    assert body["policyName"] == "SECONDLY" and body["errorType"] == "RATE_LIMIT"
+    assert response.headers["Retry-After"] == "1"
+    # Other endpoints are not held to search's limit, and the next second opens search again.
+    assert (await call(session, "GET", "/crm/v3/objects/contacts", token))[0] == 200
+    clock.now += 1
+    assert (await call(session, "POST", "/crm/v3/objects/contacts/search", token, json={}))[0] == 200
+    harness.sim.apply_limits({"search_per_s": 1})
+    clock.now += 1
+    assert (await call(session, "POST", "/crm/v3/objects/contacts/search", token, json={}))[0] == 200
+    assert (await call(session, "POST", "/crm/v3/objects/contacts/search", token, json={}))[0] == 429
+    assert harness.sim.stats.rate_limited == 2
+
+
+async def test_secondly_headers_are_reported_but_only_the_ten_second_window_refuses(hub: Any) -> None:
+    harness, clock, session = hub
+    token = harness.sim.tokens.issue_access_token().access_token
+    clock.now = 1_750_000_000.0
+    secondly_remaining = []
+    for _ in range(30):  # far past the reported secondly figure (10), within one second and one window
+        async with session.get("/crm/v3/objects/contacts", headers={"Authorization": f"Bearer {token}"}) as r:
+            assert r.status == 200
+            secondly_remaining.append(int(r.headers["X-HubSpot-RateLimit-Secondly-Remaining"]))
+    assert secondly_remaining[0] == 9 and secondly_remaining[-1] == 0
+
+
 async def test_batch_limit_and_unknown_object(hub: Any) -> None:
     harness, _, session = hub
     token = harness.sim.tokens.issue_access_token().access_token
@@ -167,3 +204,14 @@ async def test_batch_limit_and_unknown_object(hub: Any) -> None:
     assert status == 201 and len(body["results"]) == 100
     status, body = await call(session, "GET", "/crm/v3/objects/widgets", token)
     assert status == 400
+
+
+async def test_association_batch_read_takes_1000_inputs_and_refuses_more(hub: Any) -> None:
+    harness, _, session = hub
+    token = harness.sim.tokens.issue_access_token().access_token
+    path = "/crm/v4/associations/contacts/companies/batch/read"
+    inputs = [{"id": str(i)} for i in range(1, 1002)]
+    status, body = await call(session, "POST", path, token, json={"inputs": inputs})
+    assert status == 400 and body["category"] == "VALIDATION_ERROR"
+    status, body = await call(session, "POST", path, token, json={"inputs": inputs[:1000]})
+    assert status == 207 and body["numErrors"] == 1000  # none of these contacts exists

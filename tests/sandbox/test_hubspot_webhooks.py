@@ -122,3 +122,56 @@ async def test_subscriptions_api_and_merge_event(setup: Any) -> None:
     assert sorted(e["propertyValue"] for e in email_events) == ["m1@example.com", "m2@example.com"]
     merge = next(e for e in events if e["subscriptionType"] == "contact.merge")
     assert merge["primaryObjectId"] == int(ids[0]) and merge["mergedObjectIds"] == [int(ids[1])]
+
+
+async def test_association_changes_reach_association_change_subscribers(setup: Any) -> None:
+    harness, receiver, session = setup
+    receiver.failures = 0
+    async with session.post("/webhooks/v3/54321/subscriptions", json={"eventType": "contact.associationChange"}) as r:
+        assert r.status == 201
+        subscription = await r.json()
+    async with session.post("/crm/v3/objects/contacts", json={"properties": {"email": "a@example.com"}}) as r:
+        contact = (await r.json())["id"]
+    async with session.post("/crm/v3/objects/companies", json={"properties": {"name": "Acme"}}) as r:
+        company = (await r.json())["id"]
+    association = f"/crm/v4/objects/contacts/{contact}/associations"
+    async with session.put(f"{association}/default/companies/{company}") as r:
+        assert r.status == 200
+    async with session.delete(f"{association}/companies/{company}") as r:
+        assert r.status == 204
+    await harness.sim.drain_webhooks(10)
+    events = [e for _, body, _ in receiver.deliveries for e in json.loads(body)]
+    changes = [e for e in events if e["subscriptionType"] == "contact.associationChange"]
+    # Only the contact side is subscribed: company.associationChange events would need their own subscription.
+    assert [(e["associationType"], e["associationRemoved"]) for e in changes] == [
+        ("CONTACT_TO_COMPANY", False), ("CONTACT_TO_COMPANY", True)
+    ]
+    assert all(e["fromObjectId"] == int(contact) and e["toObjectId"] == int(company) for e in changes)
+    assert all(e["subscriptionId"] == int(subscription["id"]) and e["associationTypeId"] == 279 for e in changes)
+    assert len({e["eventId"] for e in events}) == len(events)
+
+
+async def test_restoring_an_archived_record_emits_restore_and_revives_it(setup: Any) -> None:
+    harness, receiver, session = setup
+    receiver.failures = 0
+    async with session.post("/crm/v3/objects/contacts", json={"properties": {"email": "r@example.com"}}) as r:
+        contact = (await r.json())["id"]
+    async with session.delete(f"/crm/v3/objects/contacts/{contact}") as r:
+        assert r.status == 204
+    async with session.post(f"/_sandbox/restore/contacts/{contact}") as r:
+        assert r.status == 200 and (await r.json())["restored"]["archived"] is False
+    async with session.get(f"/crm/v3/objects/contacts/{contact}") as r:
+        assert r.status == 200 and (await r.json())["properties"]["email"] == "r@example.com"
+    async with session.post(f"/_sandbox/restore/contacts/{contact}") as r:
+        assert r.status == 404  # live records are not in the recycle bin
+    # A restore that would duplicate a unique value taken meanwhile is refused, as in HubSpot.
+    async with session.delete(f"/crm/v3/objects/contacts/{contact}") as r:
+        assert r.status == 204
+    async with session.post("/crm/v3/objects/contacts", json={"properties": {"email": "r@example.com"}}) as r:
+        assert r.status == 201
+    async with session.post(f"/_sandbox/restore/contacts/{contact}") as r:
+        assert r.status == 409
+    await harness.sim.drain_webhooks(10)
+    events = [e for _, body, _ in receiver.deliveries for e in json.loads(body)]
+    restores = [e for e in events if e["subscriptionType"] == "contact.restore"]
+    assert [(e["objectId"], e["changeFlag"]) for e in restores] == [(int(contact), "RESTORED")]

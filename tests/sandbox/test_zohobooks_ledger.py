@@ -157,7 +157,7 @@ async def test_over_application_is_rejected_and_changes_nothing(books: Books) ->
     assert (await _pay(books, other["contact_id"], 50, (invoice_id, 50)))[0] == 400  # another's invoice
     assert (await _invoice(books, invoice_id))["balance"] == 100
     _, listed = await books.call("GET", "/customerpayments")
-    assert listed["customer_payments"] == []
+    assert listed["customerpayments"] == []
 
 
 async def test_webhooks_are_signed_one_event_per_request(books: Books) -> None:

@@ -10,8 +10,8 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from syncd.sandbox.base import QuotaCounter, QuotaDecision, Simulator, TokenStore
-from syncd.sandbox.hubspot.associations import AssociationStore
+from syncd.sandbox.base import QuotaCounter, QuotaDecision, Simulator, TokenStore, json_error
+from syncd.sandbox.hubspot.associations import AssociationStore, AssociationType, Edge
 from syncd.sandbox.hubspot.catalog import DEFAULT_PROPERTIES, OBJECT_TYPE_IDS, resolve_object_type
 from syncd.sandbox.hubspot.errors import HubSpotError, json_response
 from syncd.sandbox.hubspot.oauth import HUB_ID, add_oauth_routes, check_bearer
@@ -28,6 +28,9 @@ DEFAULT_LIMITS: dict[str, Any] = {
     "daily_cap": 250_000,
     "token_lifetime_s": 1800.0,
     "search_lag_s": 0.0,
+    # CRM search has its own limit on top of the general one: 4 requests a second (contracts README; HubSpot's
+    # changelog "crm-search-api-rate-limit-increase").
+    "search_per_s": 4,
 }
 
 
@@ -51,9 +54,12 @@ class HubSpotSimulator(Simulator):
         self.token_stores.append(self.tokens)
         self.quota = QuotaCounter(window_s=10.0, window_max=100, daily_cap=250_000, clock=clock)
         self.quotas.append(self.quota)
+        # Fixed one-second windows; the daily cap is the general quota's business, so this one never binds.
+        self.search_quota = QuotaCounter(window_s=1.0, window_max=4, daily_cap=2**62, clock=clock)
+        self.quotas.append(self.search_quota)
         self.search_lag_s = 0.0
         self.store = CrmStore(clock=clock, on_change=self._on_change)
-        self.associations = AssociationStore()
+        self.associations = AssociationStore(on_change=self._on_association_change)
         self.subscriptions = Subscriptions(app_id=APP_ID, portal_id=HUB_ID, clock=clock)
         self.dispatcher = HubSpotWebhookDispatcher(
             stats=self.stats, faults=self.faults, encode=encode_events,
@@ -72,6 +78,7 @@ class HubSpotSimulator(Simulator):
         from syncd.sandbox.hubspot.objects_api import add_object_routes
         from syncd.sandbox.hubspot.properties_api import add_property_routes, add_subscription_routes
 
+        app.router.add_post("/_sandbox/restore/{object}/{object_id}", self._handle_restore)
         add_oauth_routes(app, self)
         add_object_routes(app, self)
         add_association_routes(app, self)
@@ -98,7 +105,8 @@ class HubSpotSimulator(Simulator):
         return dict(DEFAULT_LIMITS)
 
     def apply_limits(self, body: Mapping[str, Any]) -> None:
-        """window_s, window_max, daily_cap, token_lifetime_s, search_lag_s; anything else is a ValueError."""
+        """window_s, window_max, daily_cap, token_lifetime_s, search_lag_s, search_per_s; anything else is a
+        ValueError."""
         unknown = sorted(set(body) - set(DEFAULT_LIMITS))
         if unknown:
             raise ValueError(f"unknown limit keys: {', '.join(unknown)}; expected some of {sorted(DEFAULT_LIMITS)}")
@@ -107,7 +115,7 @@ class HubSpotSimulator(Simulator):
                 raise ValueError(f"{key} must be a number")
             if value < 0 or (value == 0 and key != "search_lag_s"):
                 raise ValueError(f"{key} must be positive")
-            if key in ("window_max", "daily_cap") and not float(value).is_integer():
+            if key in ("window_max", "daily_cap", "search_per_s") and not float(value).is_integer():
                 raise ValueError(f"{key} must be an integer")
         if "window_s" in body:
             self.quota.window_s = float(body["window_s"])
@@ -119,6 +127,8 @@ class HubSpotSimulator(Simulator):
             self.tokens.lifetime_s = float(body["token_lifetime_s"])
         if "search_lag_s" in body:
             self.search_lag_s = float(body["search_lag_s"])
+        if "search_per_s" in body:
+            self.search_quota.window_max = int(body["search_per_s"])
 
     def records(self, obj: str) -> list[dict[str, Any]] | None:
         """Every record of an object (archived and merged ones flagged), with its associations."""
@@ -168,7 +178,7 @@ class HubSpotSimulator(Simulator):
             "limits": {
                 "window_s": self.quota.window_s, "window_max": self.quota.window_max,
                 "daily_cap": self.quota.daily_cap, "token_lifetime_s": self.tokens.lifetime_s,
-                "search_lag_s": self.search_lag_s,
+                "search_lag_s": self.search_lag_s, "search_per_s": self.search_quota.window_max,
             },
         }
 
@@ -184,6 +194,18 @@ class HubSpotSimulator(Simulator):
             self.app_secret = self.client_secret
         if "limits" in state:
             self.apply_limits({k: v for k, v in state["limits"].items() if v is not None})
+
+    async def _handle_restore(self, request: web.Request) -> web.Response:
+        """POST /_sandbox/restore/{object}/{id}: what a user restoring a record from the recycle bin does."""
+        obj = resolve_object_type(request.match_info["object"])
+        record = None if obj is None else self.store.get(obj, request.match_info["object_id"], archived=True)
+        if obj is None or record is None:
+            return json_error(404, "no archived record with that object and id")
+        try:
+            self.store.restore(obj, record)
+        except HubSpotError as exc:
+            return json_error(exc.status, exc.message)
+        return web.json_response({"restored": record.to_state()})
 
     # --- the gateway every API route goes through ---
 
@@ -208,7 +230,17 @@ class HubSpotSimulator(Simulator):
 
         return gateway
 
+    def take_search_slot(self) -> web.Response | None:
+        """Spend one search request of this second; the 429 to answer instead when the second is used up."""
+        decision = self.search_quota.take()
+        if decision.allowed:
+            return None
+        self.stats.rate_limited += 1
+        return self._rate_limited("secondly", decision)
+
     def _limit_headers(self, decision: QuotaDecision) -> dict[str, str]:
+        # The secondly headers are still sent, but HubSpot's only enforced burst policy is the ten-secondly
+        # window (plus search's own per-second limit), so nothing here refuses a request for its second.
         second = int(self.clock())
         used = self._secondly.get(second, 0) + 1
         self._secondly = {second: used}
@@ -225,16 +257,16 @@ class HubSpotSimulator(Simulator):
 
     def _rate_limited(self, policy: str, decision: QuotaDecision) -> web.Response:
         daily = policy == "daily"
+        policy_name = {"daily": "DAILY", "secondly": "SECONDLY"}.get(policy, "TEN_SECONDLY_ROLLING")
         body = {
             "status": "error",
-            "message": "You have reached your daily limit." if daily
-            else "You have reached your ten_secondly_rolling limit.",
+            "message": f"You have reached your {policy_name.lower()} limit.",
             "errorType": "RATE_LIMIT",
             "correlationId": HubSpotError(429, "", "RATE_LIMITS").body()["correlationId"],
             "category": "RATE_LIMITS",
-            "policyName": "DAILY" if daily else "TEN_SECONDLY_ROLLING",
+            "policyName": policy_name,
         }
-        headers = self._limit_headers(decision)
+        headers = self._limit_headers(decision) if policy != "secondly" else {}
         headers["Retry-After"] = str(max(1, math.ceil(decision.window_reset_s))) if not daily else "3600"
         return json_response(body, status=429, headers=headers)
 
@@ -260,6 +292,12 @@ class HubSpotSimulator(Simulator):
     def default_properties(self, obj: str) -> tuple[str, ...]:
         """The properties returned when a request names none."""
         return DEFAULT_PROPERTIES[obj]
+
+    def _on_association_change(self, edge: Edge, spec: AssociationType, removed: bool) -> None:
+        if self._quiet:
+            return
+        for event in self.subscriptions.association_events(edge, spec, removed):
+            self.dispatcher.emit(event)
 
     def _on_change(self, kind: str, obj: str, record: Record, extra: dict[str, Any]) -> None:
         if self._quiet:

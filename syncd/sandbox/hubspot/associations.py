@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,13 +76,16 @@ def valid_type(from_obj: str, to_obj: str, category: Any, type_id: Any) -> Assoc
 
 
 Edge = tuple[str, int, str, int]  # (from object, from id, to object, to id)
+# Told of every association type that appears on or leaves an edge: (edge, type, removed).
+AssociationListener = Callable[[Edge, AssociationType, bool], None]
 
 
 class AssociationStore:
     """Every association; each write also records the inverse edge, as HubSpot does."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_change: AssociationListener | None = None) -> None:
         self.edges: dict[Edge, set[AssociationType]] = {}
+        self.on_change = on_change
 
     def clear(self) -> None:
         """Drop every association."""
@@ -94,8 +97,18 @@ class AssociationStore:
         default = DEFAULT_TYPES.get((from_obj, to_obj))
         if default is not None and spec.type_id != default:
             self.add(from_obj, from_id, to_obj, to_id, AssociationType(HUBSPOT_DEFINED, default))
-        self.edges.setdefault((from_obj, from_id, to_obj, to_id), set()).add(spec)
-        self.edges.setdefault((to_obj, to_id, from_obj, from_id), set()).add(inverse_type(from_obj, to_obj, spec))
+        self._put((from_obj, from_id, to_obj, to_id), spec)
+        self._put((to_obj, to_id, from_obj, from_id), inverse_type(from_obj, to_obj, spec))
+
+    def _put(self, edge: Edge, spec: AssociationType) -> None:
+        specs = self.edges.setdefault(edge, set())
+        if spec not in specs:
+            specs.add(spec)
+            self._notify(edge, spec, False)
+
+    def _notify(self, edge: Edge, spec: AssociationType, removed: bool) -> None:
+        if self.on_change is not None:
+            self.on_change(edge, spec, removed)
 
     def add_default(self, from_obj: str, from_id: int, to_obj: str, to_id: int) -> AssociationType:
         """Associate with the unlabelled default type; returns it."""
@@ -105,21 +118,26 @@ class AssociationStore:
 
     def remove(self, from_obj: str, from_id: int, to_obj: str, to_id: int) -> None:
         """Remove every association type between two records, both ways."""
-        self.edges.pop((from_obj, from_id, to_obj, to_id), None)
-        self.edges.pop((to_obj, to_id, from_obj, from_id), None)
+        for edge in ((from_obj, from_id, to_obj, to_id), (to_obj, to_id, from_obj, from_id)):
+            for spec in sorted(self.edges.pop(edge, set()), key=lambda s: s.type_id):
+                self._notify(edge, spec, True)
 
     def remove_labels(
         self, from_obj: str, from_id: int, to_obj: str, to_id: int, specs: Iterable[AssociationType]
     ) -> None:
         """Remove only the given types (and their inverses); an edge left without types disappears."""
         for spec in specs:
-            forward = self.edges.get((from_obj, from_id, to_obj, to_id), set())
-            forward.discard(spec)
-            backward = self.edges.get((to_obj, to_id, from_obj, from_id), set())
-            backward.discard(inverse_type(from_obj, to_obj, spec))
+            self._drop((from_obj, from_id, to_obj, to_id), spec)
+            self._drop((to_obj, to_id, from_obj, from_id), inverse_type(from_obj, to_obj, spec))
         for key in ((from_obj, from_id, to_obj, to_id), (to_obj, to_id, from_obj, from_id)):
             if not self.edges.get(key, True):
                 del self.edges[key]
+
+    def _drop(self, edge: Edge, spec: AssociationType) -> None:
+        specs = self.edges.get(edge)
+        if specs is not None and spec in specs:
+            specs.discard(spec)
+            self._notify(edge, spec, True)
 
     def targets(self, from_obj: str, from_id: int, to_obj: str) -> list[tuple[int, set[AssociationType]]]:
         """(to id, types) for every record of `to_obj` associated with the given record, by id."""
@@ -132,8 +150,8 @@ class AssociationStore:
     def move(self, obj: str, old_id: int, new_id: int) -> None:
         """Re-point every association of a merged-away record to the record it was merged into."""
         for key in [k for k in self.edges if k[0] == obj and k[1] == old_id]:
-            specs = self.edges.pop(key)
-            self.edges.pop((key[2], key[3], obj, old_id), None)
+            specs = self.edges.get(key, set())
+            self.remove(*key)
             if key[2] == obj and key[3] == new_id:
                 continue
             for spec in specs:

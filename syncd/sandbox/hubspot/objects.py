@@ -220,6 +220,17 @@ class CrmStore:
         self._touch(record)
         self._notify("deletion", obj, record, {"changeSource": source})
 
+    def restore(self, obj: str, record: Record, *, source: str = "CRM") -> None:
+        """Bring an archived record back from the recycle bin (a user's action in HubSpot's UI: the API has
+        no restore call); 409 if another record took one of its unique values meanwhile."""
+        if not record.archived or record.merged_into is not None:
+            raise validation_error(f"{SINGULAR[obj]} {record.id} is not in the recycle bin.")
+        self.check_unique(obj, record.properties, exclude=record.id)
+        record.archived_at = None
+        self._touch(record)
+        self._index(record)
+        self._notify("restore", obj, record, {"changeSource": source})
+
     def merge(self, obj: str, primary: Record, merged: Record) -> Record:
         """Merge `merged` into `primary`: blanks of the primary are filled, the other is archived and its
         id leads to the primary from now on."""

@@ -73,12 +73,12 @@ class ObjectRoutes:
     def render(
         self, obj: str, record: Record, wanted: list[str] | None, *, associations: list[str] | None = None
     ) -> dict[str, Any]:
-        """A record as SimplePublicObject(WithAssociations); unset properties are left out."""
+        """A record as SimplePublicObject(WithAssociations); a requested property without a value is null."""
         names = list(wanted) if wanted else list(self.sim.default_properties(obj))
         names += [n for n in (*_ALWAYS, MODIFIED_PROPERTY[obj]) if n not in names]
         out: dict[str, Any] = {
             "id": str(record.id),
-            "properties": {n: record.properties[n] for n in names if n in record.properties},
+            "properties": self.shown(obj, record.properties, names),
             "createdAt": iso_ms(record.created_at),
             "updatedAt": iso_ms(record.updated_at),
             "archived": record.archived,
@@ -98,6 +98,12 @@ class ObjectRoutes:
             if found:
                 out["associations"] = found
         return out
+
+    def shown(self, obj: str, values: Mapping[str, str], names: list[str]) -> dict[str, str | None]:
+        """The requested properties of a record: real HubSpot answers null for a defined property without a
+        value and leaves out names that are not properties of the object at all."""
+        defined = self.store.properties[obj]
+        return {n: values.get(n) for n in names if n in values or n in defined}
 
     def _type_name(self, obj: str, to_obj: str, specs: set[AssociationType]) -> str:
         # The unlabelled (highest id) type names the edge, as HubSpot's v3 responses do.
@@ -333,13 +339,16 @@ class ObjectRoutes:
 
     async def search(self, request: web.Request) -> web.Response:
         obj = self.sim.object_type(request.match_info["object_type"])
+        refused = self.sim.take_search_slot()
+        if refused is not None:
+            return refused
         body = await self.sim.json_body(request)
         page = run_search(self.store, obj, body, now=self.sim.clock(), lag_s=self.sim.search_lag_s)
         names = [*page.properties, *(n for n in (*_ALWAYS, MODIFIED_PROPERTY[obj]) if n not in page.properties)]
         results = [
             {
                 "id": str(record_id),
-                "properties": {n: props[n] for n in names if n in props},
+                "properties": self.shown(obj, props, names),
                 "createdAt": iso_ms(created),
                 "updatedAt": iso_ms(updated),
                 "archived": False,

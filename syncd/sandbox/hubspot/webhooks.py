@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from syncd.sandbox.base import Event, WebhookDispatcher
+from syncd.sandbox.hubspot.associations import AssociationType, Edge
 from syncd.sandbox.hubspot.catalog import SINGULAR
 from syncd.sandbox.hubspot.objects import Record
 from syncd.sandbox.hubspot.values import iso_ms
@@ -69,8 +70,10 @@ class Subscriptions:
         self.clock = clock
         self.items: list[dict[str, Any]] = []
         self._next_event_id = 100_001
-        # Every object × event kind is subscribed out of the box; propertyChange without a propertyName
-        # (a sandbox liberty) covers every property.
+        # Every object × event kind is subscribed out of the box, active (a real app's subscriptions start
+        # paused until switched on; the sandbox saves users that step); propertyChange without a propertyName
+        # (a sandbox liberty) covers every property. associationChange is left for users to subscribe to:
+        # its events name no objectId, which receivers written for record events may not expect.
         for singular in SINGULAR.values():
             for kind in ("creation", "deletion", "propertyChange", "merge", "restore"):
                 self.add(f"{singular}.{kind}", None, active=True)
@@ -121,6 +124,35 @@ class Subscriptions:
                 for key in ("primaryObjectId", "mergedObjectIds", "newObjectId", "numberOfPropertiesMoved"):
                     event[key] = extra[key]
             out.append(event)
+        return out
+
+    def association_events(self, edge: Edge, spec: AssociationType, removed: bool) -> list[Event]:
+        """associationChange events for one association type added to or removed from one direction of an
+        edge, one per matching active subscription of the edge's source object."""
+        from_obj, from_id, to_obj, to_id = edge
+        event_type = f"{SINGULAR[from_obj]}.associationChange"
+        out: list[Event] = []
+        for sub in self.items:
+            if not sub["active"] or sub["eventType"] != event_type:
+                continue
+            out.append({
+                "eventId": self._next_event_id,
+                "subscriptionId": int(sub["id"]),
+                "portalId": self.portal_id,
+                "appId": self.app_id,
+                "occurredAt": int(self.clock() * 1000),
+                "subscriptionType": event_type,
+                "attemptNumber": 0,
+                "changeSource": "API",
+                "associationType": f"{SINGULAR[from_obj]}_TO_{SINGULAR[to_obj]}".upper(),
+                "associationCategory": spec.category,
+                "associationTypeId": spec.type_id,
+                "fromObjectId": from_id,
+                "toObjectId": to_id,
+                "associationRemoved": removed,
+                "isPrimaryAssociation": spec.label == "Primary",
+            })
+            self._next_event_id += 1
         return out
 
     def creation_property_events(self, obj: str, record: Record, properties: dict[str, str]) -> list[Event]:

@@ -239,18 +239,11 @@ class RecordStore:
         """Change fields of one live record; every update bumps LastModifiedDate, as in Salesforce."""
         record = self.get(spec, record_id)
         values = self._coerce_body(spec, body, creating=False, record_id=record["Id"])
-        amount_locked = spec is OPPORTUNITY and record["HasOpportunityLineItem"]
-        if amount_locked and "Amount" in values and values["Amount"] != record["Amount"]:
-            raise RecordError(
-                400,
-                [
-                    SfError(
-                        "FIELD_INTEGRITY_EXCEPTION",
-                        "Amount cannot be changed on an opportunity that has line items",
-                        ("Amount",),
-                    )
-                ],
-            )
+        if spec is OPPORTUNITY and record["HasOpportunityLineItem"]:
+            # Salesforce's object reference (Opportunity.Amount): on an opportunity with products "any attempt
+            # to update this field will be ignored. The update call will not be rejected, and other fields will
+            # be updated as specified, but the Amount will be unchanged."
+            values.pop("Amount", None)
         self._check_unique(spec, values, record["Id"])
         self._touch(spec.name, record["Id"])
         before = dict(record)

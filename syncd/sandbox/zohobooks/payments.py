@@ -311,7 +311,9 @@ class PaymentRoutes:
             report_name="Customer Payments",
             applied_filter=query.get("filter_by", "PaymentMode.All"),
         )
-        return answer({"code": 0, "message": "success", "customer_payments": page, "page_context": context})
+        # The live API names the list `customerpayments` (Zoho's API docs and every client in the wild read that
+        # key); the downloadable OpenAPI file's `customer_payments` is a defect of the file.
+        return answer({"code": 0, "message": "success", "customerpayments": page, "page_context": context})
 
 
 def _refund_json(payment: Payment, refund: Refund) -> dict[str, Any]:
