@@ -209,7 +209,7 @@ class HubSpotConnector:
     def _search_call(self, object: str) -> Any:
         async def search(body: dict[str, Any]) -> Mapping[str, Any]:
             answer = await self._call(f"search {object}", lambda a, t: a.objects_search.do_search_with_http_info(
-                object, body, _preload_content=False, _request_timeout=t))
+                object, body, _preload_content=False, _request_timeout=t), search=True)
             return answer.body or {}
 
         return search
@@ -602,5 +602,5 @@ class HubSpotConnector:
         clone.args = (f"[{self.name} {record}] {exc.vendor_message}",)
         return clone
 
-    async def _call(self, what: str, call: Any, *, unsafe_write: bool = False) -> RawAnswer:
-        return await self.transport.call(what, call, unsafe_write=unsafe_write)
+    async def _call(self, what: str, call: Any, *, unsafe_write: bool = False, search: bool = False) -> RawAnswer:
+        return await self.transport.call(what, call, unsafe_write=unsafe_write, search=search)

@@ -18,13 +18,16 @@ from syncd.connectors.hubspot.errors import (
     parse_body,
     read_rate_headers,
 )
-from syncd.connectors.ratelimit import RateLimiter
+from syncd.connectors.ratelimit import Budget, RateLimiter
 from syncd.connectors.retry import RetryPolicy, retrying
 from syncd.connectors.tokens import TokenManager, with_token
 from syncd.errors import ConnectorError, FatalError, RateLimitedError
 from syncd.logs import get_logger
 
 log = get_logger(__name__)
+
+# CRM search has a budget of its own on top of the account's: 4 requests a second per token.
+SEARCH_BUDGET = Budget(window_s=1.0, window_max=4)
 
 
 class SdkApis:
@@ -87,6 +90,7 @@ class HubSpotTransport:
         self._max_concurrency = max_concurrency
         self.tokens = tokens
         self.limiter = limiter
+        self.search_limiter = RateLimiter(f"{connection}/search", SEARCH_BUDGET)
         self.policy = policy
         self._pool: ThreadPoolExecutor | None = None
         self._apis: dict[str, SdkApis] = {}
@@ -122,20 +126,24 @@ class HubSpotTransport:
                 self._apis = {token: apis}
             return apis
 
-    async def call(self, what: str, call: SdkCall, *, record: str | None = None, unsafe_write: bool = False
-                   ) -> RawAnswer:
+    async def call(self, what: str, call: SdkCall, *, record: str | None = None, unsafe_write: bool = False,
+                   search: bool = False) -> RawAnswer:
         """Run one API call with token refresh on 401, rate limiting and retries of transient failures.
 
         `unsafe_write` marks a call that must not be repeated blindly (a create): a lost answer raises
-        `UnknownOutcomeError` instead of being retried."""
+        `UnknownOutcomeError` instead of being retried. `search` calls also spend the search budget."""
 
         async def attempt() -> RawAnswer:
-            return await with_token(self.tokens, lambda token: self._once(call, token, record, unsafe_write),
-                                    is_unauthorised)
+            return await with_token(
+                self.tokens, lambda token: self._once(call, token, record, unsafe_write, search), is_unauthorised
+            )
 
         return await retrying(self.connection, what, attempt, self.policy)
 
-    async def _once(self, call: SdkCall, token: str, record: str | None, unsafe_write: bool) -> RawAnswer:
+    async def _once(self, call: SdkCall, token: str, record: str | None, unsafe_write: bool, search: bool
+                    ) -> RawAnswer:
+        if search:
+            await self.search_limiter.acquire()
         await self.limiter.acquire()
         if self._pool is None:
             raise FatalError("connector is not started (call start() first)", connection=self.connection)
@@ -152,7 +160,8 @@ class HubSpotTransport:
             if headers is not None and hasattr(headers, "items"):
                 self._observe(dict(headers.items()))
             if isinstance(error, RateLimitedError):
-                self.limiter.throttled_by_system(error.retry_after)
+                # A 429 on search is usually the search budget: hold searches, not every call.
+                (self.search_limiter if search else self.limiter).throttled_by_system(error.retry_after)
             raise error from exc
         self._observe(answer.headers)
         return answer
