@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from syncd.connectors.tokens import Grant
 from syncd.store import ConnectionStore, StoredToken, TokenVault
 
@@ -9,10 +11,11 @@ from syncd.store import ConnectionStore, StoredToken, TokenVault
 class VaultTokenStorage:
     """`TokenStorage` over the store: grants encrypted in the token vault, a dead grant marks needs_reauth."""
 
-    def __init__(self, vault: TokenVault, connections: ConnectionStore, *, system: str) -> None:
+    def __init__(self, vault: TokenVault, connections: ConnectionStore, *, systems: Mapping[str, str]) -> None:
         self._vault = vault
         self._connections = connections
-        self._system = system
+        # Connection name → system, for the connection's row in the store.
+        self._systems = systems
 
     async def load_grant(self, connection: str) -> Grant | None:
         """The stored grant, decrypted; None when the connection has never been authorised."""
@@ -26,10 +29,10 @@ class VaultTokenStorage:
         await self._vault.save(
             connection, StoredToken(grant.access_token, grant.expires_at, grant.refresh_token, dict(grant.extras))
         )
-        await self._connections.ensure(connection, self._system)
+        await self._connections.ensure(connection, self._systems[connection])
         await self._connections.set_status(connection, "ok", None)
 
     async def mark_needs_reauth(self, connection: str, message: str) -> None:
         """Record that a person must re-authorise the connection (`syncd auth`), with the reason."""
-        await self._connections.ensure(connection, self._system)
+        await self._connections.ensure(connection, self._systems[connection])
         await self._connections.set_status(connection, "needs_reauth", message)

@@ -1,0 +1,179 @@
+"""ZohoBooksConnector with faults on: 5xx, 429, latency, lost answers, token expiry, revoked grants."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from syncd.connectors.base import Create, FieldValue, Update
+from syncd.connectors.zohobooks import ZohoBooksConnector
+from syncd.errors import AuthError
+from syncd.sandbox.runner import Sandbox
+from syncd.sandbox.seeding import SeedCounts, SeedWorld
+from syncd.settings import RateLimitSettings
+from tests.connectors.conftest import ControlPlane
+from tests.connectors.zohobooks_fixtures import MemoryTokenStorage, live, open_zoho
+
+
+@pytest.fixture
+async def zoho(reset_sandbox: Sandbox) -> AsyncIterator[ZohoBooksConnector]:
+    """A started connector against a sandbox with no records."""
+    async with open_zoho(reset_sandbox) as connector:
+        yield connector
+
+
+def seed(sandbox: Sandbox, **counts: int) -> None:
+    """Seed the Zoho simulator directly."""
+    full = SeedCounts(**{"contacts": 0, "companies": 0, "deals": 0, "invoices": 0, "payments": 0, **counts})
+    sandbox.simulators["zohobooks"].seed(SeedWorld.build(11, full.size), full)
+
+
+async def test_paging_while_records_change_with_faults_on_skips_nothing(
+    zoho: ZohoBooksConnector, reset_sandbox: Sandbox, control: dict[str, ControlPlane]
+) -> None:
+    seed(reset_sandbox, contacts=80)  # all modified in the same second: page numbers are all there is
+    expected = set(live(reset_sandbox, "contacts"))
+    await control["zohobooks"].post(
+        "faults", {"error_rate": 0.1, "rate_limit_rate": 0.1, "latency_ms": [0, 3]}
+    )
+    seen: dict[str, list[str]] = {}
+    edited: list[str] = []
+    pages = 0
+    async for page in zoho.changes("contacts", None, timedelta(seconds=120)):
+        for record in page.records:
+            seen.setdefault(record.id, []).append(str(record.fields.get("notes")))
+        pages += 1
+        if pages == 3:
+            # Edit records already read: each moves to the end of the order and pulls the rest one place back,
+            # so a reader trusting page numbers alone would skip the records at the page boundaries.
+            edited = [r.id for r in page.records[:5]]
+            await _next_second(page.records[0].modified_at.timestamp())
+            outcomes = await zoho.update_many("contacts", [Update(i, {"notes": "edited"}) for i in edited])
+            assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+    assert set(seen) == expected, f"skipped: {sorted(expected - set(seen))}"
+    assert all("edited" in seen[i] for i in edited), "edits made during the read are read too"
+    stats = await control["zohobooks"].get("stats")
+    assert stats["responses"].get("500", 0) > 0 and stats["rate_limited"] > 0, "the faults really fired"
+
+
+async def test_token_expiry_in_the_middle_of_a_paged_read(
+    reset_sandbox: Sandbox, control: dict[str, ControlPlane]
+) -> None:
+    seed(reset_sandbox, contacts=30)
+    async with open_zoho(reset_sandbox) as zoho:
+        ids: set[str] = set()
+        pages = 0
+        async for page in zoho.changes("contacts", None, timedelta(0)):
+            ids.update(r.id for r in page.records)
+            pages += 1
+            if pages == 1:
+                await control["zohobooks"].post("expire-tokens")
+        assert ids == set(live(reset_sandbox, "contacts"))
+        assert zoho.tokens.refreshes == 2  # the first token, then exactly one after the 401
+
+
+async def test_fifty_concurrent_calls_on_an_expired_token_refresh_once(
+    zoho: ZohoBooksConnector, reset_sandbox: Sandbox, control: dict[str, ControlPlane]
+) -> None:
+    seed(reset_sandbox, contacts=5)
+    some = next(iter(live(reset_sandbox, "contacts")))
+    await zoho.get_many("contacts", [some])
+    before = zoho.tokens.refreshes
+    await control["zohobooks"].post("expire-tokens")
+    results = await asyncio.gather(*(zoho.get_many("contacts", [some]) for _ in range(50)))
+    assert all(some in r for r in results)
+    assert zoho.tokens.refreshes == before + 1
+
+
+async def test_revoked_grant_marks_the_connection_and_says_what_to_do(
+    reset_sandbox: Sandbox, control: dict[str, ControlPlane]
+) -> None:
+    seed(reset_sandbox, contacts=3)
+    storage = MemoryTokenStorage()
+    await control["zohobooks"].post("revoke")
+    async with open_zoho(reset_sandbox, storage=storage) as zoho:
+        with pytest.raises(AuthError) as raised:
+            await zoho.get_many("contacts", ["1"])
+    message = str(raised.value)
+    assert "'books'" in message and "syncd auth books" in message and "invalid_code" in message
+    assert "syncd auth books" in storage.needs_reauth["books"]
+
+
+async def test_token_endpoint_error_with_http_200_is_an_auth_error(reset_sandbox: Sandbox) -> None:
+    async with open_zoho(reset_sandbox, client_secret="wrong") as zoho:
+        with pytest.raises(AuthError) as raised:
+            await zoho.get_many("contacts", ["1"])
+    assert raised.value.vendor_code == "invalid_client_secret"
+    assert "'books'" in str(raised.value)
+    assert "wrong" not in str(raised.value)
+
+
+async def test_create_whose_answer_is_lost_makes_exactly_one_record(
+    reset_sandbox: Sandbox, control: dict[str, ControlPlane]
+) -> None:
+    # The server applies the write after a delay the client does not wait for: the answer is lost after the
+    # record exists. Dropped connections (timeout fault) add answers lost before anything happened.
+    await control["zohobooks"].post("faults", {"latency_ms": [0, 350], "timeout_rate": 0.1, "timeout_s": 0.5})
+    async with open_zoho(reset_sandbox, timeout_s=0.25) as zoho:
+        contacts = [Create(f"ref-{n}", {"contact_name": f"Lost Answer {n}"}) for n in range(6)]
+        outcomes = await zoho.create_many("contacts", contacts)
+        assert all(o.ok for o in outcomes), [str(o.error) for o in outcomes]
+        await control["zohobooks"].post("faults", {})
+        lines: list[Mapping[str, FieldValue]] = [{"name": "Item", "rate": Decimal("10")}]
+        await control["zohobooks"].post(
+            "faults", {"latency_ms": [0, 350], "timeout_rate": 0.1, "timeout_s": 0.5}
+        )
+        invoices = [
+            Create(f"inv-{n}", {"customer_id": outcomes[0].id, "line_items": lines}) for n in range(4)
+        ]
+        invoice_outcomes = await zoho.create_many("invoices", invoices)
+        assert all(o.ok for o in invoice_outcomes), [str(o.error) for o in invoice_outcomes]
+    await control["zohobooks"].post("faults", {})
+    await asyncio.wait_for(_settled(reset_sandbox), 5)
+    refs = sorted(r["cf_syncd_ref"] for r in live(reset_sandbox, "contacts").values())
+    assert refs == sorted(c.reference for c in contacts)
+    invoice_refs = sorted(r["cf_syncd_ref"] for r in live(reset_sandbox, "invoices").values())
+    assert invoice_refs == sorted(i.reference for i in invoices)
+    stats = await control["zohobooks"].get("stats")
+    assert sum(stats["requests"].values()) > 10 + len(invoices)  # retries happened
+
+
+async def _next_second(stamp: float) -> None:
+    """Wait (polling the clock, bounded) until edits get a later whole-second timestamp than `stamp`."""
+    deadline = time.monotonic() + 3
+    while time.time() < stamp + 1 and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+
+
+async def _settled(sandbox: Sandbox) -> None:
+    """Wait until no delayed write is still in flight on the server (the record count stops changing)."""
+    previous = -1
+    while True:
+        count = len(sandbox.simulators["zohobooks"].records("contacts") or [])
+        if count == previous:
+            return
+        previous = count
+        await asyncio.sleep(0.5)  # polled with a deadline (wait_for) above; the delayed writes land within it
+
+
+async def test_pacing_uses_the_budget_without_429s(
+    reset_sandbox: Sandbox, control: dict[str, ControlPlane]
+) -> None:
+    seed(reset_sandbox, contacts=1)
+    some = next(iter(live(reset_sandbox, "contacts")))
+    budget = RateLimitSettings(window_s=1.0, window_max=20, daily_cap=100_000)
+    async with open_zoho(reset_sandbox, rate_limit=budget, max_concurrency=8) as zoho:
+        await zoho.get_many("contacts", [some])  # the token is fetched outside the measurement
+        await control["zohobooks"].post("limits", {"window_s": 1, "window_max": 20})
+        calls = 50
+        started = time.monotonic()
+        await asyncio.gather(*(zoho.get_many("contacts", [some]) for _ in range(calls)))
+        elapsed = time.monotonic() - started
+    stats = await control["zohobooks"].get("stats")
+    assert stats["rate_limited"] <= calls // 100
+    assert calls / elapsed >= 0.9 * 20 * 0.95, f"{calls / elapsed:.1f} calls/s"
