@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 import click
 
 from syncd.errors import ConfigError, MappingError, ProblemsError, SyncdError
+from syncd.logs import configure_logging
 from syncd.settings import Settings, load_settings
 
 EXIT_OK = 0
@@ -74,8 +75,11 @@ config_option = click.option(
 
 
 def settings_from(path: Path) -> Settings:
-    """Load the config a subcommand was given; problems propagate as `ConfigError` (exit 2)."""
-    return load_settings(path)
+    """Load the config a subcommand was given and set logging up from it (to stderr, secrets redacted);
+    problems propagate as `ConfigError` (exit 2)."""
+    settings = load_settings(path)
+    configure_logging(settings.logging.level, settings.logging.format, secrets=settings.secret_values())
+    return settings
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
