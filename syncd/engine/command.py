@@ -1,0 +1,77 @@
+"""The `syncd sync` and `syncd run` commands."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from syncd.cli import config_option, settings_from
+from syncd.engine.plan import SyncReport, render_table, report_json
+from syncd.engine.wiring import open_engine
+from syncd.logs import get_logger
+from syncd.settings import Settings
+
+log = get_logger(__name__)
+
+
+async def sync_once(settings: Settings, *, dry_run: bool) -> SyncReport:
+    """One reconcile pass over every active mapping."""
+    async with open_engine(settings) as engine:
+        return await engine.reconciler.run_pass(dry_run=dry_run)
+
+
+@click.command("sync")
+@click.option(
+    "--once", is_flag=True, help="Run one pass and exit (required for now; `syncd run` is the daemon)."
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Print the plan and write nothing anywhere, not even the store."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the plan or summary as JSON instead of a table.")
+@config_option
+def sync_command(once: bool, dry_run: bool, as_json: bool, config_path: Path) -> int:
+    """Reconcile every active mapping once and print what was (or, with --dry-run, would be) done."""
+    if not once:
+        raise click.UsageError("only `syncd sync --once` is supported; use `syncd run` to keep syncing")
+    report = asyncio.run(sync_once(settings_from(config_path), dry_run=dry_run))
+    if as_json:
+        click.echo(report_json(report))
+    else:
+        render_table(report, Console())
+    return 1 if report.errors else 0
+
+
+async def run_forever(settings: Settings, stop: asyncio.Event) -> None:
+    """Reconcile passes on the polling interval until `stop` is set; a pass in progress finishes first."""
+    intervals = [c.poll_interval_s for c in settings.connections.values() if c.enabled and c.poll_interval_s]
+    interval = min([settings.polling.interval_s, *intervals])
+    async with open_engine(settings) as engine:
+        while not stop.is_set():
+            report = await engine.reconciler.run_pass()
+            log.info("pass done", counts=report.counts(), errors=len(report.errors))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+async def _run(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await run_forever(settings, stop)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+@click.command("run")
+@config_option
+def run_command(config_path: Path) -> None:
+    """Run the daemon: a reconcile pass on every polling interval until SIGTERM or Ctrl-C (a clean stop)."""
+    asyncio.run(_run(settings_from(config_path)))

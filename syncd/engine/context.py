@@ -1,0 +1,126 @@
+"""What one pass over one mapping file shares: connectors, stores, the dry-run switch and test hooks."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from syncd.connectors.base import Connector, FieldValue, Record, WriteOutcome
+from syncd.engine.plan import PlannedAction
+from syncd.mapping.compiled import CompiledMapping, ObjectMapper
+from syncd.mapping.spec import Side
+from syncd.store import AuditLog, ConflictStore, CursorStore, Database, DeadLetterStore, Link, LinkStore
+
+#: Called right after a connector's create returned and before the links are committed; a test raises here
+#: to show that a crash at the worst moment is repaired by the reference lookup, not by creating again.
+AfterCreateHook = Callable[[str, str, Sequence[WriteOutcome]], None]
+
+
+@dataclass(frozen=True)
+class PipelineHooks:
+    """Points where tests (and only tests) may interrupt the pipeline."""
+
+    after_create: AfterCreateHook | None = None
+
+
+@dataclass(frozen=True)
+class LifecyclePolicy:
+    """Engine rules for the deal → invoice lifecycle that mapping files do not (yet) express."""
+
+    void_lost_invoices: bool = True
+    # Zoho statuses in which an invoice may still be edited; after that, edits become conflicts.
+    editable_invoice_statuses: frozenset[str] = frozenset({"draft"})
+
+
+@dataclass(frozen=True)
+class Stores:
+    """The repositories the engine writes through."""
+
+    db: Database
+    links: LinkStore
+    conflicts: ConflictStore
+    dead_letters: DeadLetterStore
+    audit: AuditLog
+    cursors: CursorStore
+
+    @classmethod
+    def on(cls, db: Database) -> Stores:
+        """Every repository over one open database."""
+        return cls(db, LinkStore(db), ConflictStore(db), DeadLetterStore(db), AuditLog(db), CursorStore(db))
+
+
+def other(side: Side) -> Side:
+    """The opposite side."""
+    return "accounting" if side == "crm" else "crm"
+
+
+def side_object(mapper: ObjectMapper, side: Side) -> str:
+    """The system object an object mapper reads and writes on `side`."""
+    return mapper.crm_object if side == "crm" else mapper.acc_object
+
+
+def side_id(link: Link, side: Side) -> str | None:
+    """The record id a link holds on `side`."""
+    return link.crm_id if side == "crm" else link.acc_id
+
+
+def create_reference(mapping: str, obj: str, side: Side, source_id: str) -> str:
+    """The deterministic reference stored on a record syncd creates: the same source always gives the same."""
+    digest = hashlib.sha256(f"{mapping}\x1f{obj}\x1f{side}\x1f{source_id}".encode()).hexdigest()
+    return f"syncd-{digest[:20]}"
+
+
+def describe(record: Record) -> str:
+    """How a record is named in reports: `system object id`."""
+    return f"{record.system} {record.object} {record.id}"
+
+
+def jsonable(value: FieldValue | object) -> Any:
+    """A side's field value as JSON for the audit log and dead letters."""
+    if isinstance(value, Decimal | date | datetime):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    return value
+
+
+@dataclass
+class MappingRun:
+    """One pass over one mapping file; holds what its object pipelines share, including the report."""
+
+    name: str
+    mapping: CompiledMapping
+    crm: Connector
+    acc: Connector
+    stores: Stores
+    dry_run: bool = False
+    hooks: PipelineHooks = field(default_factory=PipelineHooks)
+    policy: LifecyclePolicy = field(default_factory=LifecyclePolicy)
+    # How long a parked record (failed write, missing dependency) waits before it is tried again.
+    retry_after: timedelta = timedelta(seconds=60)
+    actions: list[PlannedAction] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    # Records already handled in this pass, so a dependency synced on demand is not planned twice.
+    handled: set[tuple[str, Side, str]] = field(default_factory=set)
+    # Dry run only: links the plan would make, (object, side, id) → the other side's id (or "(new)").
+    planned_links: dict[tuple[str, Side, str], str] = field(default_factory=dict)
+
+    def connector(self, side: Side) -> Connector:
+        """The connector of `side`."""
+        return self.crm if side == "crm" else self.acc
+
+    def system(self, side: Side) -> str:
+        """The system name of `side` as links record it."""
+        return self.mapping.crm_system if side == "crm" else self.mapping.acc_system
+
+    async def lookup(self, obj: str, side: Side, record_id: str) -> Link | None:
+        """The link of `obj` holding `record_id` on `side`."""
+        links = self.stores.links
+        find = links.lookup_crm if side == "crm" else links.lookup_acc
+        return await find(self.name, obj, self.system(side), record_id)

@@ -1,0 +1,137 @@
+"""The plan of a pass (or what a pass did): actions per record, rendered as a rich table or as JSON."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from rich.console import Console
+from rich.table import Table
+
+from syncd.engine.snapshot import encode_value
+from syncd.mapping.values import CanonicalValue
+
+ActionKind = Literal["create", "update", "link", "delete", "void", "move", "conflict", "skip"]
+#: Kinds that change something on a system; a pass whose plan has none of them has settled.
+WRITE_KINDS: frozenset[str] = frozenset({"create", "update", "delete", "void"})
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One field's canonical value before and after (for conflicts: the CRM and accounting values)."""
+
+    field: str
+    old: CanonicalValue
+    new: CanonicalValue
+
+
+@dataclass(frozen=True)
+class PlannedAction:
+    """One thing a pass does (or would do) to one record."""
+
+    kind: ActionKind
+    mapping: str
+    object: str
+    source: str  # "system object id" of the record that caused it
+    target: str  # "system object id" written to ("…:new" for creates)
+    changes: tuple[FieldChange, ...] = ()
+    reason: str = ""
+
+    @property
+    def writes(self) -> bool:
+        """Whether this action changes something on a system."""
+        return self.kind in WRITE_KINDS
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """Every action of one pass, in the order they were planned."""
+
+    actions: tuple[PlannedAction, ...]
+    dry_run: bool = False
+    errors: tuple[str, ...] = field(default=())
+
+    @property
+    def settled(self) -> bool:
+        """True when the pass wrote (or would write) nothing."""
+        return not any(a.writes for a in self.actions)
+
+    def counts(self) -> dict[str, int]:
+        """How many actions of each kind."""
+        return dict(Counter(a.kind for a in self.actions))
+
+    def of_kind(self, kind: ActionKind) -> list[PlannedAction]:
+        """The actions of one kind."""
+        return [a for a in self.actions if a.kind == kind]
+
+
+def _shown(value: CanonicalValue) -> str:
+    if value is None:
+        return "∅"
+    if isinstance(value, tuple):
+        return f"[{len(value)} line{'s' if len(value) != 1 else ''}]"
+    if isinstance(value, Decimal | date | datetime):
+        return str(value)
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def render_table(report: SyncReport, console: Console) -> None:
+    """Print the report as a table: one row per action, field changes as `field: old → new`."""
+    title = "Planned (dry run, nothing written)" if report.dry_run else "Sync pass"
+    table = Table(title=title, show_lines=False)
+    for column in ("action", "object", "source", "target", "details"):
+        table.add_column(column, overflow="fold")
+    for action in report.actions:
+        arrow = " ≠ " if action.kind == "conflict" else " → "
+        lines = [f"{c.field}: {_shown(c.old)}{arrow}{_shown(c.new)}" for c in action.changes]
+        if action.reason:
+            lines.append(action.reason)
+        where = f"{action.mapping}:{action.object}"
+        table.add_row(action.kind, where, action.source, action.target, "\n".join(lines))
+    console.print(table)
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(report.counts().items())) or "nothing to do"
+    console.print(("Would do: " if report.dry_run else "Done: ") + summary)
+    for error in report.errors:
+        console.print(f"[red]error:[/red] {error}")
+
+
+def _change_data(change: FieldChange) -> dict[str, Any]:
+    return {"field": change.field, "old": encode_value(change.old), "new": encode_value(change.new)}
+
+
+def report_data(report: SyncReport) -> dict[str, Any]:
+    """The report as plain JSON data."""
+    return {
+        "dry_run": report.dry_run,
+        "settled": report.settled,
+        "counts": report.counts(),
+        "errors": list(report.errors),
+        "actions": [
+            {
+                "kind": a.kind,
+                "mapping": a.mapping,
+                "object": a.object,
+                "source": a.source,
+                "target": a.target,
+                "reason": a.reason,
+                "changes": [_change_data(c) for c in a.changes],
+            }
+            for a in report.actions
+        ],
+    }
+
+
+def report_json(report: SyncReport) -> str:
+    """The report as one JSON document."""
+    return json.dumps(report_data(report), indent=2, sort_keys=False)
+
+
+def merge_reports(reports: Sequence[SyncReport], *, dry_run: bool) -> SyncReport:
+    """One report out of several (e.g. one per mapping file)."""
+    actions = tuple(a for r in reports for a in r.actions)
+    return SyncReport(actions, dry_run=dry_run, errors=tuple(e for r in reports for e in r.errors))

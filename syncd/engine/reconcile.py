@@ -1,0 +1,209 @@
+"""One reconcile pass: every active mapping and object in dependency order, from stored cursors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from syncd.connectors.base import Connector, Record
+from syncd.engine.context import (
+    LifecyclePolicy,
+    MappingRun,
+    PipelineHooks,
+    Stores,
+    describe,
+    other,
+    side_id,
+    side_object,
+)
+from syncd.engine.pipeline import ObjectPipeline
+from syncd.engine.plan import PlannedAction, SyncReport, merge_reports
+from syncd.engine.snapshot import encode_base
+from syncd.errors import ConnectorError, SkippableError
+from syncd.logs import get_logger
+from syncd.mapping.compiled import CompiledMapping, ObjectMapper, writes_to
+from syncd.mapping.spec import Side
+from syncd.store import Database, StoreError
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ActiveMapping:
+    """A compiled mapping file and the name its links and cursors are kept under (the file's stem)."""
+
+    name: str
+    mapping: CompiledMapping
+
+
+def read_sides(mapper: ObjectMapper) -> tuple[Side, ...]:
+    """The sides whose changes matter to an object: those its direction copies from."""
+    sides: list[Side] = []
+    if mapper.direction != "accounting_to_crm":
+        sides.append("crm")
+    if mapper.direction != "crm_to_accounting":
+        sides.append("accounting")
+    return tuple(sides)
+
+
+def cursor_key(mapping: str, mapper: ObjectMapper, side: Side) -> str:
+    """Cursor name per mapping × object × side, so two mappings reading one system never share a cursor."""
+    return f"{mapping}:{mapper.name}:{side_object(mapper, side)}"
+
+
+@dataclass
+class Reconciler:
+    """Runs reconcile passes over the active mappings with one connector per system."""
+
+    db: Database
+    mappings: Sequence[ActiveMapping]
+    connectors: Mapping[str, Connector]  # by system name: hubspot, salesforce, zohobooks
+    overlap: timedelta = timedelta(seconds=120)
+    batch_size: int = 100
+    hooks: PipelineHooks = field(default_factory=PipelineHooks)
+    policy: LifecyclePolicy = field(default_factory=LifecyclePolicy)
+    retry_after: timedelta = timedelta(seconds=60)
+
+    async def run_pass(self, *, dry_run: bool = False) -> SyncReport:
+        """One pass over every mapping; with `dry_run` it plans and writes nothing (not even the store)."""
+        stores = Stores.on(self.db)
+        reports = []
+        for active in self.mappings:
+            run = MappingRun(
+                active.name,
+                active.mapping,
+                self._connector(active.mapping.crm_system),
+                self._connector(active.mapping.acc_system),
+                stores,
+                dry_run=dry_run,
+                hooks=self.hooks,
+                policy=self.policy,
+                retry_after=self.retry_after,
+            )
+            if not dry_run:
+                await self._recover_pending(run)
+            for name in active.mapping.order:
+                try:
+                    await self._sync_object(run, active.mapping.objects[name])
+                except (ConnectorError, StoreError) as exc:
+                    # The object stops here (its cursor stays where it was); the other objects go on.
+                    log.warning("object sync failed", mapping=active.name, object=name, error=str(exc))
+                    run.errors.append(f"{active.name}:{name}: {exc}")
+            reports.append(SyncReport(tuple(run.actions), dry_run=dry_run, errors=tuple(run.errors)))
+        return merge_reports(reports, dry_run=dry_run)
+
+    def _connector(self, system: str) -> Connector:
+        if system not in self.connectors:
+            raise StoreError(f"no connection for system {system!r}: add one to the config")
+        return self.connectors[system]
+
+    async def _sync_object(self, run: MappingRun, mapper: ObjectMapper) -> None:
+        pipeline = ObjectPipeline(run, mapper)
+        if not run.dry_run:
+            await self._retry_parked(run, mapper, pipeline)
+        await self._apply_resolutions(run, mapper, pipeline)
+        for side in read_sides(mapper):
+            await self._read_changes(run, mapper, pipeline, side)
+
+    async def _read_changes(
+        self, run: MappingRun, mapper: ObjectMapper, pipeline: ObjectPipeline, side: Side
+    ) -> None:
+        """Changed records of one side in batches; the cursor moves only after each batch is committed."""
+        connector = run.connector(side)
+        obj = side_object(mapper, side)
+        key = cursor_key(run.name, mapper, side)
+        stored = await run.stores.cursors.get(connector.name, key)
+        since = datetime.fromisoformat(stored) if stored else None
+        if since is not None:
+            # Deletions and merges first, so a merge survivor is found linked instead of looking new.
+            deletions = await connector.deletions(obj, since - self.overlap)
+            removed = [
+                Record(connector.system, d.object, d.id, {}, d.deleted_at, True, d.merged_into)
+                for d in deletions or ()
+            ]
+            if removed:
+                await pipeline.sync(side, removed)
+        async for page in connector.changes(obj, since, self.overlap):
+            records = list(page.records)
+            for start in range(0, len(records), self.batch_size):
+                await pipeline.sync(side, records[start : start + self.batch_size])
+            if not run.dry_run:
+                await run.stores.cursors.set(connector.name, key, page.cursor.isoformat())
+
+    async def _retry_parked(self, run: MappingRun, mapper: ObjectMapper, pipeline: ObjectPipeline) -> None:
+        """Records parked with a retry time that has come: read them again and run them through."""
+        due = [
+            d
+            for d in await run.stores.dead_letters.due(limit=1000)
+            if d.mapping == run.name and d.object == mapper.name
+        ]
+        for side in ("crm", "accounting"):
+            ids = [d.record_id for d in due if d.side == side]
+            if not ids:
+                continue
+            found = await run.connector(side).get_many(side_object(mapper, side), ids)
+            for missing in set(ids) - set(found):
+                await run.stores.dead_letters.clear(run.name, mapper.name, side, missing)
+            if found:
+                await pipeline.sync(side, list(found.values()))
+
+    async def _apply_resolutions(
+        self, run: MappingRun, mapper: ObjectMapper, pipeline: ObjectPipeline
+    ) -> None:
+        """Links with a resolved conflict not yet written: re-read them so the pipeline applies the value."""
+        if run.dry_run:
+            return
+        for conflict in await run.stores.conflicts.resolved_unapplied():
+            link = await run.stores.links.get(conflict.link_id)
+            if link.mapping != run.name or link.object != mapper.name:
+                continue
+            side: Side = "crm" if link.crm_id is not None else "accounting"
+            record_id = side_id(link, side)
+            assert record_id is not None
+            found = await run.connector(side).get_many(side_object(mapper, side), [record_id])
+            if record_id in found:
+                await pipeline.sync(side, [found[record_id]])
+
+    async def _recover_pending(self, run: MappingRun) -> None:
+        """Pending creates from an interrupted pass: bind each to the record its reference finds, if any."""
+        for link in await run.stores.links.pending():
+            if link.mapping != run.name or link.object not in run.mapping.objects:
+                continue
+            mapper = run.mapping.objects[link.object]
+            target: Side = "accounting" if link.acc_id is None else "crm"
+            ref_field = mapper.create.ref_field(target)
+            if ref_field is None:
+                continue
+            try:
+                found = await run.connector(target).find_by_field(
+                    side_object(mapper, target), ref_field, [link.reference]
+                )
+            except SkippableError:
+                continue
+            matches = [r for r in found.get(link.reference, []) if not r.deleted]
+            if len(matches) != 1:
+                continue  # not created after all: the source record's next read creates it, same reference
+            record = matches[0]
+            canonical = mapper.to_canonical(target, record)
+            base = {
+                n: v
+                for n, v in canonical.items()
+                if writes_to(mapper.fields[n].direction, target) and not mapper.fields[n].create_only
+            }
+            crm_id, acc_id = (record.id, None) if target == "crm" else (None, record.id)
+            await run.stores.links.bind(link.id, crm_id=crm_id, acc_id=acc_id, base=encode_base(base))
+            source = (
+                f"{run.system(other(target))} {side_object(mapper, other(target))} "
+                f"{side_id(link, other(target))}"
+            )
+            run.actions.append(
+                PlannedAction(
+                    "link",
+                    run.name,
+                    mapper.name,
+                    source,
+                    describe(record),
+                    reason=f"recovered an interrupted create by its reference {link.reference}",
+                )
+            )

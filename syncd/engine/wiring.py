@@ -1,0 +1,75 @@
+"""Put a reconciler together from Settings: mappings compiled, store opened, connectors started."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+from syncd.connectors.base import Connector
+from syncd.connectors.registry import build_connector
+from syncd.connectors.storage import VaultTokenStorage
+from syncd.engine.context import PipelineHooks
+from syncd.engine.reconcile import ActiveMapping, Reconciler
+from syncd.errors import SyncdError
+from syncd.mapping.loader import load_mappings
+from syncd.settings import Settings
+from syncd.store import ConnectionStore, Database, TokenVault, check_schema
+
+
+class WiringError(SyncdError):
+    """The configuration cannot become a running engine (e.g. a mapping names an unconfigured system)."""
+
+
+@dataclass(frozen=True)
+class Engine:
+    """An open store, started connectors (by system) and the reconciler over them."""
+
+    db: Database
+    connectors: dict[str, Connector]
+    reconciler: Reconciler
+
+
+def active_mappings(settings: Settings) -> list[ActiveMapping]:
+    """The active mapping files, compiled once (raises `MappingError` listing every problem)."""
+    paths = list(settings.mappings.active)
+    return [
+        ActiveMapping(path.stem, compiled) for path, compiled in zip(paths, load_mappings(paths), strict=True)
+    ]
+
+
+@contextlib.asynccontextmanager
+async def open_engine(settings: Settings, *, hooks: PipelineHooks | None = None) -> AsyncIterator[Engine]:
+    """Compile mappings, open the store (schema checked), start a connector per system; close all on exit."""
+    mappings = active_mappings(settings)
+    db = await Database.open(settings.store.url)
+    connectors: dict[str, Connector] = {}
+    try:
+        await check_schema(db)
+        key = settings.security.key_bytes()
+        vault = TokenVault(db, key) if key is not None else None
+        states = ConnectionStore(db)
+        for name, conn in settings.connections.items():
+            if not conn.enabled:
+                continue
+            if conn.system in connectors:
+                raise WiringError(
+                    f"connections {connectors[conn.system].name!r} and {name!r} are both "
+                    f"{conn.system}: one connection per system is supported"
+                )
+            storage = VaultTokenStorage(vault, states, systems={name: conn.system}) if vault is not None else None
+            connector = build_connector(name, conn, storage)
+            await connector.start()
+            connectors[conn.system] = connector
+        for active in mappings:
+            for system in (active.mapping.crm_system, active.mapping.acc_system):
+                if system not in connectors:
+                    raise WiringError(f"mapping {active.name} needs a {system} connection; none is enabled")
+        overlap = timedelta(seconds=settings.polling.overlap_s)
+        reconciler = Reconciler(db, mappings, connectors, overlap=overlap, hooks=hooks or PipelineHooks())
+        yield Engine(db, connectors, reconciler)
+    finally:
+        for connector in connectors.values():
+            await connector.close()
+        await db.close()
