@@ -22,11 +22,15 @@ KEY_FILE_NAME = "syncd-token.key"
 
 
 def build_config(descriptor: Mapping[str, Mapping[str, str]], config_dir: Path,
-                 mappings_dir: Path = MAPPINGS_DIR) -> dict[str, Any]:
-    """A complete syncd config (as TOML-ready data) whose connections point at the running sandbox."""
-    connections: dict[str, dict[str, str]] = {}
+                 mappings_dir: Path = MAPPINGS_DIR,
+                 rate_limits: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, Any]:
+    """A complete syncd config (as TOML-ready data) whose connections point at the running sandbox;
+    `rate_limits` (by system) sets a connection's budget where the sandbox's limits were changed."""
+    connections: dict[str, dict[str, Any]] = {}
     for system, credentials in descriptor.items():
         connections[system] = {"system": system, **credentials}
+        if rate_limits and system in rate_limits:
+            connections[system]["rate_limit"] = dict(rate_limits[system])
     # Only mapping files that exist: a missing one would make the whole config invalid.
     active = [str(mappings_dir / name) for name in MAPPING_FILES if (mappings_dir / name).is_file()]
     return {
@@ -51,10 +55,11 @@ def ensure_token_key(path: Path) -> None:
         handle.write(Fernet.generate_key() + b"\n")
 
 
-def write_config(path: Path, descriptor: Mapping[str, Mapping[str, str]]) -> None:
+def write_config(path: Path, descriptor: Mapping[str, Mapping[str, str]],
+                 rate_limits: Mapping[str, Mapping[str, float]] | None = None) -> None:
     """Write the config TOML for the sandbox (and its token key beside it), then check it loads."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    config = build_config(descriptor, path.parent)
+    config = build_config(descriptor, path.parent, rate_limits=rate_limits)
     ensure_token_key(Path(config["security"]["token_key_file"]))
     path.write_bytes(tomli_w.dumps(config).encode())
     from syncd.settings import load_settings
