@@ -110,6 +110,9 @@ class MappingRun:
     handled: set[tuple[str, Side, str]] = field(default_factory=set)
     # Dry run only: links the plan would make, (object, side, id) → the other side's id (or "(new)").
     planned_links: dict[tuple[str, Side, str], str] = field(default_factory=dict)
+    # Ids of the records read in this pass per (object, side): a record some linked record refers to that
+    # changed is a reason to check that the linked record still exists (see `vanished`).
+    read: dict[tuple[str, Side], set[str]] = field(default_factory=dict)
 
     def connector(self, side: Side) -> Connector:
         """The connector of `side`."""

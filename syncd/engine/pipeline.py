@@ -11,6 +11,7 @@ from syncd.engine.context import MappingRun, create_reference, describe, jsonabl
 from syncd.engine.plan import ActionKind, FieldChange, PlannedAction
 from syncd.engine.rules import FieldDecision, FieldInput, decide_field
 from syncd.engine.snapshot import decode_base, decode_value, encode_base, encode_value
+from syncd.engine.vanished import reference_marks
 from syncd.errors import DuplicateError, SkippableError
 from syncd.mapping.compiled import FieldConversionError, ObjectMapper, writes_to
 from syncd.mapping.filters import FilterError
@@ -91,8 +92,11 @@ class ObjectPipeline:
         """Plan, write and commit one batch of records read from `side`."""
         batch = Batch()
         latest: dict[str, Record] = {}
+        read = self.run.read.setdefault((self.obj, side), set())
         for record in records:
             latest[record.id] = record  # the overlap window can repeat a record; the last read wins
+            if not record.deleted and record.merged_into is None:
+                read.add(record.id)
         for record in latest.values():
             key = (self.obj, side, record.id)
             if key in self.run.handled:
@@ -134,7 +138,8 @@ class ObjectPipeline:
                 self._skip(record, f"its counterpart {side_id(link, other(side))} no longer exists")
                 return
             pair = (record, counterpart) if side == "crm" else (counterpart, record)
-            await self._plan_pair(batch, link, *pair, source=side)
+            moved = await self._moved_references(side, record, counterpart)
+            await self._plan_pair(batch, link, *pair, source=side, moved=moved)
             return
         references = await self._references(side, record)
         if attached:
@@ -180,6 +185,33 @@ class ObjectPipeline:
                 raise WaitingError(f"waiting for {ref.target} {source_id} to be linked")
             resolved[name] = found
         return resolved
+
+    async def _moved_references(
+        self, side: Side, record: Record, counterpart: Record
+    ) -> dict[str, tuple[str | None, str]]:
+        """References a linked CRM record now points elsewhere than its accounting record does (a deal moved
+        to another contact): reference name → (accounting value now, the id it must become).
+
+        Only CRM → accounting: a CRM reference (a HubSpot association) is not a field that one write replaces.
+        """
+        mapper = self.mapper
+        if side != "crm" or mapper.attach is not None or not writes_to(mapper.direction, "accounting"):
+            return {}
+        moved: dict[str, tuple[str | None, str]] = {}
+        for name, ref in mapper.references.items():
+            if ref.crm_field is None or ref.acc_field is None:
+                continue
+            raw = lookup(record.fields, ref.crm_field)
+            if raw is None or raw == "":
+                continue
+            wanted = await self._dependency(ref.target, "crm", str(raw))
+            if wanted is None:
+                raise WaitingError(f"waiting for {ref.target} {raw} to be linked")
+            held = lookup(counterpart.fields, ref.acc_field)
+            current = None if held is None or held == "" else str(held)
+            if wanted != NEW and current != wanted:
+                moved[name] = (current, wanted)
+        return moved
 
     async def _dependency(self, obj: str, side: Side, source_id: str) -> str | None:
         """The other side's id of a record of `obj`, syncing it first when it is not linked yet."""
@@ -239,6 +271,7 @@ class ObjectPipeline:
         crm_id: str | None = None,
         acc_id: str | None = None,
         reference: str | None = None,
+        moved: Mapping[str, tuple[str | None, str]] | None = None,
     ) -> None:
         mapper, run = self.mapper, self.run
         # The pair is brought in step as a whole: reading the other record later in this pass adds nothing.
@@ -298,7 +331,20 @@ class ObjectPipeline:
                 writes[target][d.field] = d.value
                 before = crm_values.get(d.field) if target == "crm" else acc_values.get(d.field)
                 changes[target].append(FieldChange(d.field, before, d.value))
-        side_writes = {s: mapper.canonical_to_side(s, w) for s, w in writes.items() if w}
+        side_writes = {s: dict(mapper.canonical_to_side(s, w)) for s, w in writes.items() if w}
+        for name, (current, wanted) in (moved or {}).items():
+            acc_field = mapper.references[name].acc_field
+            assert acc_field is not None
+            status = lifecycle.invoice_status(acc)
+            if lifecycle.is_invoice(mapper) and status not in run.policy.editable_invoice_statuses:
+                why = f"invoice is {status or 'not a draft'}; not edited after sending"
+                conflicts.append(ConflictNote(name, None, wanted, current, why))
+                continue
+            side_writes.setdefault("accounting", {})[acc_field] = wanted
+            changes["accounting"].append(FieldChange(name, current, wanted))
+        # What each side refers to, so a referring record can be checked when its referenced one changes.
+        new_base.update(reference_marks(mapper, "crm", crm.fields))
+        new_base.update(reference_marks(mapper, "accounting", {**acc.fields, **side_writes.get("accounting", {})}))
         first = link is None
         # A first link records both ids, except the attached side of an object that only writes there.
         ids = (crm_id, acc_id) if crm_id is not None or acc_id is not None else (crm.id, acc.id)
@@ -406,7 +452,10 @@ class ObjectPipeline:
         if target == "accounting" and lifecycle.is_invoice(mapper):
             status = fields.pop(lifecycle.STATUS_FIELD, None)
             after_status = status if isinstance(status, str) and status != "draft" else None
-        base = {n: v for n, v in canonical.items() if n in values and not mapper.fields[n].create_only}
+        base: dict[str, CanonicalValue] = {
+            n: v for n, v in canonical.items() if n in values and not mapper.fields[n].create_only
+        }
+        base.update(reference_marks(mapper, side, record.fields))
         changes = tuple(FieldChange(n, None, v) for n, v in values.items() if v is not None)
         pending = link
         if not run.dry_run and pending is None:

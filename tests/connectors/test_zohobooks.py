@@ -41,7 +41,7 @@ async def make_contact(zoho: ZohoBooksConnector, ref: str, **fields: object) -> 
 
 async def test_is_a_connector(zoho: ZohoBooksConnector) -> None:
     assert isinstance(zoho, Connector)
-    assert set(zoho.objects()) == {"contacts", "invoices", "customerpayments", "items"}
+    assert set(zoho.objects()) == {"contacts", "invoices", "customerpayments", "items", "invoicepayments"}
 
 
 async def test_reads_every_record_with_typed_fields_and_lines(

@@ -24,6 +24,7 @@ from syncd.connectors.base import (
 from syncd.connectors.ratelimit import Budget, RateLimiter
 from syncd.connectors.retry import RetryPolicy
 from syncd.connectors.tokens import Grant, TokenManager, TokenStorage
+from syncd.connectors.zohobooks import applications as apps
 from syncd.connectors.zohobooks import webhooks
 from syncd.connectors.zohobooks.http import Answer, BooksHttp, ZohoAccounts, authorize_url
 from syncd.connectors.zohobooks.values import (
@@ -159,8 +160,8 @@ class ZohoBooksConnector:
     # --- reading ---
 
     def objects(self) -> Sequence[str]:
-        """contacts, invoices, customerpayments, items."""
-        return tuple(MODULES)
+        """contacts, invoices, customerpayments, items, and invoicepayments (read-only applications)."""
+        return (*MODULES, apps.APPLICATIONS)
 
     def _module(self, obj: str) -> Module:
         module = MODULES.get(obj)
@@ -196,6 +197,10 @@ class ZohoBooksConnector:
 
     async def changes(self, object: str, since: datetime | None, overlap: timedelta) -> AsyncIterator[Page]:
         """Records modified after `since - overlap`, oldest first, with line items; see `_scan` for paging."""
+        if object == apps.APPLICATIONS:
+            async for page in self._scan(PAYMENTS, None if since is None else since - overlap):
+                yield Page(apps.explode(page.records), page.cursor)
+            return
         module = self._module(object)
         async for page in self._scan(module, None if since is None else since - overlap):
             yield page
@@ -320,12 +325,18 @@ class ZohoBooksConnector:
 
     async def get_many(self, object: str, ids: Sequence[str]) -> Mapping[str, Record]:
         """Full records by id; ids answered 404 / code 1002 (deleted or never existed) are absent."""
+        if object == apps.APPLICATIONS:
+            payments = await self._get_many(PAYMENTS, apps.wanted_payments(ids))
+            found = {a.id: a for a in apps.explode(payments.values())}
+            return {i: found[i] for i in ids if i in found}
         return await self._get_many(self._module(object), ids)
 
     # --- writing ---
 
     async def create_many(self, object: str, items: Sequence[Create]) -> Sequence[WriteOutcome]:
         """Create one at a time through the upsert on `cf_syncd_ref`, so a retried create finds the first."""
+        if object == apps.APPLICATIONS:
+            return [WriteOutcome(None, self._read_only(i.reference)) for i in items]
         module = self._module(object)
         outcomes = []
         for item in items:
@@ -417,6 +428,8 @@ class ZohoBooksConnector:
 
     async def update_many(self, object: str, items: Sequence[Update]) -> Sequence[WriteOutcome]:
         """Update one at a time; a contact's persons are read first so the other persons are kept."""
+        if object == apps.APPLICATIONS:
+            return [WriteOutcome(i.id, self._read_only(i.id)) for i in items]
         module = self._module(object)
         outcomes = []
         for item in items:
@@ -469,6 +482,8 @@ class ZohoBooksConnector:
 
     async def delete_many(self, object: str, ids: Sequence[str]) -> Sequence[WriteOutcome]:
         """Delete one at a time; a record already gone counts as deleted."""
+        if object == apps.APPLICATIONS:
+            return [WriteOutcome(i, self._read_only(i)) for i in ids]
         module = self._module(object)
         http = await self._client()
         outcomes = []
@@ -504,12 +519,15 @@ class ZohoBooksConnector:
         self, object: str, field: str, values: Sequence[str]
     ) -> Mapping[str, list[Record]]:
         """Exact matches per value (email case-insensitively); values travel as query parameters only."""
+        if object == apps.APPLICATIONS:
+            return await self._find_applications(field, values)
         module = self._module(object)
         wanted = list(dict.fromkeys(values))
         result: dict[str, list[Record]] = {v: [] for v in wanted}
         if not wanted:
             return result
-        fold = field == "email"
+        # Zoho compares e-mail addresses case-insensitively, the primary person's as much as the contact's.
+        fold = field in ("email", "primary_contact.email")
 
         def key(value: Any) -> str | None:
             if value is None:
@@ -523,6 +541,8 @@ class ZohoBooksConnector:
         filter_name = (
             "reference_number" if field == REFERENCE_FIELD and module in (INVOICES, PAYMENTS) else field
         )
+        if module is CONTACTS and field == "primary_contact.email":
+            filter_name = "email"  # the `email` filter searches every person; the exact check below narrows it
         if filter_name in module.filters:
             for value in wanted:
                 async for row in self._rows(module, {filter_name: value}):
@@ -556,11 +576,14 @@ class ZohoBooksConnector:
 
     async def deletions(self, object: str, since: datetime) -> Sequence[Deletion] | None:
         """None: Zoho Books has no deleted-records endpoint (deletes show as GET 404 / code 1002)."""
-        self._module(object)
+        if object != apps.APPLICATIONS:
+            self._module(object)
         return None
 
     async def describe(self, object: str) -> Mapping[str, FieldInfo]:
         """The documented fields of the module plus the custom fields its records carry (no describe API)."""
+        if object == apps.APPLICATIONS:
+            return apps.describe_applications(await self.describe(PAYMENTS.object))
         module = self._module(object)
         if module.object in self._described:
             return self._described[module.object]
@@ -593,6 +616,28 @@ class ZohoBooksConnector:
                     )
         self._described[module.object] = fields
         return fields
+
+    def _read_only(self, record: str) -> SkippableError:
+        return SkippableError(
+            f"{apps.APPLICATIONS} are read-only: write the payment as customerpayments",
+            connection=self.name,
+            record=record,
+        )
+
+    async def _find_applications(self, field: str, values: Sequence[str]) -> dict[str, list[Record]]:
+        """Applications whose `field` equals each value: through the payments' own lookup where the field
+        is the payment's, else by reading every payment."""
+        wanted = list(dict.fromkeys(values))
+        if field in PAYMENTS.filters or field == REFERENCE_FIELD:
+            found = await self.find_by_field(PAYMENTS.object, field, wanted)
+            payments = {p.id: p for records in found.values() for p in records}
+        else:
+            payments = {}
+            async for page in self._scan(PAYMENTS, None):
+                payments.update({p.id: p for p in page.records})
+        every = apps.explode(payments.values())
+        return {v: [a for a in every if a.fields.get(field) is not None and str(a.fields.get(field)) == v]
+                for v in wanted}  # fmt: skip
 
     # --- webhooks ---
 

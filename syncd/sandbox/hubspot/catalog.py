@@ -180,10 +180,20 @@ def default_properties() -> dict[str, dict[str, PropertyDef]]:
             _text("syncd_invoice_status", "Invoice status (syncd)", "syncd", hubspot_defined=False),
             _number("syncd_invoice_balance", "Invoice balance (syncd)", "syncd", hubspot_defined=False),
             _number("syncd_amount_paid", "Amount paid (syncd)", "syncd", hubspot_defined=False),
+            _number("syncd_invoice_total", "Invoice total (syncd)", "syncd", hubspot_defined=False),
+            PropertyDef(
+                "syncd_invoice_due_date", "Invoice due date (syncd)", "date", "date", "syncd",
+                hubspot_defined=False,
+            ),
             PropertyDef(
                 "syncd_last_payment_date", "Last payment date (syncd)", "date", "date", "syncd",
                 hubspot_defined=False,
             ),
+            # The custom properties the shipped mapping writes a deal's last payment into.
+            _number("syncd_last_payment_amount", "Last payment amount (syncd)", "syncd", hubspot_defined=False),
+            _text("syncd_last_payment_mode", "Last payment mode (syncd)", "syncd", hubspot_defined=False),
+            _text("syncd_last_payment_reference", "Last payment reference (syncd)", "syncd", hubspot_defined=False),
+            _number("syncd_last_payment_refunded", "Last payment refunded (syncd)", "syncd", hubspot_defined=False),
         ],
         "line_items": [
             _text("name", "Name", line),

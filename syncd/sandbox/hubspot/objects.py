@@ -344,7 +344,9 @@ class CrmStore:
 # Custom properties every sandbox portal starts with (created by default_properties, not by users).
 _BUILT_IN_CUSTOM = frozenset(
     {"syncd_ref", "syncd_invoice_number", "syncd_invoice_status", "syncd_invoice_balance",
-     "syncd_amount_paid", "syncd_last_payment_date"}
+     "syncd_amount_paid", "syncd_last_payment_date", "syncd_invoice_total", "syncd_invoice_due_date",
+     "syncd_last_payment_amount", "syncd_last_payment_mode", "syncd_last_payment_reference",
+     "syncd_last_payment_refunded"}
 )
 
 

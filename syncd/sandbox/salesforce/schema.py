@@ -368,6 +368,7 @@ PAYMENT = ObjectSpec(
         FieldSpec("Payment_Date__c", "date", "Payment Date"),
         FieldSpec("Payment_Mode__c", "string", "Payment Mode", 40),
         FieldSpec("Reference__c", "string", "Reference", 255),
+        FieldSpec("Amount_Refunded__c", "currency", "Amount Refunded"),
         _owner_field(),
         *_system_fields(),
         _syncd_ref(),

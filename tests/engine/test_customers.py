@@ -1,0 +1,227 @@
+"""Customers across HubSpot and Zoho Books on the sandbox: creates, matches, three-way edits, conflicts, crashes."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from syncd.connectors.base import FieldValue
+from syncd.engine.context import PipelineHooks
+from syncd.mapping.loader import SHIPPED_MAPPINGS_DIR
+from tests.engine.conftest import World
+
+
+def ann(**extra: FieldValue) -> dict[str, FieldValue]:
+    """A HubSpot contact."""
+    return {
+        "email": "ann@example.com",
+        "firstname": "Ann",
+        "lastname": "Lee",
+        "phone": "+1 415 555 0100",
+        "company": "Acme",
+        "city": "Boston",
+        **extra,
+    }
+
+
+async def settle(world: World, *files: str | Path) -> int:
+    """Run passes until one plans no write; return how many passes it took."""
+    reconciler = world.reconciler(*files)
+    for count in range(1, 6):
+        report = await reconciler.run_pass()
+        assert not report.errors
+        if report.settled:
+            return count
+    raise AssertionError("never settled")
+
+
+async def next_second(after: datetime) -> None:
+    """Wait until the wall clock is in a later whole second than `after`: Zoho Books stamps edits to the
+    second, so an edit meant to be the later one must land in a later second (polled with a deadline)."""
+    target = after.astimezone(UTC).replace(microsecond=0) + timedelta(seconds=1)
+    deadline = asyncio.get_running_loop().time() + 3
+    while datetime.now(UTC) < target:
+        assert asyncio.get_running_loop().time() < deadline, "the clock did not move on"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_new_hubspot_contact_becomes_one_zoho_customer_and_settles(world: World) -> None:
+    hub_id = await world.hubspot.put("contacts", ann())
+    report = await world.reconciler().run_pass()
+    assert [a.kind for a in report.actions if a.writes] == ["create"]
+    [customer] = await world.zoho.all("contacts")
+    assert customer["primary_contact.email"] == "ann@example.com"
+    assert customer["contact_name"] == "Ann Lee" and customer["contact_type"] == "customer"
+    assert customer["primary_contact.phone"] == "+14155550100"
+    assert customer["cf_syncd_ref"].startswith("syncd-")
+    link = await world.stores.links.lookup_crm("hubspot-zohobooks", "customer", "hubspot", hub_id)
+    assert link is not None and link.state == "linked" and link.acc_id == customer["id"]
+    writes = await world.writes()
+    assert await settle(world) == 1  # our own write read back plans nothing: no echo
+    assert await world.writes() == writes
+    audit = await world.stores.audit.list(system="zohobooks")
+    assert [e.record_id for e in audit] == [customer["id"]] and "created from hubspot" in audit[0].cause
+
+
+async def test_an_edit_on_one_side_is_copied_and_not_echoed(world: World) -> None:
+    hub_id = await world.hubspot.put("contacts", ann())
+    await settle(world)
+    [customer] = await world.zoho.all("contacts")
+    await world.zoho.update("contacts", customer["id"], {"primary_contact.first_name": "Annie"})
+    report = await world.reconciler().run_pass()
+    [update] = report.of_kind("update")
+    assert update.target.startswith("hubspot contacts") and update.changes[0].old == "Ann"
+    assert (await world.hubspot.get("contacts", hub_id))["firstname"] == "Annie"
+    writes = await world.writes()
+    assert await settle(world) == 1
+    assert await world.writes() == writes
+
+
+async def test_first_linking_matches_email_trimmed_and_case_insensitively(world: World) -> None:
+    zoho_id = await world.zoho.put(
+        "contacts",
+        {
+            "contact_type": "customer",
+            "contact_name": "Ann Lee",
+            "primary_contact.email": "ANN@Example.com",
+            "primary_contact.first_name": "Ann",
+        },
+    )
+    # Zoho Books refuses an address with spaces around it; HubSpot keeps what it is given.
+    hub_id = await world.hubspot.put("contacts", ann(email=" ann@example.com "))
+    report = await world.reconciler().run_pass()
+    assert report.of_kind("create") == []
+    assert [a.kind for a in report.actions if a.kind == "link"] == ["link"]
+    link = await world.stores.links.lookup_crm("hubspot-zohobooks", "customer", "hubspot", hub_id)
+    assert link is not None and link.acc_id == zoho_id
+    assert await world.zoho.count("contacts") == 1 and await world.hubspot.count("contacts") == 1
+    assert await settle(world) == 1
+
+
+async def test_an_ambiguous_match_is_reported_and_parked_never_guessed(world: World) -> None:
+    for name in ("Ann One", "Ann Two"):
+        await world.zoho.put(
+            "contacts",
+            {"contact_type": "customer", "contact_name": name, "primary_contact.email": "ann@example.com"},
+        )
+    hub_id = await world.hubspot.put("contacts", ann())
+    report = await world.reconciler().run_pass()
+    skips = [a for a in report.of_kind("skip") if a.source.endswith(hub_id)]
+    assert skips and "ambiguous match on email" in skips[0].reason
+    assert await world.zoho.count("contacts") == 2
+    [letter] = await world.stores.dead_letters.list()
+    assert letter.record_id == hub_id and "ambiguous" in letter.error and letter.next_attempt_at is None
+
+
+async def test_both_sides_changed_latest_wins_and_a_rule_field_keeps_accounting(world: World) -> None:
+    hub_id = await world.hubspot.put("contacts", ann())
+    await settle(world)
+    [customer] = await world.zoho.all("contacts")
+    await world.hubspot.update("contacts", hub_id, {"lastname": "Hub", "city": "Hubtown"})
+    edited = await world.hubspot.connector.get_many("contacts", [hub_id])
+    await next_second(edited[hub_id].modified_at)
+    await world.zoho.update(
+        "contacts", customer["id"], {"primary_contact.last_name": "Zoho", "billing_address.city": "Zedville"}
+    )
+    await world.reconciler().run_pass()
+    # last_name: `latest` → the later edit (Zoho's); city: rule `accounting` → Zoho's value, on both sides.
+    hub = await world.hubspot.get("contacts", hub_id)
+    assert hub["lastname"] == "Zoho" and hub["city"] == "Zedville"
+    assert (await world.zoho.get("contacts", customer["id"]))["billing_address.city"] == "Zedville"
+    assert await settle(world) == 1
+
+
+MANUAL = (
+    (SHIPPED_MAPPINGS_DIR / "hubspot-zohobooks.toml")
+    .read_text()
+    .replace("[objects.customer.fields.phone]\n", '[objects.customer.fields.phone]\nconflict = "manual"\n')
+)
+
+
+async def test_manual_parks_only_that_field_and_a_resolution_is_applied_next_pass(
+    world: World, tmp_path: Path
+) -> None:
+    path = tmp_path / "hubspot-zohobooks.toml"
+    path.write_text(MANUAL)
+    hub_id = await world.hubspot.put("contacts", ann())
+    await settle(world, path)
+    [customer] = await world.zoho.all("contacts")
+    zoho_id = customer["id"]
+    await world.hubspot.update("contacts", hub_id, {"phone": "+1 415 555 0111", "firstname": "Anna"})
+    await world.zoho.update("contacts", zoho_id, {"primary_contact.phone": "+1 415 555 0122"})
+    report = await world.reconciler(path).run_pass()
+    [conflict_action] = report.of_kind("conflict")
+    assert conflict_action.changes[0].field == "phone"
+    # The other field of the same record kept syncing.
+    zoho = await world.zoho.get("contacts", zoho_id)
+    assert zoho["primary_contact.first_name"] == "Anna"
+    assert zoho["primary_contact.phone"] == "+1 415 555 0122"
+    assert (await world.hubspot.get("contacts", hub_id))["phone"] == "+1 415 555 0111"
+    [conflict] = await world.stores.conflicts.list()
+    assert (conflict.crm_value, conflict.acc_value) == ("+14155550111", "+14155550122")
+    # Still open: another pass neither writes nor loses either edit.
+    assert (await world.reconciler(path).run_pass()).settled
+    await world.stores.conflicts.resolve(conflict.id, "crm", by="test")
+    await world.reconciler(path).run_pass()
+    assert (await world.zoho.get("contacts", zoho_id))["primary_contact.phone"] == "+14155550111"
+    assert await world.stores.conflicts.resolved_unapplied() == []
+    assert await settle(world, path) == 1
+
+
+async def test_a_crash_between_create_and_link_commit_binds_instead_of_creating_again(world: World) -> None:
+    hub_id = await world.hubspot.put("contacts", ann())
+
+    class Crash(Exception):
+        pass
+
+    def crash(system: str, obj: str, outcomes: object) -> None:
+        raise Crash(f"power cut after creating {system} {obj}")
+
+    with pytest.raises(Crash):
+        await world.reconciler(hooks=PipelineHooks(after_create=crash)).run_pass()
+    assert await world.zoho.count("contacts") == 1
+    [pending] = await world.stores.links.pending()
+    assert pending.crm_id == hub_id and pending.acc_id is None
+    report = await world.reconciler().run_pass()
+    assert [a.kind for a in report.actions if a.kind == "link"] == ["link"]
+    assert "recovered" in report.of_kind("link")[0].reason
+    [customer] = await world.zoho.all("contacts")
+    assert await world.zoho.count("contacts") == 1
+    link = await world.stores.links.lookup_crm("hubspot-zohobooks", "customer", "hubspot", hub_id)
+    assert link is not None and link.state == "linked" and link.acc_id == customer["id"]
+    assert await settle(world) == 1
+
+
+async def test_a_failed_write_is_dead_lettered_and_retried_until_it_succeeds(world: World) -> None:
+    hub_id = await world.hubspot.put("contacts", ann())
+    await settle(world)
+    [customer] = await world.zoho.all("contacts")
+    # HubSpot takes a first name Zoho Books refuses (its person names stop at 100 characters).
+    await world.hubspot.update("contacts", hub_id, {"firstname": "A" * 150})
+    reconciler = world.reconciler(retry_after=timedelta(0))
+    report = await reconciler.run_pass()
+    assert not report.errors
+    [letter] = await world.stores.dead_letters.list()
+    assert letter.record_id == hub_id and "Invalid value passed for first_name" in letter.error
+    link = await world.stores.links.lookup_crm("hubspot-zohobooks", "customer", "hubspot", hub_id)
+    assert link is not None and link.base["first_name"] == "Ann"  # base moves only with a successful write
+    await reconciler.run_pass()  # parked records are read again and retried
+    assert (await world.stores.dead_letters.list())[0].attempts == 2
+    await world.hubspot.update("contacts", hub_id, {"firstname": "Annie"})
+    await reconciler.run_pass()
+    assert (await world.zoho.get("contacts", customer["id"]))["primary_contact.first_name"] == "Annie"
+    assert await world.stores.dead_letters.list() == []
+
+
+async def test_a_counterpart_that_vanished_is_reported(world: World) -> None:
+    hub_id = await world.hubspot.put("contacts", ann())
+    await settle(world)
+    [customer] = await world.zoho.all("contacts")
+    await world.hubspot.update("contacts", hub_id, {"firstname": "Annie"})
+    await world.zoho.remove("contacts", customer["id"])  # Zoho Books lists no deletions
+    report = await world.reconciler().run_pass()
+    assert any("no longer exists" in a.reason for a in report.of_kind("skip"))
+    assert await world.zoho.count("contacts") == 1
