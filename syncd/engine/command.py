@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import click
 from rich.console import Console
 
 from syncd.cli import config_option, settings_from
+from syncd.engine.daemon import Daemon
 from syncd.engine.plan import SyncReport, render_table, report_json
 from syncd.engine.wiring import open_engine
 from syncd.logs import get_logger
@@ -46,26 +46,19 @@ def sync_command(once: bool, dry_run: bool, as_json: bool, config_path: Path) ->
     return 1 if report.errors else 0
 
 
-async def run_forever(settings: Settings, stop: asyncio.Event) -> None:
-    """Reconcile passes on the polling interval until `stop` is set; a pass in progress finishes first."""
-    intervals = [c.poll_interval_s for c in settings.connections.values() if c.enabled and c.poll_interval_s]
-    interval = min([settings.polling.interval_s, *intervals])
-    async with open_engine(settings) as engine:
-        while not stop.is_set():
-            report = await engine.reconciler.run_pass()
-            log.info("pass done", counts=report.counts(), errors=len(report.errors))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval)
-
-
-async def _run(settings: Settings) -> None:
+async def run_until_signalled(settings: Settings) -> None:
+    """Start the daemon and keep it running until SIGTERM or SIGINT, then stop it cleanly."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    daemon = Daemon(settings)
     try:
-        await run_forever(settings, stop)
+        await daemon.start()
+        await stop.wait()
+        log.info("stop requested; finishing the work in progress")
     finally:
+        await daemon.stop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
 
@@ -73,5 +66,5 @@ async def _run(settings: Settings) -> None:
 @click.command("run")
 @config_option
 def run_command(config_path: Path) -> None:
-    """Run the daemon: a reconcile pass on every polling interval until SIGTERM or Ctrl-C (a clean stop)."""
-    asyncio.run(_run(settings_from(config_path)))
+    """Run the daemon: polling on schedule, webhooks, admin listener; SIGTERM or Ctrl-C stops it cleanly."""
+    asyncio.run(run_until_signalled(settings_from(config_path)))

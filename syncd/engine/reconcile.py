@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from syncd.connectors.base import Connector, Record
+from syncd.connectors.base import ChangeEvent, Connector, Deletion, Record
 from syncd.engine.context import (
     LifecyclePolicy,
     MappingRun,
@@ -20,6 +20,7 @@ from syncd.engine.context import (
 from syncd.engine.pipeline import ObjectPipeline
 from syncd.engine.plan import PlannedAction, SyncReport, merge_reports
 from syncd.engine.snapshot import encode_base
+from syncd.engine.vanished import find_vanished
 from syncd.errors import ConnectorError, SkippableError
 from syncd.logs import get_logger
 from syncd.mapping.compiled import CompiledMapping, ObjectMapper, writes_to
@@ -115,6 +116,7 @@ class Reconciler:
         key = cursor_key(run.name, mapper, side)
         stored = await run.stores.cursors.get(connector.name, key)
         since = datetime.fromisoformat(stored) if stored else None
+        deletions: Sequence[Deletion] | None = None
         if since is not None:
             # Deletions and merges first, so a merge survivor is found linked instead of looking new.
             deletions = await connector.deletions(obj, since - self.overlap)
@@ -130,6 +132,11 @@ class Reconciler:
                 await pipeline.sync(side, records[start : start + self.batch_size])
             if not run.dry_run:
                 await run.stores.cursors.set(connector.name, key, page.cursor.isoformat())
+        if since is not None and deletions is None:
+            # The system lists no deletions: check the linked records whose referenced records changed.
+            vanished = await find_vanished(run, mapper, side)
+            if vanished:
+                await pipeline.sync(side, vanished)
 
     async def _retry_parked(self, run: MappingRun, mapper: ObjectMapper, pipeline: ObjectPipeline) -> None:
         """Records parked with a retry time that has come: read them again and run them through."""
@@ -207,3 +214,68 @@ class Reconciler:
                     reason=f"recovered an interrupted create by its reference {link.reference}",
                 )
             )
+
+    # --- entry points for the daemon: one object on its own schedule, or named records from webhooks ---
+    def _mapping_run(self, mapping_name: str) -> MappingRun:
+        """A fresh (non-dry) run over one active mapping, as a pass would start it."""
+        for active in self.mappings:
+            if active.name == mapping_name:
+                return MappingRun(
+                    active.name,
+                    active.mapping,
+                    self._connector(active.mapping.crm_system),
+                    self._connector(active.mapping.acc_system),
+                    Stores.on(self.db),
+                    hooks=self.hooks,
+                    policy=self.policy,
+                    retry_after=self.retry_after,
+                )
+        raise StoreError(f"no active mapping named {mapping_name!r}")
+
+    async def run_object(
+        self, mapping_name: str, object_name: str, sides: Sequence[Side] | None = None
+    ) -> SyncReport:
+        """One object of one mapping as a pass runs it (interrupted creates recovered, parked records and
+        resolutions retried), reading changes only from `sides` (default: every side it copies from)."""
+        run = self._mapping_run(mapping_name)
+        mapper = run.mapping.objects[object_name]
+        pipeline = ObjectPipeline(run, mapper)
+        try:
+            await self._recover_pending(run)
+            await self._retry_parked(run, mapper, pipeline)
+            await self._apply_resolutions(run, mapper, pipeline)
+            for side in read_sides(mapper):
+                if sides is None or side in sides:
+                    await self._read_changes(run, mapper, pipeline, side)
+        except (ConnectorError, StoreError) as exc:
+            # As in a pass: the cursor stays where it was, and the next run reads the same changes again.
+            log.warning("object sync failed", mapping=mapping_name, object=object_name, error=str(exc))
+            run.errors.append(f"{mapping_name}:{object_name}: {exc}")
+        return SyncReport(tuple(run.actions), dry_run=False, errors=tuple(run.errors))
+
+    async def sync_records(
+        self, mapping_name: str, system: str, object: str, changes: Sequence[ChangeEvent]
+    ) -> SyncReport:
+        """The records that webhook `changes` name, fetched fresh (an event is never trusted as content) and
+        run through every object of the mapping that reads `system`'s `object`; a record no longer found
+        becomes a deletion (or a merge, if its event said so). Connector and store errors propagate, so
+        the caller keeps the events to try again."""
+        run = self._mapping_run(mapping_name)
+        latest: dict[str, ChangeEvent] = {}
+        for change in sorted(changes, key=lambda c: c.occurred_at):
+            latest[change.record_id] = change
+        for name in run.mapping.order:
+            mapper = run.mapping.objects[name]
+            for side in read_sides(mapper):
+                if run.system(side) != system or side_object(mapper, side) != object or not latest:
+                    continue
+                found = await run.connector(side).get_many(object, list(latest))
+                records = [
+                    found.get(record_id)
+                    or Record(system, object, record_id, {}, change.occurred_at, True, change.merged_into)
+                    for record_id, change in latest.items()
+                ]
+                pipeline = ObjectPipeline(run, mapper)
+                for start in range(0, len(records), self.batch_size):
+                    await pipeline.sync(side, records[start : start + self.batch_size])
+        return SyncReport(tuple(run.actions), dry_run=False, errors=tuple(run.errors))

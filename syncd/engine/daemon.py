@@ -1,0 +1,223 @@
+"""The daemon behind `syncd run`: the engine, scheduled polling, the webhook receiver feeding the inbox, and
+the admin listener, with an explicit start/stop lifecycle."""
+
+from __future__ import annotations
+
+import contextlib
+
+from aiohttp import web
+
+from syncd.connectors.storage import VaultTokenStorage
+from syncd.connectors.tokens import TokenManager
+from syncd.engine.inbox import InboxDispatcher
+from syncd.engine.plan import SyncReport
+from syncd.engine.scheduler import MappingLocks, PollJob, PollScheduler, poll_jobs
+from syncd.engine.wiring import Engine, open_engine
+from syncd.errors import SyncdError
+from syncd.logs import get_logger
+from syncd.settings import Settings
+from syncd.store import ConnectionStore, TokenVault
+from syncd.web.admin import build_admin_app
+from syncd.web.metrics import Metrics
+from syncd.web.receiver import build_webhook_app, webhook_url
+from syncd.web.server import Listener, serve
+
+log = get_logger(__name__)
+
+
+class DaemonError(SyncdError):
+    """The daemon cannot start (e.g. a listener's port is taken)."""
+
+
+class Daemon:
+    """Keeps the systems in step until stopped: `await start()`, then `await stop()` (safe to call twice)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        metrics: Metrics | None = None,
+        inbox_interval_s: float = 5.0,
+        health_interval_s: float = 30.0,
+        stop_timeout_s: float = 60.0,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self._inbox_interval_s = inbox_interval_s
+        self._health_interval_s = health_interval_s
+        self._stop_timeout_s = stop_timeout_s
+        self._exit = contextlib.AsyncExitStack()
+        self._engine: Engine | None = None
+        self._scheduler: PollScheduler | None = None
+        self._dispatcher: InboxDispatcher | None = None
+        self._webhooks: Listener | None = None
+        self._admin: Listener | None = None
+        self._unusable: frozenset[str] = frozenset()
+        self._started = False
+
+    # --- what tests and operators may look at -----------------------------------------------------------
+    @property
+    def webhook_listener(self) -> Listener | None:
+        """The webhook receiver's listener (None when `[webhooks].enabled` is false)."""
+        return self._webhooks
+
+    @property
+    def admin_listener(self) -> Listener | None:
+        """The admin listener (None when `[admin].enabled` is false)."""
+        return self._admin
+
+    @property
+    def scheduler(self) -> PollScheduler:
+        """The polling scheduler (once started)."""
+        assert self._scheduler is not None, "the daemon is not started"
+        return self._scheduler
+
+    @property
+    def dispatcher(self) -> InboxDispatcher:
+        """The inbox dispatcher (once started)."""
+        assert self._dispatcher is not None, "the daemon is not started"
+        return self._dispatcher
+
+    @property
+    def unusable_connections(self) -> frozenset[str]:
+        """Connections that need re-authorisation; their jobs and webhook events wait."""
+        return self._unusable
+
+    # --- lifecycle ---------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Open the engine, start the listeners, register webhooks, then start the inbox and polling."""
+        if self._started:
+            return
+        self._started = True
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        settings = self.settings
+        engine = await self._exit.enter_async_context(open_engine(settings))
+        self._engine = engine
+        reconciler = engine.reconciler
+        states = ConnectionStore(engine.db)
+        for connector in engine.connectors.values():
+            await states.ensure(connector.name, connector.system)
+        await self._refresh_connections()
+        locks = MappingLocks()
+        self._dispatcher = InboxDispatcher(
+            engine.db, reconciler, locks, usable=self._usable, interval_s=self._inbox_interval_s,
+            after_round=self._check_connections,
+        )
+        self._scheduler = PollScheduler(reconciler, poll_jobs(settings, reconciler), locks,
+                                        after_poll=self._after_poll)
+        if settings.admin.enabled:
+            self._admin = await self._listen(
+                build_admin_app(db=engine.db, settings=settings, metrics=self.metrics),
+                settings.admin.host, settings.admin.port, "admin",
+            )
+        if settings.webhooks.enabled:
+            by_name = {c.name: c for c in engine.connectors.values()}
+            app = build_webhook_app(
+                db=engine.db,
+                connectors=by_name,
+                on_event=self._dispatcher.wake,
+                metrics=self.metrics,
+                public_url=settings.webhooks.public_url,
+            )
+            self._webhooks = await self._listen(app, settings.webhooks.host, settings.webhooks.port, "webhooks")
+            await self._register_webhooks(settings.webhooks.public_url or self._webhooks.url)
+        # The inbox is drained even with webhooks off: events stored before a restart must not be stranded.
+        self._dispatcher.start()
+        self._scheduler.start(unusable=self._unusable)
+        # Polls notice a grant dying; this notices one coming back (`syncd auth`) while its jobs are paused.
+        self._scheduler.add_housekeeping("connections", self._check_connections, self._health_interval_s)
+        log.info("daemon started", jobs=len(self._scheduler.jobs),
+                 webhooks=self._webhooks.url if self._webhooks else None,
+                 admin=self._admin.url if self._admin else None)
+
+    async def stop(self) -> None:
+        """Stop taking webhooks, let the running poll and inbox round finish, then close everything."""
+        if not self._started:
+            return
+        self._started = False
+        try:
+            if self._webhooks is not None:
+                await self._webhooks.stop()
+                self._webhooks = None
+            if self._scheduler is not None:
+                await self._scheduler.stop(self._stop_timeout_s)
+            if self._dispatcher is not None:
+                await self._dispatcher.stop()
+            if self._admin is not None:
+                await self._admin.stop()
+                self._admin = None
+        finally:
+            await self._exit.aclose()
+            self._engine = None
+            log.info("daemon stopped")
+
+    # --- pieces --------------------------------------------------------------------------------------------
+    async def _listen(self, app: web.Application, host: str, port: int, name: str) -> Listener:
+        try:
+            return await serve(app, host, port, name=name)
+        except OSError as exc:
+            raise DaemonError(f"cannot listen for {name} on {host}:{port}: {exc.strerror or exc}") from exc
+
+    async def _register_webhooks(self, public_url: str) -> None:
+        """Point each system's webhooks at us where its API allows; name the ones an admin must set up."""
+        assert self._engine is not None
+        for connector in self._engine.connectors.values():
+            url = webhook_url(public_url, connector.name)
+            try:
+                registered = await connector.register_webhooks(url)
+            except SyncdError as exc:
+                # Polling covers the gap; the operator sees why the webhooks are not there.
+                log.warning("webhook registration failed; polling continues", connection=connector.name,
+                            url=url, error=str(exc))
+                continue
+            if registered:
+                log.info("webhooks registered", connection=connector.name, url=url)
+            else:
+                log.warning("webhooks must be set up by hand in the system's settings; polling covers "
+                            "until then", connection=connector.name, system=connector.system, url=url)
+
+    def _usable(self, connection: str) -> bool:
+        return connection not in self._unusable
+
+    async def _refresh_connections(self) -> frozenset[str]:
+        """Read which connections need re-authorisation; returns them."""
+        assert self._engine is not None
+        names = {c.name for c in self._engine.connectors.values()}
+        states = await ConnectionStore(self._engine.db).list()
+        self._unusable = frozenset(s.name for s in states if s.name in names and s.status == "needs_reauth")
+        return self._unusable
+
+    async def _after_poll(self, job: PollJob, report: SyncReport) -> None:
+        """After every poll: stop (or restart) only the jobs of connections whose grant died (or came back)."""
+        await self._check_connections()
+
+    async def _check_connections(self) -> None:
+        """Pause the jobs of connections needing re-authorisation, resume those authorised again."""
+        before = self._unusable
+        unusable = await self._refresh_connections()
+        for name in before - unusable:
+            await self._take_new_grant(name)
+        if self._scheduler is not None and unusable != before:
+            self._scheduler.set_unusable(unusable)
+
+    async def _take_new_grant(self, connection: str) -> None:
+        """`syncd auth` (another process) stored a new grant: hand it to our connector, whose token manager
+        otherwise keeps refusing after the grant it had died."""
+        assert self._engine is not None
+        key = self.settings.security.key_bytes()
+        connector = next(c for c in self._engine.connectors.values() if c.name == connection)
+        tokens = getattr(connector, "tokens", None)
+        if key is None or not isinstance(tokens, TokenManager):
+            return
+        storage = VaultTokenStorage(TokenVault(self._engine.db, key), ConnectionStore(self._engine.db),
+                                    systems={connection: connector.system})
+        grant = await storage.load_grant(connection)
+        if grant is not None:
+            tokens.reauthorised(grant)
+            log.info("connection re-authorised; its jobs resume", connection=connection)

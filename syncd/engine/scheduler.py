@@ -1,0 +1,208 @@
+"""Polling on a schedule: one APScheduler job per mapping × object × side read, each on its connection's
+interval, never two at once for one mapping, and paused while a connection it uses needs re-authorisation."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from syncd.engine.context import side_object
+from syncd.engine.plan import SyncReport
+from syncd.engine.reconcile import Reconciler, read_sides
+from syncd.logs import get_logger
+from syncd.mapping.spec import Side
+from syncd.settings import Settings
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class PollJob:
+    """What one polling job reads: one side of one mapped object, through `connection`, every `interval_s`."""
+
+    mapping: str
+    object: str
+    side: Side
+    system_object: str  # the object's name on the polled system (`contacts`, `Contact`, `invoices`...)
+    connection: str  # the connection polled
+    uses: frozenset[str]  # every connection the job reads or writes through (both sides of the mapping)
+    interval_s: float
+
+    @property
+    def id(self) -> str:
+        """The job's id in the scheduler."""
+        return f"poll:{self.mapping}:{self.object}:{self.side}"
+
+
+def poll_jobs(settings: Settings, reconciler: Reconciler) -> list[PollJob]:
+    """A job per active mapping × object × side it copies from, in dependency order."""
+    names = {connector.system: connector.name for connector in reconciler.connectors.values()}
+    jobs = []
+    for active in reconciler.mappings:
+        crm, acc = names[active.mapping.crm_system], names[active.mapping.acc_system]
+        for object_name in active.mapping.order:
+            mapper = active.mapping.objects[object_name]
+            for side in read_sides(mapper):
+                connection = crm if side == "crm" else acc
+                interval = settings.connections[connection].poll_interval_s or settings.polling.interval_s
+                jobs.append(
+                    PollJob(
+                        active.name,
+                        object_name,
+                        side,
+                        side_object(mapper, side),
+                        connection,
+                        frozenset({crm, acc}),
+                        interval,
+                    )
+                )
+    return jobs
+
+
+class MappingLocks:
+    """One lock per mapping: its polling jobs and its inbox processing never run at the same time, because
+    they would read and commit the same links and cursors."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def of(self, mapping: str) -> asyncio.Lock:
+        """The lock of `mapping` (created on first use)."""
+        return self._locks.setdefault(mapping, asyncio.Lock())
+
+
+#: Called after every job run with the job and its report (the daemon checks connection health there).
+AfterPoll = Callable[[PollJob, SyncReport], Awaitable[None]]
+
+
+class PollScheduler:
+    """An `AsyncIOScheduler` (in-memory job store) running `PollJob`s through the reconciler."""
+
+    def __init__(
+        self,
+        reconciler: Reconciler,
+        jobs: Collection[PollJob],
+        locks: MappingLocks,
+        *,
+        after_poll: AfterPoll | None = None,
+    ) -> None:
+        self._reconciler = reconciler
+        self._jobs = {job.id: job for job in jobs}
+        self._locks = locks
+        self._after_poll = after_poll
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._paused: set[str] = set()  # job ids paused because a connection they use needs re-authorisation
+        self._running = 0
+        self._idle = asyncio.Condition()
+        self.runs_completed = 0
+        self.last_reports: dict[str, SyncReport] = {}  # by job id: what its latest finished run did
+        self.runs_by_job: Counter[str] = Counter()
+
+    @property
+    def jobs(self) -> Mapping[str, PollJob]:
+        """Every polling job by id."""
+        return self._jobs
+
+    @property
+    def paused(self) -> frozenset[str]:
+        """Ids of the jobs paused for a connection that needs re-authorisation."""
+        return frozenset(self._paused)
+
+    def start(self, *, unusable: Collection[str] = ()) -> None:
+        """Schedule every job to run now (to catch up after downtime) and then on its interval; jobs using an
+        `unusable` connection start paused."""
+        now = datetime.now(UTC)
+        for job in self._jobs.values():
+            self._scheduler.add_job(
+                self._run,
+                "interval",
+                seconds=job.interval_s,
+                args=(job,),
+                id=job.id,
+                name=job.id,
+                next_run_time=now,
+                max_instances=1,
+                coalesce=True,
+                # A job late because the loop was busy still runs (once, thanks to coalesce), never skipped.
+                misfire_grace_time=None,
+            )
+        self._scheduler.start()
+        self.set_unusable(unusable)
+
+    def add_housekeeping(self, name: str, func: Callable[[], Awaitable[None]], interval_s: float) -> None:
+        """A periodic chore beside the polls (not under any mapping's lock)."""
+        self._scheduler.add_job(self._chore, "interval", seconds=interval_s, args=(name, func),
+                                id=f"housekeeping:{name}", name=name, max_instances=1, coalesce=True,
+                                misfire_grace_time=None)
+
+    def set_unusable(self, connections: Collection[str]) -> None:
+        """Pause the jobs that use any of `connections` and resume those that no longer do."""
+        if not self._scheduler.running:
+            return  # `start` applies the daemon's current set
+        for job in self._jobs.values():
+            blocked = job.uses & set(connections)
+            if blocked and job.id not in self._paused:
+                self._scheduler.pause_job(job.id)
+                self._paused.add(job.id)
+                log.warning("polling paused: connection needs re-authorisation", job=job.id,
+                            connections=sorted(blocked))
+            elif not blocked and job.id in self._paused:
+                self._scheduler.resume_job(job.id)
+                # Run at once: changes piled up while the connection was stopped.
+                self._scheduler.modify_job(job.id, next_run_time=datetime.now(UTC))
+                self._paused.discard(job.id)
+                log.info("polling resumed", job=job.id)
+
+    async def stop(self, timeout_s: float) -> None:
+        """Fire nothing more, let running jobs finish (cancelled after `timeout_s`), then shut down."""
+        if not self._scheduler.running:
+            return
+        self._scheduler.pause()
+        try:
+            async with self._idle:
+                await asyncio.wait_for(self._idle.wait_for(lambda: self._running == 0), timeout_s)
+        except TimeoutError:
+            log.error("polling did not finish in time; cancelling it", timeout_s=timeout_s)
+        # The scheduler cancels whatever is still running, and its shutdown runs as a loop callback:
+        # yielding once lets that callback run before the loop may be closed.
+        self._scheduler.shutdown(wait=False)
+        await asyncio.sleep(0)
+
+    async def _chore(self, name: str, func: Callable[[], Awaitable[None]]) -> None:
+        """One run of a housekeeping chore, counted as running so that stop waits for it too."""
+        async with self._idle:
+            self._running += 1
+        try:
+            await func()
+        except Exception as exc:
+            log.exception("housekeeping failed", chore=name, error=str(exc))
+        finally:
+            async with self._idle:
+                self._running -= 1
+                self._idle.notify_all()
+
+    async def _run(self, job: PollJob) -> None:
+        """One run of a job under its mapping's lock; never raises (a failure is logged, the job stays)."""
+        async with self._idle:
+            self._running += 1
+        try:
+            async with self._locks.of(job.mapping):
+                report = await self._reconciler.run_object(job.mapping, job.object, (job.side,))
+            log.info("poll done", job=job.id, counts=report.counts(), errors=len(report.errors))
+            self.runs_completed += 1
+            self.runs_by_job[job.id] += 1
+            self.last_reports[job.id] = report
+            if self._after_poll is not None:
+                await self._after_poll(job, report)
+        except Exception as exc:
+            # A bug or an outage in one run must not stop the schedule: the next run tries again.
+            log.exception("poll failed", job=job.id, error=str(exc))
+        finally:
+            async with self._idle:
+                self._running -= 1
+                self._idle.notify_all()
