@@ -115,20 +115,20 @@ async def test_a_refund_is_reflected_on_the_deal(world: World) -> None:
 
 
 async def won_opportunities(world: World, *amounts: str) -> tuple[str, list[str]]:
-    """A Salesforce account with a contact and one won opportunity per amount."""
+    """A Salesforce contact (at an account) and one won opportunity per amount with that primary contact."""
     account = await world.salesforce.put("Account", {"Name": "Acme Corp", "BillingCity": "Boston"})
-    await world.salesforce.put(
+    contact = await world.salesforce.put(
         "Contact", {"FirstName": "Ann", "LastName": "Lee", "Email": "ann@example.com", "AccountId": account}
     )
     opportunities = [
         await world.salesforce.put(
             "Opportunity",
-            {"Name": f"Deal {n}", "AccountId": account, "StageName": "Closed Won", "CloseDate": TODAY,
-             "Amount": Decimal(amount)},
+            {"Name": f"Deal {n}", "AccountId": account, "ContactId": contact, "StageName": "Closed Won",
+             "CloseDate": TODAY, "Amount": Decimal(amount)},
         )
         for n, amount in enumerate(amounts, 1)
     ]
-    return account, opportunities
+    return contact, opportunities
 
 
 async def payments_of(world: World) -> list[dict[str, object]]:
@@ -140,8 +140,7 @@ async def test_a_salesforce_opportunity_invoice_and_a_payment_across_two_invoice
     _, (first, second) = await won_opportunities(world, "1200", "300")
     assert await settle(world, SALESFORCE) <= 3
     [customer] = await world.zoho.all("contacts")
-    assert customer["contact_name"] == "Acme Corp" and customer["company_name"] == "Acme Corp"
-    assert customer["primary_contact.email"] == "ann@example.com"
+    assert customer["contact_name"] == "Ann Lee" and customer["primary_contact.email"] == "ann@example.com"
     invoices = {o: await invoice_of(world, o) for o in (first, second)}
     await pay(world, "1500", (invoices[first], "1200"), (invoices[second], "300"))
     await world.reconciler(SALESFORCE).run_pass()

@@ -299,6 +299,8 @@ OPPORTUNITY = ObjectSpec(
     (
         _id_field(),
         _ref("AccountId", "Account ID", "Account"),
+        # The opportunity's primary contact (API v46+: createable and updateable).
+        _ref("ContactId", "Contact ID", "Contact"),
         FieldSpec("Name", "string", "Name", 120, nillable=False),
         FieldSpec("Description", "textarea", "Description", 32000),
         FieldSpec(

@@ -40,8 +40,9 @@ def seed_org(store: RecordStore, world: SeedWorld, counts: SeedCounts) -> dict[s
         )
         accounts.append(record["Id"])
     contacts = 0
+    contact_ids: list[str] = []
     for person in world.people[: counts.contacts]:
-        store.create(
+        contact = store.create(
             CONTACT,
             {
                 "FirstName": person.first_name,
@@ -52,6 +53,7 @@ def seed_org(store: RecordStore, world: SeedWorld, counts: SeedCounts) -> dict[s
                 "AccountId": accounts[person.company] if person.company < len(accounts) else None,
             },
         )
+        contact_ids.append(contact["Id"])
         contacts += 1
     opportunities = lines = 0
     for deal in world.deals[: counts.deals]:
@@ -63,6 +65,7 @@ def seed_org(store: RecordStore, world: SeedWorld, counts: SeedCounts) -> dict[s
                 "CloseDate": deal.close_date.isoformat(),
                 "Amount": str(deal.amount),
                 "AccountId": accounts[deal.company] if deal.company < len(accounts) else None,
+                "ContactId": contact_ids[deal.person] if deal.person < len(contact_ids) else None,
             },
         )
         opportunities += 1
