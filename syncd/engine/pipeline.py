@@ -17,7 +17,7 @@ from syncd.mapping.compiled import FieldConversionError, ObjectMapper, writes_to
 from syncd.mapping.filters import FilterError
 from syncd.mapping.spec import Side
 from syncd.mapping.values import CanonicalValue, lookup
-from syncd.store import Link, StoreConflictError
+from syncd.store import DeadLetter, Link, StoreConflictError
 from syncd.store.columns import utcnow
 
 NEW = "(new)"
@@ -86,6 +86,15 @@ class ObjectPipeline:
         self.run = run
         self.mapper = mapper
         self.obj = mapper.name
+        self._held: dict[tuple[str, str], DeadLetter] | None = None
+
+    async def _parked_for_good(self, side: Side, record: Record) -> DeadLetter | None:
+        """The dead letter holding this record back until it changes (a duplicate, an ambiguous match)."""
+        if self._held is None:
+            letters = await self.run.stores.dead_letters.list(self.run.name, self.obj, limit=100_000)
+            self._held = {(d.side, d.record_id): d for d in letters if d.next_attempt_at is None}
+        letter = self._held.get((side, record.id))
+        return letter if letter is not None and record.modified_at <= letter.updated_at else None
 
     # --- the pipeline --------------------------------------------------------------------------------
     async def sync(self, side: Side, records: Sequence[Record]) -> None:
@@ -102,6 +111,11 @@ class ObjectPipeline:
             if key in self.run.handled:
                 continue
             self.run.handled.add(key)
+            held = None if record.deleted else await self._parked_for_good(side, record)
+            if held is not None:
+                # Re-read only because of the overlap window: planning it again would repeat what failed.
+                self._skip(record, f"parked until it changes: {held.error}")
+                continue
             try:
                 await self._plan(side, record, batch)
             except _Ambiguous as exc:
@@ -258,7 +272,22 @@ class ObjectPipeline:
         if len(free) > 1:
             ids = ", ".join(sorted(c.id for c in free))
             raise _Ambiguous(f"ambiguous match on {', '.join(mapper.match_keys)}: {ids}")
-        return free[0] if free else None
+        if not free:
+            return None
+        # One match seen from here can still be one of several seen from there (two customers keyed in twice
+        # for one contact): pairing it with either would be a guess.
+        own_field = mapper.fields[mapper.match_keys[0]].scalar.side_name(side)
+        back = await run.connector(side).find_by_field(side_object(mapper, side), own_field, values)
+        rivals = {
+            r.id
+            for records in back.values()
+            for r in records
+            if not r.deleted and mapper.match_key(side, r) == key and await run.lookup(self.obj, side, r.id) is None
+        }
+        if len(rivals - {record.id}) > 0:
+            ids = ", ".join(sorted(rivals | {record.id}))
+            raise _Ambiguous(f"ambiguous match on {', '.join(mapper.match_keys)}: {ids} all match {free[0].id}")
+        return free[0]
 
     async def _plan_pair(
         self,
@@ -641,9 +670,23 @@ class ObjectPipeline:
                     continue
                 assert work.link is not None
                 crm_id, acc_id = (target_id, None) if work.target == "crm" else (None, target_id)
-                await stores.links.bind(
-                    work.link.id, crm_id=crm_id, acc_id=acc_id, base=encode_base(work.base), session=session
-                )
+                try:
+                    async with session.begin_nested():
+                        await stores.links.bind(
+                            work.link.id, crm_id=crm_id, acc_id=acc_id, base=encode_base(work.base),
+                            session=session,
+                        )
+                except StoreConflictError:
+                    # The system said the record exists (a duplicate) and that record already belongs to
+                    # another link: two of our records are one of theirs. Never guess which; a person merges.
+                    await stores.links.unbind(work.link.id, session=session)
+                    reason = (
+                        f"{run.system(work.target)} {side_object(self.mapper, work.target)} {target_id} is "
+                        "already linked to another record: merge the duplicates, then it links"
+                    )
+                    self._skip(work.source, reason)
+                    await self._park_in(session, other(work.target), work.source, reason, retry=False)
+                    continue
                 await stores.audit.record(
                     run.system(work.target),
                     side_object(self.mapper, work.target),
@@ -664,17 +707,29 @@ class ObjectPipeline:
                     continue
                 link = pair.link
                 if link is None:
-                    link = await stores.links.intend(
-                        run.name,
-                        self.obj,
-                        run.mapping.crm_system,
-                        pair.crm_id,
-                        run.mapping.acc_system,
-                        pair.acc_id,
-                        pair.reference,
-                        session=session,
-                    )
-                    link = await stores.links.bind(link.id, base=encode_base(pair.base), session=session)
+                    try:
+                        async with session.begin_nested():
+                            link = await stores.links.intend(
+                                run.name,
+                                self.obj,
+                                run.mapping.crm_system,
+                                pair.crm_id,
+                                run.mapping.acc_system,
+                                pair.acc_id,
+                                pair.reference,
+                                session=session,
+                            )
+                            link = await stores.links.bind(link.id, base=encode_base(pair.base), session=session)
+                    except StoreConflictError:
+                        # The match is already linked to another record of ours: duplicates, not a pair.
+                        match = pair.crm_id if source_side == "accounting" else pair.acc_id
+                        reason = (
+                            f"its match {match} is already linked to another record: merge the duplicates, "
+                            "then it links"
+                        )
+                        self._skip(source_record, reason)
+                        await self._park_in(session, source_side, source_record, reason, retry=False)
+                        continue
                 elif dict(pair.base) != decode_base(link.base) or pair.writes:
                     link = await stores.links.update_base(
                         link.id, encode_base(pair.base), link.version, session=session

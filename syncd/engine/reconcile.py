@@ -25,7 +25,7 @@ from syncd.errors import ConnectorError, SkippableError
 from syncd.logs import get_logger
 from syncd.mapping.compiled import CompiledMapping, ObjectMapper, writes_to
 from syncd.mapping.spec import Side
-from syncd.store import Database, StoreError
+from syncd.store import Database, StoreConflictError, StoreError
 
 log = get_logger(__name__)
 
@@ -199,7 +199,15 @@ class Reconciler:
                 if writes_to(mapper.fields[n].direction, target) and not mapper.fields[n].create_only
             }
             crm_id, acc_id = (record.id, None) if target == "crm" else (None, record.id)
-            await run.stores.links.bind(link.id, crm_id=crm_id, acc_id=acc_id, base=encode_base(base))
+            try:
+                await run.stores.links.bind(link.id, crm_id=crm_id, acc_id=acc_id, base=encode_base(base))
+            except StoreConflictError:
+                # What the reference found already belongs to another link: drop this intent; the source
+                # record's next read plans it afresh (and parks it as a duplicate if it still is one).
+                await run.stores.links.unbind(link.id)
+                log.warning("pending create is a duplicate", mapping=run.name, object=link.object,
+                            reference=link.reference, record=record.id)
+                continue
             source = (
                 f"{run.system(other(target))} {side_object(mapper, other(target))} "
                 f"{side_id(link, other(target))}"

@@ -112,8 +112,12 @@ async def test_an_ambiguous_match_is_reported_and_parked_never_guessed(world: Wo
     skips = [a for a in report.of_kind("skip") if a.source.endswith(hub_id)]
     assert skips and "ambiguous match on email" in skips[0].reason
     assert await world.zoho.count("contacts") == 2
-    [letter] = await world.stores.dead_letters.list()
-    assert letter.record_id == hub_id and "ambiguous" in letter.error and letter.next_attempt_at is None
+    # Seen from Zoho Books each customer has one match, but the same one: neither is paired with it either.
+    letters = await world.stores.dead_letters.list()
+    assert hub_id in {d.record_id for d in letters} and len(letters) == 3
+    assert all("ambiguous" in d.error and d.next_attempt_at is None for d in letters)
+    assert await world.stores.links.list() == []
+    assert await settle(world) == 1  # parked records are not planned again until they change
 
 
 async def test_both_sides_changed_latest_wins_and_a_rule_field_keeps_accounting(world: World) -> None:
@@ -225,3 +229,27 @@ async def test_a_counterpart_that_vanished_is_reported(world: World) -> None:
     report = await world.reconciler().run_pass()
     assert any("no longer exists" in a.reason for a in report.of_kind("skip"))
     assert await world.zoho.count("contacts") == 1
+
+
+async def test_a_second_zoho_customer_for_a_linked_person_is_parked_never_linked_twice(world: World) -> None:
+    hub_id = await world.hubspot.put("contacts", ann())
+    assert await settle(world) <= 2
+    [first] = await world.zoho.all("contacts")
+    # Someone keys the same person into Zoho Books again; its only match is already linked to `first`.
+    duplicate = await world.zoho.put("contacts", {
+        "contact_name": "Ann Lee (2)", "contact_type": "customer", "primary_contact.email": "ANN@example.com",
+        "primary_contact.first_name": "Ann", "primary_contact.last_name": "Lee",
+    })
+    other = await world.hubspot.put("contacts", ann(email="bob@example.com", firstname="Bob"))
+    report = await world.reconciler().run_pass()
+    assert not report.errors  # the duplicate stops nothing else
+    [parked] = [a for a in report.actions if a.kind == "skip" and duplicate in a.source]
+    assert "already linked to another record" in parked.reason
+    assert any(a.kind == "create" and other in a.source for a in report.actions)
+    link = await world.stores.links.lookup_crm("hubspot-zohobooks", "customer", "hubspot", hub_id)
+    assert link is not None and link.acc_id == first["id"]
+    assert await world.stores.links.lookup_acc("hubspot-zohobooks", "customer", "zohobooks", duplicate) is None
+    [letter] = [d for d in await world.stores.dead_letters.list() if d.record_id == duplicate]
+    assert "merge the duplicates" in letter.error
+    assert await world.hubspot.count("contacts") == 2  # no third HubSpot contact for the duplicate
+    assert await settle(world) == 1
