@@ -27,7 +27,7 @@ from syncd.logs import get_logger
 log = get_logger(__name__)
 
 # CRM search has a budget of its own on top of the account's: 4 requests a second per token.
-SEARCH_BUDGET = Budget(window_s=1.0, window_max=4)
+SEARCH_BUDGET = Budget(window_s=1.0, window_max=4, target=0.8)
 
 
 class SdkApis:
