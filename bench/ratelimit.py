@@ -75,25 +75,27 @@ async def run(seconds: float, window_s: float, window_max: int, workers: int = 8
 
 
 async def _worker(connector: HubSpotConnector, worker: int, deadline: float) -> None:
-    """Batch writes with a paged incremental read now and then, until the deadline: a sync's steady mix.
-    (CRM search has its own, lower budget of 4 requests/s; a read-only load would measure that instead.)"""
+    """Worker 0 polls for changes the way the daemon does (each read from where the previous one started);
+    the others write in batches (creates and updates) until the deadline: a sync's steady mix."""
     n = 0
-    since = datetime.now(UTC)  # steady state: each read sees what changed since the previous one
+    since = datetime.now(UTC)
+    known: list[str] = []
     while time.monotonic() < deadline:
-        # Workers take turns to read (staggered), each read from where its previous one started.
-        if (n + worker) % 8 == 0:
+        if worker == 0:
             read_started = datetime.now(UTC)
             async for page in connector.changes("contacts", since, timedelta(0)):
+                known.extend(r.id for r in page.records[:20])
                 if time.monotonic() >= deadline:
                     break
-                ids = [r.id for r in page.records[:20]]
-                if ids:
-                    await connector.update_many("contacts", [Update(i, {"jobtitle": f"w{worker}-{n}"}) for i in ids])
             since = read_started
-        else:
-            await connector.create_many("contacts", [
+        elif n % 2 == 0:
+            made = await connector.create_many("contacts", [
                 Create(f"bench-{worker}-{n}-{i}", {"email": f"b{worker}.{n}.{i}@bench.example"}) for i in range(10)
             ])
+            known.extend(o.id for o in made if o.id is not None)
+        elif known:
+            ids = known[-20:]
+            await connector.update_many("contacts", [Update(i, {"jobtitle": f"w{worker}-{n}"}) for i in ids])
         n += 1
 
 
