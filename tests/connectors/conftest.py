@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from syncd.connectors.storage import VaultTokenStorage
+from syncd.connectors.tokens import Grant
 from syncd.sandbox.runner import Sandbox
+from syncd.store import ConnectionStore, Database, TokenVault, upgrade_database
 
 
 @pytest.fixture(scope="session")
@@ -60,3 +66,36 @@ def control(reset_sandbox: Sandbox, control_session: aiohttp.ClientSession) -> d
     """A control plane per system name."""
     return {name: ControlPlane(control_session, reset_sandbox.control_url(name))
             for name in reset_sandbox.simulators}
+
+
+@dataclass
+class StoredTokens:
+    """The store's own token storage (encrypted vault + connection status) on a SQLite file, with reads
+    for the assertions."""
+
+    storage: VaultTokenStorage
+    db: Database
+
+    async def grant(self, connection: str) -> Grant:
+        """The grant stored for `connection` (decrypted); fails the test if there is none."""
+        grant = await self.storage.load_grant(connection)
+        assert grant is not None, f"no grant stored for {connection}"
+        return grant
+
+    async def reauth_reason(self, connection: str) -> str | None:
+        """Why `connection` needs re-authorisation, or None when it does not."""
+        state = await ConnectionStore(self.db).get(connection)
+        return state.last_error if state is not None and state.status == "needs_reauth" else None
+
+
+@pytest.fixture
+async def stored_tokens(tmp_path: Path) -> AsyncIterator[StoredTokens]:
+    """Token storage backed by a migrated store in a fresh SQLite file."""
+    db = await Database.open(f"sqlite:///{tmp_path / 'tokens.db'}")
+    await upgrade_database(db)
+    systems: defaultdict[str, str] = defaultdict(lambda: "sandbox")
+    try:
+        yield StoredTokens(VaultTokenStorage(TokenVault(db, TokenVault.generate_key()), ConnectionStore(db),
+                                             systems=systems), db)
+    finally:
+        await db.close()

@@ -8,32 +8,11 @@ from typing import Any
 
 from syncd.connectors.hubspot import HubSpotConnector
 from syncd.connectors.retry import RetryPolicy
-from syncd.connectors.tokens import Grant
 from syncd.sandbox.runner import Sandbox
 from syncd.settings import HubSpotConnection
 
 # Fast but bounded retries: the faults are injected, the waiting need not be realistic.
 FAST_RETRIES = RetryPolicy(attempts=10, initial_s=0.01, max_s=0.2, jitter_s=0.01)
-
-
-class MemoryTokenStorage:
-    """A `TokenStorage` that keeps grants and re-authorisation notices in memory."""
-
-    def __init__(self) -> None:
-        self.grants: dict[str, Grant] = {}
-        self.needs_reauth: dict[str, str] = {}
-
-    async def load_grant(self, connection: str) -> Grant | None:
-        """The stored grant."""
-        return self.grants.get(connection)
-
-    async def save_grant(self, connection: str, grant: Grant) -> None:
-        """Keep the grant."""
-        self.grants[connection] = grant
-
-    async def mark_needs_reauth(self, connection: str, message: str) -> None:
-        """Remember the notice."""
-        self.needs_reauth[connection] = message
 
 
 def hubspot_settings(sandbox: Sandbox, **overrides: Any) -> HubSpotConnection:

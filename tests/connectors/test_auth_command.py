@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -24,7 +22,8 @@ from syncd.connectors.auth_command import (
 from syncd.connectors.tokens import TokenStorage
 from syncd.sandbox.runner import Sandbox
 from syncd.settings import Settings, load_settings
-from tests.connectors.zohobooks_fixtures import MemoryTokenStorage
+from syncd.store import ConnectionStore, Database, TokenVault, upgrade
+from tests.connectors.conftest import StoredTokens
 
 
 def write_config(sandbox: Sandbox, folder: Path) -> Path:
@@ -98,13 +97,12 @@ async def run_flow(name: str, settings: Settings, storage: TokenStorage) -> tupl
 
 @pytest.mark.parametrize("name", ["books", "crm", "sales"])
 async def test_code_flow_stores_a_grant_and_prints_no_token(
-    name: str, reset_sandbox: Sandbox, tmp_path: Path
+    name: str, reset_sandbox: Sandbox, tmp_path: Path, stored_tokens: StoredTokens
 ) -> None:
     settings = load_settings(write_config(reset_sandbox, tmp_path))
-    storage = MemoryTokenStorage()
-    result, lines, status = await run_flow(name, settings, storage)
+    result, lines, status = await run_flow(name, settings, stored_tokens.storage)
     assert status == 200
-    grant = storage.grants[name]
+    grant = await stored_tokens.grant(name)
     assert grant.access_token and grant.refresh_token
     assert result.has_refresh_token is True
     printed = "\n".join(lines) + repr(result)
@@ -115,13 +113,10 @@ async def test_run_auth_loads_the_config_and_reports_what_was_stored(
     reset_sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = write_config(reset_sandbox, tmp_path)
-    storage = MemoryTokenStorage()
-
-    @contextlib.asynccontextmanager
-    async def given(_settings: Settings) -> AsyncIterator[TokenStorage]:
-        yield storage
-
-    task = asyncio.ensure_future(run_auth("books", config, timeout_s=20, storage_factory=given))
+    settings = load_settings(config)
+    await upgrade(settings.store.url)
+    # The real storage `syncd auth` uses: the config's store, its encrypted vault.
+    task = asyncio.ensure_future(run_auth("books", config, timeout_s=20))
     deadline = asyncio.get_running_loop().time() + 10
     url = ""
     while not url and asyncio.get_running_loop().time() < deadline:
@@ -134,7 +129,14 @@ async def test_run_auth_loads_the_config_and_reports_what_was_stored(
     await asyncio.wait_for(task, 20)
     out = capsys.readouterr().out
     assert "Stored the grant of connection 'books' (zohobooks)" in out and "a refresh token" in out
-    assert storage.grants["books"].refresh_token not in out  # type: ignore[operator]
+    db = await Database.open(settings.store.url)
+    try:
+        stored = await TokenVault(db, settings.security.key_bytes()).load("books")
+        state = await ConnectionStore(db).get("books")
+    finally:
+        await db.close()
+    assert stored is not None and stored.refresh_token and stored.refresh_token not in out
+    assert state is not None and state.status == "ok"
 
 
 async def test_a_redirect_with_the_wrong_state_is_refused() -> None:

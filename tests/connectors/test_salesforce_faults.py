@@ -12,8 +12,7 @@ import pytest
 from syncd.connectors.base import Create, Update, WriteOutcome
 from syncd.errors import AuthError
 from syncd.sandbox.runner import Sandbox
-from tests.connectors.conftest import ControlPlane
-from tests.connectors.hubspot_fixtures import MemoryTokenStorage
+from tests.connectors.conftest import ControlPlane, StoredTokens
 from tests.connectors.test_salesforce import read_all, salesforce_connector
 
 FLAKY = {"error_rate": 0.15, "rate_limit_rate": 0.1, "latency_ms": [0, 5]}
@@ -65,8 +64,8 @@ async def test_fifty_concurrent_calls_on_an_expired_session_refresh_once(
 
 
 async def test_revoked_grant_marks_the_connection_for_reauthorisation(
-        reset_sandbox: Sandbox, control: dict[str, ControlPlane]) -> None:
-    storage = MemoryTokenStorage()
+        reset_sandbox: Sandbox, control: dict[str, ControlPlane], stored_tokens: StoredTokens) -> None:
+    storage = stored_tokens.storage
     async with salesforce_connector(reset_sandbox, name="sf-revoked", storage=storage) as sf:
         await sf.describe("Contact")
         await control["salesforce"].post("revoke")
@@ -74,10 +73,10 @@ async def test_revoked_grant_marks_the_connection_for_reauthorisation(
             await sf.get_many("Contact", ["003000000000001AAA"])
     message = str(failure.value)
     assert "sf-revoked" in message and "syncd auth sf-revoked" in message
-    assert "sf-revoked" in storage.needs_reauth
-    assert storage.grants["sf-revoked"].access_token  # the first grant was stored
-    token = storage.grants["sf-revoked"].access_token
-    assert token not in message and token not in storage.needs_reauth["sf-revoked"]
+    reason = await stored_tokens.reauth_reason("sf-revoked")
+    assert reason is not None
+    token = (await stored_tokens.grant("sf-revoked")).access_token  # the first grant was stored
+    assert token and token not in message and token not in reason
 
 
 async def test_creates_under_faults_make_each_record_exactly_once(

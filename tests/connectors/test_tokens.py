@@ -12,8 +12,8 @@ import pytest
 from syncd.connectors.base import Create
 from syncd.errors import AuthError
 from syncd.sandbox.runner import Sandbox
-from tests.connectors.conftest import ControlPlane
-from tests.connectors.hubspot_fixtures import MemoryTokenStorage, hubspot_connector
+from tests.connectors.conftest import ControlPlane, StoredTokens
+from tests.connectors.hubspot_fixtures import hubspot_connector
 
 TOKEN_ROUTE = "POST /oauth/v1/token"
 
@@ -25,13 +25,13 @@ async def refreshes_on_sandbox(control: ControlPlane) -> int:
 
 
 async def test_fifty_calls_meeting_an_expired_token_cause_one_refresh(
-    reset_sandbox: Sandbox, control: dict[str, ControlPlane]
+    reset_sandbox: Sandbox, control: dict[str, ControlPlane], stored_tokens: StoredTokens
 ) -> None:
-    storage = MemoryTokenStorage()
+    storage = stored_tokens.storage
     async with hubspot_connector(reset_sandbox, storage=storage) as hubspot:
         await hubspot.describe("contacts")  # first token
         assert hubspot.tokens.refreshes == 1
-        first = storage.grants["hubspot-test"].access_token
+        first = (await stored_tokens.grant("hubspot-test")).access_token
         before = await refreshes_on_sandbox(control["hubspot"])
         await control["hubspot"].post("expire-tokens")
         results = await asyncio.gather(*(hubspot.get_many("contacts", [str(1000 + i)]) for i in range(50)))
@@ -39,7 +39,7 @@ async def test_fifty_calls_meeting_an_expired_token_cause_one_refresh(
     assert hubspot.tokens.refreshes == 2
     assert await refreshes_on_sandbox(control["hubspot"]) - before == 1
     # The new token went to the store.
-    assert storage.grants["hubspot-test"].access_token != first
+    assert (await stored_tokens.grant("hubspot-test")).access_token != first
 
 
 async def test_token_expiry_in_the_middle_of_a_paged_read(
@@ -60,9 +60,9 @@ async def test_token_expiry_in_the_middle_of_a_paged_read(
 
 
 async def test_revoked_grant_needs_reauth_and_other_connections_keep_working(
-    reset_sandbox: Sandbox, control: dict[str, ControlPlane]
+    reset_sandbox: Sandbox, control: dict[str, ControlPlane], stored_tokens: StoredTokens
 ) -> None:
-    storage = MemoryTokenStorage()
+    storage = stored_tokens.storage
     # A grant the user removed: this connection's refresh token is no longer accepted.
     async with hubspot_connector(reset_sandbox, "crm-a", storage=storage, refresh_token="hs-rt-removed") as revoked, \
             hubspot_connector(reset_sandbox, "crm-b", storage=storage) as healthy:
@@ -71,7 +71,7 @@ async def test_revoked_grant_needs_reauth_and_other_connections_keep_working(
             await revoked.create_many("contacts", [Create("r1", {"email": "r1@x.com"})])
         message = str(caught.value)
         assert "crm-a" in message and "syncd auth crm-a" in message
-        assert "syncd auth crm-a" in storage.needs_reauth["crm-a"]
+        assert "syncd auth crm-a" in str(await stored_tokens.reauth_reason("crm-a"))
         # Further calls fail fast with the same advice instead of hammering the token endpoint.
         before = await refreshes_on_sandbox(control["hubspot"])
         with pytest.raises(AuthError):
@@ -79,19 +79,19 @@ async def test_revoked_grant_needs_reauth_and_other_connections_keep_working(
         assert await refreshes_on_sandbox(control["hubspot"]) == before
         outcomes = await healthy.create_many("contacts", [Create("h1", {"email": "h1@x.com"})])
         assert outcomes[0].ok
-    assert "crm-b" not in storage.needs_reauth
+    assert await stored_tokens.reauth_reason("crm-b") is None
 
 
 async def test_sandbox_revoke_is_reported_as_needing_reauth(
-    reset_sandbox: Sandbox, control: dict[str, ControlPlane]
+    reset_sandbox: Sandbox, control: dict[str, ControlPlane], stored_tokens: StoredTokens
 ) -> None:
-    storage = MemoryTokenStorage()
+    storage = stored_tokens.storage
     async with hubspot_connector(reset_sandbox, "crm-r", storage=storage) as hubspot:
         await hubspot.describe("deals")
         await control["hubspot"].post("revoke")
         with pytest.raises(AuthError, match="syncd auth crm-r"):
             await hubspot.get_many("deals", ["1"])
-    assert "crm-r" in storage.needs_reauth
+    assert await stored_tokens.reauth_reason("crm-r") is not None
 
 
 async def test_authorisation_code_flow_against_the_sandbox(

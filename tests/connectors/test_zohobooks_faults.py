@@ -16,8 +16,8 @@ from syncd.errors import AuthError
 from syncd.sandbox.runner import Sandbox
 from syncd.sandbox.seeding import SeedCounts, SeedWorld
 from syncd.settings import RateLimitSettings
-from tests.connectors.conftest import ControlPlane
-from tests.connectors.zohobooks_fixtures import MemoryTokenStorage, live, open_zoho
+from tests.connectors.conftest import ControlPlane, StoredTokens
+from tests.connectors.zohobooks_fixtures import live, open_zoho
 
 
 @pytest.fixture
@@ -91,17 +91,17 @@ async def test_fifty_concurrent_calls_on_an_expired_token_refresh_once(
 
 
 async def test_revoked_grant_marks_the_connection_and_says_what_to_do(
-    reset_sandbox: Sandbox, control: dict[str, ControlPlane]
+    reset_sandbox: Sandbox, control: dict[str, ControlPlane], stored_tokens: StoredTokens
 ) -> None:
     seed(reset_sandbox, contacts=3)
-    storage = MemoryTokenStorage()
+    storage = stored_tokens.storage
     await control["zohobooks"].post("revoke")
     async with open_zoho(reset_sandbox, storage=storage) as zoho:
         with pytest.raises(AuthError) as raised:
             await zoho.get_many("contacts", ["1"])
     message = str(raised.value)
     assert "'books'" in message and "syncd auth books" in message and "invalid_code" in message
-    assert "syncd auth books" in storage.needs_reauth["books"]
+    assert "syncd auth books" in str(await stored_tokens.reauth_reason("books"))
 
 
 async def test_token_endpoint_error_with_http_200_is_an_auth_error(reset_sandbox: Sandbox) -> None:

@@ -8,7 +8,6 @@ from typing import Any
 
 from syncd.connectors.base import Page, Record
 from syncd.connectors.retry import RetryPolicy
-from syncd.connectors.tokens import Grant
 from syncd.connectors.zohobooks import ZohoBooksConnector
 from syncd.sandbox.runner import Sandbox
 from syncd.settings import RateLimitSettings, ZohoBooksConnection
@@ -17,26 +16,6 @@ from syncd.settings import RateLimitSettings, ZohoBooksConnection
 FAST_RETRIES = RetryPolicy(attempts=10, initial_s=0.01, max_s=0.3, jitter_s=0.01)
 # Generous pacing for functional tests: the sandbox's per-minute window is raised to match.
 FAST_BUDGET = RateLimitSettings(window_s=0.2, window_max=400, daily_cap=1_000_000)
-
-
-class MemoryTokenStorage:
-    """Keeps grants in memory, standing in for the store's encrypted vault adapter (not ours to test here)."""
-
-    def __init__(self) -> None:
-        self.grants: dict[str, Grant] = {}
-        self.needs_reauth: dict[str, str] = {}
-
-    async def load_grant(self, connection: str) -> Grant | None:
-        """The stored grant."""
-        return self.grants.get(connection)
-
-    async def save_grant(self, connection: str, grant: Grant) -> None:
-        """Store a grant."""
-        self.grants[connection] = grant
-
-    async def mark_needs_reauth(self, connection: str, message: str) -> None:
-        """Remember the reason."""
-        self.needs_reauth[connection] = message
 
 
 def zoho_settings(sandbox: Sandbox, **overrides: Any) -> ZohoBooksConnection:
