@@ -20,6 +20,7 @@ from typing import Protocol, cast
 import click
 from aiohttp import web
 
+from syncd.cli import config_option
 from syncd.connectors import registry
 from syncd.connectors.storage import VaultTokenStorage
 from syncd.connectors.tokens import Grant, TokenStorage
@@ -219,15 +220,7 @@ async def run_auth(
 
 @click.command("auth")
 @click.argument("connection")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("syncd.toml"),
-    show_default=True,
-    envvar="SYNCD_CONFIG",
-    help="The syncd configuration file (env SYNCD_CONFIG).",
-)
+@config_option
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from syncd.cli import config_option
 from syncd.store.database import Database
 from syncd.store.schema import SchemaState, schema_state, upgrade_database
 
@@ -38,15 +39,6 @@ async def _current(url: str) -> tuple[str, SchemaState]:
         await db.close()
 
 
-_config = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("syncd.toml"),
-    show_default=True,
-    envvar="SYNCD_CONFIG",
-    help="The syncd configuration file; its store.url names the database (env SYNCD_CONFIG).",
-)
 _url = click.option("--url", default=None, help="The store URL, instead of reading it from --config.")
 
 
@@ -56,7 +48,7 @@ def db_command() -> None:
 
 
 @db_command.command("upgrade")
-@_config
+@config_option
 @_url
 def upgrade_command(config_path: Path, url: str | None) -> None:
     """Create the schema in an empty store, or bring an existing one up to this syncd's version."""
@@ -68,7 +60,7 @@ def upgrade_command(config_path: Path, url: str | None) -> None:
 
 
 @db_command.command("current")
-@_config
+@config_option
 @_url
 def current_command(config_path: Path, url: str | None) -> None:
     """Show the store's schema revision and whether `syncd db upgrade` is needed."""

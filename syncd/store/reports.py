@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
 
+from syncd.cli import config_option
 from syncd.store.conflicts import Conflict, ConflictStatus, ConflictStore, Resolution
 from syncd.store.database import Database
 from syncd.store.errors import StoreError, StoreNotFoundError
@@ -59,15 +60,6 @@ async def pending_inbox_count(db: Database) -> int:
 
 # --- commands ---
 
-_config = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("syncd.toml"),
-    show_default=True,
-    envvar="SYNCD_CONFIG",
-    help="The syncd configuration file; its store.url names the database (env SYNCD_CONFIG).",
-)
 _limit = click.option(
     "--limit", type=click.IntRange(min=1), default=100, show_default=True, help="At most this many."
 )
@@ -121,7 +113,7 @@ def _short(value: Any, width: int = 40) -> str:
 @_limit
 @click.option("--offset", type=click.IntRange(min=0), default=0, help="Skip this many first.")
 @_json
-@_config
+@config_option
 def links_command(
     mapping: str | None,
     object_name: str | None,
@@ -179,7 +171,7 @@ def conflicts_command() -> None:
 )
 @_limit
 @_json
-@_config
+@config_option
 def list_conflicts(status: str, limit: int, as_json: bool, config_path: Path) -> None:
     """List conflicts, oldest first."""
     wanted = None if status == "all" else cast(ConflictStatus, status)
@@ -220,7 +212,7 @@ async def _conflict_and_link(db: Database, conflict_id: int) -> tuple[Conflict, 
 @conflicts_command.command("show")
 @click.argument("conflict_id", type=int)
 @_json
-@_config
+@config_option
 def show_conflict(conflict_id: int, as_json: bool, config_path: Path) -> None:
     """Show one conflict: the base value, each side's value, and how it was resolved."""
     conflict, link = _run_on_store(config_path, lambda db: _conflict_and_link(db, conflict_id))
@@ -261,7 +253,7 @@ def show_conflict(conflict_id: int, as_json: bool, config_path: Path) -> None:
 @click.option("--value", default=None, help="With --use value: the value to write, as text.")
 @click.option("--value-json", default=None, help="With --use value: the value as JSON (5, null...).")
 @click.option("--by", required=True, help="Who decided (kept in the conflict's history).")
-@_config
+@config_option
 def resolve_conflict(
     conflict_id: int, use: str, value: str | None, value_json: str | None, by: str, config_path: Path
 ) -> None:
