@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from syncd.connectors.base import Connector
 from syncd.errors import Problem, SyncdError
 from syncd.mapping.catalog import FieldCatalog, validate_against_catalog
 from syncd.mapping.compiled import CompiledMapping
@@ -45,13 +46,31 @@ async def check_live(
     return problems
 
 
-def _catalogs_for(config: Path) -> dict[str, FieldCatalog]:
-    # TODO(connectors): build one FieldCatalog per configured connection (HubSpot properties API, Salesforce
-    # describe, Zoho Books field lists) once the connectors exist; until then live checks are refused
-    # clearly rather than skipped silently.
-    raise click.ClickException(
-        f"--live needs the connectors, which are not available in this build (config {config})"
-    )
+class ConnectorCatalog:
+    """A connector's live field list (describe / properties) as a mapping catalog; a nested object such as
+    `deals.line_items` is answered from the parent's dotted `line_items.*` fields."""
+
+    def __init__(self, connector: Connector) -> None:
+        self._connector = connector
+
+    async def fields(self, object: str) -> set[str]:
+        """Names of every field of `object` (or of the list field a nested name points at)."""
+        parent, _, child = object.partition(".")
+        described = await self._connector.describe(parent)
+        if not child:
+            return set(described)
+        prefix = f"{child}."
+        return {name[len(prefix):] for name in described if name.startswith(prefix)}
+
+
+async def _check_live_with_config(mappings: Sequence[CompiledMapping], config: Path) -> list[Problem]:
+    """Open the config's connections (tokens from its store) and check the mappings against them."""
+    from syncd.engine.wiring import open_engine  # deferred: the static check needs none of this
+    from syncd.settings import load_settings
+
+    async with open_engine(load_settings(config)) as engine:
+        catalogs = {system: ConnectorCatalog(c) for system, c in engine.connectors.items()}
+        return await check_live(mappings, catalogs)
 
 
 def _active_files(config: Path | None) -> list[Path]:
@@ -83,7 +102,7 @@ def validate_command(ctx: click.Context, files: tuple[Path, ...], config: Path |
     compiled, problems = check_files(paths)
     if live and config is not None and not problems:
         try:
-            problems += asyncio.run(check_live(compiled, _catalogs_for(config)))
+            problems += asyncio.run(_check_live_with_config(compiled, config))
         except SyncdError as exc:
             raise click.ClickException(f"live check failed: {exc}") from exc
     for problem in problems:

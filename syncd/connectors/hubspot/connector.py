@@ -147,6 +147,10 @@ class HubSpotConnector:
                 fields[field] = FieldInfo(field, "association", label=field)
             fields["line_items"] = FieldInfo("line_items", "line_items", "Line items", createable=False,
                                              updateable=False)
+            # Each line's properties, as `line_items.price`: what a mapping's items may name.
+            for name, info in (await self.describe("line_items")).items():
+                fields[f"line_items.{name}"] = FieldInfo(f"line_items.{name}", info.type, info.label,
+                                                         createable=False, updateable=False)
         self._described[object] = fields
         return fields
 

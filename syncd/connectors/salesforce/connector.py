@@ -31,6 +31,7 @@ from syncd.connectors.salesforce.cdc import parse_feed, verify_feed
 from syncd.connectors.salesforce.errors import classify, record_error
 from syncd.connectors.salesforce.records import (
     LINE_FIELDS,
+    LINE_ITEMS,
     REFERENCE_FIELD,
     SYSTEM,
     to_line,
@@ -150,6 +151,13 @@ class SalesforceConnector:
                 updateable=bool(f.get("updateable")), required=required,
                 unique=bool(f.get("unique")) or bool(f.get("externalId")), options=options,
             )
+        if object == "Opportunity":
+            # Opportunities carry their OpportunityLineItems as `line_items`; each line's fields as
+            # `line_items.UnitPrice`, which is what a mapping's items may name.
+            out[LINE_ITEMS] = FieldInfo(LINE_ITEMS, "line_items", "Line items", createable=False, updateable=False)
+            for name, info in (await self.describe("OpportunityLineItem")).items():
+                out[f"{LINE_ITEMS}.{name}"] = FieldInfo(f"{LINE_ITEMS}.{name}", info.type, info.label,
+                                                        createable=False, updateable=False)
         return out
 
     # --- reading ---
@@ -208,6 +216,8 @@ class SalesforceConnector:
         lower = since - overlap if since is not None else None
         last_seen: datetime | None = None
         restarts = 0
+        # What this read already yielded, so a restart does not hand the same rows out twice.
+        yielded: dict[str, datetime] = {}
         while True:
             where = [soql.compare("SystemModstamp", ">=", lower)] if lower is not None else []
             select = soql.Select(object, list(types), where, ["SystemModstamp", "Id"])
@@ -215,12 +225,17 @@ class SalesforceConnector:
                 async for rows in self._pages(select):
                     if not rows:
                         continue
-                    records = await self._records(object, rows, types)
+                    records = [
+                        r for r in await self._records(object, rows, types) if yielded.get(r.id) != r.modified_at
+                    ]
+                    if not records:
+                        continue
+                    yielded.update((r.id, r.modified_at) for r in records)
                     last_seen = records[-1].modified_at
                     yield Page(records, utc_floor(last_seen, read_started))
             except ConnectorError as exc:
                 # A query cursor that expired (idle too long, too many open) cannot be resumed: query again
-                # from the last timestamp seen; rows at that timestamp come twice, none is skipped.
+                # from the last timestamp seen; none is skipped, and rows already yielded are not repeated.
                 if exc.vendor_code != "INVALID_QUERY_LOCATOR" or restarts >= LOCATOR_RESTARTS:
                     raise
                 restarts += 1

@@ -31,6 +31,7 @@ from syncd.connectors.zohobooks.values import (
     CONTACTS,
     INVOICES,
     ITEMS,
+    LINE_KINDS,
     MODULES,
     PAYMENTS,
     REFERENCE_FIELD,
@@ -614,6 +615,11 @@ class ZohoBooksConnector:
                             label=str(entry.get("label", "")),
                         ),
                     )
+        # The fields of each line-like list, as `line_items.rate`: what a mapping's items may name.
+        for name, kind in module.fields.items():
+            if kind == "lines":
+                for sub, sub_kind in LINE_KINDS.get(name, {}).items():
+                    fields[f"{name}.{sub}"] = FieldInfo(name=f"{name}.{sub}", type=sub_kind)
         self._described[module.object] = fields
         return fields
 
