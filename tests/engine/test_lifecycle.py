@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import aiohttp
+
 from tests.engine.conftest import World
 from tests.engine.test_customers import ann, settle
 from tests.engine.test_deals import TODAY, hubspot_api
@@ -72,6 +74,35 @@ async def test_a_merge_moves_the_link_to_the_survivor_instead_of_creating(world:
     assert (await world.zoho.get("contacts", customer["id"]))["primary_contact.email"] == "ann.lee@example.com"
     assert await world.zoho.count("contacts") == 1
     assert await settle(world) == 1
+
+
+async def test_a_salesforce_merge_moves_the_link_to_the_surviving_contact(
+    world: World, control_session: aiohttp.ClientSession
+) -> None:
+    mapping = "salesforce-zohobooks"
+    loser = await world.salesforce.put("Contact", {"FirstName": "Ann", "LastName": "Lee", "Email": "ann@example.com"})
+    await settle(world, mapping)
+    [customer] = await world.zoho.all("contacts")
+    # The duplicate has another address, so it is not matched to the customer: only the merge can tie them.
+    survivor = await world.salesforce.put(
+        "Contact", {"FirstName": "Ann", "LastName": "Lee", "Email": "ann.lee@example.com"}
+    )
+    # Salesforce has no REST merge: a user merges in the UI, which the sandbox's control plane stands in for.
+    async with control_session.post(
+        f"{world.sandbox.control_url('salesforce')}/_sandbox/merge/Contact",
+        json={"master_id": survivor, "merged_ids": [loser]},
+    ) as response:
+        assert response.status == 200, await response.text()
+    report = await world.reconciler(mapping).run_pass()
+    assert not report.errors
+    assert [a.kind for a in report.actions if a.kind in ("move", "create")] == ["move"]
+    link = await world.stores.links.lookup_crm(mapping, "customer", "salesforce", survivor)
+    assert link is not None and link.acc_id == customer["id"] and link.state != "deleted"
+    assert await world.stores.links.lookup_crm(mapping, "customer", "salesforce", loser) is None
+    kept = await world.zoho.get("contacts", customer["id"])
+    assert kept["status"] == "active" and kept["primary_contact.email"] == "ann.lee@example.com"
+    assert await world.zoho.count("contacts") == 1
+    assert await settle(world, mapping) == 1
 
 
 async def test_two_pair_files_on_one_zoho_organisation_settle_without_duplicates(world: World) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import ssl
 import time
@@ -10,7 +11,7 @@ from typing import Any, ClassVar, Literal
 
 from aiohttp import web
 
-from syncd.sandbox.base import Clock, Handler, QuotaCounter, Simulator, TokenStore
+from syncd.sandbox.base import Clock, Handler, QuotaCounter, Simulator, TokenStore, json_error
 from syncd.sandbox.salesforce.auth import OAuthEndpoints
 from syncd.sandbox.salesforce.cdc import ChangeFeed
 from syncd.sandbox.salesforce.collections import CollectionEndpoints
@@ -86,6 +87,7 @@ class SalesforceSimulator(Simulator):
     def add_routes(self, app: web.Application) -> None:
         """The OAuth endpoints and the REST API under /services/data/vNN.N/."""
         app.middlewares.append(self._api_middleware)
+        app.router.add_post("/_sandbox/merge/{object}", self._handle_merge)
         app.add_routes(self.oauth.routes())
         v = f"/services/data/{{version:{VERSION_PATTERN}}}"
         routes: list[tuple[str, str, Handler]] = [
@@ -147,6 +149,33 @@ class SalesforceSimulator(Simulator):
                 response = sf_error(404, "NOT_FOUND", "The requested resource does not exist")
         response.headers["Sforce-Limit-Info"] = f"api-usage={self.quota.daily_used}/{self.quota.daily_cap}"
         return response
+
+    async def _handle_merge(self, request: web.Request) -> web.Response:
+        """POST /_sandbox/merge/{object} `{"master_id", "merged_ids"}`: what a user merging duplicates in the
+        UI does (the REST API has no merge); answers the surviving record and the ids merged into it."""
+        spec = object_spec(request.match_info["object"])
+        if spec is None:
+            return json_error(400, f"unknown object {request.match_info['object']!r}")
+        try:
+            body = json.loads(await request.text() or "null")
+        except ValueError:
+            return json_error(400, "the body is not JSON")
+        master_id = body.get("master_id") if isinstance(body, dict) else None
+        merged_ids = body.get("merged_ids") if isinstance(body, dict) else None
+        if (
+            not isinstance(master_id, str)
+            or not isinstance(merged_ids, list)
+            or not all(isinstance(i, str) for i in merged_ids)
+        ):
+            return json_error(400, 'expected {"master_id": "<id>", "merged_ids": ["<id>", ...]}')
+        try:
+            # A UI merge: CDC reports an empty changeOrigin for changes made in the UI.
+            with self.store.transaction(""):
+                merged = self.store.merge(spec, master_id, merged_ids)
+        except RecordError as exc:
+            return json_error(400, "; ".join(f"{e.error_code}: {e.message}" for e in exc.errors))
+        master = self.store.public(self.store.get(spec, master_id))
+        return web.json_response({"master": master, "merged_ids": merged})
 
     async def _versions(self, request: web.Request) -> web.Response:
         return sf_json(

@@ -284,6 +284,53 @@ class RecordStore:
                         child["SystemModstamp"] = format_timestamp(now)
         self._after_write(spec, record)
 
+    def merge(self, spec: ObjectSpec, master_id: str, merged_ids: list[str]) -> list[str]:
+        """Merge one or two records into a master, as the UI or SOAP merge() does: lookups to each loser move
+        to the master, the loser gets MasterRecordId and goes to the recycle bin; returns the losers' ids."""
+        if spec.field("MasterRecordId") is None:
+            raise RecordError(400, [SfError("INVALID_TYPE", f"{spec.name} records cannot be merged")])
+        if not 1 <= len(merged_ids) <= 2:
+            raise RecordError(
+                400, [SfError("INVALID_ARGUMENT", "merge takes one or two records to merge into the master")]
+            )
+        master = self.get(spec, master_id)
+        losers: list[dict[str, Any]] = []
+        for merged_id in merged_ids:
+            loser = self.get(spec, merged_id)
+            if loser["Id"] == master["Id"]:
+                raise RecordError(400, [SfError("INVALID_ID_FIELD", "Cannot merge with self")])
+            if any(loser is other for other in losers):
+                raise RecordError(400, [SfError("INVALID_ID_FIELD", f"Duplicate id in merge: {loser['Id']}")])
+            losers.append(loser)
+        now = self.clock()
+        stamp = format_timestamp(now)
+        for loser in losers:
+            self._reparent(spec, loser["Id"], master["Id"], stamp)
+            self._touch(spec.name, loser["Id"])
+            loser["MasterRecordId"] = master["Id"]
+            self._delete_record(spec, loser)
+        # The winning record is updated by a merge (its update triggers fire), so it looks freshly modified.
+        self._touch(spec.name, master["Id"])
+        master.update(LastModifiedDate=stamp, SystemModstamp=stamp, LastModifiedById=INTEGRATION_USER_ID)
+        self._announce(Change(spec.name, master["Id"], "UPDATE", {"LastModifiedDate": stamp}))
+        return [loser["Id"] for loser in losers]
+
+    def _reparent(self, spec: ObjectSpec, loser_id: str, master_id: str, stamp: str) -> None:
+        """Point every live lookup at loser_id to master_id (merge re-parents children without an update)."""
+        for child_spec in OBJECTS:
+            for child_field in child_spec.fields:
+                if (
+                    child_field.type != "reference"
+                    or spec.name not in child_field.reference_to
+                    or child_field.name == "MasterRecordId"
+                ):
+                    continue
+                for child in self.rows(child_spec, include_deleted=False):
+                    if child.get(child_field.name) == loser_id and child["Id"] != master_id:
+                        self._touch(child_spec.name, child["Id"])
+                        child[child_field.name] = master_id
+                        child["SystemModstamp"] = stamp
+
     def purge(self) -> None:
         """Drop every record (the control plane's reset)."""
         for table in self.tables.values():

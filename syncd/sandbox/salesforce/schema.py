@@ -238,8 +238,24 @@ def _legacy_id() -> FieldSpec:
     return FieldSpec("Legacy_Id__c", "string", "Legacy ID", 64, external_id=True)
 
 
-def _ref(name: str, label: str, target: str, *, nillable: bool = True, updateable: bool = True) -> FieldSpec:
-    return FieldSpec(name, "reference", label, 18, nillable=nillable, updateable=updateable, reference_to=(target,))
+def _ref(
+    name: str, label: str, target: str, *, nillable: bool = True, updateable: bool = True, createable: bool = True
+) -> FieldSpec:
+    return FieldSpec(
+        name,
+        "reference",
+        label,
+        18,
+        createable=createable,
+        nillable=nillable,
+        updateable=updateable,
+        reference_to=(target,),
+    )
+
+
+def _master_record(target: str) -> FieldSpec:
+    # Set by a merge on each losing record (deleted, visible through queryAll) to the surviving record's id.
+    return _ref("MasterRecordId", "Master Record ID", target, createable=False, updateable=False)
 
 
 ACCOUNT = ObjectSpec(
@@ -259,6 +275,7 @@ ACCOUNT = ObjectSpec(
         FieldSpec("BillingPostalCode", "string", "Billing Zip/Postal Code", 20),
         FieldSpec("BillingCountry", "string", "Billing Country", 80),
         _owner_field(),
+        _master_record("Account"),
         *_system_fields(),
         _syncd_ref(),
         _legacy_id(),
@@ -285,6 +302,7 @@ CONTACT = ObjectSpec(
         FieldSpec("MailingCountry", "string", "Mailing Country", 80),
         FieldSpec("Description", "textarea", "Contact Description", 32000),
         _owner_field(),
+        _master_record("Contact"),
         *_system_fields(),
         _syncd_ref(),
         _legacy_id(),
