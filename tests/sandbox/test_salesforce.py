@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import re
@@ -25,6 +26,7 @@ from simple_salesforce.exceptions import (
     SalesforceResourceNotFound,
 )
 
+from syncd.connectors.salesforce.transport import close_session
 from syncd.sandbox.base import Faults
 from syncd.sandbox.salesforce import SalesforceSimulator
 from syncd.sandbox.salesforce.schema import CONTACT
@@ -58,12 +60,17 @@ class Org:
     url: str
     tls: TlsMaterial
 
-    def session(self) -> requests.Session:
-        """A requests session that trusts the sandbox certificate and ignores REQUESTS_CA_BUNDLE."""
+    @contextlib.contextmanager
+    def session(self) -> Iterator[requests.Session]:
+        """A requests session that trusts the sandbox certificate and ignores REQUESTS_CA_BUNDLE; its pooled
+        connections are closed on exit (requests' own close leaves them to the garbage collector)."""
         session = requests.Session()
         session.verify = str(self.tls.cert_path)
         session.trust_env = False
-        return session
+        try:
+            yield session
+        finally:
+            close_session(session)
 
 
 @pytest.fixture(scope="module")

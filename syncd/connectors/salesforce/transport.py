@@ -40,6 +40,20 @@ def _session_expired(exc: BaseException) -> bool:
     return isinstance(exc, SessionExpiredError)
 
 
+
+def close_session(http: requests.Session) -> None:
+    """Close a requests session and every pooled connection it holds."""
+    # urllib3 2.x no longer closes pooled connections when the pool manager is cleared (it leaves that to
+    # garbage collection, which error tracebacks can delay indefinitely): close every pool explicitly.
+    for adapter in {id(a): a for a in http.adapters.values()}.values():
+        if isinstance(adapter, HTTPAdapter):
+            pools = adapter.poolmanager.pools
+            for key in list(pools.keys()):
+                pool = pools.get(key)
+                if pool is not None:
+                    pool.close()
+    http.close()
+
 class SalesforceTransport:
     """One connection's simple-salesforce client, executor, token manager and rate limiter."""
 
@@ -67,16 +81,7 @@ class SalesforceTransport:
     async def close(self) -> None:
         """Stop the executor (waiting for calls in flight, which have their own timeouts) and the pool."""
         await asyncio.get_running_loop().run_in_executor(None, self.executor.shutdown, True)
-        # urllib3 2.x no longer closes pooled connections when the pool manager is cleared (it leaves that to
-        # garbage collection, which error tracebacks can delay indefinitely): close every pool explicitly.
-        for adapter in {id(a): a for a in self.http.adapters.values()}.values():
-            if isinstance(adapter, HTTPAdapter):
-                pools = adapter.poolmanager.pools
-                for key in list(pools.keys()):
-                    pool = pools.get(key)
-                    if pool is not None:
-                        pool.close()
-        self.http.close()
+        close_session(self.http)
 
     def client(self, token: str) -> Salesforce:
         """The simple-salesforce client for this access token (rebuilt when the token changes)."""
