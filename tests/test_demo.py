@@ -8,9 +8,10 @@ from pathlib import Path
 
 
 def test_demo_syncs_overlapping_data_until_settled_and_shows_what_happened(tmp_path: Path) -> None:
-    workdir = tmp_path / "demo"
+    # As `make demo` runs it: from the project folder, with the default (relative) work folder.
+    workdir = tmp_path / "demo-state"
     result = subprocess.run(
-        [sys.executable, "-m", "syncd", "demo", "--workdir", str(workdir)],
+        [sys.executable, "-m", "syncd", "demo"], cwd=tmp_path,
         capture_output=True, text=True, timeout=180, env={"PATH": "/usr/bin:/bin", "COLUMNS": "200"},
     )
     assert result.returncode == 0, result.stdout + result.stderr

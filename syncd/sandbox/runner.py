@@ -100,6 +100,8 @@ class Sandbox:
 
         `factories` replaces the real simulator classes (each called with `clock=` and `rng_seed=`).
         """
+        # Absolute, so the descriptor's ca_cert (and a config written from it) works from any folder.
+        workdir = workdir.resolve()
         workdir.mkdir(parents=True, exist_ok=True)
         ports = {"hubspot": hubspot_port, "salesforce": salesforce_port, "zohobooks": zoho_port}
         state = _read_state(state_file)
