@@ -411,7 +411,18 @@ class ObjectPipeline:
             if side in side_writes:
                 target_record = crm if side == "crm" else acc
                 self._action("update", work.source, describe(target_record), changes=work.changes[side])
+        already_open = {}
+        if conflicts and link is not None:
+            already_open = {c.field: c for c in await run.stores.conflicts.list("open", link.id)}
         for note in conflicts:
+            known = already_open.get(note.field)
+            if known is not None and (known.crm_value, known.acc_value) == (
+                encode_value(note.crm), encode_value(note.acc)
+            ):
+                # Reported when it arose; re-reading the record (the overlap window) does not make it new.
+                self._skip(crm if source == "crm" else acc,
+                           f"{note.field}: conflict {known.id} is still open, waiting for a person")
+                continue
             self._action(
                 "conflict",
                 work.source,

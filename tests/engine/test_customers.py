@@ -157,8 +157,10 @@ async def test_manual_parks_only_that_field_and_a_resolution_is_applied_next_pas
     assert (await world.hubspot.get("contacts", hub_id))["phone"] == "+1 415 555 0111"
     [conflict] = await world.stores.conflicts.list()
     assert (conflict.crm_value, conflict.acc_value) == ("+14155550111", "+14155550122")
-    # Still open: another pass neither writes nor loses either edit.
-    assert (await world.reconciler(path).run_pass()).settled
+    # Still open: another pass neither writes nor loses either edit, nor reports the same conflict as new.
+    again = await world.reconciler(path).run_pass()
+    assert again.settled and not again.of_kind("conflict")
+    assert any("still open" in a.reason for a in again.of_kind("skip"))
     await world.stores.conflicts.resolve(conflict.id, "crm", by="test")
     await world.reconciler(path).run_pass()
     assert (await world.zoho.get("contacts", zoho_id))["primary_contact.phone"] == "+14155550111"
