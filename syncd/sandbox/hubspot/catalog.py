@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from syncd.sandbox.seeding import DEAL_STAGES as SEED_DEAL_STAGES
+
 # name -> object type id; the API accepts either in paths.
 OBJECT_TYPE_IDS: dict[str, str] = {"contacts": "0-1", "companies": "0-2", "deals": "0-3", "line_items": "0-8"}
 # Singular names are used in webhook event types and association type names.
@@ -15,15 +17,8 @@ _ALIASES: dict[str, str] = {
     **{singular: name for name, singular in SINGULAR.items()},
 }
 
-DEAL_STAGES: tuple[str, ...] = (
-    "appointmentscheduled",
-    "qualifiedtobuy",
-    "presentationscheduled",
-    "decisionmakerboughtin",
-    "contractsent",
-    "closedwon",
-    "closedlost",
-)
+# The seeded world's deal stages are the default pipeline's stage ids.
+DEAL_STAGES = SEED_DEAL_STAGES
 
 # The `lastmodifieddate` name differs for contacts; everything else uses hs_lastmodifieddate.
 MODIFIED_PROPERTY: dict[str, str] = {

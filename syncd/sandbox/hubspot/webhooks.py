@@ -103,18 +103,9 @@ class Subscriptions:
             wanted = sub.get("propertyName")
             if kind == "propertyChange" and wanted is not None and wanted != extra.get("propertyName"):
                 continue
-            event: Event = {
-                "eventId": self._next_event_id,
-                "subscriptionId": int(sub["id"]),
-                "portalId": self.portal_id,
-                "appId": self.app_id,
-                "occurredAt": int(self.clock() * 1000),
-                "subscriptionType": event_type,
-                "attemptNumber": 0,
-                "objectId": record.id,
-                "changeSource": extra.get("changeSource", "API"),
-            }
-            self._next_event_id += 1
+            event = self._envelope(sub, event_type)
+            event["objectId"] = record.id
+            event["changeSource"] = extra.get("changeSource", "API")
             if kind in _CHANGE_FLAGS:
                 event["changeFlag"] = _CHANGE_FLAGS[kind]
             if kind == "propertyChange":
@@ -136,13 +127,7 @@ class Subscriptions:
             if not sub["active"] or sub["eventType"] != event_type:
                 continue
             out.append({
-                "eventId": self._next_event_id,
-                "subscriptionId": int(sub["id"]),
-                "portalId": self.portal_id,
-                "appId": self.app_id,
-                "occurredAt": int(self.clock() * 1000),
-                "subscriptionType": event_type,
-                "attemptNumber": 0,
+                **self._envelope(sub, event_type),
                 "changeSource": "API",
                 "associationType": f"{SINGULAR[from_obj]}_TO_{SINGULAR[to_obj]}".upper(),
                 "associationCategory": spec.category,
@@ -152,8 +137,21 @@ class Subscriptions:
                 "associationRemoved": removed,
                 "isPrimaryAssociation": spec.label == "Primary",
             })
-            self._next_event_id += 1
         return out
+
+    def _envelope(self, sub: dict[str, Any], event_type: str) -> Event:
+        """The fields every delivered event carries, under the next event id."""
+        event: Event = {
+            "eventId": self._next_event_id,
+            "subscriptionId": int(sub["id"]),
+            "portalId": self.portal_id,
+            "appId": self.app_id,
+            "occurredAt": int(self.clock() * 1000),
+            "subscriptionType": event_type,
+            "attemptNumber": 0,
+        }
+        self._next_event_id += 1
+        return event
 
     def creation_property_events(self, obj: str, record: Record, properties: dict[str, str]) -> list[Event]:
         """propertyChange events for properties set at creation, for subscriptions naming the property."""
