@@ -253,6 +253,8 @@ class RecordStore:
         self._derive(spec, record, set(values))
         self._index(spec, record)
         changed = {k: v for k, v in self.public(record).items() if before.get(k) != v and k != "SystemModstamp"}
+        # An update always changes LastModifiedDate, even within the millisecond its stamp is rounded to.
+        changed["LastModifiedDate"] = record["LastModifiedDate"]
         self._announce(Change(spec.name, record["Id"], "UPDATE", changed))
         self._after_write(spec, record)
         return record
