@@ -110,7 +110,7 @@ class Daemon:
             after_round=self._check_connections,
         )
         self._scheduler = PollScheduler(reconciler, poll_jobs(settings, reconciler), locks,
-                                        after_poll=self._after_poll)
+                                        after_poll=self._after_poll, metrics=self.metrics)
         if settings.admin.enabled:
             self._admin = await self._listen(
                 build_admin_app(db=engine.db, settings=settings, metrics=self.metrics),

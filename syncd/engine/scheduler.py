@@ -17,6 +17,7 @@ from syncd.engine.reconcile import Reconciler, read_sides
 from syncd.logs import get_logger
 from syncd.mapping.spec import Side
 from syncd.settings import Settings
+from syncd.web.metrics import Metrics
 
 log = get_logger(__name__)
 
@@ -90,11 +91,13 @@ class PollScheduler:
         locks: MappingLocks,
         *,
         after_poll: AfterPoll | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._reconciler = reconciler
         self._jobs = {job.id: job for job in jobs}
         self._locks = locks
         self._after_poll = after_poll
+        self._metrics = metrics
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._paused: set[str] = set()  # job ids paused because a connection they use needs re-authorisation
         self._running = 0
@@ -194,6 +197,9 @@ class PollScheduler:
             async with self._locks.of(job.mapping):
                 report = await self._reconciler.run_object(job.mapping, job.object, (job.side,))
             log.info("poll done", job=job.id, counts=report.counts(), errors=len(report.errors))
+            if self._metrics is not None:
+                self._metrics.count_poll(job.id, "ok")
+                self._metrics.count_actions(job.mapping, job.object, report.counts(), len(report.errors))
             self.runs_completed += 1
             self.runs_by_job[job.id] += 1
             self.last_reports[job.id] = report
@@ -202,6 +208,8 @@ class PollScheduler:
         except Exception as exc:
             # A bug or an outage in one run must not stop the schedule: the next run tries again.
             log.exception("poll failed", job=job.id, error=str(exc))
+            if self._metrics is not None:
+                self._metrics.count_poll(job.id, "failed")
         finally:
             async with self._idle:
                 self._running -= 1

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
+PollOutcome = Literal["ok", "failed"]
 WebhookOutcome = Literal[
     "accepted", "duplicate", "rejected", "malformed", "unknown_connection", "too_large", "store_error"
 ]
@@ -27,6 +29,40 @@ class Metrics:
             "Webhook events stored in the inbox and not processed yet (measured at scrape time).",
             registry=self.registry,
         )
+
+        self.poll_runs = Counter(
+            "syncd_poll_runs",
+            "Polling runs finished, by job (mapping:object:side) and whether the run completed or failed.",
+            ["job", "outcome"],
+            registry=self.registry,
+        )
+        self.sync_actions = Counter(
+            "syncd_sync_actions",
+            "What sync passes did to records (create, update, link, conflict, skip...), by mapping and object.",
+            ["mapping", "object", "kind"],
+            registry=self.registry,
+        )
+        self.sync_errors = Counter(
+            "syncd_sync_errors",
+            "Records a sync pass could not bring in step (dead-lettered or retried later), by mapping and object.",
+            ["mapping", "object"],
+            registry=self.registry,
+        )
+
+    def count_poll(self, job: str, outcome: PollOutcome) -> None:
+        """Count one finished polling run."""
+        self.poll_runs.labels(job=job, outcome=outcome).inc()
+
+    def count_actions(self, mapping: str, obj: str, counts: Mapping[str, int], errors: int = 0) -> None:
+        """Count what one pass over `mapping`'s `obj` did."""
+        for kind, n in counts.items():
+            self.sync_actions.labels(mapping=mapping, object=obj, kind=kind).inc(n)
+        if errors:
+            self.sync_errors.labels(mapping=mapping, object=obj).inc(errors)
+
+    def value(self, name: str, **labels: str) -> float:
+        """The current value of one sample (0 when it was never counted): what an operator's scrape shows."""
+        return self.registry.get_sample_value(name, labels) or 0.0
 
     def count_webhook(self, connection: str, outcome: WebhookOutcome) -> None:
         """Count one delivery and how it was answered."""

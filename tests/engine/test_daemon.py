@@ -259,6 +259,12 @@ async def test_with_webhooks_off_polling_alone_brings_the_change(
 
     await create_hubspot_contact(http, clean, email="alan@example.com", firstname="Alan", lastname="Turing")
     await eventually(lambda: zoho_customers(clean, "alan@example.com"), "the Zoho customer")
+    # The write lands before its run is counted as finished: wait for the count an operator scrapes.
+    await eventually(
+        lambda: daemon.metrics.value("syncd_sync_actions_total", mapping="hubspot-zohobooks", object="customer",
+                                     kind="create") == 1,
+        "the polling run that created it to be counted",
+    )
     assert daemon.scheduler.runs_completed > polls
 
 
