@@ -16,7 +16,7 @@ from syncd.engine.wiring import Engine, open_engine
 from syncd.errors import SyncdError
 from syncd.logs import get_logger
 from syncd.settings import Settings
-from syncd.store import ConnectionStore, TokenVault
+from syncd.store import ConnectionStore, InboxStore, TokenVault
 from syncd.web.admin import build_admin_app
 from syncd.web.metrics import Metrics
 from syncd.web.receiver import build_webhook_app, webhook_url
@@ -220,4 +220,8 @@ class Daemon:
         grant = await storage.load_grant(connection)
         if grant is not None:
             tokens.reauthorised(grant)
-            log.info("connection re-authorised; its jobs resume", connection=connection)
+            # Webhook events that failed while the grant was dead need not sit out their back-off.
+            due = await InboxStore(self._engine.db).retry_now()
+            if self._dispatcher is not None:
+                self._dispatcher.wake()
+            log.info("connection re-authorised; its jobs resume", connection=connection, inbox_events_due=due)

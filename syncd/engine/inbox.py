@@ -1,13 +1,15 @@
 """The inbox dispatcher: stored webhook events, grouped by connection and object, run through the pipeline
 when a webhook wakes it and on a short safety interval; an event is done only once its records are applied
-or parked, and a failure leaves it pending to be tried again."""
+or parked. A failure leaves it pending, due again after a growing back-off, until the retry policy gives it up;
+an event whose payload cannot be read is given up at once. Polling, the safety net, brings a given-up change."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from syncd.connectors.base import ChangeEvent, Connector
 from syncd.engine.context import side_object
@@ -15,11 +17,13 @@ from syncd.engine.reconcile import Reconciler, read_sides
 from syncd.engine.scheduler import MappingLocks
 from syncd.logs import get_logger
 from syncd.store import Database, InboxEvent, InboxStore
+from syncd.store.columns import utcnow
+from syncd.store.inbox import InboxRetryPolicy
 from syncd.web.events import event_from_payload
 
 log = get_logger(__name__)
 
-#: How many pending events one round reads; the rest wait for the next round.
+#: How many due events one round reads; the rest wait for the next round.
 ROUND_LIMIT = 1000
 
 
@@ -28,8 +32,19 @@ class InboxRound:
     """What one round over the inbox did."""
 
     processed: int = 0
-    failed: int = 0
+    failed: int = 0  # events whose sync failed (retried after a back-off, or given up at their last attempt)
     deferred: int = 0  # left pending because a connection they need awaits re-authorisation
+    gave_up: int = 0  # no longer retried: unreadable payloads, and failures at their last attempt
+
+
+@dataclass
+class _Tally:
+    """What a round has done so far."""
+
+    done: list[int] = field(default_factory=list)
+    failed: int = 0
+    deferred: int = 0
+    gave_up: int = 0
 
 
 @dataclass(frozen=True)
@@ -53,8 +68,13 @@ class InboxDispatcher:
         usable: Callable[[str], bool] = lambda _connection: True,
         interval_s: float = 5.0,
         after_round: Callable[[], Awaitable[None]] | None = None,
+        retry: InboxRetryPolicy | None = None,
+        round_limit: int = ROUND_LIMIT,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self._inbox = InboxStore(db)
+        self._inbox = InboxStore(db, retry)
+        self._round_limit = round_limit
+        self._clock = clock
         self._reconciler = reconciler
         self._locks = locks
         self._usable = usable
@@ -100,42 +120,51 @@ class InboxDispatcher:
                 await asyncio.wait_for(self._wake.wait(), self._interval_s)
 
     async def run_round(self) -> InboxRound:
-        """One pass over the pending events: each group fetched and synced, then marked processed or failed."""
-        pending = await self._inbox.pending(limit=ROUND_LIMIT)
+        """One pass over the due events: each group fetched and synced, then marked processed, or failed (to
+        be retried after its back-off, or given up); events still backing off are not read at all."""
+        now = self._clock()
+        pending = await self._inbox.pending(limit=self._round_limit, now=now)
         if not pending:
             return InboxRound()
-        done: list[int] = []
-        failed = deferred = 0
+        tally = _Tally()
         grouped: dict[tuple[str, str], list[tuple[InboxEvent, ChangeEvent]]] = {}
         for event in pending:
             if event.connection not in self._connectors:
                 # The connection was removed or disabled since; when it is back, its polling catches up.
                 log.warning("inbox event for a connection not enabled; dropped", connection=event.connection,
                             event_id=event.event_id)
-                done.append(event.id)
+                tally.done.append(event.id)
                 continue
             try:
                 change = event_from_payload(event.event_id, event.payload)
             except ValueError as exc:
-                await self._inbox.mark_failed(event.id, str(exc))
-                failed += 1
+                # It will never parse, however often it is tried.
+                await self._fail(event, str(exc), now, tally, at_once=True)
                 continue
             grouped.setdefault((event.connection, change.object), []).append((event, change))
         groups = [_Group(conn, obj, tuple(items)) for (conn, obj), items in grouped.items()]
         # Dependencies first: contacts before the deals and invoices that point at them.
         groups.sort(key=self._order)
         for group in groups:
-            outcome = await self._process(group)
-            if outcome == "done":
-                done.extend(event.id for event, _ in group.events)
-            elif outcome == "failed":
-                failed += len(group.events)
-            else:
-                deferred += len(group.events)
-        await self._inbox.mark_processed(done)
-        result = InboxRound(processed=len(done), failed=failed, deferred=deferred)
-        log.info("inbox round done", processed=result.processed, failed=result.failed, deferred=result.deferred)
+            await self._process(group, now, tally)
+        await self._inbox.mark_processed(tally.done)
+        result = InboxRound(processed=len(tally.done), failed=tally.failed, deferred=tally.deferred,
+                            gave_up=tally.gave_up)
+        log.info("inbox round done", processed=result.processed, failed=result.failed, deferred=result.deferred,
+                 gave_up=result.gave_up)
         return result
+
+    async def _fail(self, event: InboxEvent, error: str, now: datetime, tally: _Tally, *, at_once: bool) -> None:
+        """Record a failed attempt (giving up at once, or as the retry policy says) and say so if it gave up."""
+        if at_once:
+            changed = await self._inbox.give_up(event.id, error, now=now)
+        else:
+            changed = await self._inbox.mark_failed(event.id, error, now=now)
+        if changed.gave_up:
+            tally.gave_up += 1
+            # Logged once: a given-up event is never pending again.
+            log.error("inbox event given up; polling will bring its change", connection=event.connection,
+                      event_id=event.event_id, attempts=changed.attempts, error=error)
 
     def _readers(self, connection: str, obj: str) -> list[str]:
         """The active mappings that copy changes from `connection`'s `obj`."""
@@ -163,8 +192,8 @@ class InboxDispatcher:
         ]
         return min(places, default=0)
 
-    async def _process(self, group: _Group) -> str:
-        """Sync one group through every mapping that reads it: `done`, `failed` or `deferred`."""
+    async def _process(self, group: _Group, now: datetime, tally: _Tally) -> None:
+        """Sync one group through every mapping that reads it, and count it done, failed or deferred."""
         readers = self._readers(group.connection, group.object)
         needed = {
             c.name
@@ -174,7 +203,8 @@ class InboxDispatcher:
             if c.system in (active.mapping.crm_system, active.mapping.acc_system)
         }
         if any(not self._usable(name) for name in needed):
-            return "deferred"
+            tally.deferred += len(group.events)
+            return
         system = self._connectors[group.connection].system
         changes = [change for _, change in group.events]
         try:
@@ -185,11 +215,12 @@ class InboxDispatcher:
                          object=group.object, records=len({c.record_id for c in changes}),
                          counts=report.counts())
         except Exception as exc:
-            # Whatever went wrong (vendor outage, store hiccup, a bug), the events stay pending with the reason,
-            # and the next round (or polling, the safety net) brings the change.
-            log.warning("webhook changes not synced; will retry", connection=group.connection,
+            # Whatever went wrong (vendor outage, store hiccup, a bug), the events stay pending with the reason
+            # and are tried again once their back-off has passed (or polling, the safety net, brings the change).
+            log.warning("webhook changes not synced; will retry after a back-off", connection=group.connection,
                         object=group.object, error=str(exc))
+            tally.failed += len(group.events)
             for event, _ in group.events:
-                await self._inbox.mark_failed(event.id, str(exc))
-            return "failed"
-        return "done"
+                await self._fail(event, str(exc), now, tally, at_once=False)
+            return
+        tally.done.extend(event.id for event, _ in group.events)

@@ -1,13 +1,15 @@
-"""The webhook inbox: events stored before acknowledgement, processed (and retried) after."""
+"""The webhook inbox: events stored before acknowledgement, processed after, retried with back-off, and given
+up after too many failures (polling, the safety net, still brings their changes)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import random
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,6 +17,32 @@ from syncd.store.columns import utcnow
 from syncd.store.database import Database
 from syncd.store.errors import StoreNotFoundError
 from syncd.store.tables import INBOX
+
+
+@dataclass(frozen=True)
+class InboxRetryPolicy:
+    """When a failed inbox event is tried again: exponential back-off with jitter, up to `max_attempts`."""
+
+    first_delay_s: float = 5.0
+    max_delay_s: float = 900.0
+    max_attempts: int = 10
+    # Up to this fraction of each delay is taken off at random, so events that failed together (one vendor
+    # outage) do not all come due in the same instant again.
+    jitter: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not 0 < self.first_delay_s <= self.max_delay_s:
+            raise ValueError("retry delays must satisfy 0 < first_delay_s <= max_delay_s")
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if not 0 <= self.jitter < 1:
+            raise ValueError("jitter must be in [0, 1)")
+
+    def delay(self, attempts: int, draw: float) -> timedelta:
+        """The wait after the `attempts`-th failure; `draw` in [0, 1) picks where in the jitter it falls."""
+        # The exponent is bounded so that a huge attempt count cannot overflow the float before the cap.
+        full = min(self.max_delay_s, self.first_delay_s * 2.0 ** min(max(attempts - 1, 0), 64))
+        return timedelta(seconds=full * (1 - self.jitter * draw))
 
 
 @dataclass(frozen=True)
@@ -29,6 +57,8 @@ class InboxEvent:
     processed_at: datetime | None = None
     last_error: str | None = None
     payload: dict[str, Any] = field(default_factory=dict)
+    next_attempt_at: datetime | None = None  # when a failed event is due again
+    gave_up: bool = False  # retrying stopped; processed_at says when
 
 
 def _event(row: Row[Any]) -> InboxEvent:
@@ -42,14 +72,20 @@ def _event(row: Row[Any]) -> InboxEvent:
         processed_at=row.processed_at,
         last_error=row.last_error,
         payload=dict(row.payload),
+        next_attempt_at=row.next_attempt_at,
+        gave_up=bool(row.gave_up),
     )
 
 
 class InboxStore:
     """Durable, de-duplicated queue of webhook events."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self, db: Database, retry: InboxRetryPolicy | None = None, *, draw: Callable[[], float] = random.random
+    ) -> None:
         self._db = db
+        self.retry = retry or InboxRetryPolicy()
+        self._draw = draw
 
     async def put(
         self, connection: str, event_id: str, payload: dict[str, Any], *, session: AsyncSession | None = None
@@ -66,11 +102,48 @@ class InboxStore:
             return (await s.execute(stmt)).scalar_one_or_none() is not None
 
     async def pending(
+        self,
+        limit: int = 100,
+        connection: str | None = None,
+        *,
+        now: datetime | None = None,
+        session: AsyncSession | None = None,
+    ) -> list[InboxEvent]:
+        """Unprocessed events that are due (never tried, or their back-off has passed), oldest first."""
+        stmt = (
+            select(INBOX)
+            .where(
+                INBOX.c.processed_at.is_(None),
+                or_(INBOX.c.next_attempt_at.is_(None), INBOX.c.next_attempt_at <= (now or utcnow())),
+            )
+            .order_by(INBOX.c.received_at, INBOX.c.id)
+            .limit(limit)
+        )
+        if connection is not None:
+            stmt = stmt.where(INBOX.c.connection == connection)
+        async with self._db.scope(session) as s:
+            return [_event(r) for r in (await s.execute(stmt)).all()]
+
+    async def retry_now(self, *, session: AsyncSession | None = None) -> int:
+        """Make every event still backing off due at once (what blocked them, such as a dead grant, is fixed);
+        returns how many. Given-up events stay given up."""
+        stmt = (
+            update(INBOX)
+            .where(INBOX.c.processed_at.is_(None), INBOX.c.next_attempt_at.is_not(None))
+            .values(next_attempt_at=None)
+        )
+        async with self._db.scope(session) as s:
+            return cast(CursorResult[Any], await s.execute(stmt)).rowcount
+
+    async def given_up(
         self, limit: int = 100, connection: str | None = None, *, session: AsyncSession | None = None
     ) -> list[InboxEvent]:
-        """Unprocessed events, oldest first."""
+        """Events retrying stopped for, most recent first, with their last error (for operators)."""
         stmt = (
-            select(INBOX).where(INBOX.c.processed_at.is_(None)).order_by(INBOX.c.received_at, INBOX.c.id).limit(limit)
+            select(INBOX)
+            .where(INBOX.c.gave_up)
+            .order_by(INBOX.c.processed_at.desc(), INBOX.c.id.desc())
+            .limit(limit)
         )
         if connection is not None:
             stmt = stmt.where(INBOX.c.connection == connection)
@@ -83,21 +156,54 @@ class InboxStore:
         if not id_list:
             return 0
         stmt = (
-            update(INBOX).where(INBOX.c.id.in_(id_list), INBOX.c.processed_at.is_(None)).values(processed_at=utcnow())
+            update(INBOX)
+            .where(INBOX.c.id.in_(id_list), INBOX.c.processed_at.is_(None))
+            .values(processed_at=utcnow(), next_attempt_at=None)
         )
         async with self._db.scope(session) as s:
             return cast(CursorResult[Any], await s.execute(stmt)).rowcount
 
-    async def mark_failed(self, event_id: int, error: str, *, session: AsyncSession | None = None) -> int:
-        """Count a failed attempt and keep the reason; the event stays pending. Returns the attempt count."""
-        stmt = (
+    async def mark_failed(
+        self,
+        event_id: int,
+        error: str,
+        *,
+        now: datetime | None = None,
+        session: AsyncSession | None = None,
+    ) -> InboxEvent:
+        """Count a failed attempt and keep the reason: the event is due again after the back-off, or, at the
+        policy's last attempt, given up. Returns the event as it now stands."""
+        return await self._fail(event_id, error, now or utcnow(), give_up=False, session=session)
+
+    async def give_up(
+        self,
+        event_id: int,
+        error: str,
+        *,
+        now: datetime | None = None,
+        session: AsyncSession | None = None,
+    ) -> InboxEvent:
+        """Count a failed attempt and stop retrying at once (an event that can never succeed)."""
+        return await self._fail(event_id, error, now or utcnow(), give_up=True, session=session)
+
+    async def _fail(
+        self, event_id: int, error: str, now: datetime, *, give_up: bool, session: AsyncSession | None
+    ) -> InboxEvent:
+        """Count the attempt, then schedule the next one or give up, in one transaction."""
+        count = (
             update(INBOX)
-            .where(INBOX.c.id == event_id)
+            .where(INBOX.c.id == event_id, INBOX.c.processed_at.is_(None))
             .values(attempts=INBOX.c.attempts + 1, last_error=error)
             .returning(INBOX.c.attempts)
         )
         async with self._db.scope(session) as s:
-            attempts: int | None = (await s.execute(stmt)).scalar_one_or_none()
-        if attempts is None:
-            raise StoreNotFoundError(f"inbox event {event_id} does not exist")
-        return attempts
+            attempts: int | None = (await s.execute(count)).scalar_one_or_none()
+            if attempts is None:
+                raise StoreNotFoundError(f"inbox event {event_id} does not exist or is no longer pending")
+            # The count above holds the row's write lock, so the schedule below matches that count.
+            if give_up or attempts >= self.retry.max_attempts:
+                values: dict[str, Any] = {"processed_at": now, "gave_up": True, "next_attempt_at": None}
+            else:
+                values = {"next_attempt_at": now + self.retry.delay(attempts, self._draw())}
+            schedule = update(INBOX).where(INBOX.c.id == event_id).values(**values).returning(*INBOX.c)
+            return _event((await s.execute(schedule)).one())

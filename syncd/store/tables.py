@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Column, ForeignKey, Index, Integer, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 from syncd.store.columns import UTCDateTime, utcnow
@@ -98,7 +110,24 @@ class InboxRow(SQLModel, table=True):
     __tablename__ = "inbox"
     __table_args__ = (
         UniqueConstraint("connection", "event_id", name="uq_inbox_connection_event"),
-        Index("ix_inbox_processed_received", "processed_at", "received_at"),
+        # The dispatcher's query: unprocessed events in arrival order, skipping those still backing off. Only
+        # unprocessed rows are indexed, so the index stays small however long the processed history grows.
+        Index(
+            "ix_inbox_pending",
+            "received_at",
+            "id",
+            "next_attempt_at",
+            sqlite_where=text("processed_at IS NULL"),
+            postgresql_where=text("processed_at IS NULL"),
+        ),
+        # The operators' list of given-up events (few rows); SQLite has no boolean type, hence two spellings.
+        Index(
+            "ix_inbox_gave_up",
+            "processed_at",
+            "id",
+            sqlite_where=text("gave_up = 1"),
+            postgresql_where=text("gave_up"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -109,6 +138,15 @@ class InboxRow(SQLModel, table=True):
     processed_at: datetime | None = _when(nullable=True)
     attempts: int = Field(default=0, nullable=False)
     last_error: str | None = Field(default=None, sa_type=Text(), nullable=True)
+    # When a failed event may be tried again; null for one never tried (or processed).
+    next_attempt_at: datetime | None = _when(nullable=True)
+    # Set (with processed_at) when retrying stopped: the event left the queue without its change applied. A flag
+    # beside processed_at rather than a status column: every "still to do?" reader (the dispatcher, the metrics
+    # gauge, the partial index) already asks processed_at IS NULL and stays right unchanged; this only tells
+    # the two ways out of the queue apart.
+    gave_up: bool = Field(
+        default=False, sa_column=Column(Boolean(), nullable=False, default=False, server_default=false())
+    )
 
 
 class ConflictRow(SQLModel, table=True):

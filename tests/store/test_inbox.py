@@ -1,0 +1,183 @@
+"""The inbox's retries: a failed event waits out an exponential back-off, and is given up after too many."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from syncd.store import Database, InboxStore, StoreNotFoundError
+from syncd.store.columns import UTCDateTime
+from syncd.store.inbox import InboxRetryPolicy
+from syncd.store.reports import pending_inbox_count
+from syncd.store.schema import head_revision, schema_state, upgrade, upgrade_database
+
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+def no_jitter(database: Database, **policy: Any) -> InboxStore:
+    """An inbox whose back-off always takes the full delay, so times are exact."""
+    return InboxStore(database, InboxRetryPolicy(**policy), draw=lambda: 0.0)
+
+
+async def test_a_failed_event_is_not_pending_until_its_back_off_has_passed(database: Database) -> None:
+    inbox = no_jitter(database)
+    await inbox.put("hub", "bad", {"n": 1})
+    await inbox.put("hub", "good", {"n": 2})
+    [bad, good] = await inbox.pending(now=T0)
+
+    failed = await inbox.mark_failed(bad.id, "HubSpot 502", now=T0)
+    assert (failed.attempts, failed.last_error, failed.next_attempt_at) == (1, "HubSpot 502", T0 + timedelta(seconds=5))
+    # The events beside it are unaffected.
+    assert [e.event_id for e in await inbox.pending(now=T0)] == ["good"]
+    assert [e.event_id for e in await inbox.pending(now=T0 + timedelta(seconds=4.9))] == ["good"]
+    # Due again: back in arrival order, with its history.
+    [again, _] = await inbox.pending(now=T0 + timedelta(seconds=5))
+    assert (again.event_id, again.attempts, again.last_error) == ("bad", 1, "HubSpot 502")
+    # Still counted as waiting (the metrics gauge) while it backs off.
+    assert await pending_inbox_count(database) == 2
+    assert good.attempts == 0 and good.next_attempt_at is None
+
+
+async def test_the_back_off_doubles_from_5_s_and_is_capped_at_15_min(database: Database) -> None:
+    inbox = no_jitter(database, max_attempts=12)
+    await inbox.put("hub", "e", {})
+    [event] = await inbox.pending(now=T0)
+    waits = []
+    now = T0
+    for _ in range(11):
+        failed = await inbox.mark_failed(event.id, "timeout", now=now)
+        assert failed.next_attempt_at is not None
+        waits.append((failed.next_attempt_at - now).total_seconds())
+        now = failed.next_attempt_at
+    assert waits == [5, 10, 20, 40, 80, 160, 320, 640, 900, 900, 900]
+
+
+async def test_jitter_only_shortens_a_delay_and_never_below_the_previous_one(database: Database) -> None:
+    inbox = InboxStore(database, InboxRetryPolicy(max_attempts=12))  # the real random draw
+    await inbox.put("hub", "e", {})
+    [event] = await inbox.pending(now=T0)
+    full = [5, 10, 20, 40, 80, 160, 320, 640, 900, 900, 900]
+    previous = 0.0
+    for ceiling in full:
+        failed = await inbox.mark_failed(event.id, "timeout", now=T0)
+        assert failed.next_attempt_at is not None
+        wait = (failed.next_attempt_at - T0).total_seconds()
+        assert 0.8 * ceiling <= wait <= ceiling
+        if ceiling < 900:
+            assert wait > previous
+        previous = wait
+
+
+def test_a_retry_policy_that_makes_no_sense_is_refused() -> None:
+    bad: dict[str, Any]
+    for bad in ({"first_delay_s": 0}, {"first_delay_s": 60, "max_delay_s": 30}, {"max_attempts": 0},
+                {"jitter": 1.0}, {"jitter": -0.1}):
+        with pytest.raises(ValueError):
+            InboxRetryPolicy(**bad)
+
+
+async def test_after_the_last_attempt_the_event_is_given_up_not_processed(database: Database) -> None:
+    inbox = no_jitter(database, max_attempts=3)
+    await inbox.put("hub", "poison", {"n": 1})
+    await inbox.put("hub", "fine", {"n": 2})
+    [poison, fine] = await inbox.pending(now=T0)
+    for attempt in (1, 2):
+        assert (await inbox.mark_failed(poison.id, f"HubSpot 500 #{attempt}", now=T0)).gave_up is False
+    last = await inbox.mark_failed(poison.id, "HubSpot 500 #3", now=T0)
+    assert (last.attempts, last.gave_up, last.processed_at, last.next_attempt_at) == (3, True, T0, None)
+
+    # Gone from the queue for good, and from the gauge; the operators' list has it with the reason.
+    assert [e.event_id for e in await inbox.pending(now=T0 + timedelta(days=365))] == ["fine"]
+    assert await pending_inbox_count(database) == 1
+    [listed] = await inbox.given_up()
+    assert (listed.connection, listed.event_id, listed.last_error) == ("hub", "poison", "HubSpot 500 #3")
+    assert await inbox.given_up(connection="other") == []
+    # A processed event is not mistaken for a given-up one.
+    await inbox.mark_processed([fine.id])
+    assert [e.event_id for e in await inbox.given_up()] == ["poison"]
+    # Neither can fail again: they are no longer pending.
+    for done in (poison, fine):
+        with pytest.raises(StoreNotFoundError, match="no longer pending"):
+            await inbox.mark_failed(done.id, "late", now=T0)
+
+
+async def test_give_up_stops_retrying_at_once(database: Database) -> None:
+    inbox = InboxStore(database)
+    await inbox.put("hub", "garbled", {"kind": "???"})
+    [event] = await inbox.pending()
+    gone = await inbox.give_up(event.id, "unknown change kind '???'")
+    assert (gone.attempts, gone.gave_up, gone.next_attempt_at) == (1, True, None)
+    assert gone.processed_at is not None
+    assert await inbox.pending(now=datetime.now(UTC) + timedelta(days=1)) == []
+    assert [e.event_id for e in await inbox.given_up()] == ["garbled"]
+
+
+async def test_retry_now_makes_backing_off_events_due_but_leaves_given_up_ones(database: Database) -> None:
+    inbox = no_jitter(database)
+    for name in ("waiting", "garbled"):
+        await inbox.put("hub", name, {})
+    waiting, garbled = await inbox.pending(now=T0)
+    await inbox.mark_failed(waiting.id, "Zoho Books grant revoked", now=T0)
+    await inbox.give_up(garbled.id, "unreadable", now=T0)
+    assert await inbox.pending(now=T0) == []
+
+    assert await inbox.retry_now() == 1
+    [due] = await inbox.pending(now=T0)
+    assert (due.event_id, due.attempts, due.next_attempt_at) == ("waiting", 1, None)
+    assert [e.event_id for e in await inbox.given_up()] == ["garbled"]
+
+
+async def test_given_up_events_are_listed_most_recent_first(database: Database) -> None:
+    inbox = InboxStore(database)
+    for name in ("a", "b", "c"):
+        await inbox.put("zoho", name, {})
+    events = await inbox.pending()
+    for hours, event in zip((1, 3, 2), events, strict=True):
+        await inbox.give_up(event.id, "bad", now=T0 + timedelta(hours=hours))
+    assert [e.event_id for e in await inbox.given_up()] == ["b", "c", "a"]
+    assert [e.event_id for e in await inbox.given_up(limit=1)] == ["b"]
+
+
+# The inbox table as revision 0001 created it, to write rows the way an older syncd did.
+INBOX_0001 = sa.table(
+    "inbox",
+    sa.column("connection", sa.String()),
+    sa.column("event_id", sa.String()),
+    sa.column("payload", sa.JSON()),
+    sa.column("received_at", UTCDateTime()),
+    sa.column("processed_at", UTCDateTime()),
+    sa.column("attempts", sa.Integer()),
+    sa.column("last_error", sa.Text()),
+)
+
+
+async def test_upgrading_a_0001_store_keeps_its_pending_events_due(empty_database: Database, database_url: str) -> None:
+    await upgrade_database(empty_database, "0001")
+    rows = [
+        {"connection": "hub", "event_id": "new", "payload": {"n": 1}, "received_at": T0, "processed_at": None,
+         "attempts": 0, "last_error": None},
+        {"connection": "hub", "event_id": "failing", "payload": {"n": 2}, "received_at": T0, "processed_at": None,
+         "attempts": 4, "last_error": "HubSpot 502"},
+        {"connection": "books", "event_id": "done", "payload": {"n": 3}, "received_at": T0, "processed_at": T0,
+         "attempts": 0, "last_error": None},
+    ]
+    async with empty_database.engine.begin() as conn:
+        await conn.execute(sa.insert(INBOX_0001), rows)
+    assert (await schema_state(empty_database)).current == "0001"
+
+    # What `syncd db upgrade` runs.
+    assert (await upgrade(database_url)).current == head_revision()
+
+    inbox = InboxStore(empty_database)
+    pending = await inbox.pending()
+    assert [(e.event_id, e.attempts, e.last_error, e.next_attempt_at, e.gave_up) for e in pending] == [
+        ("new", 0, None, None, False),
+        ("failing", 4, "HubSpot 502", None, False),
+    ]
+    assert await inbox.given_up() == []
+    # The old events take part in the new retries.
+    assert (await inbox.mark_failed(pending[1].id, "HubSpot 503")).attempts == 5
+    assert [e.event_id for e in await inbox.pending()] == ["new"]
