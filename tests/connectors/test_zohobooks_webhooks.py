@@ -1,18 +1,22 @@
-"""Zoho Books webhooks from the simulator: signatures verified, events parsed, forgeries refused."""
+"""Zoho Books webhooks from the simulator: signatures verified, events parsed (a payment's into its applications
+and invoices too), forgeries refused."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import date
+from decimal import Decimal
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from syncd.connectors.base import Create, WebhookRejected, WebhookRequest
+from syncd.connectors.base import ChangeEvent, Create, FieldValue, Update, WebhookRejected, WebhookRequest
 from syncd.connectors.zohobooks import ZohoBooksConnector
 from syncd.sandbox.runner import Sandbox
+from syncd.sandbox.zohobooks.app import ZohoBooksSimulator
 from tests.connectors.zohobooks_fixtures import open_zoho
 
 
@@ -88,3 +92,150 @@ async def test_malformed_and_foreign_bodies_are_400(zoho: ZohoBooksConnector) ->
         with pytest.raises(WebhookRejected) as raised:
             zoho.parse_webhook(WebhookRequest("POST", "http://127.0.0.1/x", {}, body))
         assert raised.value.status == 400
+
+
+# --- customer payments: one delivery announces the payment, its applications and the invoices they pay ------
+
+
+async def made(zoho: ZohoBooksConnector, obj: str, ref: str, fields: Mapping[str, FieldValue]) -> str:
+    """Create one record through the connector and return its id."""
+    [outcome] = await zoho.create_many(obj, [Create(ref, fields)])
+    assert outcome.ok and outcome.id is not None, outcome.error
+    return outcome.id
+
+
+async def open_invoices(zoho: ZohoBooksConnector, count: int) -> tuple[str, list[str]]:
+    """A customer with `count` sent invoices of 100 each."""
+    customer = await made(zoho, "contacts", "payer", {"contact_name": "Payer", "contact_type": "customer"})
+    invoices = []
+    for n in range(count):
+        line: Mapping[str, FieldValue] = {"name": "Work", "rate": Decimal(100)}
+        invoice = await made(zoho, "invoices", f"inv-{n}", {"customer_id": customer, "line_items": [line]})
+        await zoho.act("invoices", invoice, "sent")
+        invoices.append(invoice)
+    return customer, invoices
+
+
+def applied_to(invoice: str, amount: str = "40") -> list[Mapping[str, FieldValue]]:
+    """A payment's `invoices` field applying `amount` to one invoice."""
+    return [{"invoice_id": invoice, "amount_applied": Decimal(amount)}]
+
+
+async def delivery(received: asyncio.Queue[WebhookRequest], event_type: str) -> WebhookRequest:
+    """The next delivery of `event_type` (earlier deliveries of other types are passed over)."""
+    while True:
+        request = await asyncio.wait_for(received.get(), 10)
+        if json.loads(request.body)["event_type"] == event_type:
+            return request
+
+
+def announced(events: Sequence[ChangeEvent]) -> set[tuple[str, str, str]]:
+    """(object, record id, kind) of each event."""
+    return {(e.object, e.record_id, e.kind) for e in events}
+
+
+def without_applications(request: WebhookRequest) -> WebhookRequest:
+    """The same delivery with a payload that does not list the payment's invoices (a leaner payload format)."""
+    event = json.loads(request.body)
+    del event["customerpayment"]["invoices"]
+    return WebhookRequest(request.method, request.url, request.headers, json.dumps(event).encode(), request.query)
+
+
+async def test_payment_webhooks_announce_each_application_and_invoice(
+    reset_sandbox: Sandbox, zoho: ZohoBooksConnector, inbox: tuple[str, asyncio.Queue[WebhookRequest]]
+) -> None:
+    url, received = inbox
+    assert await zoho.register_webhooks(url)
+    customer, (first, second) = await open_invoices(zoho, 2)
+    payment = await made(zoho, "customerpayments", "pay", {
+        "customer_id": customer, "payment_mode": "cash", "amount": Decimal(40), "date": date(2025, 1, 7),
+        "invoices": applied_to(first),
+    })  # fmt: skip
+
+    created = await delivery(received, "customerpayment_created")
+    zoho.verify_webhook(created)
+    events = zoho.parse_webhook(created)
+    assert announced(events) == {
+        ("customerpayments", payment, "created"),
+        ("invoicepayments", f"{payment}:{first}", "created"),
+        ("invoices", first, "updated"),
+    }
+    # Each event has its own id, the same again when Zoho delivers the event twice.
+    assert len({e.event_id for e in events}) == 3
+    assert [e.event_id for e in zoho.parse_webhook(created)] == [e.event_id for e in events]
+    # The announced application is the record the connector reads under that id.
+    found = await zoho.get_many("invoicepayments", [f"{payment}:{first}"])
+    assert found[f"{payment}:{first}"].fields["amount_applied"] == Decimal(40)
+
+    # Re-applied to the other invoice: the application it left is announced as gone, both invoices as changed.
+    [moved] = await zoho.update_many("customerpayments", [Update(payment, {"invoices": applied_to(second)})])
+    assert moved.ok, moved.error
+    updated = await delivery(received, "customerpayment_updated")
+    assert announced(zoho.parse_webhook(updated)) == {
+        ("customerpayments", payment, "updated"),
+        ("invoicepayments", f"{payment}:{second}", "updated"),
+        ("invoicepayments", f"{payment}:{first}", "deleted"),
+        ("invoices", first, "updated"),
+        ("invoices", second, "updated"),
+    }
+    assert list(await zoho.get_many("invoicepayments", [f"{payment}:{first}", f"{payment}:{second}"])) == [
+        f"{payment}:{second}"
+    ]
+
+    # Deleted: its last state lists the application that goes with it.
+    [removed] = await zoho.delete_many("customerpayments", [payment])
+    assert removed.ok
+    deleted = await delivery(received, "customerpayment_deleted")
+    zoho.verify_webhook(deleted)
+    assert announced(zoho.parse_webhook(deleted)) == {
+        ("customerpayments", payment, "deleted"),
+        ("invoicepayments", f"{payment}:{second}", "deleted"),
+        ("invoices", second, "updated"),
+    }
+
+    # A deletion payload that does not list the invoices: what an earlier event said still names them...
+    async with open_zoho(reset_sandbox) as restarted:
+        restarted.parse_webhook(updated)
+        assert announced(restarted.parse_webhook(without_applications(deleted))) == {
+            ("customerpayments", payment, "deleted"),
+            ("invoicepayments", f"{payment}:{second}", "deleted"),
+            ("invoices", second, "updated"),
+        }
+    # ...and without one (a restart in between), only the payment itself is named: polling finds the rest.
+    async with open_zoho(reset_sandbox) as restarted:
+        assert announced(restarted.parse_webhook(without_applications(deleted))) == {
+            ("customerpayments", payment, "deleted")
+        }
+        # Likewise an update read by a connector that never saw the payment names only where it is applied now.
+        assert announced(restarted.parse_webhook(updated)) == {
+            ("customerpayments", payment, "updated"),
+            ("invoicepayments", f"{payment}:{second}", "updated"),
+            ("invoices", second, "updated"),
+        }
+
+
+@pytest.mark.parametrize("invoice_webhooks", [True, False])
+async def test_the_sandbox_follows_a_payment_with_invoice_webhooks_only_when_set_to(
+    reset_sandbox: Sandbox,
+    zoho: ZohoBooksConnector,
+    inbox: tuple[str, asyncio.Queue[WebhookRequest]],
+    invoice_webhooks: bool,
+) -> None:
+    books = reset_sandbox.zohobooks
+    assert isinstance(books, ZohoBooksSimulator)
+    books.payment_routes.invoice_webhooks = invoice_webhooks
+    try:
+        url, received = inbox
+        customer, (invoice,) = await open_invoices(zoho, 1)
+        assert await zoho.register_webhooks(url)  # from here on: only what the payment causes
+        await made(zoho, "customerpayments", "pay", {
+            "customer_id": customer, "payment_mode": "cash", "amount": Decimal(40), "date": date(2025, 1, 7),
+            "invoices": applied_to(invoice),
+        })  # fmt: skip
+        await books.drain_webhooks(10)
+        types = []
+        while not received.empty():
+            types.append(json.loads(received.get_nowait().body)["event_type"])
+        assert types == ["customerpayment_created", *(["invoice_updated"] if invoice_webhooks else [])]
+    finally:
+        books.payment_routes.invoice_webhooks = True

@@ -113,6 +113,8 @@ class ZohoBooksConnector:
         self._accounts: ZohoAccounts | None = None
         self._fanout = asyncio.Semaphore(settings.max_concurrency)
         self._described: dict[str, Mapping[str, FieldInfo]] = {}
+        # What each payment's webhooks said it was applied to, so a later event can name what it left.
+        self._applied = webhooks.AppliedInvoices()
 
     # --- lifecycle ---
 
@@ -653,8 +655,9 @@ class ZohoBooksConnector:
         webhooks.verify(request, secret)
 
     def parse_webhook(self, request: WebhookRequest) -> Sequence[ChangeEvent]:
-        """One change event per delivery (Zoho sends one record per request)."""
-        return webhooks.parse(request.body, self.settings.organization_id)
+        """The delivery's record (Zoho sends one per request); for a customer payment, also each of its
+        applications (`invoicepayments`) and each invoice whose balance it changed."""
+        return webhooks.parse(request.body, self.settings.organization_id, self._applied)
 
     async def register_webhooks(self, url: str) -> bool:
         """False on Zoho (webhooks come from workflow rules in the UI); True if the sandbox took `url`."""

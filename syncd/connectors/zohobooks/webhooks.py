@@ -5,6 +5,13 @@ confirmed to match): hex HMAC-SHA256 keyed with the webhook secret over the targ
 sorted by key and concatenated as key+value, followed by the raw body. The body carries one event:
 `{"event_id", "event_type": "<module>_<created|updated|deleted>", "event_time", "organization_id", "module",
 "<module>": {...the record...}}`.
+
+A customer payment changes more than itself: each invoice it is (or was) applied to has a new balance, and each
+of those applications is an `invoicepayments` record. Whether Zoho also fires the invoices' own webhooks then
+is not verified (an invoice's workflow rule reacting to a payment is reported both ways), so a payment's event
+announces its applications and their invoices too. An update or deletion lists only what the payment is applied
+to now (a deletion's default payload, its last state, may or may not list them), so the invoices a payment was
+applied to before are remembered from its earlier events (`AppliedInvoices`).
 """
 
 from __future__ import annotations
@@ -12,13 +19,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
 from syncd.connectors.base import ChangeEvent, ChangeKind, WebhookRejected, WebhookRequest
-from syncd.connectors.zohobooks.values import parse_timestamp
+from syncd.connectors.zohobooks.applications import APPLICATIONS, application_id
+from syncd.connectors.zohobooks.values import INVOICES, PAYMENTS, flatten, parse_timestamp
 
 SIGNATURE_HEADER = "X-Zoho-Webhook-Signature"
 # module in the payload -> (object this connector serves, the record's id key)
@@ -30,6 +39,37 @@ WEBHOOK_MODULES: dict[str, tuple[str, str]] = {
 KINDS: dict[str, ChangeKind] = {"created": "created", "updated": "updated", "deleted": "deleted"}
 # A signed delivery older than this is refused: the sender's retries stay well inside it, replays do not.
 MAX_AGE = timedelta(hours=1)
+PAYMENT_MODULE = "customerpayment"
+# Payments whose applied invoices are remembered; the least recently announced are forgotten first.
+REMEMBERED_PAYMENTS = 10_000
+
+
+class AppliedInvoices:
+    """The invoices each payment was last announced as applied to, from the webhooks parsed in this process.
+
+    Only a hint that makes the webhook path quicker: an application found gone, or an invoice whose balance
+    went back, is found by polling too (after a restart this starts empty, costing latency, never data).
+    """
+
+    def __init__(self, capacity: int = REMEMBERED_PAYMENTS) -> None:
+        self._capacity = capacity
+        self._seen: OrderedDict[str, tuple[datetime, tuple[str, ...]]] = OrderedDict()
+
+    def exchange(
+        self, payment_id: str, occurred: datetime, invoices: Sequence[str] | None, *, deleted: bool
+    ) -> tuple[str, ...]:
+        """The invoices remembered for the payment before this event; then remember what the event says
+        (a deletion forgets the payment; an event older than the remembered one changes nothing)."""
+        before = self._seen.get(payment_id)
+        earlier = before[1] if before is not None else ()
+        if deleted:
+            self._seen.pop(payment_id, None)
+        elif invoices is not None and (before is None or occurred >= before[0]):
+            self._seen[payment_id] = (occurred, tuple(invoices))
+            self._seen.move_to_end(payment_id)
+            while len(self._seen) > self._capacity:
+                self._seen.popitem(last=False)
+        return earlier
 
 
 def signature(secret: str, url: str, body: bytes, query: Mapping[str, str] | None = None) -> str:
@@ -82,8 +122,13 @@ def _occurred(event: Mapping[str, Any]) -> datetime:
         raise WebhookRejected(400, f"webhook event_time is not a Zoho timestamp: {raw!r}") from exc
 
 
-def parse(body: bytes, organization_id: str) -> Sequence[ChangeEvent]:
-    """The change events of a verified delivery; 400 for a body that is not a Books event of this org."""
+def parse(
+    body: bytes, organization_id: str, applied: AppliedInvoices | None = None
+) -> Sequence[ChangeEvent]:
+    """The change events of a verified delivery; 400 for a body that is not a Books event of this org.
+
+    A payment's event also yields one `invoicepayments` event per application it has or had, and one
+    `invoices` event per invoice it is or was applied to (`applied` remembers what it had)."""
     event = _event(body)
     org = str(event.get("organization_id", organization_id))
     if org != organization_id:
@@ -105,13 +150,55 @@ def parse(body: bytes, organization_id: str) -> Sequence[ChangeEvent]:
     occurred = _occurred(event)
     # Zoho may send one event twice; a stable id lets the inbox drop the copy.
     event_id = str(event.get("event_id") or hashlib.sha256(body).hexdigest())
-    return [
-        ChangeEvent(
-            event_id=event_id,
+    change = ChangeEvent(
+        event_id=event_id,
+        object=obj,
+        record_id=record_id,
+        kind=KINDS[action],
+        occurred_at=occurred,
+        extra={"event_type": event_type},
+    )
+    if module != PAYMENT_MODULE:
+        return [change]
+    memory = applied if applied is not None else AppliedInvoices()
+    return [change, *_payment_consequences(change, record, memory)]
+
+
+def _listed_invoices(payment: Mapping[str, Any]) -> list[str] | None:
+    """The invoices a payment payload lists it as applied to; None when the payload does not say."""
+    if not isinstance(payment.get("invoices"), list):
+        return None
+    lines = flatten(PAYMENTS, payment).get("invoices")
+    ids = [line.get("invoice_id") for line in lines if isinstance(line, Mapping)] if isinstance(lines, list) else []
+    return list(dict.fromkeys(i for i in ids if isinstance(i, str) and i))
+
+
+def _payment_consequences(
+    change: ChangeEvent, payment: Mapping[str, Any], applied: AppliedInvoices
+) -> list[ChangeEvent]:
+    """The application and invoice events a payment's event implies, each with an id derived from the
+    delivery's, so a redelivered event is still dropped as a copy."""
+    listed = _listed_invoices(payment)
+    deleted = change.kind == "deleted"
+    earlier = applied.exchange(change.record_id, change.occurred_at, listed, deleted=deleted)
+    now = listed or []
+    # Applied before, not listed now: gone, if the payload lists applications at all or the payment was deleted.
+    left = [i for i in earlier if i not in now]
+    gone_kind: ChangeKind = "deleted" if listed is not None or deleted else change.kind
+    extra = {**change.extra, "payment_id": change.record_id}
+
+    def derived(obj: str, record_id: str, kind: ChangeKind) -> ChangeEvent:
+        return ChangeEvent(
+            event_id=f"{change.event_id}:{obj}:{record_id}",
             object=obj,
             record_id=record_id,
-            kind=KINDS[action],
-            occurred_at=occurred,
-            extra={"event_type": event_type},
+            kind=kind,
+            occurred_at=change.occurred_at,
+            extra=extra,
         )
-    ]
+
+    events = [derived(APPLICATIONS, application_id(change.record_id, i), change.kind) for i in now]
+    events += [derived(APPLICATIONS, application_id(change.record_id, i), gone_kind) for i in left]
+    # Every invoice the payment was or is applied to has a new balance, payment total and maybe status.
+    events += [derived(INVOICES.object, i, "updated") for i in (*now, *left)]
+    return events

@@ -6,10 +6,12 @@ Body (JSON), e.g. for an invoice change::
      "organization_id": "...", "module": "invoice", "invoice": {... the invoice as GET returns it ...}}
 
 `event_type` is `<module>_<created|updated|deleted>` with module contact, invoice or customerpayment; a deleted
-record's payload is its last state. Header `X-Zoho-Webhook-Signature` = hex HMAC-SHA256 with the webhook secret
-as key over the target URL's query parameters sorted by key and concatenated as key+value, then the raw body.
-That is the scheme Zoho Billing documents; the contracts README notes that Books using the same one is not
-confirmed.
+record's payload is its last state (a payment's lists the invoices it was applied to). A payment's change is
+followed by `invoice_updated` for each invoice whose balance it changed, unless `PaymentRoutes.invoice_webhooks`
+is off: whether live Zoho fires an invoice's workflow rule then is not verified. Header
+`X-Zoho-Webhook-Signature` = hex HMAC-SHA256 with the webhook secret as key over the target URL's query
+parameters sorted by key and concatenated as key+value, then the raw body. That is the scheme Zoho Billing
+documents; the contracts README notes that Books using the same one is not confirmed.
 """
 
 from __future__ import annotations
