@@ -123,7 +123,9 @@ class InboxDispatcher:
         """One pass over the due events: each group fetched and synced, then marked processed, or failed (to
         be retried after its back-off, or given up); events still backing off are not read at all."""
         now = self._clock()
-        pending = await self._inbox.pending(limit=self._round_limit, now=now)
+        # Events that could only be deferred are not even read, so that however many pile up behind a dead
+        # grant they never fill a round and starve the other connections' events.
+        pending = await self._inbox.pending(limit=self._round_limit, now=now, exclude=self._blocked())
         if not pending:
             return InboxRound()
         tally = _Tally()
@@ -165,6 +167,20 @@ class InboxDispatcher:
             # Logged once: a given-up event is never pending again.
             log.error("inbox event given up; polling will bring its change", connection=event.connection,
                       event_id=event.event_id, attempts=changed.attempts, error=error)
+
+    def _blocked(self) -> set[str]:
+        """Connections read by a mapping that needs a connection awaiting re-authorisation: their events wait,
+        unread, until it is back (an event of an object that mapping does not read waits too: delayed, never
+        lost, and it keeps the rule simple)."""
+        blocked = set()
+        for name, connector in self._connectors.items():
+            readers = [a.mapping for a in self._reconciler.mappings
+                       if connector.system in (a.mapping.crm_system, a.mapping.acc_system)]
+            needed = {c.name for c in self._connectors.values()
+                      for m in readers if c.system in (m.crm_system, m.acc_system)}
+            if readers and any(not self._usable(n) for n in needed):
+                blocked.add(name)
+        return blocked
 
     def _readers(self, connection: str, obj: str) -> list[str]:
         """The active mappings that copy changes from `connection`'s `obj`."""

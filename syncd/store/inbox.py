@@ -4,7 +4,7 @@ up after too many failures (polling, the safety net, still brings their changes)
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -107,9 +107,11 @@ class InboxStore:
         connection: str | None = None,
         *,
         now: datetime | None = None,
+        exclude: Collection[str] = (),
         session: AsyncSession | None = None,
     ) -> list[InboxEvent]:
-        """Unprocessed events that are due (never tried, or their back-off has passed), oldest first."""
+        """Unprocessed events that are due (never tried, or their back-off has passed), oldest first, leaving
+        out those of the connections in `exclude`."""
         stmt = (
             select(INBOX)
             .where(
@@ -121,6 +123,8 @@ class InboxStore:
         )
         if connection is not None:
             stmt = stmt.where(INBOX.c.connection == connection)
+        if exclude:
+            stmt = stmt.where(INBOX.c.connection.not_in(list(exclude)))
         async with self._db.scope(session) as s:
             return [_event(r) for r in (await s.execute(stmt)).all()]
 

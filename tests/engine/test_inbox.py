@@ -160,6 +160,24 @@ async def test_events_that_keep_failing_do_not_hold_up_a_newer_good_one(world: W
     assert [await inbox.run_round() for _ in range(3)] == [InboxRound(failed=limit), InboxRound(failed=1), InboxRound()]
 
 
+async def test_events_waiting_for_a_dead_grant_do_not_crowd_out_the_others(world: World) -> None:
+    limit = 3
+    # Salesforce's grant died: its events can only wait, however many pile up.
+    inbox = dispatcher(world, Clock(), round_limit=limit, usable=lambda connection: connection != "sale")
+    waiting = [await receive(world, "sale", "Contact", f"003{n:012d}") for n in range(limit + 2)]
+    hub_id = await world.hubspot.put(
+        "contacts", {"email": "meanwhile@example.com", "firstname": "Mae", "lastname": "Anwhile"}
+    )
+    await receive(world, "hubs", "contacts", hub_id)
+
+    assert await inbox.run_round() == InboxRound(processed=1)
+    [customer] = await world.zoho.all("contacts")
+    assert customer["primary_contact.email"] == "meanwhile@example.com"
+    # Untouched, still pending, not counted as attempts: they go once the grant is back.
+    still = [await inbox_event(world, event_id) for event_id in waiting]
+    assert [(e.attempts, e.next_attempt_at, e.processed_at) for e in still] == [(0, None, None)] * len(waiting)
+
+
 async def eventually(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
     """Poll `condition` until it holds; fail naming `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
