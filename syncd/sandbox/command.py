@@ -28,7 +28,11 @@ def build_config(descriptor: Mapping[str, Mapping[str, str]], config_dir: Path,
     `rate_limits` (by system) sets a connection's budget where the sandbox's limits were changed."""
     connections: dict[str, dict[str, Any]] = {}
     for system, credentials in descriptor.items():
+        # Everything the sandbox describes, its (not real) secrets as plain values; with HubSpot's app_id and
+        # developer_api_key in, `syncd run` registers HubSpot's webhooks itself.
         connections[system] = {"system": system, **credentials}
+        if str(credentials.get("app_id", "")).isdigit():
+            connections[system]["app_id"] = int(credentials["app_id"])  # an id, written as TOML's integer
         if rate_limits and system in rate_limits:
             connections[system]["rate_limit"] = dict(rate_limits[system])
     # Only mapping files that exist: a missing one would make the whole config invalid.

@@ -37,10 +37,8 @@ async def hubspot_connector(sandbox: Sandbox, name: str = "hubspot-test", **kwar
                             ) -> AsyncIterator[HubSpotConnector]:
     """A started connector that is closed afterwards."""
     storage = kwargs.pop("storage", None)
-    app_id = kwargs.pop("app_id", None)
     policy = kwargs.pop("retry_policy", FAST_RETRIES)
-    connector = HubSpotConnector(name, hubspot_settings(sandbox, **kwargs), storage=storage, retry_policy=policy,
-                                 app_id=app_id)
+    connector = HubSpotConnector(name, hubspot_settings(sandbox, **kwargs), storage=storage, retry_policy=policy)
     await connector.start()
     try:
         yield connector

@@ -9,14 +9,20 @@ import hmac
 import json
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from syncd.connectors.base import ChangeEvent, Create, WebhookRejected, WebhookRequest
 from syncd.connectors.hubspot.webhooks import parse_events, verify_signature
+from syncd.errors import ConfigError, FatalError
+from syncd.sandbox.hubspot import HubSpotSimulator
 from syncd.sandbox.runner import Sandbox
+from syncd.settings import HubSpotConnection, load_settings
 from tests.connectors.conftest import ControlPlane
 from tests.connectors.hubspot_fixtures import hubspot_connector
 
@@ -122,3 +128,110 @@ def test_parsing_events_merges_and_malformed_bodies() -> None:
 async def test_register_webhooks_needs_an_app_id(reset_sandbox: Sandbox) -> None:
     async with hubspot_connector(reset_sandbox) as hubspot:
         assert await hubspot.register_webhooks("http://127.0.0.1:1/hooks") is False
+
+
+def webhook_keys(sandbox: Sandbox) -> dict[str, Any]:
+    """The app id and developer API key `syncd sandbox` describes, as connection settings."""
+    described = sandbox.descriptor["hubspot"]
+    return {"app_id": int(described["app_id"]), "developer_api_key": described["developer_api_key"]}
+
+
+async def developer_call(session: aiohttp.ClientSession, sandbox: Sandbox, method: str, path: str,
+                         body: dict[str, Any] | None = None) -> Any:
+    """One Webhooks API call as the app's developer makes it (with the developer API key); its JSON answer."""
+    keys = webhook_keys(sandbox)
+    url = f"{sandbox.descriptor['hubspot']['base_url']}/webhooks/v3/{keys['app_id']}{path}"
+    async with session.request(method, url, json=body, params={"hapikey": keys["developer_api_key"]}) as response:
+        response.raise_for_status()
+        return await response.json()
+
+
+def hubspot_simulator(sandbox: Sandbox) -> HubSpotSimulator:
+    """The sandbox's HubSpot simulator, typed as such."""
+    sim = sandbox.hubspot
+    assert isinstance(sim, HubSpotSimulator)
+    return sim
+
+
+async def test_register_webhooks_sets_the_target_and_subscribes_once(
+    reset_sandbox: Sandbox, control_session: aiohttp.ClientSession, receiver: tuple[Receiver, str]
+) -> None:
+    found, url = receiver
+    sim = hubspot_simulator(reset_sandbox)
+    async with hubspot_connector(reset_sandbox, **webhook_keys(reset_sandbox)) as hubspot:
+        assert await hubspot.register_webhooks(url) is True
+        assert (await developer_call(control_session, reset_sandbox, "GET", "/settings"))["targetUrl"] == url
+        subscriptions = (await developer_call(control_session, reset_sandbox, "GET", "/subscriptions"))["results"]
+        wanted = {(s["eventType"], s.get("propertyName")) for s in subscriptions}
+        for singular in ("contact", "company", "deal", "line_item"):
+            assert {(f"{singular}.{kind}", None) for kind in ("creation", "deletion", "merge", "restore")} <= wanted
+        assert {("contact.propertyChange", p) for p in ("email", "firstname", "lastname", "phone", "city")} <= wanted
+        assert {("deal.propertyChange", "dealstage"), ("deal.associationChange", None),
+                ("line_item.propertyChange", "price"), ("contact.privacyDeletion", None)} <= wanted
+        # Read-only properties change only with a writable one: no subscription of their own.
+        assert ("contact.propertyChange", "lastmodifieddate") not in wanted
+        assert len(wanted) == len(subscriptions) and all(s["active"] for s in subscriptions)
+        created = sim.stats.requests["POST /webhooks/v3/{appId}/subscriptions"]
+        assert created == len(subscriptions)
+
+        # Someone pauses one in the developer portal; registering again switches it back on, creates nothing.
+        paused = next(s for s in subscriptions if s["eventType"] == "contact.creation")
+        await developer_call(control_session, reset_sandbox, "PATCH", f"/subscriptions/{paused['id']}",
+                             {"active": False})
+        assert await hubspot.register_webhooks(url) is True
+        again = (await developer_call(control_session, reset_sandbox, "GET", "/subscriptions"))["results"]
+        assert sim.stats.requests["POST /webhooks/v3/{appId}/subscriptions"] == created
+        assert [s["id"] for s in again] == [s["id"] for s in subscriptions] and all(s["active"] for s in again)
+
+        # The app's deliveries now come to `url`, with nothing set through the control plane.
+        contact = (await hubspot.create_many("contacts", [Create("w2", {"email": "w2@x.com"})]))[0].id
+        async with found.arrived:
+            await asyncio.wait_for(found.arrived.wait_for(lambda: bool(found.requests)), 10)
+        events = []
+        for request in found.requests:
+            hubspot.verify_webhook(request)
+            events.extend(hubspot.parse_webhook(request))
+        assert ("contacts", contact, "created") in {(e.object, e.record_id, e.kind) for e in events}
+
+
+async def test_a_wrong_developer_key_or_app_id_is_a_clear_error(reset_sandbox: Sandbox) -> None:
+    keys = webhook_keys(reset_sandbox)
+    async with hubspot_connector(reset_sandbox, app_id=keys["app_id"], developer_api_key="not-the-key") as hubspot:
+        with pytest.raises(FatalError, match="developer_api_key") as refused:
+            await hubspot.register_webhooks("http://127.0.0.1:1/hooks")
+        assert refused.value.status == 401 and "not-the-key" not in str(refused.value)
+    async with hubspot_connector(reset_sandbox, app_id=keys["app_id"] + 1,
+                                 developer_api_key=keys["developer_api_key"]) as hubspot:
+        with pytest.raises(FatalError, match="app_id"):
+            await hubspot.register_webhooks("http://127.0.0.1:1/hooks")
+    assert hubspot_simulator(reset_sandbox).app_settings is None
+
+
+def test_association_change_events_name_the_changed_record() -> None:
+    body = json.dumps([{"eventId": 3, "subscriptionType": "deal.associationChange", "occurredAt": 1,
+                        "fromObjectId": 41, "toObjectId": 7, "associationType": "DEAL_TO_LINE_ITEM",
+                        "associationRemoved": False}]).encode()
+    [event] = parse_events(body, ["deals"])
+    assert (event.object, event.record_id, event.kind) == ("deals", "41", "updated")
+
+
+def test_app_id_and_developer_key_come_together(tmp_path: Path) -> None:
+    table = '[security]\ntoken_key = "${K}"\n[connections.hs]\nsystem = "hubspot"\nclient_id = "a"\n' \
+            'client_secret = "${S}"\ntimeout_s = 0\n'
+    env = {"K": "k" * 44, "S": "s", "D": "dev-key-value"}
+    for extra, missing in (('app_id = 54321\n', "developer_api_key"),
+                           ('developer_api_key = "${D}"\n', "app_id")):
+        path = tmp_path / "syncd.toml"
+        path.write_text(table + extra)
+        with pytest.raises(ConfigError) as caught:
+            load_settings(path, env=env)
+        problems = [str(p) for p in caught.value.problems]
+        # Reported with the table's other problem, naming the key that is missing.
+        assert any(f"connections.hs.{missing}: expected {missing} as well" in p for p in problems), problems
+        assert any("connections.hs.timeout_s" in p for p in problems), problems
+        assert not any("dev-key-value" in p for p in problems)
+    path.write_text(table.replace("timeout_s = 0\n", "") + 'app_id = 54321\ndeveloper_api_key = "${D}"\n')
+    settings = load_settings(path, env=env)
+    connection = settings.connections["hs"]
+    assert isinstance(connection, HubSpotConnection) and connection.app_id == 54321
+    assert "dev-key-value" in settings.secret_values() and "dev-key-value" not in repr(settings)

@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from syncd.mapping.loader import SHIPPED_MAPPINGS_DIR
 from syncd.sandbox.runner import Sandbox
 from syncd.settings import Settings, load_settings
 from syncd.store import ConnectionStore, Database, InboxStore, TokenVault
+from syncd.store.columns import utcnow
 from syncd.store.schema import upgrade
 
 DEADLINE_S = 20.0
@@ -64,8 +65,9 @@ def clean(sandbox: Sandbox) -> Sandbox:
 
 
 def config_dict(tmp_path: Path, sandbox: Sandbox, *, interval_s: float, webhooks: bool,
-                salesforce: bool = False) -> dict[str, Any]:
-    """A config on the sandbox: HubSpot ↔ Zoho Books (and Salesforce ↔ Zoho Books), listeners on port 0."""
+                salesforce: bool = False, hubspot_app: bool = False) -> dict[str, Any]:
+    """A config on the sandbox: HubSpot ↔ Zoho Books (and Salesforce ↔ Zoho Books), listeners on port 0;
+    `hubspot_app` adds the app id and developer API key with which the daemon registers HubSpot's webhooks."""
     hub, zoho = sandbox.descriptor["hubspot"], sandbox.descriptor["zohobooks"]
     mappings = [str(SHIPPED_MAPPINGS_DIR / "hubspot-zohobooks.toml")]
     connections: dict[str, Any] = {
@@ -76,6 +78,8 @@ def config_dict(tmp_path: Path, sandbox: Sandbox, *, interval_s: float, webhooks
                                                                 "organization_id", "webhook_secret")},
                   "rate_limit": FAST_ZOHO},
     }
+    if hubspot_app:
+        connections["hub"].update(app_id=int(hub["app_id"]), developer_api_key=hub["developer_api_key"])
     if salesforce:
         sf = sandbox.descriptor["salesforce"]
         mappings.append(str(SHIPPED_MAPPINGS_DIR / "salesforce-zohobooks.toml"))
@@ -187,6 +191,26 @@ async def test_a_hubspot_contact_reaches_zoho_through_the_webhook_before_any_pol
     assert len(zoho_customers(clean, "ada@example.com")) == 1
 
 
+async def test_hubspot_webhooks_registered_by_the_daemon_bring_a_contact_before_any_poll(
+    tmp_path: Path, clean: Sandbox, http: aiohttp.ClientSession, running: Callable[[Settings], Any]
+) -> None:
+    # Nothing points the sandbox at the daemon by hand: with the app id and developer key configured, the
+    # daemon sets the app's target URL and subscriptions itself, through HubSpot's Webhooks API.
+    daemon: Daemon = await running(await settings_for(tmp_path, clean, interval_s=3600, webhooks=True,
+                                                      hubspot_app=True))
+    polls = await settled_start(daemon)
+    assert daemon.webhook_listener is not None
+    hub = clean.descriptor["hubspot"]
+    async with http.get(f"{hub['base_url']}/webhooks/v3/{hub['app_id']}/settings",
+                        params={"hapikey": hub["developer_api_key"]}) as r:
+        assert r.status == 200 and (await r.json())["targetUrl"] == daemon.webhook_listener.url + "/webhooks/hub"
+
+    await create_hubspot_contact(http, clean, email="barbara@example.com", firstname="Barbara", lastname="Liskov")
+    [customer] = await eventually(lambda: zoho_customers(clean, "barbara@example.com"), "the Zoho customer")
+    assert customer["first_name"] == "Barbara" and customer["last_name"] == "Liskov"
+    assert daemon.scheduler.runs_completed == polls, "a poll ran: the change did not come by webhook alone"
+
+
 async def test_duplicate_deliveries_change_nothing_more(
     tmp_path: Path, clean: Sandbox, http: aiohttp.ClientSession, running: Callable[[Settings], Any]
 ) -> None:
@@ -237,13 +261,16 @@ async def test_a_failed_webhook_event_stays_pending_and_is_applied_after_reautho
     await eventually(lambda: "books" in daemon.unusable_connections, "the dead Zoho grant to be noticed")
     db = await Database.open(settings.store.url)
     try:
-        [event] = await eventually(lambda: InboxStore(db).pending(), "the event to stay pending")
+        # Stored, not processed, and backing off (so not due now: look an hour ahead).
+        [event] = await eventually(lambda: InboxStore(db).pending(now=utcnow() + timedelta(hours=1)),
+                                   "the event to stay pending")
         assert event.attempts >= 1 and "re-authorisation" in (event.last_error or "")
         assert daemon.scheduler.paused == set(daemon.scheduler.jobs)  # every job of the mapping uses Zoho
 
         for tokens in clean.zohobooks.token_stores:
             tokens.reinstate()
         await store_new_grant(settings, "books", "zohobooks", clean.descriptor["zohobooks"])
+        # Re-authorising makes the backed-off event due at once (it does not sit out its back-off).
         await eventually(lambda: zoho_customers(clean, "mary@example.com"), "the Zoho customer")
         await eventually(lambda: _no_pending(db), "the inbox to empty")
     finally:

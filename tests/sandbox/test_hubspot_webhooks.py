@@ -101,13 +101,15 @@ async def test_events_are_signed_batched_and_retried(setup: Any) -> None:
 async def test_subscriptions_api_and_merge_event(setup: Any) -> None:
     harness, receiver, session = setup
     receiver.failures = 0
-    async with session.post("/webhooks/v3/54321/subscriptions",
-                            json={"eventType": "contact.propertyChange", "propertyName": "email"}) as r:
+    developer = {"hapikey": harness.sim.developer_api_key}
+    async with session.post("/webhooks/v3/54321/subscriptions", params=developer,
+                            json={"eventType": "contact.propertyChange", "propertyName": "email", "active": True}) as r:
         assert r.status == 201
         created = await r.json()
-    async with session.get("/webhooks/v3/54321/subscriptions") as r:
+    async with session.get("/webhooks/v3/54321/subscriptions", params=developer) as r:
         assert created in (await r.json())["results"]
-    async with session.post("/webhooks/v3/54321/subscriptions", json={"eventType": "contact.nope"}) as r:
+    async with session.post("/webhooks/v3/54321/subscriptions", params=developer,
+                            json={"eventType": "contact.nope"}) as r:
         assert r.status == 400
     ids = []
     for email in ("m1@example.com", "m2@example.com"):
@@ -127,7 +129,8 @@ async def test_subscriptions_api_and_merge_event(setup: Any) -> None:
 async def test_association_changes_reach_association_change_subscribers(setup: Any) -> None:
     harness, receiver, session = setup
     receiver.failures = 0
-    async with session.post("/webhooks/v3/54321/subscriptions", json={"eventType": "contact.associationChange"}) as r:
+    async with session.post("/webhooks/v3/54321/subscriptions", params={"hapikey": harness.sim.developer_api_key},
+                            json={"eventType": "contact.associationChange", "active": True}) as r:
         assert r.status == 201
         subscription = await r.json()
     async with session.post("/crm/v3/objects/contacts", json={"properties": {"email": "a@example.com"}}) as r:

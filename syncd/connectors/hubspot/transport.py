@@ -40,18 +40,31 @@ class SdkApis:
         self.objects_search: Any = crm.objects.search_api
         self.associations_batch: Any = crm.associations.v4.batch_api
         self.properties: Any = crm.properties.core_api
-        self.subscriptions: Any = client.webhooks.subscriptions_api
-        self.webhook_settings: Any = client.webhooks.settings_api
 
     def close(self) -> None:
         """Close every pooled connection (open sockets would otherwise outlive the connector)."""
         for api in (self.objects_basic, self.objects_batch, self.objects_search, self.associations_batch,
-                    self.properties, self.subscriptions, self.webhook_settings):
+                    self.properties):
+            api.api_client.rest_client.pool_manager.clear()
+
+
+class WebhookApis:
+    """The SDK's Webhooks v3 management APIs. They authenticate the developer account, not the portal: the
+    SDK sends its `api_key` as the `hapikey` query parameter and ignores any access token there."""
+
+    def __init__(self, client: hubspot.HubSpot) -> None:
+        self.settings: Any = client.webhooks.settings_api
+        self.subscriptions: Any = client.webhooks.subscriptions_api
+
+    def close(self) -> None:
+        """Close both connection pools."""
+        for api in (self.settings, self.subscriptions):
             api.api_client.rest_client.pool_manager.clear()
 
 
 # One SDK call: given the API objects and the timeout, return the raw urllib3 response (`_preload_content=False`).
 SdkCall = Callable[[SdkApis, float], Any]
+WebhookCall = Callable[[WebhookApis, float], Any]
 
 
 @dataclass(frozen=True)
@@ -63,7 +76,7 @@ class RawAnswer:
     body: Any
 
 
-def _perform(call: SdkCall, apis: SdkApis, timeout_s: float) -> RawAnswer:
+def _perform(call: Callable[[Any, float], Any], apis: SdkApis | WebhookApis, timeout_s: float) -> RawAnswer:
     """Runs in a worker thread: the blocking request and the read of its body."""
     response = call(apis, timeout_s)
     data = response.data  # reading to the end returns the connection to the pool
@@ -96,6 +109,7 @@ class HubSpotTransport:
         self._apis: dict[str, SdkApis] = {}
         self._retired: list[SdkApis] = []
         self._apis_lock = threading.Lock()
+        self._webhook_apis: WebhookApis | None = None
         self.attempts = 0
 
     def start(self) -> None:
@@ -113,6 +127,9 @@ class HubSpotTransport:
                 apis.close()
             self._apis.clear()
             self._retired.clear()
+            if self._webhook_apis is not None:
+                self._webhook_apis.close()
+                self._webhook_apis = None
 
     def _apis_for(self, token: str) -> SdkApis:
         with self._apis_lock:
@@ -137,6 +154,28 @@ class HubSpotTransport:
             return await with_token(
                 self.tokens, lambda token: self._once(call, token, record, unsafe_write, search), is_unauthorised
             )
+
+        return await retrying(self.connection, what, attempt, self.policy)
+
+    async def call_as_developer(self, what: str, call: WebhookCall, *, api_key: str) -> RawAnswer:
+        """One Webhooks management call with the developer API key, retried like any other call.
+
+        No access token (a 401 here is the key's fault, which no token refresh can mend), and not through the
+        portal's rate limiter: these requests are the developer account's, counted apart from the portal's."""
+        with self._apis_lock:
+            if self._webhook_apis is None:
+                self._webhook_apis = WebhookApis(hubspot.HubSpot(api_key=api_key, host=self._base_url, retry=False))
+            apis = self._webhook_apis
+
+        async def attempt() -> RawAnswer:
+            if self._pool is None:
+                raise FatalError("connector is not started (call start() first)", connection=self.connection)
+            self.attempts += 1
+            loop = asyncio.get_running_loop()
+            try:
+                return await loop.run_in_executor(self._pool, _perform, call, apis, self._timeout_s)
+            except Exception as exc:
+                raise classify(exc, connection=self.connection) from exc
 
         return await retrying(self.connection, what, attempt, self.policy)
 

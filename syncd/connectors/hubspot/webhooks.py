@@ -97,6 +97,9 @@ def _event(index: int, raw: Any, objects: Sequence[str]) -> list[ChangeEvent]:
     kind_text = raw.get("subscriptionType")
     event_id = raw.get("eventId")
     object_id = raw.get("objectId")
+    if object_id is None and isinstance(kind_text, str) and kind_text.endswith(".associationChange"):
+        # Association events name no objectId: the record whose associations changed is `fromObjectId`.
+        object_id = raw.get("fromObjectId")
     occurred = raw.get("occurredAt")
     if not isinstance(kind_text, str) or "." not in kind_text:
         raise WebhookRejected(400, f"event {index}: subscriptionType missing or malformed")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
@@ -16,7 +18,14 @@ from syncd.sandbox.hubspot.catalog import DEFAULT_PROPERTIES, OBJECT_TYPE_IDS, r
 from syncd.sandbox.hubspot.errors import HubSpotError, json_response
 from syncd.sandbox.hubspot.oauth import HUB_ID, add_oauth_routes, check_bearer
 from syncd.sandbox.hubspot.objects import CrmStore, Record
-from syncd.sandbox.hubspot.webhooks import HubSpotWebhookDispatcher, Subscriptions, encode_events, signed_headers
+from syncd.sandbox.hubspot.webhooks import (
+    AppSettings,
+    HubSpotWebhookDispatcher,
+    RoutedEvents,
+    Subscriptions,
+    encode_events,
+    signed_headers,
+)
 from syncd.sandbox.seeding import SeedCounts, SeedWorld
 
 ApiHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -46,6 +55,10 @@ class HubSpotSimulator(Simulator):
         self.client_secret = f"hubspot-secret-{self.rng.getrandbits(64):016x}"
         # The signature key of HubSpot webhooks is the app's client secret.
         self.app_secret = self.client_secret
+        # The Webhooks management API authenticates the developer account, not the app: its own key (`hapikey`),
+        # a UUID like HubSpot's, from its own generator so that the simulator's other random draws stay as they were.
+        self.developer_api_key = str(uuid.UUID(int=random.Random(f"hubspot-developer-{rng_seed}").getrandbits(128),
+                                               version=4))
         self.tokens = TokenStore(
             client_id=self.client_id, client_secret=self.client_secret, lifetime_s=1800.0, clock=clock,
             token_prefix="hs-",
@@ -66,29 +79,43 @@ class HubSpotSimulator(Simulator):
             sign=lambda method, url, body: signed_headers(self.app_secret, method, url, body),
             rng=self.rng,
         )
-        self.webhook_dispatchers.append(self.dispatcher)
+        # The app's own deliveries, to the target URL of its webhook settings (none until someone sets it).
+        self.app_dispatcher = HubSpotWebhookDispatcher(
+            stats=self.stats, faults=self.faults, encode=encode_events,
+            sign=lambda method, url, body: signed_headers(self.app_secret, method, url, body),
+            rng=self.rng,
+        )
+        self.app_settings: AppSettings | None = None
+        self.webhook_dispatchers.extend([self.dispatcher, self.app_dispatcher])
         self._quiet = False  # true while seeding: seeded records are pre-existing data, not events
         self._secondly: dict[int, int] = {}
 
     # --- Simulator hooks ---
 
     def add_routes(self, app: web.Application) -> None:
-        """OAuth, objects, search, properties, associations and webhook subscription routes."""
+        """OAuth, objects, search, properties, associations and the Webhooks management API."""
         from syncd.sandbox.hubspot.associations_api import add_association_routes
         from syncd.sandbox.hubspot.objects_api import add_object_routes
-        from syncd.sandbox.hubspot.properties_api import add_property_routes, add_subscription_routes
+        from syncd.sandbox.hubspot.properties_api import add_property_routes
+        from syncd.sandbox.hubspot.webhooks_api import add_webhooks_routes
 
         app.router.add_post("/_sandbox/restore/{object}/{object_id}", self._handle_restore)
         add_oauth_routes(app, self)
         add_object_routes(app, self)
         add_association_routes(app, self)
         add_property_routes(app, self)
-        add_subscription_routes(app, self)
+        add_webhooks_routes(app, self)
 
     def reset(self) -> None:
-        """Drop every record and association (credentials, properties and subscriptions stay)."""
+        """Drop every record and association (credentials, properties, webhook settings and subscriptions stay)."""
         self.store.clear()
         self.associations.clear()
+
+    def restore_defaults(self) -> None:
+        """As after start, the app's webhook settings and subscriptions included (none)."""
+        super().restore_defaults()
+        self.set_app_settings(None)
+        self.subscriptions.clear()
 
     def seed(self, world: SeedWorld, counts: SeedCounts) -> dict[str, int]:
         """Companies, contacts (with their company), deals with line items and associations."""
@@ -155,25 +182,37 @@ class HubSpotSimulator(Simulator):
         return HubSpotError(500, "internal error", "INTERNAL_ERROR").response()
 
     def set_webhook_targets(self, urls: list[str]) -> None:
-        """Every target receives every subscribed event."""
+        """Control-plane targets: each receives every event of every object (the app's settings need not be set)."""
         self.dispatcher.targets = list(urls)
 
+    def set_app_settings(self, settings: AppSettings | None) -> None:
+        """The app's webhook settings (None: cleared); its subscriptions' events go to their target URL."""
+        self.app_settings = settings
+        self.app_dispatcher.targets = [settings.target_url] if settings is not None else []
+
     def credentials(self, base: str) -> dict[str, str]:
-        """base_url, client_id, client_secret, refresh_token and app_secret."""
+        """base_url, client_id, client_secret, refresh_token, app_secret, and the app id and developer API key
+        that the Webhooks management API takes."""
         return {
             "base_url": base,
             "client_id": self.client_id,
             "client_secret": self.client_secret,
             "refresh_token": self.tokens.refresh_token,
             "app_secret": self.app_secret,
+            "app_id": str(APP_ID),
+            "developer_api_key": self.developer_api_key,
         }
 
     def dump_state(self) -> dict[str, Any]:
-        """Records, associations, custom properties, subscriptions, grants and limits."""
+        """Records, associations, custom properties, webhook settings and subscriptions, grants and limits."""
         return {
             "store": self.store.dump(),
             "associations": self.associations.dump(),
-            "subscriptions": self.subscriptions.items,
+            "webhooks": {
+                "developer_api_key": self.developer_api_key,
+                "settings": self.app_settings.to_state() if self.app_settings is not None else None,
+                "subscriptions": self.subscriptions.to_state(),
+            },
             "tokens": self.tokens.to_state(),
             "limits": {
                 "window_s": self.quota.window_s, "window_max": self.quota.window_max,
@@ -186,8 +225,13 @@ class HubSpotSimulator(Simulator):
         """Restore what dump_state produced."""
         self.store.load(state.get("store", {}))
         self.associations.load(state.get("associations", []))
-        if "subscriptions" in state:
-            self.subscriptions.items = [dict(s) for s in state["subscriptions"]]
+        # (Older state files keep a "subscriptions" list: the sandbox's catch-all, now built in; it is ignored.)
+        webhooks = state.get("webhooks")
+        if webhooks is not None:
+            self.developer_api_key = str(webhooks.get("developer_api_key", self.developer_api_key))
+            settings = webhooks.get("settings")
+            self.set_app_settings(AppSettings.from_state(settings) if settings is not None else None)
+            self.subscriptions.load_state(webhooks.get("subscriptions", {}))
         if "tokens" in state:
             self.tokens.load_state(state["tokens"])
             self.client_id, self.client_secret = self.tokens.client_id, self.tokens.client_secret
@@ -296,14 +340,18 @@ class HubSpotSimulator(Simulator):
     def _on_association_change(self, edge: Edge, spec: AssociationType, removed: bool) -> None:
         if self._quiet:
             return
-        for event in self.subscriptions.association_events(edge, spec, removed):
-            self.dispatcher.emit(event)
+        self._emit(self.subscriptions.association_events(edge, spec, removed))
 
     def _on_change(self, kind: str, obj: str, record: Record, extra: dict[str, Any]) -> None:
         if self._quiet:
             return
-        for event in self.subscriptions.events(kind, obj, record, extra):
-            self.dispatcher.emit(event)
+        self._emit(self.subscriptions.events(kind, obj, record, extra))
         if kind == "creation":
-            for event in self.subscriptions.creation_property_events(obj, record, extra.get("properties", {})):
-                self.dispatcher.emit(event)
+            self._emit(self.subscriptions.creation_property_events(obj, record, extra.get("properties", {})))
+
+    def _emit(self, routed: RoutedEvents) -> None:
+        # Copies: each dispatcher re-encodes its own batches (attemptNumber), the events must not be shared.
+        for event in routed.control:
+            self.dispatcher.emit(dict(event))
+        for event in routed.app:
+            self.app_dispatcher.emit(dict(event))

@@ -87,11 +87,9 @@ def add_oauth_routes(app: web.Application, sim: HubSpotSimulator) -> None:
 
 
 def check_bearer(request: web.Request, sim: HubSpotSimulator) -> None:
-    """401 unless the request carries a live access token (or the app's developer key for webhooks)."""
+    """401 unless the request carries a live access token (the Webhooks API checks its developer key itself)."""
     header = request.headers.get("Authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else ""
-    if not token and request.path.startswith("/webhooks/") and request.query.get("hapikey") == sim.app_secret:
-        return
     state = sim.tokens.check(token) if token else "unknown"
     if state == "ok":
         return

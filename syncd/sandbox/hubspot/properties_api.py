@@ -1,9 +1,9 @@
-"""The properties API (list, read, create custom properties) and the webhook subscriptions management API."""
+"""The properties API: list, read and create (custom) property definitions."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -17,11 +17,6 @@ if TYPE_CHECKING:
 PROPERTY_TYPES = frozenset({"bool", "date", "datetime", "enumeration", "number", "phone_number", "string"})
 FIELD_TYPES = frozenset({"booleancheckbox", "calculation_equation", "checkbox", "date", "file", "html", "number",
                          "phonenumber", "radio", "select", "text", "textarea"})
-EVENT_TYPES = frozenset(
-    f"{obj}.{kind}"
-    for obj in ("contact", "company", "deal", "line_item")
-    for kind in ("creation", "deletion", "propertyChange", "merge", "restore", "associationChange")
-)
 
 
 def add_property_routes(app: web.Application, sim: HubSpotSimulator) -> None:
@@ -67,29 +62,3 @@ def add_property_routes(app: web.Application, sim: HubSpotSimulator) -> None:
     app.router.add_post(base, sim.api(create_property))
     app.router.add_get(base + "/{name}", sim.api(get_property))
 
-
-def add_subscription_routes(app: web.Application, sim: HubSpotSimulator) -> None:
-    """GET/POST /webhooks/v3/{app_id}/subscriptions (minimal management API)."""
-
-    def check_app(request: web.Request) -> None:
-        if request.match_info["app_id"] != str(sim.subscriptions.app_id):
-            raise not_found(f"No app {request.match_info['app_id']} in this portal.")
-
-    async def list_subscriptions(request: web.Request) -> web.Response:
-        check_app(request)
-        return json_response({"results": sim.subscriptions.items})
-
-    async def create_subscription(request: web.Request) -> web.Response:
-        check_app(request)
-        body: Any = await sim.json_body(request)
-        if not isinstance(body, Mapping) or body.get("eventType") not in EVENT_TYPES:
-            raise validation_error(f"eventType must be one of {sorted(EVENT_TYPES)}.")
-        property_name = body.get("propertyName")
-        if body["eventType"].endswith(".propertyChange") and not isinstance(property_name, str):
-            raise validation_error("A propertyChange subscription needs a propertyName.")
-        item = sim.subscriptions.add(body["eventType"], property_name, active=bool(body.get("active", True)))
-        return json_response(item, status=201)
-
-    base = "/webhooks/v3/{app_id}/subscriptions"
-    app.router.add_get(base, sim.api(list_subscriptions))
-    app.router.add_post(base, sim.api(create_subscription))

@@ -1,4 +1,4 @@
-"""Webhooks: subscriptions, event payloads, v1/v3 signatures and a dispatcher that counts attempts."""
+"""Webhooks: the app's settings and subscriptions, event payloads, v1/v3 signatures and the dispatcher."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from syncd.sandbox.base import Event, WebhookDispatcher
@@ -61,28 +62,114 @@ class HubSpotWebhookDispatcher(WebhookDispatcher):
         return self.encode([{**event, "attemptNumber": attempt - 1} for event in batch])
 
 
+@dataclass
+class AppSettings:
+    """The app's webhook settings (management API `/settings`): where its subscriptions' events go."""
+
+    target_url: str
+    max_concurrent_requests: int
+    created_at: float
+    updated_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        """The `SettingsResponse` body."""
+        return {
+            "targetUrl": self.target_url,
+            "throttling": {"maxConcurrentRequests": self.max_concurrent_requests},
+            "createdAt": iso_ms(self.created_at),
+            "updatedAt": iso_ms(self.updated_at),
+        }
+
+    def to_state(self) -> dict[str, Any]:
+        """A JSON-able snapshot for the sandbox state file."""
+        return {"target_url": self.target_url, "max_concurrent_requests": self.max_concurrent_requests,
+                "created_at": self.created_at, "updated_at": self.updated_at}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> AppSettings:
+        """Restore a snapshot written by to_state."""
+        return cls(str(state["target_url"]), int(state["max_concurrent_requests"]), float(state["created_at"]),
+                   float(state["updated_at"]))
+
+
+@dataclass(frozen=True)
+class RoutedEvents:
+    """One change's events: those of the app's own subscriptions (sent to its settings' target URL), and
+    those control-plane targets receive (the app's, plus the sandbox's catch-all for what the app lacks)."""
+
+    app: list[Event] = field(default_factory=list)
+    control: list[Event] = field(default_factory=list)
+
+
 class Subscriptions:
-    """The app's webhook subscriptions and the events they turn record changes into."""
+    """The app's webhook subscriptions, the sandbox's catch-all ones, and the events they make of changes."""
 
     def __init__(self, *, app_id: int, portal_id: int, clock: Callable[[], float]) -> None:
         self.app_id = app_id
         self.portal_id = portal_id
         self.clock = clock
+        # The app's subscriptions, managed through the Webhooks API: none at first, as for a new app.
         self.items: list[dict[str, Any]] = []
         self._next_event_id = 100_001
-        # Every object × event kind is subscribed out of the box, active (a real app's subscriptions start
-        # paused until switched on; the sandbox saves users that step); propertyChange without a propertyName
-        # (a sandbox liberty) covers every property. associationChange is left for users to subscribe to:
-        # its events name no objectId, which receivers written for record events may not expect.
+        # Targets set through the control plane receive every object × event kind without anyone subscribing
+        # (a sandbox liberty for tests and demos); propertyChange without a propertyName covers every property.
+        # associationChange is left out: its events name no objectId, which receivers written for record
+        # events may not expect. These never appear in the API and never reach the app's target URL.
+        self.builtin: list[dict[str, Any]] = []
         for singular in SINGULAR.values():
             for kind in ("creation", "deletion", "propertyChange", "merge", "restore"):
-                self.add(f"{singular}.{kind}", None, active=True)
+                self.builtin.append(self._new(f"{singular}.{kind}", None, active=True, sub_id=len(self.builtin) + 1))
+        self._next_id = len(self.builtin) + 1
+
+    # --- the management API's operations ---
 
     def add(self, event_type: str, property_name: str | None, *, active: bool) -> dict[str, Any]:
-        """A new subscription (management API POST)."""
+        """A new subscription of the app (management API POST)."""
+        item = self._new(event_type, property_name, active=active, sub_id=self._next_id)
+        self._next_id += 1
+        self.items.append(item)
+        return item
+
+    def get(self, sub_id: int) -> dict[str, Any] | None:
+        """The app's subscription with this id, or None."""
+        return next((s for s in self.items if s["id"] == str(sub_id)), None)
+
+    def find(self, event_type: str, property_name: str | None) -> dict[str, Any] | None:
+        """The app's subscription to this event type (and property), or None."""
+        return next((s for s in self.items
+                     if s["eventType"] == event_type and s.get("propertyName") == property_name), None)
+
+    def set_active(self, item: dict[str, Any], active: bool) -> dict[str, Any]:
+        """Switch a subscription on or off (PATCH, batch update)."""
+        if item["active"] != active:
+            item["active"] = active
+            item["updatedAt"] = iso_ms(self.clock())
+        return item
+
+    def remove(self, sub_id: int) -> bool:
+        """Delete one of the app's subscriptions; False when there is none with this id."""
+        before = len(self.items)
+        self.items = [s for s in self.items if s["id"] != str(sub_id)]
+        return len(self.items) != before
+
+    def clear(self) -> None:
+        """Forget every subscription of the app, as for a new app."""
+        self.items = []
+        self._next_id = len(self.builtin) + 1
+
+    def to_state(self) -> dict[str, Any]:
+        """A JSON-able snapshot for the sandbox state file."""
+        return {"items": [dict(s) for s in self.items], "next_id": self._next_id}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Restore a snapshot written by to_state."""
+        self.items = [dict(s) for s in state.get("items", [])]
+        self._next_id = int(state.get("next_id", len(self.builtin) + len(self.items) + 1))
+
+    def _new(self, event_type: str, property_name: str | None, *, active: bool, sub_id: int) -> dict[str, Any]:
         now = iso_ms(self.clock())
         item: dict[str, Any] = {
-            "id": str(len(self.items) + 1),
+            "id": str(sub_id),
             "eventType": event_type,
             "active": active,
             "createdAt": now,
@@ -90,14 +177,65 @@ class Subscriptions:
         }
         if property_name is not None:
             item["propertyName"] = property_name
-        self.items.append(item)
         return item
 
-    def events(self, kind: str, obj: str, record: Record, extra: dict[str, Any]) -> list[Event]:
-        """The events one change produces, one per matching active subscription."""
-        event_type = f"{SINGULAR[obj]}.{kind}"
+    # --- events ---
+
+    def events(self, kind: str, obj: str, record: Record, extra: dict[str, Any]) -> RoutedEvents:
+        """The events one record change produces, one per matching active subscription."""
+        app = self._record_events(self.items, kind, obj, record, extra)
+        return RoutedEvents(app, app + self._uncovered(app, self._record_events(self.builtin, kind, obj, record,
+                                                                                extra)))
+
+    def association_events(self, edge: Edge, spec: AssociationType, removed: bool) -> RoutedEvents:
+        """associationChange events for one association type added to or removed from one direction of an
+        edge, one per matching active subscription of the edge's source object (the app's only)."""
+        from_obj, from_id, to_obj, to_id = edge
+        event_type = f"{SINGULAR[from_obj]}.associationChange"
         out: list[Event] = []
         for sub in self.items:
+            if not sub["active"] or sub["eventType"] != event_type:
+                continue
+            out.append({
+                **self._envelope(sub, event_type),
+                "changeSource": "API",
+                "associationType": f"{SINGULAR[from_obj]}_TO_{SINGULAR[to_obj]}".upper(),
+                "associationCategory": spec.category,
+                "associationTypeId": spec.type_id,
+                "fromObjectId": from_id,
+                "toObjectId": to_id,
+                "associationRemoved": removed,
+                "isPrimaryAssociation": spec.label == "Primary",
+            })
+        return RoutedEvents(out, list(out))
+
+    def creation_property_events(self, obj: str, record: Record, properties: dict[str, str]) -> RoutedEvents:
+        """propertyChange events for properties set at creation, for the app's subscriptions naming them."""
+        out: list[Event] = []
+        for name, value in properties.items():
+            named = [
+                s for s in self.items
+                if s["active"] and s["eventType"] == f"{SINGULAR[obj]}.propertyChange" and s.get("propertyName") == name
+            ]
+            if named:
+                out.extend(self._record_events(
+                    named, "propertyChange", obj, record,
+                    {"changeSource": "API", "propertyName": name, "propertyValue": value},
+                ))
+        return RoutedEvents(out, list(out))
+
+    @staticmethod
+    def _uncovered(app: list[Event], builtin: list[Event]) -> list[Event]:
+        """The catch-all's events for what no app subscription reported: a control-plane target that is also
+        the app's target then sees each change under one event id, which it can deduplicate."""
+        covered = {(e["subscriptionType"], e.get("propertyName")) for e in app}
+        return [e for e in builtin if (e["subscriptionType"], e.get("propertyName")) not in covered]
+
+    def _record_events(self, subscriptions: list[dict[str, Any]], kind: str, obj: str, record: Record,
+                       extra: dict[str, Any]) -> list[Event]:
+        event_type = f"{SINGULAR[obj]}.{kind}"
+        out: list[Event] = []
+        for sub in subscriptions:
             if not sub["active"] or sub["eventType"] != event_type:
                 continue
             wanted = sub.get("propertyName")
@@ -117,28 +255,6 @@ class Subscriptions:
             out.append(event)
         return out
 
-    def association_events(self, edge: Edge, spec: AssociationType, removed: bool) -> list[Event]:
-        """associationChange events for one association type added to or removed from one direction of an
-        edge, one per matching active subscription of the edge's source object."""
-        from_obj, from_id, to_obj, to_id = edge
-        event_type = f"{SINGULAR[from_obj]}.associationChange"
-        out: list[Event] = []
-        for sub in self.items:
-            if not sub["active"] or sub["eventType"] != event_type:
-                continue
-            out.append({
-                **self._envelope(sub, event_type),
-                "changeSource": "API",
-                "associationType": f"{SINGULAR[from_obj]}_TO_{SINGULAR[to_obj]}".upper(),
-                "associationCategory": spec.category,
-                "associationTypeId": spec.type_id,
-                "fromObjectId": from_id,
-                "toObjectId": to_id,
-                "associationRemoved": removed,
-                "isPrimaryAssociation": spec.label == "Primary",
-            })
-        return out
-
     def _envelope(self, sub: dict[str, Any], event_type: str) -> Event:
         """The fields every delivered event carries, under the next event id."""
         event: Event = {
@@ -152,20 +268,3 @@ class Subscriptions:
         }
         self._next_event_id += 1
         return event
-
-    def creation_property_events(self, obj: str, record: Record, properties: dict[str, str]) -> list[Event]:
-        """propertyChange events for properties set at creation, for subscriptions naming the property."""
-        out: list[Event] = []
-        for name, value in properties.items():
-            named = [
-                s for s in self.items
-                if s["active"] and s["eventType"] == f"{SINGULAR[obj]}.propertyChange" and s.get("propertyName") == name
-            ]
-            if named:
-                for event in self.events(
-                    "propertyChange", obj, record,
-                    {"changeSource": "API", "propertyName": name, "propertyValue": value},
-                ):
-                    if event["subscriptionId"] in {int(s["id"]) for s in named}:
-                        out.append(event)
-        return out
