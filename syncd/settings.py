@@ -295,7 +295,10 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
                 conn = {**conn, "ca_cert": rel(conn["ca_cert"])}
             conns[name] = conn
         out["connections"] = conns
-    store = out.get("store")
+    # The default store too sits beside the config file, never in whatever folder the daemon was started from.
+    store = out.get("store", {"url": StoreSettings().url})
+    if isinstance(store, dict) and "url" not in store:
+        store = {**store, "url": StoreSettings().url}
     if isinstance(store, dict) and isinstance(store.get("url"), str):
         url: str = store["url"]
         prefix = "sqlite:///"

@@ -40,6 +40,18 @@ def problems_of(path: Path, env: dict[str, str] | None = None) -> list[str]:
     return [str(p) for p in caught.value.problems]
 
 
+def test_without_a_store_section_the_store_sits_beside_the_config_not_in_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    settings = load_settings(write(tmp_path, "[polling]\ninterval_s = 30\n"), env=ENV)
+    assert settings.store.url == f"sqlite:///{tmp_path}/syncd.db"
+    with_section = load_settings(write(tmp_path, "[store]\n"), env=ENV)
+    assert with_section.store.url == f"sqlite:///{tmp_path}/syncd.db"
+
+
 def test_good_config_resolves_env_secrets_and_paths(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, GOOD), env=ENV)
     conn = settings.connections["hs"]
