@@ -11,13 +11,13 @@ from syncd.engine.context import MappingRun, create_reference, describe, jsonabl
 from syncd.engine.plan import ActionKind, FieldChange, PlannedAction
 from syncd.engine.rules import FieldDecision, FieldInput, decide_field
 from syncd.engine.snapshot import decode_base, decode_value, encode_base, encode_value
-from syncd.engine.vanished import reference_marks
+from syncd.engine.vanished import reference_mark, reference_marks
 from syncd.errors import DuplicateError, SkippableError
 from syncd.mapping.compiled import FieldConversionError, ObjectMapper, writes_to
 from syncd.mapping.filters import FilterError
 from syncd.mapping.spec import Side
 from syncd.mapping.values import CanonicalValue, lookup
-from syncd.store import DeadLetter, Link, StoreConflictError
+from syncd.store import Conflict, DeadLetter, Link, StoreConflictError
 from syncd.store.columns import utcnow
 
 NEW = "(new)"
@@ -36,6 +36,25 @@ class ConflictNote:
     crm: CanonicalValue
     acc: CanonicalValue
     reason: str
+
+
+@dataclass(frozen=True)
+class CrmReference:
+    """What a linked CRM record refers to through one reference: the CRM id, and its linked accounting id."""
+
+    crm_id: str
+    acc_id: str
+
+
+@dataclass
+class ReferencePlan:
+    """What a linked pair's references need on the accounting side, decided three-way against base."""
+
+    writes: dict[str, FieldValue] = field(default_factory=dict)  # accounting field → id to write
+    changes: list[FieldChange] = field(default_factory=list)
+    conflicts: list[ConflictNote] = field(default_factory=list)
+    applied: list[int] = field(default_factory=list)  # resolved conflicts this plan carries out
+    held: set[str] = field(default_factory=set)  # references whose CRM mark stays at base (move undecided)
 
 
 @dataclass(frozen=True)
@@ -152,8 +171,9 @@ class ObjectPipeline:
                 self._skip(record, f"its counterpart {side_id(link, other(side))} no longer exists")
                 return
             pair = (record, counterpart) if side == "crm" else (counterpart, record)
-            moved = await self._moved_references(side, record, counterpart)
-            await self._plan_pair(batch, link, *pair, source=side, moved=moved)
+            # Read from either side, the pair is planned whole: a move of the deal is carried from here too.
+            crm_refs = await self._crm_references(pair[0], wait=side == "crm")
+            await self._plan_pair(batch, link, *pair, source=side, crm_refs=crm_refs)
             return
         references = await self._references(side, record)
         if attached:
@@ -200,32 +220,30 @@ class ObjectPipeline:
             resolved[name] = found
         return resolved
 
-    async def _moved_references(
-        self, side: Side, record: Record, counterpart: Record
-    ) -> dict[str, tuple[str | None, str]]:
-        """References a linked CRM record now points elsewhere than its accounting record does (a deal moved
-        to another contact): reference name → (accounting value now, the id it must become).
+    async def _crm_references(self, crm: Record, *, wait: bool) -> dict[str, CrmReference] | None:
+        """What a linked CRM record refers to through each reference carried to accounting, with the
+        accounting id each target has; None when this object carries no reference CRM → accounting.
 
         Only CRM → accounting: a CRM reference (a HubSpot association) is not a field that one write replaces.
+        A target not linked yet is synced first; if it cannot be, the record waits (`wait`, a CRM read) or
+        the reference is left out (an accounting read, which must not be held back by the deal's contact).
         """
         mapper = self.mapper
-        if side != "crm" or mapper.attach is not None or not writes_to(mapper.direction, "accounting"):
-            return {}
-        moved: dict[str, tuple[str | None, str]] = {}
+        if mapper.attach is not None or not writes_to(mapper.direction, "accounting"):
+            return None
+        found: dict[str, CrmReference] = {}
         for name, ref in mapper.references.items():
             if ref.crm_field is None or ref.acc_field is None:
                 continue
-            raw = lookup(record.fields, ref.crm_field)
+            raw = lookup(crm.fields, ref.crm_field)
             if raw is None or raw == "":
                 continue
             wanted = await self._dependency(ref.target, "crm", str(raw))
-            if wanted is None:
+            if wanted is None and wait:
                 raise WaitingError(f"waiting for {ref.target} {raw} to be linked")
-            held = lookup(counterpart.fields, ref.acc_field)
-            current = None if held is None or held == "" else str(held)
-            if wanted != NEW and current != wanted:
-                moved[name] = (current, wanted)
-        return moved
+            if wanted is not None and wanted != NEW:
+                found[name] = CrmReference(str(raw), wanted)
+        return found
 
     async def _dependency(self, obj: str, side: Side, source_id: str) -> str | None:
         """The other side's id of a record of `obj`, syncing it first when it is not linked yet."""
@@ -300,7 +318,7 @@ class ObjectPipeline:
         crm_id: str | None = None,
         acc_id: str | None = None,
         reference: str | None = None,
-        moved: Mapping[str, tuple[str | None, str]] | None = None,
+        crm_refs: Mapping[str, CrmReference] | None = None,
     ) -> None:
         mapper, run = self.mapper, self.run
         # The pair is brought in step as a whole: reading the other record later in this pass adds nothing.
@@ -309,9 +327,14 @@ class ObjectPipeline:
         crm_values, acc_values = self._canonical("crm", crm), self._canonical("accounting", acc)
         base = decode_base(link.base) if link is not None else {}
         resolved: dict[str, CanonicalValue] = {}
+        reference_resolutions: dict[str, list[Conflict]] = {}
         applied: list[int] = []
         if link is not None and not run.dry_run:
             for conflict in await run.stores.conflicts.resolved_unapplied(link.id):
+                if conflict.field in mapper.references:
+                    # Marked applied by the reference plan, only once it carries the resolution out.
+                    reference_resolutions.setdefault(conflict.field, []).append(conflict)
+                    continue
                 resolved[conflict.field] = decode_value(conflict.resolved_value)
                 applied.append(conflict.id)
         decisions: list[FieldDecision] = []
@@ -361,18 +384,17 @@ class ObjectPipeline:
                 before = crm_values.get(d.field) if target == "crm" else acc_values.get(d.field)
                 changes[target].append(FieldChange(d.field, before, d.value))
         side_writes = {s: dict(mapper.canonical_to_side(s, w)) for s, w in writes.items() if w}
-        for name, (current, wanted) in (moved or {}).items():
-            acc_field = mapper.references[name].acc_field
-            assert acc_field is not None
-            status = lifecycle.invoice_status(acc)
-            if lifecycle.is_invoice(mapper) and status not in run.policy.editable_invoice_statuses:
-                why = f"invoice is {status or 'not a draft'}; not edited after sending"
-                conflicts.append(ConflictNote(name, None, wanted, current, why))
-                continue
-            side_writes.setdefault("accounting", {})[acc_field] = wanted
-            changes["accounting"].append(FieldChange(name, current, wanted))
-        # What each side refers to, so a referring record can be checked when its referenced one changes.
-        new_base.update(reference_marks(mapper, "crm", crm.fields))
+        references = await self._plan_references(acc, base, crm_refs, reference_resolutions)
+        if references.writes:
+            side_writes.setdefault("accounting", {}).update(references.writes)
+        changes["accounting"].extend(references.changes)
+        conflicts.extend(references.conflicts)
+        applied.extend(references.applied)
+        # What each side refers to, so a referring record can be checked when its referenced one changes, and
+        # a later move of the CRM record told from a change made in accounting alone. A move still undecided
+        # keeps its CRM mark at base, so that it is seen again (and a resolution can settle it).
+        held = {reference_mark("crm", name) for name in references.held}
+        new_base.update({k: v for k, v in reference_marks(mapper, "crm", crm.fields).items() if k not in held})
         new_base.update(reference_marks(mapper, "accounting", {**acc.fields, **side_writes.get("accounting", {})}))
         first = link is None
         # A first link records both ids, except the attached side of an object that only writes there.
@@ -442,6 +464,99 @@ class ObjectPipeline:
         if acc_v != value and writes_to(direction, "accounting"):  # type: ignore[arg-type]
             out.append(FieldDecision(name, "to_acc", value, "conflict resolved"))
         return out
+
+    async def _plan_references(
+        self,
+        acc: Record,
+        base: Mapping[str, CanonicalValue],
+        crm_refs: Mapping[str, CrmReference] | None,
+        resolutions: Mapping[str, Sequence[Conflict]],
+    ) -> ReferencePlan:
+        """Carry the CRM record's moved references to the accounting record, and apply resolved reference
+        conflicts.
+
+        Three-way: a move is a CRM reference that changed since base (its `@crm:` mark); a link older than the
+        marks compares with the accounting value only, as before. References go CRM → accounting only, so one
+        changed in accounting alone is left as it is (its `@accounting:` mark follows it). A move onto an
+        invoice already sent is a conflict; resolved `crm`, the CRM's value is written anyway (a person
+        decided); resolved `accounting`, nothing is written; either way the move is settled and not raised
+        again. A resolution is marked applied only when this plan carries it out.
+        """
+        mapper, run = self.mapper, self.run
+        plan = ReferencePlan()
+        status = lifecycle.invoice_status(acc)
+        locked = lifecycle.is_invoice(mapper) and status not in run.policy.editable_invoice_statuses
+        for name, ref in mapper.references.items():
+            acc_field = ref.acc_field
+            if acc_field is None or ref.crm_field is None:
+                continue
+            raw = lookup(acc.fields, acc_field)
+            current = None if raw is None or raw == "" else str(raw)
+            now = crm_refs.get(name) if crm_refs is not None else None
+            if crm_refs is not None and now is None:
+                # Nothing to compare yet (no CRM reference, or its target not linkable): keep the mark for later.
+                plan.held.add(name)
+            mark = base.get(reference_mark("crm", name))
+            crm_moved = now is not None and (mark is None or mark != now.crm_id)
+            decisions = resolutions.get(name, ())
+            if decisions:
+                latest = decisions[-1]  # oldest first: the latest decision supersedes earlier ones
+                chosen, refusal = await self._resolved_reference(ref.target, latest, current)
+                if refusal is not None:
+                    # Not applied: the move stays undecided below, so it is raised again for a person.
+                    run.errors.append(f"{describe(acc)}: conflict {latest.id} ({name}) not applied: {refusal}")
+                else:
+                    if chosen != current:
+                        plan.writes[acc_field] = chosen
+                        plan.changes.append(FieldChange(name, current, chosen))
+                        current = chosen
+                    plan.applied.extend(c.id for c in decisions)
+                    if now is not None and decode_value(latest.crm_value) == now.acc_id:
+                        crm_moved = False  # the decision was about what the CRM refers to now: settled
+            if not crm_moved or now is None or now.acc_id == current:
+                continue
+            if locked:
+                why = f"invoice is {status or 'not a draft'}; not edited after sending"
+                base_id = base.get(reference_mark("accounting", name))
+                plan.conflicts.append(ConflictNote(name, base_id, now.acc_id, current, why))
+                plan.held.add(name)
+                continue
+            plan.writes[acc_field] = now.acc_id
+            plan.changes.append(FieldChange(name, current, now.acc_id))
+        return plan
+
+    async def _resolved_reference(
+        self, target: str, conflict: Conflict, current: str | None
+    ) -> tuple[str | None, str | None]:
+        """The accounting id a resolved reference conflict settles on, or why it cannot (chosen, refusal).
+
+        `accounting` keeps what accounting holds now; `crm` and a given value must name a record of `target`
+        that accounting has (linked, or found there and accepted by the mapping): an invoice never gets a
+        customer id its system would refuse, nor loses its customer.
+        """
+        if conflict.resolution == "accounting":
+            return current, None
+        try:
+            value = decode_value(conflict.resolved_value)
+        except ValueError:
+            return None, f"{conflict.resolved_value!r} is not a {target} id"
+        if value is None or value == "":
+            return (None, None) if current is None else (None, f"it would leave the record without a {target}")
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            return None, f"{value!r} is not a {target} id"
+        chosen = str(value)
+        run = self.run
+        if chosen == current:
+            return chosen, None
+        link = await run.lookup(target, "accounting", chosen)
+        if link is not None and link.state == "linked":
+            return chosen, None
+        dependency = run.mapping.objects.get(target)
+        if dependency is not None:
+            found = (await run.acc.get_many(side_object(dependency, "accounting"), [chosen])).get(chosen)
+            if found is not None and not found.deleted and dependency.accepts_acc(found):
+                return chosen, None
+        return None, f"{run.acc.system} has no {target} {chosen}"
 
     async def _plan_attached(
         self, batch: Batch, side: Side, record: Record, link: Link | None, references: Mapping[str, str]
