@@ -24,6 +24,7 @@ _LAZY_COMMANDS = {
     "mappings": "syncd.mapping.command:mappings_command",
     "links": "syncd.store.reports:links_command",
     "conflicts": "syncd.store.reports:conflicts_command",
+    "inbox": "syncd.store.inbox_command:inbox_command",
     "sync": "syncd.engine.command:sync_command",
     "run": "syncd.engine.command:run_command",
     "auth": "syncd.connectors.auth_command:auth_command",

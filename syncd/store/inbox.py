@@ -7,15 +7,15 @@ import random
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, Literal, cast
 
-from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from syncd.store.columns import utcnow
 from syncd.store.database import Database
-from syncd.store.errors import StoreNotFoundError
+from syncd.store.errors import StoreConflictError, StoreNotFoundError
 from syncd.store.tables import INBOX
 
 
@@ -154,6 +154,99 @@ class InboxStore:
         async with self._db.scope(session) as s:
             return [_event(r) for r in (await s.execute(stmt)).all()]
 
+    async def events(
+        self,
+        status: Literal["pending", "given_up", "all"] = "given_up",
+        connection: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        *,
+        session: AsyncSession | None = None,
+    ) -> list[InboxEvent]:
+        """Events for operators: pending ones (backing off included) oldest first, the order they are processed
+        in; given-up ones most recently given up first; or all of them, processed ones too, newest first."""
+        stmt = select(INBOX).limit(limit).offset(offset)
+        if status == "pending":
+            stmt = stmt.where(INBOX.c.processed_at.is_(None)).order_by(INBOX.c.received_at, INBOX.c.id)
+        elif status == "given_up":
+            stmt = stmt.where(INBOX.c.gave_up).order_by(INBOX.c.processed_at.desc(), INBOX.c.id.desc())
+        else:
+            stmt = stmt.order_by(INBOX.c.received_at.desc(), INBOX.c.id.desc())
+        if connection is not None:
+            stmt = stmt.where(INBOX.c.connection == connection)
+        async with self._db.scope(session) as s:
+            return [_event(r) for r in (await s.execute(stmt)).all()]
+
+    async def pending_count(self, *, session: AsyncSession | None = None) -> int:
+        """How many events wait in the inbox (due or backing off), for the `syncd_inbox_pending` gauge."""
+        stmt = select(func.count()).select_from(INBOX).where(INBOX.c.processed_at.is_(None))
+        async with self._db.scope(session) as s:
+            count: int = (await s.execute(stmt)).scalar_one()
+        return count
+
+    async def given_up_count(self, *, session: AsyncSession | None = None) -> int:
+        """How many given-up events nobody requeued yet, for the `syncd_inbox_given_up` gauge."""
+        stmt = select(func.count()).select_from(INBOX).where(INBOX.c.gave_up)
+        async with self._db.scope(session) as s:
+            count: int = (await s.execute(stmt)).scalar_one()
+        return count
+
+    async def requeue(self, ids: Iterable[int], *, session: AsyncSession | None = None) -> list[InboxEvent]:
+        """Put given-up events back in the queue, due at once, attempts counted from zero again (the last error
+        stays until the next attempt); returns them by id. All or nothing: `StoreNotFoundError` if an id is
+        unknown, `StoreConflictError` if an event was not given up (processed normally, or still pending)."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return []
+        stmt = (
+            update(INBOX)
+            .where(INBOX.c.id.in_(wanted), INBOX.c.gave_up)
+            .values(processed_at=None, gave_up=False, attempts=0, next_attempt_at=None)
+            .returning(*INBOX.c)
+        )
+        async with self._db.scope(session) as s:
+            requeued = sorted((_event(r) for r in (await s.execute(stmt)).all()), key=lambda e: e.id)
+            missed = sorted(set(wanted) - {e.id for e in requeued})
+            if missed:
+                # Raised inside the transaction, so the events that could be requeued are not either.
+                found = select(INBOX.c.id, INBOX.c.processed_at).where(INBOX.c.id.in_(missed))
+                states = {row.id: row.processed_at for row in (await s.execute(found)).all()}
+                raise self._not_requeued(missed, states)
+        return requeued
+
+    async def requeue_given_up(self, connection: str | None = None, *, session: AsyncSession | None = None) -> int:
+        """Put every given-up event (of one connection, if named) back in the queue as `requeue` does; returns
+        how many."""
+        stmt = (
+            update(INBOX)
+            .where(INBOX.c.gave_up)
+            .values(processed_at=None, gave_up=False, attempts=0, next_attempt_at=None)
+            # RETURNING, not rowcount, as in `put`: every driver reports it the same way.
+            .returning(INBOX.c.id)
+        )
+        if connection is not None:
+            stmt = stmt.where(INBOX.c.connection == connection)
+        async with self._db.scope(session) as s:
+            return len((await s.execute(stmt)).all())
+
+    @staticmethod
+    def _not_requeued(
+        missed: list[int], states: dict[int, datetime | None]
+    ) -> StoreNotFoundError | StoreConflictError:
+        """The error naming why each of `missed` could not be requeued: unknown, processed, or still pending."""
+        reasons = []
+        for event_id in missed:
+            if event_id not in states:
+                reasons.append(f"inbox event {event_id} does not exist")
+            elif states[event_id] is None:
+                reasons.append(f"inbox event {event_id} is still pending, not given up")
+            else:
+                reasons.append(f"inbox event {event_id} was processed, not given up")
+        message = "nothing requeued: " + "; ".join(reasons)
+        if any(event_id not in states for event_id in missed):
+            return StoreNotFoundError(message)
+        return StoreConflictError(message)
+
     async def mark_processed(self, ids: Iterable[int], *, session: AsyncSession | None = None) -> int:
         """Mark events done (in the session that commits their effects); returns how many changed."""
         id_list = list(ids)
@@ -211,3 +304,4 @@ class InboxStore:
                 values = {"next_attempt_at": now + self.retry.delay(attempts, self._draw())}
             schedule = update(INBOX).where(INBOX.c.id == event_id).values(**values).returning(*INBOX.c)
             return _event((await s.execute(schedule)).one())
+

@@ -2,42 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
-from collections.abc import Awaitable, Callable
-from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import click
-from rich.console import Console
 from rich.table import Table
-from sqlalchemy import func, select
 
 from syncd.cli import config_option
+from syncd.store.command_io import console, echo_json, json_option, json_value, limit_option, run_on_store
 from syncd.store.conflicts import Conflict, ConflictStatus, ConflictStore, Resolution
 from syncd.store.database import Database
-from syncd.store.errors import StoreError, StoreNotFoundError
+from syncd.store.errors import StoreNotFoundError
 from syncd.store.links import Link, LinkState, LinkStore
-from syncd.store.schema import check_schema
-from syncd.store.tables import INBOX
-
-T = TypeVar("T")
-
-
-def json_value(value: Any) -> Any:
-    """A value as JSON can carry it: timestamps as ISO 8601, money as a decimal string."""
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): json_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_value(v) for v in value]
-    return value
 
 
 def link_view(link: Link) -> dict[str, Any]:
@@ -50,51 +28,7 @@ def conflict_view(conflict: Conflict) -> dict[str, Any]:
     return cast(dict[str, Any], json_value(dataclasses.asdict(conflict)))
 
 
-async def pending_inbox_count(db: Database) -> int:
-    """How many webhook events wait in the inbox, for the `syncd_inbox_pending` gauge."""
-    stmt = select(func.count()).select_from(INBOX).where(INBOX.c.processed_at.is_(None))
-    async with db.session() as session:
-        count: int = (await session.execute(stmt)).scalar_one()
-    return count
-
-
 # --- commands ---
-
-_limit = click.option(
-    "--limit", type=click.IntRange(min=1), default=100, show_default=True, help="At most this many."
-)
-_json = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-
-
-def _run_on_store(config_path: Path, work: Callable[[Database], Awaitable[T]]) -> T:
-    """Open the configured store, check its schema, run `work`, close it; store problems exit 1."""
-    from syncd.settings import load_settings  # config errors propagate: `syncd` maps them to exit 2
-
-    url = load_settings(config_path).store.url
-
-    async def run() -> T:
-        db = await Database.open(url)
-        try:
-            await check_schema(db)
-            return await work(db)
-        finally:
-            await db.close()
-
-    try:
-        return asyncio.run(run())
-    except StoreError as exc:  # outdated schema, unreachable store, unknown id, already resolved
-        raise click.ClickException(str(exc)) from exc
-
-
-def _console() -> Console:
-    """A console for tables; off a terminal (a pipe, a file) rows are never cut to 80 columns."""
-    console = Console()
-    return console if console.is_terminal else Console(width=1000)
-
-
-def _echo_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, sort_keys=True))
-
 
 def _side(system: str, record_id: str | None) -> str:
     return f"{system}:{record_id}" if record_id is not None else f"{system}: (not created yet)"
@@ -110,9 +44,9 @@ def _short(value: Any, width: int = 40) -> str:
 @click.option("--mapping", default=None, help="Only links of this mapping.")
 @click.option("--object", "object_name", default=None, help="Only links of this object (e.g. contact).")
 @click.option("--state", type=click.Choice(["pending", "linked", "deleted"]), help="Only this state.")
-@_limit
+@limit_option
 @click.option("--offset", type=click.IntRange(min=0), default=0, help="Skip this many first.")
-@_json
+@json_option
 @config_option
 def links_command(
     mapping: str | None,
@@ -134,9 +68,9 @@ def links_command(
             offset=offset,
         )
 
-    links = _run_on_store(config_path, work)
+    links = run_on_store(config_path, work)
     if as_json:
-        _echo_json([link_view(link) for link in links])
+        echo_json([link_view(link) for link in links])
         return
     if not links:
         click.echo("no links match")
@@ -153,7 +87,7 @@ def links_command(
             link.state,
             synced,
         )
-    _console().print(table)
+    console().print(table)
 
 
 @click.group("conflicts")
@@ -169,8 +103,8 @@ def conflicts_command() -> None:
     show_default=True,
     help="Which conflicts to list.",
 )
-@_limit
-@_json
+@limit_option
+@json_option
 @config_option
 def list_conflicts(status: str, limit: int, as_json: bool, config_path: Path) -> None:
     """List conflicts, oldest first."""
@@ -179,9 +113,9 @@ def list_conflicts(status: str, limit: int, as_json: bool, config_path: Path) ->
     async def work(db: Database) -> list[Conflict]:
         return await ConflictStore(db).list(status=wanted, limit=limit)
 
-    conflicts = _run_on_store(config_path, work)
+    conflicts = run_on_store(config_path, work)
     if as_json:
-        _echo_json([conflict_view(c) for c in conflicts])
+        echo_json([conflict_view(c) for c in conflicts])
         return
     if not conflicts:
         click.echo(f"no {'' if status == 'all' else status + ' '}conflicts")
@@ -197,7 +131,7 @@ def list_conflicts(status: str, limit: int, as_json: bool, config_path: Path) ->
             c.status if c.resolution is None else f"{c.status} ({c.resolution})",
             c.detected_at.isoformat(timespec="seconds"),
         )
-    _console().print(table)
+    console().print(table)
 
 
 async def _conflict_and_link(db: Database, conflict_id: int) -> tuple[Conflict, Link | None]:
@@ -211,13 +145,13 @@ async def _conflict_and_link(db: Database, conflict_id: int) -> tuple[Conflict, 
 
 @conflicts_command.command("show")
 @click.argument("conflict_id", type=int)
-@_json
+@json_option
 @config_option
 def show_conflict(conflict_id: int, as_json: bool, config_path: Path) -> None:
     """Show one conflict: the base value, each side's value, and how it was resolved."""
-    conflict, link = _run_on_store(config_path, lambda db: _conflict_and_link(db, conflict_id))
+    conflict, link = run_on_store(config_path, lambda db: _conflict_and_link(db, conflict_id))
     if as_json:
-        _echo_json({**conflict_view(conflict), "link": None if link is None else link_view(link)})
+        echo_json({**conflict_view(conflict), "link": None if link is None else link_view(link)})
         return
     lines = [f"conflict {conflict.id}: field {conflict.field!r} ({conflict.status})"]
     if link is not None:
@@ -266,7 +200,7 @@ def resolve_conflict(
         await ConflictStore(db).resolve(conflict_id, cast(Resolution, use), chosen, by=by.strip())
         return await _conflict_and_link(db, conflict_id)
 
-    conflict, link = _run_on_store(config_path, work)
+    conflict, link = run_on_store(config_path, work)
     where = (
         ""
         if link is None

@@ -1,4 +1,4 @@
-"""The admin listener: health, readiness, Prometheus metrics, and the conflicts/links API."""
+"""The admin listener: health, readiness, Prometheus metrics, and the conflicts/links/inbox API."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from syncd.store import (
     ConflictStore,
     ConnectionStore,
     Database,
+    InboxStore,
     LinkState,
     LinkStore,
     Resolution,
@@ -25,7 +26,8 @@ from syncd.store import (
     StoreNotFoundError,
     check_schema,
 )
-from syncd.store.reports import conflict_view, link_view, pending_inbox_count
+from syncd.store.inbox_command import InboxListing, inbox_event_view
+from syncd.store.reports import conflict_view, link_view
 from syncd.web.metrics import Metrics
 
 log = get_logger(__name__)
@@ -61,6 +63,7 @@ class AdminApi:
         self._conflicts = ConflictStore(db)
         self._links = LinkStore(db)
         self._connections = ConnectionStore(db)
+        self._inbox = InboxStore(db)
 
     async def healthz(self, _request: web.Request) -> web.Response:
         """The process is up and serving."""
@@ -81,9 +84,10 @@ class AdminApi:
         return web.json_response({"ready": True, "schema": state.current, "needs_reauth": needs_reauth})
 
     async def metrics(self, _request: web.Request) -> web.Response:
-        """Prometheus text; the inbox gauge is measured now (kept at its last value if the store is down)."""
+        """Prometheus text; the inbox gauges are measured now (kept at their last values if the store is down)."""
         try:
-            self._metrics.inbox_pending.set(await pending_inbox_count(self._db))
+            self._metrics.inbox_pending.set(await self._inbox.pending_count())
+            self._metrics.inbox_given_up.set(await self._inbox.given_up_count())
         except _STORE_DOWN as exc:
             log.warning("metrics: inbox not counted, store unreachable", error=str(exc))
         body, content_type = self._metrics.render()
@@ -105,8 +109,7 @@ class AdminApi:
     async def resolve_conflict(self, request: web.Request) -> web.Response:
         """`POST /api/conflicts/{id}/resolve` with `{"resolution", "value"?, "by"}`; needs the admin token."""
         if not self._authorised(request):
-            reason = "admin.token is not configured" if self._token is None else "missing or wrong token"
-            return _error(401, reason, **{"WWW-Authenticate": 'Bearer realm="syncd"'})
+            return self._unauthorised()
         try:
             conflict_id = int(request.match_info["id"])
         except ValueError:
@@ -145,6 +148,43 @@ class AdminApi:
         )
         next_offset = offset + len(found) if len(found) == limit else None
         return web.json_response({"links": [link_view(link) for link in found], "next_offset": next_offset})
+
+    async def list_inbox(self, request: web.Request) -> web.Response:
+        """`GET /api/inbox?status=pending|given_up|all&connection=&limit=&offset=`: pending events oldest first,
+        given-up ones latest first (the default), or all, processed ones too, newest first."""
+        status = request.query.get("status", "given_up")
+        if status not in ("pending", "given_up", "all"):
+            return _error(400, "status must be pending, given_up or all")
+        page = _page(request)
+        if page is None:
+            return _error(400, _BAD_PAGE)
+        limit, offset = page
+        found = await self._inbox.events(
+            cast(InboxListing, status), connection=request.query.get("connection"), limit=limit, offset=offset
+        )
+        return web.json_response([inbox_event_view(e) for e in found])
+
+    async def retry_inbox_event(self, request: web.Request) -> web.Response:
+        """`POST /api/inbox/{id}/retry`: put a given-up event back in the queue; needs the admin token."""
+        if not self._authorised(request):
+            return self._unauthorised()
+        try:
+            inbox_id = int(request.match_info["id"])
+        except ValueError:
+            return _error(404, "no such inbox event")
+        try:
+            [requeued] = await self._inbox.requeue([inbox_id])
+        except StoreNotFoundError:
+            return _error(404, f"inbox event {inbox_id} does not exist")
+        except StoreConflictError as exc:
+            return _error(409, str(exc))
+        log.info("inbox event requeued", id=inbox_id, connection=requeued.connection, event_id=requeued.event_id)
+        return web.json_response(inbox_event_view(requeued))
+
+    def _unauthorised(self) -> web.Response:
+        """The 401 for a call without the admin token, saying whether one is configured at all."""
+        reason = "admin.token is not configured" if self._token is None else "missing or wrong token"
+        return _error(401, reason, **{"WWW-Authenticate": 'Bearer realm="syncd"'})
 
     def _authorised(self, request: web.Request) -> bool:
         """A bearer token equal to `admin.token` (constant-time compare); refused when none is configured."""
@@ -187,7 +227,8 @@ async def _store_errors(request: web.Request, handler: Handler) -> web.StreamRes
 
 
 def build_admin_app(*, db: Database, settings: Settings, metrics: Metrics) -> web.Application:
-    """The admin application: /healthz, /readyz, /metrics and the /api/conflicts, /api/links endpoints."""
+    """The admin application: /healthz, /readyz, /metrics and the /api/conflicts, /api/links, /api/inbox
+    endpoints."""
     api = AdminApi(db=db, settings=settings, metrics=metrics)
     app = web.Application(middlewares=[_store_errors])
     app.router.add_get("/healthz", api.healthz)
@@ -196,4 +237,6 @@ def build_admin_app(*, db: Database, settings: Settings, metrics: Metrics) -> we
     app.router.add_get("/api/conflicts", api.list_conflicts)
     app.router.add_post("/api/conflicts/{id}/resolve", api.resolve_conflict)
     app.router.add_get("/api/links", api.list_links)
+    app.router.add_get("/api/inbox", api.list_inbox)
+    app.router.add_post("/api/inbox/{id}/retry", api.retry_inbox_event)
     return app

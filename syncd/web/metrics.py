@@ -29,6 +29,11 @@ class Metrics:
             "Webhook events stored in the inbox and not processed yet (measured at scrape time).",
             registry=self.registry,
         )
+        self.inbox_given_up = Gauge(
+            "syncd_inbox_given_up",
+            "Webhook events the inbox stopped retrying and nobody requeued yet (measured at scrape time).",
+            registry=self.registry,
+        )
 
         self.poll_runs = Counter(
             "syncd_poll_runs",

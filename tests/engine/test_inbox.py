@@ -206,3 +206,46 @@ async def test_wake_ups_do_not_retry_an_event_before_it_is_due(world: World) -> 
         assert (await inbox_event(world, poison)).attempts == 1
     finally:
         await inbox.stop()
+
+
+async def test_a_requeued_event_is_tried_again_on_the_next_round(world: World) -> None:
+    clock = Clock()
+    inbox = dispatcher(world, clock, retry=InboxRetryPolicy(max_attempts=1))
+    poison = await receive(world, "sale", "Contact", MALFORMED_SALESFORCE_ID)
+    assert await inbox.run_round() == InboxRound(failed=1, gave_up=1)
+    given_up = await inbox_event(world, poison)
+    assert given_up.gave_up and given_up.processed_at is not None
+    clock.advance(24 * 3600)
+    queries = salesforce_queries(world)
+    assert await inbox.run_round() == InboxRound()
+    assert salesforce_queries(world) == queries
+
+    # What `syncd inbox retry ID` does: the very next round fetches it again, with the whole retry policy.
+    await InboxStore(world.db).requeue([given_up.id])
+    assert await inbox.run_round() == InboxRound(failed=1, gave_up=1)
+    assert salesforce_queries(world) > queries
+    again = await inbox_event(world, poison)
+    assert (again.gave_up, again.attempts) == (True, 1)
+    # Given up anew, a day after the first time.
+    assert again.processed_at is not None and again.processed_at > given_up.processed_at
+
+
+async def test_an_event_given_up_during_an_outage_syncs_its_change_once_requeued(world: World) -> None:
+    inbox = dispatcher(world, Clock())
+    hub_id = await world.hubspot.put(
+        "contacts", {"email": "requeued@example.com", "firstname": "Rex", "lastname": "Queued"}
+    )
+    event_id = await receive(world, "hubs", "contacts", hub_id)
+    # The state ten failed attempts during a Zoho Books outage leave (the failing itself is tested above).
+    store = InboxStore(world.db)
+    stuck = await inbox_event(world, event_id)
+    await store.give_up(stuck.id, "Zoho Books 503: service unavailable")
+    assert await inbox.run_round() == InboxRound()
+    assert await world.zoho.all("contacts") == []
+
+    # The operator requeues that connection's given-up events once the outage is over.
+    assert await store.requeue_given_up(connection="hubs") == 1
+    assert await inbox.run_round() == InboxRound(processed=1)
+    [customer] = await world.zoho.all("contacts")
+    assert customer["primary_contact.email"] == "requeued@example.com"
+    assert await store.given_up() == [] and await store.pending() == []

@@ -8,10 +8,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from syncd.store import Database, InboxStore, StoreNotFoundError
+from syncd.store import Database, InboxStore, StoreConflictError, StoreNotFoundError
 from syncd.store.columns import UTCDateTime
 from syncd.store.inbox import InboxRetryPolicy
-from syncd.store.reports import pending_inbox_count
 from syncd.store.schema import head_revision, schema_state, upgrade, upgrade_database
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -37,7 +36,7 @@ async def test_a_failed_event_is_not_pending_until_its_back_off_has_passed(datab
     [again, _] = await inbox.pending(now=T0 + timedelta(seconds=5))
     assert (again.event_id, again.attempts, again.last_error) == ("bad", 1, "HubSpot 502")
     # Still counted as waiting (the metrics gauge) while it backs off.
-    assert await pending_inbox_count(database) == 2
+    assert await InboxStore(database).pending_count() == 2
     assert good.attempts == 0 and good.next_attempt_at is None
 
 
@@ -91,7 +90,7 @@ async def test_after_the_last_attempt_the_event_is_given_up_not_processed(databa
 
     # Gone from the queue for good, and from the gauge; the operators' list has it with the reason.
     assert [e.event_id for e in await inbox.pending(now=T0 + timedelta(days=365))] == ["fine"]
-    assert await pending_inbox_count(database) == 1
+    assert await InboxStore(database).pending_count() == 1
     [listed] = await inbox.given_up()
     assert (listed.connection, listed.event_id, listed.last_error) == ("hub", "poison", "HubSpot 500 #3")
     assert await inbox.given_up(connection="other") == []
@@ -181,3 +180,87 @@ async def test_upgrading_a_0001_store_keeps_its_pending_events_due(empty_databas
     # The old events take part in the new retries.
     assert (await inbox.mark_failed(pending[1].id, "HubSpot 503")).attempts == 5
     assert [e.event_id for e in await inbox.pending()] == ["new"]
+
+
+async def given_up_and_processed(inbox: InboxStore) -> tuple[int, int, int, int]:
+    """Four events of connection `hub` (and one of `zoho`): two given up, one processed, one still pending."""
+    for name in ("poison", "garbled", "fine", "waiting"):
+        await inbox.put("hub", name, {"n": name})
+    await inbox.put("zoho", "other", {})
+    poison, garbled, fine, waiting, other = await inbox.pending(now=T0)
+    await inbox.mark_failed(poison.id, "HubSpot 500 #1", now=T0)
+    await inbox.mark_failed(poison.id, "HubSpot 500 #2", now=T0)
+    await inbox.give_up(garbled.id, "unknown change kind", now=T0)
+    await inbox.give_up(poison.id, "HubSpot 500 #3", now=T0 + timedelta(hours=1))
+    await inbox.give_up(other.id, "Zoho Books 500", now=T0 + timedelta(hours=2))
+    await inbox.mark_processed([fine.id])
+    return poison.id, garbled.id, fine.id, waiting.id
+
+
+async def test_a_requeued_event_is_due_at_once_with_its_attempts_from_zero(database: Database) -> None:
+    inbox = no_jitter(database, max_attempts=3)
+    poison, _, _, _ = await given_up_and_processed(inbox)
+    assert await inbox.given_up_count() == 3
+
+    [requeued] = await inbox.requeue([poison])
+    assert (requeued.id, requeued.attempts, requeued.gave_up, requeued.processed_at, requeued.next_attempt_at) == (
+        poison, 0, False, None, None
+    )
+    # The reason it was given up stays visible until the next attempt replaces it.
+    assert requeued.last_error == "HubSpot 500 #3"
+    assert [e.event_id for e in await inbox.pending(now=T0)] == ["poison", "waiting"]
+    assert [e.event_id for e in await inbox.given_up()] == ["other", "garbled"]
+    assert await inbox.given_up_count() == 2
+    assert await InboxStore(database).pending_count() == 2
+
+    # It gets the whole retry policy again: three more attempts before it is given up a second time.
+    for attempt in (1, 2):
+        assert (await inbox.mark_failed(poison, f"HubSpot 502 #{attempt}", now=T0)).gave_up is False
+    again = await inbox.mark_failed(poison, "HubSpot 502 #3", now=T0)
+    assert (again.attempts, again.gave_up, again.last_error) == (3, True, "HubSpot 502 #3")
+
+
+async def test_requeue_is_all_or_nothing_and_says_why(database: Database) -> None:
+    inbox = no_jitter(database)
+    poison, garbled, fine, waiting = await given_up_and_processed(inbox)
+    before = await inbox.events("all")
+
+    with pytest.raises(StoreNotFoundError, match=r"inbox event 9999 does not exist"):
+        await inbox.requeue([poison, 9999])
+    with pytest.raises(StoreConflictError, match=rf"inbox event {fine} was processed, not given up"):
+        await inbox.requeue([garbled, fine])
+    with pytest.raises(StoreConflictError, match=rf"inbox event {waiting} is still pending, not given up"):
+        await inbox.requeue([waiting])
+    # None of the good ids named beside a bad one was requeued.
+    assert await inbox.events("all") == before
+
+    # Twice the same id is one event; the second requeue finds it no longer given up.
+    assert [e.id for e in await inbox.requeue([garbled, poison, garbled])] == sorted([poison, garbled])
+    with pytest.raises(StoreConflictError, match="still pending"):
+        await inbox.requeue([poison])
+    assert await inbox.requeue([]) == []
+
+
+async def test_requeue_given_up_takes_every_one_or_one_connections(database: Database) -> None:
+    inbox = no_jitter(database)
+    await given_up_and_processed(inbox)
+    assert await inbox.requeue_given_up(connection="nobody") == 0
+    assert await inbox.requeue_given_up(connection="zoho") == 1
+    assert {(e.connection, e.event_id) for e in await inbox.given_up()} == {("hub", "poison"), ("hub", "garbled")}
+    assert await inbox.requeue_given_up() == 2
+    assert await inbox.given_up() == [] and await inbox.given_up_count() == 0
+    # The normally processed event stays processed.
+    assert sorted(e.event_id for e in await inbox.pending(now=T0)) == ["garbled", "other", "poison", "waiting"]
+    assert await inbox.requeue_given_up() == 0
+
+
+async def test_events_are_listed_by_status_for_operators(database: Database) -> None:
+    inbox = no_jitter(database)
+    await given_up_and_processed(inbox)
+    await inbox.mark_failed((await inbox.events("pending"))[0].id, "timeout", now=T0)  # backing off: still listed
+    assert [e.event_id for e in await inbox.events("pending")] == ["waiting"]
+    assert [e.event_id for e in await inbox.events("given_up")] == ["other", "poison", "garbled"]
+    assert [e.event_id for e in await inbox.events("given_up", connection="hub")] == ["poison", "garbled"]
+    everything = [e.event_id for e in await inbox.events("all")]
+    assert everything == ["other", "waiting", "fine", "garbled", "poison"]
+    assert [e.event_id for e in await inbox.events("all", limit=2, offset=1)] == ["waiting", "fine"]

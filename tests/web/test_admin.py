@@ -223,8 +223,98 @@ async def test_api_calls_during_a_store_outage_are_503(aiohttp_client: ClientFac
         await db.close()
         shutil.rmtree(folder)
         assert (await client.get("/api/conflicts")).status == 503
+        assert (await client.get("/api/inbox")).status == 503
+        assert (await client.post("/api/inbox/1/retry", headers=AUTH)).status == 503
         assert (await client.get("/readyz")).status == 503
         assert (await client.get("/healthz")).status == 200
         assert (await client.get("/metrics")).status == 200  # scrapes go on, the gauge keeps its last value
     finally:
         await db.close()
+
+
+async def give_up(database: Database, connection: str, event_id: str, error: str = "HubSpot 502") -> int:
+    """A webhook event the inbox gave up on; returns its id."""
+    inbox = InboxStore(database)
+    await inbox.put(connection, event_id, {"kind": "updated", "object": "contacts", "record_id": event_id})
+    [event] = [e for e in await inbox.pending() if e.event_id == event_id]
+    await inbox.give_up(event.id, error)
+    return event.id
+
+
+async def test_inbox_events_are_listed_by_status(admin: TestClient[Any, Any], database: Database) -> None:
+    stuck = await give_up(database, "hs", "e1", "HubSpot 502: bad gateway")
+    await InboxStore(database).put("hs", "e2", {"kind": "created"})
+    await give_up(database, "zb", "e3")
+    # Given-up events by default, latest first, with the whole error.
+    listed = await (await admin.get("/api/inbox")).json()
+    assert [(e["event_id"], e["status"]) for e in listed] == [("e3", "given_up"), ("e1", "given_up")]
+    assert (listed[1]["id"], listed[1]["last_error"], listed[1]["attempts"]) == (stuck, "HubSpot 502: bad gateway", 1)
+    assert listed[1]["payload"]["record_id"] == "e1" and listed[1]["processed_at"] is not None
+    pending = await (await admin.get("/api/inbox?status=pending")).json()
+    assert [(e["event_id"], e["status"], e["next_attempt_at"]) for e in pending] == [("e2", "pending", None)]
+    assert len(await (await admin.get("/api/inbox?status=all")).json()) == 3
+    one = await (await admin.get("/api/inbox?status=all&connection=zb")).json()
+    assert [e["event_id"] for e in one] == ["e3"]
+    assert (await admin.get("/api/inbox?status=given-up")).status == 400
+    assert (await admin.get("/api/inbox?limit=0")).status == 400
+
+
+async def test_retrying_a_given_up_event_puts_it_back_in_the_queue(
+    admin: TestClient[Any, Any], database: Database
+) -> None:
+    stuck = await give_up(database, "hs", "e1")
+    response = await admin.post(f"/api/inbox/{stuck}/retry", headers=AUTH)
+    assert response.status == 200
+    body = await response.json()
+    assert (body["id"], body["status"], body["attempts"], body["last_error"]) == (stuck, "pending", 0, "HubSpot 502")
+    inbox = InboxStore(database)
+    assert [e.id for e in await inbox.pending()] == [stuck] and await inbox.given_up() == []
+    # Now pending, it cannot be requeued again.
+    again = await admin.post(f"/api/inbox/{stuck}/retry", headers=AUTH)
+    assert again.status == 409 and "still pending" in (await again.json())["error"]
+
+
+async def test_retrying_an_unknown_or_processed_event_is_refused(
+    admin: TestClient[Any, Any], database: Database
+) -> None:
+    inbox = InboxStore(database)
+    await inbox.put("hs", "done", {})
+    [done] = await inbox.pending()
+    await inbox.mark_processed([done.id])
+    processed = await admin.post(f"/api/inbox/{done.id}/retry", headers=AUTH)
+    assert processed.status == 409 and "was processed" in (await processed.json())["error"]
+    assert (await admin.post("/api/inbox/9999/retry", headers=AUTH)).status == 404
+    assert (await admin.post("/api/inbox/e1/retry", headers=AUTH)).status == 404
+    assert await inbox.pending() == []
+
+
+async def test_retrying_needs_the_admin_token(aiohttp_client: ClientFactory, database: Database) -> None:
+    stuck = await give_up(database, "hs", "e1")
+    admin = await aiohttp_client(build_admin_app(db=database, settings=settings(), metrics=Metrics()))
+    missing = await admin.post(f"/api/inbox/{stuck}/retry")
+    wrong = await admin.post(f"/api/inbox/{stuck}/retry", headers={"Authorization": "Bearer guess"})
+    assert (missing.status, wrong.status) == (401, 401)
+    assert missing.headers["WWW-Authenticate"].startswith("Bearer")
+    unconfigured = await aiohttp_client(build_admin_app(db=database, settings=settings(None), metrics=Metrics()))
+    refused = await unconfigured.post(f"/api/inbox/{stuck}/retry", headers=AUTH)
+    assert refused.status == 401 and "not configured" in (await refused.json())["error"]
+    assert [e.id for e in await InboxStore(database).given_up()] == [stuck]
+
+
+async def test_the_given_up_gauge_is_measured_at_each_scrape(admin: TestClient[Any, Any], database: Database) -> None:
+    async def scraped() -> dict[str, float]:
+        text = await (await admin.get("/metrics")).text()
+        return {
+            sample.name: sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name.startswith("syncd_inbox_")
+        }
+
+    assert await scraped() == {"syncd_inbox_pending": 0, "syncd_inbox_given_up": 0}
+    first = await give_up(database, "hs", "e1")
+    await give_up(database, "zb", "e2")
+    await InboxStore(database).put("hs", "e3", {})
+    assert await scraped() == {"syncd_inbox_pending": 1, "syncd_inbox_given_up": 2}
+    assert (await admin.post(f"/api/inbox/{first}/retry", headers=AUTH)).status == 200
+    assert await scraped() == {"syncd_inbox_pending": 2, "syncd_inbox_given_up": 1}

@@ -1,0 +1,71 @@
+"""How the store's report commands (`links`, `conflicts`, `inbox`) reach the store and print: JSON shapes of
+values, one checked store per command, tables that are never cut off a terminal, and their shared options."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from syncd.store.database import Database
+from syncd.store.errors import StoreError
+from syncd.store.schema import check_schema
+
+T = TypeVar("T")
+
+
+def json_value(value: Any) -> Any:
+    """A value as JSON can carry it: timestamps as ISO 8601, money as a decimal string."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_value(v) for v in value]
+    return value
+
+
+limit_option = click.option(
+    "--limit", type=click.IntRange(min=1), default=100, show_default=True, help="At most this many."
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+
+def run_on_store(config_path: Path, work: Callable[[Database], Awaitable[T]]) -> T:
+    """Open the configured store, check its schema, run `work`, close it; store problems exit 1."""
+    from syncd.settings import load_settings  # config errors propagate: `syncd` maps them to exit 2
+
+    url = load_settings(config_path).store.url
+
+    async def run() -> T:
+        db = await Database.open(url)
+        try:
+            await check_schema(db)
+            return await work(db)
+        finally:
+            await db.close()
+
+    try:
+        return asyncio.run(run())
+    except StoreError as exc:  # outdated schema, unreachable store, unknown id, already resolved
+        raise click.ClickException(str(exc)) from exc
+
+
+def console() -> Console:
+    """A console for tables; off a terminal (a pipe, a file) rows are never cut to 80 columns."""
+    console = Console()
+    return console if console.is_terminal else Console(width=1000)
+
+
+def echo_json(value: Any) -> None:
+    """Print `value` as indented JSON with sorted keys."""
+    click.echo(json.dumps(value, indent=2, sort_keys=True))
