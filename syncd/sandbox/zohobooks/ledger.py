@@ -164,6 +164,28 @@ class BooksLedger(BaseModel):
             touched.append(invoice)
         return touched
 
+    def remove_application(self, invoice_id: str, invoice_payment_id: str, now: float) -> tuple[Payment, Invoice]:
+        """Take one application of a payment off an invoice; the amount stays on the payment, unused.
+
+        An unknown invoice is `Invoice does not exist.`; an invoice payment that is not on this invoice (unknown,
+        removed already, of a deleted payment or of another invoice) is `Payment does not exist.`.
+        """
+        invoice = self.invoice(invoice_id)
+        found = next(
+            ((p, a) for p, a in self.payments_of_invoice(invoice_id) if a.invoice_payment_id == invoice_payment_id),
+            None,
+        )
+        if found is None:
+            raise not_found("Payment")
+        payment, allocation = found
+        payment.allocations = [a for a in payment.allocations if a is not allocation]
+        payment.last_modified_time = now
+        invoice.payment_made -= allocation.amount_applied
+        others = [p.date for p, _ in self.payments_of_invoice(invoice_id)]
+        invoice.last_payment_date = max(others) if others else None
+        invoice.last_modified_time = now
+        return payment, invoice
+
 
 def invoice_status(invoice: Invoice, on_day: date) -> str:
     """The status Zoho shows: draft, void, paid, partially_paid, overdue (sent and past due) or sent."""

@@ -1,4 +1,5 @@
-"""`/customerpayments`: payments applied to invoices, excess kept as customer credit, refunds of that credit."""
+"""`/customerpayments`: payments applied to invoices, excess kept as customer credit, refunds of that credit;
+also `DELETE /invoices/{id}/payments/{invoice_payment_id}`, which takes one application off its invoice."""
 
 from __future__ import annotations
 
@@ -116,6 +117,10 @@ class PaymentRoutes:
                 web.delete(p + "/{payment_id}", self.delete),
                 web.get(p + "/{payment_id}/refunds", self.list_refunds),
                 web.post(p + "/{payment_id}/refunds", self.refund),
+                # Served here, not with the invoices: it changes a payment and notifies like the routes above.
+                web.delete(
+                    f"{prefix}/invoices/{{invoice_id}}/payments/{{invoice_payment_id}}", self.remove_from_invoice
+                ),
             ]
         )
 
@@ -248,6 +253,18 @@ class PaymentRoutes:
         payment.last_modified_time = now
         ctx.notify("customerpayment", "deleted", payload)
         self._notify_invoices(touched)
+        return answer({"code": 0, "message": "The payment has been deleted."})
+
+    async def remove_from_invoice(self, request: web.Request) -> web.Response:
+        """DELETE /invoices/{invoice_id}/payments/{invoice_payment_id}: the payment is no longer applied to the
+        invoice (its balance and status go back); the payment stays, that amount now unused (customer credit)."""
+        ctx = self.ctx
+        payment, invoice = ctx.ledger.remove_application(
+            request.match_info["invoice_id"], request.match_info["invoice_payment_id"], ctx.now()
+        )
+        # The payment's applications changed: an edit of the payment, as Zoho's workflow rules see it.
+        ctx.notify("customerpayment", "updated", payment_json(ctx, payment))
+        self._notify_invoices([invoice])
         return answer({"code": 0, "message": "The payment has been deleted."})
 
     async def refund(self, request: web.Request) -> web.Response:
