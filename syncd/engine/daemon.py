@@ -113,7 +113,8 @@ class Daemon:
                                         after_poll=self._after_poll, metrics=self.metrics)
         if settings.admin.enabled:
             self._admin = await self._listen(
-                build_admin_app(db=engine.db, settings=settings, metrics=self.metrics),
+                build_admin_app(db=engine.db, settings=settings, metrics=self.metrics,
+                                on_requeue=self._dispatcher.wake),
                 settings.admin.host, settings.admin.port, "admin",
             )
         if settings.webhooks.enabled:

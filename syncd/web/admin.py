@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from typing import Any, cast
 
 from aiohttp import web
@@ -56,8 +57,11 @@ _BAD_PAGE = f"limit must be an integer 1..{MAX_PAGE} and offset an integer >= 0"
 class AdminApi:
     """The admin endpoints' handlers over one store."""
 
-    def __init__(self, *, db: Database, settings: Settings, metrics: Metrics) -> None:
+    def __init__(
+        self, *, db: Database, settings: Settings, metrics: Metrics, on_requeue: Callable[[], None] | None = None
+    ) -> None:
         self._db = db
+        self._on_requeue = on_requeue
         self._token = settings.admin.token
         self._metrics = metrics
         self._conflicts = ConflictStore(db)
@@ -179,6 +183,8 @@ class AdminApi:
         except StoreConflictError as exc:
             return _error(409, str(exc))
         log.info("inbox event requeued", id=inbox_id, connection=requeued.connection, event_id=requeued.event_id)
+        if self._on_requeue is not None:
+            self._on_requeue()  # the daemon's inbox takes it now, not at its next safety round
         return web.json_response(inbox_event_view(requeued))
 
     def _unauthorised(self) -> web.Response:
@@ -226,10 +232,12 @@ async def _store_errors(request: web.Request, handler: Handler) -> web.StreamRes
         return _error(503, "store unavailable, retry later")
 
 
-def build_admin_app(*, db: Database, settings: Settings, metrics: Metrics) -> web.Application:
+def build_admin_app(
+    *, db: Database, settings: Settings, metrics: Metrics, on_requeue: Callable[[], None] | None = None
+) -> web.Application:
     """The admin application: /healthz, /readyz, /metrics and the /api/conflicts, /api/links, /api/inbox
-    endpoints."""
-    api = AdminApi(db=db, settings=settings, metrics=metrics)
+    endpoints; `on_requeue` is called after an inbox event is put back in the queue."""
+    api = AdminApi(db=db, settings=settings, metrics=metrics, on_requeue=on_requeue)
     app = web.Application(middlewares=[_store_errors])
     app.router.add_get("/healthz", api.healthz)
     app.router.add_get("/readyz", api.readyz)

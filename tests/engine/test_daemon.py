@@ -18,7 +18,9 @@ import aiohttp
 import pytest
 import tomli_w
 from cryptography.fernet import Fernet
+from pydantic import SecretStr
 
+from syncd.connectors.base import ChangeEvent
 from syncd.connectors.storage import VaultTokenStorage
 from syncd.connectors.tokens import Grant
 from syncd.engine.daemon import Daemon
@@ -28,6 +30,7 @@ from syncd.settings import Settings, load_settings
 from syncd.store import ConnectionStore, Database, InboxStore, TokenVault
 from syncd.store.columns import utcnow
 from syncd.store.schema import upgrade
+from syncd.web.events import event_payload
 
 DEADLINE_S = 20.0
 FAST_ZOHO = {"window_s": 1, "window_max": 1000}
@@ -371,3 +374,34 @@ async def _admin_url(proc: asyncio.subprocess.Process) -> str:
         if entry.get("listener") == "admin" and "url" in entry:
             return str(entry["url"])
     raise AssertionError("syncd run exited before listening")
+
+
+async def test_an_event_requeued_through_the_admin_api_is_taken_at_once(
+    tmp_path: Path, clean: Sandbox, http: aiohttp.ClientSession
+) -> None:
+    settings = await settings_for(tmp_path, clean, interval_s=3600, webhooks=True)
+    settings = settings.model_copy(update={"admin": settings.admin.model_copy(update={"token": SecretStr("t0ken")})})
+    # The inbox's safety round is an hour away and no poll runs: only the requeue's wake-up can bring it.
+    daemon = Daemon(settings, inbox_interval_s=3600, health_interval_s=0.5)
+    await daemon.start()
+    db = await Database.open(settings.store.url)
+    try:
+        polls = await settled_start(daemon)
+        contact_id = await create_hubspot_contact(http, clean, email="dorothy@example.com", firstname="Dorothy",
+                                                  lastname="Vaughan")
+        # Its webhook was given up on (say, during an outage that outlasted every retry).
+        event = ChangeEvent("evt-dorothy", "contacts", contact_id, "created", datetime.now(UTC))
+        inbox = InboxStore(db)
+        assert await inbox.put("hub", event.event_id, event_payload(event))
+        [stored] = await inbox.pending()
+        await inbox.give_up(stored.id, "HubSpot 503 for an hour")
+
+        assert daemon.admin_listener is not None
+        async with http.post(f"{daemon.admin_listener.url}/api/inbox/{stored.id}/retry",
+                             headers={"Authorization": "Bearer t0ken"}) as r:
+            assert r.status == 200, await r.text()
+        await eventually(lambda: zoho_customers(clean, "dorothy@example.com"), "the Zoho customer")
+        assert daemon.scheduler.runs_completed == polls
+    finally:
+        await db.close()
+        await daemon.stop()
