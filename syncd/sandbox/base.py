@@ -121,6 +121,7 @@ class Stats:
     webhooks_sent: int = 0
     webhooks_failed: int = 0
     webhooks_retried: int = 0
+    in_flight: int = 0  # requests being handled now (a handler goes on after its client gave up waiting)
 
     def to_json(self) -> dict[str, Any]:
         """The counters as JSON (status codes become string keys)."""
@@ -131,6 +132,7 @@ class Stats:
             "webhooks_sent": self.webhooks_sent,
             "webhooks_failed": self.webhooks_failed,
             "webhooks_retried": self.webhooks_retried,
+            "in_flight": self.in_flight,
         }
 
     def clear(self) -> None:
@@ -688,11 +690,14 @@ class Simulator(abc.ABC):
         resource = request.match_info.route.resource
         template = resource.canonical if resource is not None else "<unmatched>"
         self.stats.requests[f"{request.method} {template}"] += 1
+        self.stats.in_flight += 1
         try:
             response = await handler(request)
         except web.HTTPException as exc:
             self.stats.responses[exc.status] += 1
             raise
+        finally:
+            self.stats.in_flight -= 1
         self.stats.responses[response.status] += 1
         return response
 
