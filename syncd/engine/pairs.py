@@ -1,0 +1,77 @@
+"""The work a batch plans, as values: pairs to bring in step, records to create, fields parked for a person."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from syncd.connectors.base import FieldValue, Record
+from syncd.engine.plan import FieldChange
+from syncd.mapping.spec import Side
+from syncd.mapping.values import CanonicalValue
+from syncd.store import Link
+
+#: Stands for the other side's id of a record this run creates (or, in a dry run, would create).
+NEW = "(new)"
+#: Both sides, in the order the pipeline writes and reports them.
+SIDES: tuple[Side, Side] = ("crm", "accounting")
+
+
+class WaitingError(Exception):
+    """The record cannot be synced yet (a dependency is missing); it is parked and retried later."""
+
+
+@dataclass(frozen=True)
+class ConflictNote:
+    """A field the rules (or an invoice already sent) park for a person."""
+
+    field: str
+    base: CanonicalValue
+    crm: CanonicalValue
+    acc: CanonicalValue
+    reason: str
+
+
+@dataclass(frozen=True)
+class PairWork:
+    """A linked (or just matched) pair and what to write on each side to bring it in step."""
+
+    link: Link | None  # None: a first-time link, made at commit with `reference`
+    reference: str
+    crm: Record
+    acc: Record
+    crm_id: str | None  # the ids the link stores (None on an attached side it does not record)
+    acc_id: str | None
+    writes: Mapping[Side, Mapping[str, FieldValue]]
+    changes: Mapping[Side, tuple[FieldChange, ...]]
+    base: Mapping[str, CanonicalValue]
+    conflicts: tuple[ConflictNote, ...] = ()
+    applied_conflicts: tuple[int, ...] = ()
+    source: str = ""
+    source_side: Side = "crm"
+
+    def record(self, side: Side) -> Record:
+        """The pair's record on `side`."""
+        return self.crm if side == "crm" else self.acc
+
+
+@dataclass(frozen=True)
+class CreateWork:
+    """A record to create on `target` for a source record without a counterpart."""
+
+    link: Link | None  # the pending intent (None in a dry run)
+    source: Record
+    target: Side
+    reference: str
+    fields: Mapping[str, FieldValue]
+    base: Mapping[str, CanonicalValue]
+    changes: tuple[FieldChange, ...]
+    after_status: str | None = None  # invoice status to reach by an action after the create
+
+
+@dataclass
+class Batch:
+    """The work planned for one batch of records, executed together and committed together."""
+
+    pairs: list[PairWork] = field(default_factory=list)
+    creates: list[CreateWork] = field(default_factory=list)

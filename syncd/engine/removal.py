@@ -1,0 +1,113 @@
+"""Records leaving the sync on one side: merged away (the link follows the survivor), deleted (the object's
+delete policy applies on the other side), or a won deal lost again (its invoice voided)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from syncd.connectors.base import Connector, Record
+from syncd.engine import lifecycle
+from syncd.engine.context import describe, other, side_id, side_object
+from syncd.engine.object_run import ObjectRun
+from syncd.mapping.spec import Side
+from syncd.store import Link
+
+
+async def plan_removal(scope: ObjectRun, side: Side, record: Record) -> None:
+    """A record deleted or merged away on `side`: move the link to the survivor, or apply the policy."""
+    run = scope.run
+    link = await run.lookup(scope.obj, side, record.id)
+    if link is None or link.state == "deleted":
+        return
+    if record.merged_into is not None:
+        scope.action(
+            "move",
+            describe(record),
+            f"{record.system} {record.object} {record.merged_into}",
+            reason="merged; the link follows the surviving record",
+        )
+        if not run.dry_run:
+            await run.stores.links.move(link.id, side, record.merged_into)
+        return
+    _report_deletion(scope, side, record, link)
+    if run.dry_run:
+        return
+    await _apply_delete_policy(scope, side, record, link)
+    await run.stores.links.mark_deleted(link.id)
+
+
+def _report_deletion(scope: ObjectRun, side: Side, record: Record, link: Link) -> None:
+    """What the delete policy does (or would do) to the counterpart of a record deleted on `side`."""
+    mapper, run = scope.mapper, scope.run
+    target = other(side)
+    target_id = side_id(link, target)
+    policy = mapper.delete_policy
+    target_object = side_object(mapper, target)
+    if target_id is None or policy == "ignore" or (mapper.attach is not None):
+        scope.action("skip", describe(record), "", reason=f"deleted; delete policy {policy}: link closed")
+    elif policy == "delete":
+        scope.action(
+            "delete",
+            describe(record),
+            f"{run.system(target)} {target_object} {target_id}",
+            reason="deleted; delete policy: delete",
+        )
+    elif target == "accounting":
+        scope.action(
+            "void" if lifecycle.is_invoice(mapper) else "update",
+            describe(record),
+            f"{run.system(target)} {target_object} {target_id}",
+            reason="deleted; delete policy: deactivate",
+        )
+    else:
+        scope.action("skip", describe(record), "", reason="deleted; the CRM side cannot be deactivated")
+
+
+async def _apply_delete_policy(scope: ObjectRun, side: Side, record: Record, link: Link) -> None:
+    """Delete the counterpart, or deactivate it (accounting only), as the object's delete policy says."""
+    mapper = scope.mapper
+    target = other(side)
+    target_id = side_id(link, target)
+    policy = mapper.delete_policy
+    if target_id is None or mapper.attach is not None:
+        return
+    target_object = side_object(mapper, target)
+    connector = scope.run.connector(target)
+    if policy == "delete":
+        outcome = (await connector.delete_many(target_object, [target_id]))[0]
+        if outcome.ok:
+            await _audit_deletion(scope, connector, target_object, target_id, record, {"deleted": True})
+    elif policy == "deactivate" and target == "accounting":
+        action = "void" if lifecycle.is_invoice(mapper) else "inactive"
+        await connector.act(target_object, target_id, action)
+        await _audit_deletion(scope, connector, target_object, target_id, record, {"action": action})
+
+
+async def _audit_deletion(
+    scope: ObjectRun, connector: Connector, target_object: str, target_id: str, record: Record, after: dict[str, Any]
+) -> None:
+    """The audit row of what a deletion on one side did to its counterpart."""
+    cause = scope.cause(f"{describe(record)} was deleted")
+    await scope.run.stores.audit.record(connector.system, target_object, target_id, {}, after, cause)
+
+
+async def plan_void(scope: ObjectRun, record: Record, link: Link) -> None:
+    """A linked deal that left its won stage: void its invoice, if the lifecycle policy says so."""
+    run = scope.run
+    if not run.policy.void_lost_invoices or link.acc_id is None:
+        return
+    invoice = await scope.counterpart(link, "accounting")
+    if invoice is None or lifecycle.invoice_status(invoice) == "void":
+        return
+    scope.action("void", describe(record), describe(invoice), reason="deal left its won stage")
+    if run.dry_run:
+        return
+    await run.acc.act(scope.mapper.acc_object, invoice.id, "void")
+    await run.stores.audit.record(
+        run.acc.system,
+        scope.mapper.acc_object,
+        invoice.id,
+        {"status": lifecycle.invoice_status(invoice)},
+        {"status": "void"},
+        scope.cause(f"{describe(record)} left its won stage"),
+    )

@@ -1,0 +1,220 @@
+"""Writing a planned batch to both systems (creates, then updates), then committing what was written: links
+bound, bases moved, conflicts opened, audit rows and dead letters, in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from syncd.connectors.base import Create, Update, WriteOutcome
+from syncd.engine.context import describe, jsonable, other, side_object
+from syncd.engine.object_run import ObjectRun
+from syncd.engine.pairs import SIDES, Batch, CreateWork, PairWork
+from syncd.engine.snapshot import decode_base, encode_base, encode_value
+from syncd.errors import DuplicateError, SkippableError
+from syncd.mapping.spec import Side
+from syncd.store import Link, StoreConflictError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+Created = tuple[CreateWork, WriteOutcome]
+Updated = tuple[PairWork, Side, WriteOutcome]
+
+
+class BatchWriter:
+    """Writes one object's planned batches and commits them."""
+
+    def __init__(self, scope: ObjectRun) -> None:
+        self.scope = scope
+        self.run = scope.run
+        self.mapper = scope.mapper
+
+    async def write(self, batch: Batch) -> None:
+        """Create and update on each side through its batch endpoints, then commit the batch."""
+        created = await self._create(batch.creates)
+        updated = await self._update(batch.pairs)
+        for work, outcome in created:
+            if (
+                work.after_status
+                and outcome.id is not None
+                and (outcome.ok or isinstance(outcome.error, DuplicateError))
+            ):
+                await self._reach_status(work, outcome.id)
+        await self._commit(batch, created, updated)
+
+    async def _create(self, creates: Sequence[CreateWork]) -> list[Created]:
+        """Each side's creates in one batch call; the outcomes in the order of the work."""
+        run = self.run
+        created: list[Created] = []
+        for side in SIDES:
+            items = [w for w in creates if w.target == side]
+            if not items:
+                continue
+            connector = run.connector(side)
+            obj = side_object(self.mapper, side)
+            outcomes = await connector.create_many(obj, [Create(w.reference, w.fields) for w in items])
+            if run.hooks.after_create is not None:
+                run.hooks.after_create(connector.system, obj, outcomes)
+            created.extend(zip(items, outcomes, strict=True))
+        return created
+
+    async def _update(self, pairs: Sequence[PairWork]) -> list[Updated]:
+        """Each side's updates in one batch call; the outcomes with the pair and side they concern."""
+        updated: list[Updated] = []
+        for side in SIDES:
+            writing = [p for p in pairs if side in p.writes]
+            if not writing:
+                continue
+            updates = [Update(p.record(side).id, p.writes[side]) for p in writing]
+            outcomes = await self.run.connector(side).update_many(side_object(self.mapper, side), updates)
+            updated.extend((p, side, o) for p, o in zip(writing, outcomes, strict=True))
+        return updated
+
+    async def _reach_status(self, work: CreateWork, record_id: str) -> None:
+        """Move a created invoice on to the status it was planned with (the create makes a draft)."""
+        assert work.after_status is not None
+        try:
+            await self.run.acc.act(self.mapper.acc_object, record_id, work.after_status)
+        except SkippableError as exc:
+            self.run.errors.append(
+                f"{describe(work.source)}: could not mark invoice {work.after_status}: {exc}"
+            )
+
+    # --- commit --------------------------------------------------------------------------------------
+    async def _commit(self, batch: Batch, created: Sequence[Created], updated: Sequence[Updated]) -> None:
+        """Links, bases, conflicts, audit rows and dead letters of the batch, in one transaction."""
+        failed: dict[int, str] = {}
+        for pair, side, outcome in updated:
+            if not outcome.ok:
+                failed[id(pair)] = f"writing {side_object(self.mapper, side)}: {outcome.error}"
+        async with self.run.stores.db.transaction() as session:
+            for work, outcome in created:
+                await self._commit_create(session, work, outcome)
+            for pair in batch.pairs:
+                await self._commit_pair(session, pair, failed.get(id(pair)))
+
+    async def _commit_create(self, session: AsyncSession, work: CreateWork, outcome: WriteOutcome) -> None:
+        """Bind a create's pending link to the record made (or found a duplicate), or park its source."""
+        scope = self.scope
+        target_id = outcome.id
+        if not outcome.ok and isinstance(outcome.error, DuplicateError) and outcome.error.existing_id:
+            target_id = outcome.error.existing_id
+        elif not outcome.ok or target_id is None:
+            await scope.park_in(session, other(work.target), work.source, str(outcome.error), retry=True)
+            return
+        if not await self._bind_created(session, work, target_id):
+            return
+        await self.run.stores.audit.record(
+            self.run.system(work.target),
+            side_object(self.mapper, work.target),
+            target_id,
+            {},
+            jsonable(work.fields),
+            scope.cause(f"created from {describe(work.source)}"),
+            session=session,
+        )
+        await self.run.stores.dead_letters.clear(
+            self.run.name, scope.obj, other(work.target), work.source.id, session=session
+        )
+
+    async def _bind_created(self, session: AsyncSession, work: CreateWork, target_id: str) -> bool:
+        """Bind the pending link to `target_id`; False (the source parked) when another link holds it."""
+        run, stores = self.run, self.run.stores
+        assert work.link is not None
+        crm_id, acc_id = (target_id, None) if work.target == "crm" else (None, target_id)
+        try:
+            async with session.begin_nested():
+                await stores.links.bind(
+                    work.link.id, crm_id=crm_id, acc_id=acc_id, base=encode_base(work.base),
+                    session=session,
+                )
+        except StoreConflictError:
+            # The system said the record exists (a duplicate) and that record already belongs to
+            # another link: two of our records are one of theirs. Never guess which; a person merges.
+            await stores.links.unbind(work.link.id, session=session)
+            reason = (
+                f"{run.system(work.target)} {side_object(self.mapper, work.target)} {target_id} is "
+                "already linked to another record: merge the duplicates, then it links"
+            )
+            self.scope.skip(work.source, reason)
+            await self.scope.park_in(session, other(work.target), work.source, reason, retry=False)
+            return False
+        return True
+
+    async def _commit_pair(self, session: AsyncSession, pair: PairWork, failure: str | None) -> None:
+        """Link (or move the base of) a pair whose writes succeeded, with its conflicts and audit rows;
+        park its source record if a write failed."""
+        scope, stores = self.scope, self.run.stores
+        source_record = pair.record(pair.source_side)
+        if failure is not None:
+            await scope.park_in(session, pair.source_side, source_record, failure, retry=True)
+            return
+        link = await self._bind_pair(session, pair)
+        if link is None:
+            return
+        for note in pair.conflicts:
+            await stores.conflicts.open_conflict(
+                link.id,
+                note.field,
+                encode_value(note.base),
+                encode_value(note.crm),
+                encode_value(note.acc),
+                session=session,
+            )
+        await stores.conflicts.mark_applied(pair.applied_conflicts, session=session)
+        for side, fields in pair.writes.items():
+            target_record = pair.record(side)
+            before = {k: jsonable(target_record.fields.get(k)) for k in fields}
+            await stores.audit.record(
+                target_record.system,
+                target_record.object,
+                target_record.id,
+                before,
+                jsonable(fields),
+                scope.cause(f"from {pair.source}"),
+                session=session,
+            )
+        await stores.dead_letters.clear(
+            self.run.name, scope.obj, pair.source_side, source_record.id, session=session
+        )
+
+    async def _bind_pair(self, session: AsyncSession, pair: PairWork) -> Link | None:
+        """The pair's link with its new base: made now for a first-time pair, or None (the source parked)
+        when the match already belongs to another link."""
+        link = pair.link
+        if link is None:
+            return await self._link_first(session, pair)
+        if dict(pair.base) != decode_base(link.base) or pair.writes:
+            return await self.run.stores.links.update_base(
+                link.id, encode_base(pair.base), link.version, session=session
+            )
+        return link
+
+    async def _link_first(self, session: AsyncSession, pair: PairWork) -> Link | None:
+        """A first-time pair's link, made and bound at once; None (the source parked) on a duplicate."""
+        run, stores = self.run, self.run.stores
+        try:
+            async with session.begin_nested():
+                link = await stores.links.intend(
+                    run.name,
+                    self.scope.obj,
+                    run.mapping.crm_system,
+                    pair.crm_id,
+                    run.mapping.acc_system,
+                    pair.acc_id,
+                    pair.reference,
+                    session=session,
+                )
+                return await stores.links.bind(link.id, base=encode_base(pair.base), session=session)
+        except StoreConflictError:
+            # The match is already linked to another record of ours: duplicates, not a pair.
+            match = pair.crm_id if pair.source_side == "accounting" else pair.acc_id
+            reason = (
+                f"its match {match} is already linked to another record: merge the duplicates, "
+                "then it links"
+            )
+            source_record = pair.record(pair.source_side)
+            self.scope.skip(source_record, reason)
+            await self.scope.park_in(session, pair.source_side, source_record, reason, retry=False)
+            return None
