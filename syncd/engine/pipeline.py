@@ -34,19 +34,18 @@ class ObjectPipeline:
         self.scope = ObjectRun(run, mapper)
         self.references = References(self.scope, self._sync_dependency)
         self.writer = BatchWriter(self.scope)
-        self._held: dict[tuple[str, str], DeadLetter] | None = None
 
     async def _sync_dependency(self, mapper: ObjectMapper, side: Side, record: Record) -> None:
         """A record another one refers to, run through its own object's pipeline before the referring one."""
         await ObjectPipeline(self.run, mapper).sync(side, [record])
 
-    async def _parked_for_good(self, side: Side, record: Record) -> DeadLetter | None:
-        """The dead letter holding this record back until it changes (a duplicate, an ambiguous match)."""
-        if self._held is None:
-            letters = await self.run.stores.dead_letters.list(self.run.name, self.obj, limit=100_000)
-            self._held = {(d.side, d.record_id): d for d in letters if d.next_attempt_at is None}
-        letter = self._held.get((side, record.id))
-        return letter if letter is not None and record.modified_at <= letter.updated_at else None
+    async def _parked_for_good(self, side: Side, records: Sequence[Record]) -> dict[str, DeadLetter]:
+        """The dead letters holding records of this batch back until they change (a duplicate, an ambiguous
+        match), by record id; a record changed since it was parked is free to go again."""
+        ids = [r.id for r in records if not r.deleted]
+        letters = await self.run.stores.dead_letters.held(self.run.name, self.obj, side, ids) if ids else {}
+        changed = {r.id for r in records if r.id in letters and r.modified_at > letters[r.id].updated_at}
+        return {record_id: letter for record_id, letter in letters.items() if record_id not in changed}
 
     # --- the pipeline --------------------------------------------------------------------------------
     async def sync(self, side: Side, records: Sequence[Record]) -> None:
@@ -58,12 +57,13 @@ class ObjectPipeline:
             latest[record.id] = record  # the overlap window can repeat a record; the last read wins
             if not record.deleted and record.merged_into is None:
                 read.add(record.id)
+        parked = await self._parked_for_good(side, list(latest.values()))
         for record in latest.values():
             key = (self.obj, side, record.id)
             if key in self.run.handled:
                 continue
             self.run.handled.add(key)
-            held = None if record.deleted else await self._parked_for_good(side, record)
+            held = None if record.deleted else parked.get(record.id)
             if held is not None:
                 # Re-read only because of the overlap window: planning it again would repeat what failed.
                 self.scope.skip(record, f"parked until it changes: {held.error}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, cast
@@ -120,6 +121,31 @@ class DeadLetterStore:
             stmt = stmt.where(DEAD_LETTER.c.object == object)
         async with self._db.scope(session) as s:
             return [_letter(r) for r in (await s.execute(stmt)).all()]
+
+    async def held(
+        self,
+        mapping: str,
+        object: str,
+        side: Side,
+        record_ids: Iterable[str],
+        *,
+        session: AsyncSession | None = None,
+    ) -> dict[str, DeadLetter]:
+        """Of `record_ids`, those parked to wait for a person or a change (no next attempt), by record id."""
+        wanted = sorted(set(record_ids))
+        found: dict[str, DeadLetter] = {}
+        async with self._db.scope(session) as s:
+            # Chunks keep each IN list well under every backend's limit on bound parameters.
+            for start in range(0, len(wanted), 500):
+                stmt = select(DEAD_LETTER).where(
+                    DEAD_LETTER.c.mapping == mapping,
+                    DEAD_LETTER.c.object == object,
+                    DEAD_LETTER.c.side == side,
+                    DEAD_LETTER.c.record_id.in_(wanted[start : start + 500]),
+                    DEAD_LETTER.c.next_attempt_at.is_(None),
+                )
+                found.update((r.record_id, _letter(r)) for r in (await s.execute(stmt)).all())
+        return found
 
     async def due(
         self, now: datetime | None = None, limit: int = 100, *, session: AsyncSession | None = None

@@ -72,6 +72,20 @@ async def test_parking_a_record_again_counts_attempts_on_one_row(database: Datab
     assert {d.record_id for d in await letters.list(object="invoice")} == {"INV-1", "INV-3"}
 
 
+async def test_held_names_only_the_asked_records_parked_for_a_person(database: Database) -> None:
+    letters = DeadLetterStore(database)
+    now = datetime.now(UTC)
+    await letters.park("hub", "m", "customer", "crm", "1", "ambiguous match", next_attempt_at=None)
+    await letters.park("hub", "m", "customer", "crm", "2", "HubSpot 503", next_attempt_at=now)  # retried
+    await letters.park("hub", "m", "customer", "accounting", "1", "duplicate", next_attempt_at=None)  # other side
+    await letters.park("hub", "other", "customer", "crm", "3", "duplicate", next_attempt_at=None)  # other mapping
+    await letters.park("hub", "m", "customer", "crm", "4", "duplicate", next_attempt_at=None)
+    asked = ["1", "2", "3", "4", *(str(n) for n in range(100, 1300))]  # more than one chunk of ids
+    held = await letters.held("m", "customer", "crm", asked)
+    assert {k: v.error for k, v in held.items()} == {"1": "ambiguous match", "4": "duplicate"}
+    assert await letters.held("m", "customer", "crm", []) == {}
+
+
 async def test_connection_status_survives_ensure(database: Database) -> None:
     connections = ConnectionStore(database)
     assert (await connections.ensure("zoho", "zohobooks")).status == "ok"
