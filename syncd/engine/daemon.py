@@ -107,7 +107,7 @@ class Daemon:
         locks = MappingLocks()
         self._dispatcher = InboxDispatcher(
             engine.db, reconciler, locks, usable=self._usable, interval_s=self._inbox_interval_s,
-            after_round=self._check_connections,
+            after_round=self._check_connections, metrics=self.metrics,
         )
         self._scheduler = PollScheduler(reconciler, poll_jobs(settings, reconciler), locks,
                                         after_poll=self._after_poll, metrics=self.metrics)

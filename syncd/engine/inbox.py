@@ -20,6 +20,7 @@ from syncd.store import Database, InboxEvent, InboxStore
 from syncd.store.columns import utcnow
 from syncd.store.inbox import InboxRetryPolicy
 from syncd.web.events import event_from_payload
+from syncd.web.metrics import Metrics
 
 log = get_logger(__name__)
 
@@ -71,10 +72,12 @@ class InboxDispatcher:
         retry: InboxRetryPolicy | None = None,
         round_limit: int = ROUND_LIMIT,
         clock: Callable[[], datetime] = utcnow,
+        metrics: Metrics | None = None,
     ) -> None:
         self._inbox = InboxStore(db, retry)
         self._round_limit = round_limit
         self._clock = clock
+        self._metrics = metrics
         self._reconciler = reconciler
         self._locks = locks
         self._usable = usable
@@ -227,6 +230,9 @@ class InboxDispatcher:
             for mapping in readers:
                 async with self._locks.of(mapping):
                     report = await self._reconciler.sync_records(mapping, system, group.object, changes)
+                if self._metrics is not None:
+                    self._metrics.count_sync("webhook", mapping, group.object,
+                                             ((a.object, a.kind) for a in report.actions), len(report.errors))
                 log.info("webhook changes synced", mapping=mapping, connection=group.connection,
                          object=group.object, records=len({c.record_id for c in changes}),
                          counts=report.counts())

@@ -199,7 +199,8 @@ class PollScheduler:
             log.info("poll done", job=job.id, counts=report.counts(), errors=len(report.errors))
             if self._metrics is not None:
                 self._metrics.count_poll(job.id, "ok")
-                self._metrics.count_actions(job.mapping, job.object, report.counts(), len(report.errors))
+                self._metrics.count_sync("poll", job.mapping, job.object,
+                                         ((a.object, a.kind) for a in report.actions), len(report.errors))
             self.runs_completed += 1
             self.runs_by_job[job.id] += 1
             self.last_reports[job.id] = report

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter as Tally
+from collections.abc import Iterable
 from typing import Literal
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
 PollOutcome = Literal["ok", "failed"]
+SyncVia = Literal["poll", "webhook"]
 WebhookOutcome = Literal[
     "accepted", "duplicate", "rejected", "malformed", "unknown_connection", "too_large", "store_error"
 ]
@@ -43,14 +45,15 @@ class Metrics:
         )
         self.sync_actions = Counter(
             "syncd_sync_actions",
-            "What sync passes did to records (create, update, link, conflict, skip...), by mapping and object.",
-            ["mapping", "object", "kind"],
+            "What sync passes did to records (create, update, link, conflict, skip...), by mapping and object, and "
+            "whether a poll or a webhook brought the change.",
+            ["mapping", "object", "kind", "via"],
             registry=self.registry,
         )
         self.sync_errors = Counter(
             "syncd_sync_errors",
             "Records a sync pass could not bring in step (dead-lettered or retried later), by mapping and object.",
-            ["mapping", "object"],
+            ["mapping", "object", "via"],
             registry=self.registry,
         )
 
@@ -58,12 +61,15 @@ class Metrics:
         """Count one finished polling run."""
         self.poll_runs.labels(job=job, outcome=outcome).inc()
 
-    def count_actions(self, mapping: str, obj: str, counts: Mapping[str, int], errors: int = 0) -> None:
-        """Count what one pass over `mapping`'s `obj` did."""
-        for kind, n in counts.items():
-            self.sync_actions.labels(mapping=mapping, object=obj, kind=kind).inc(n)
+    def count_sync(
+        self, via: SyncVia, mapping: str, obj: str, actions: Iterable[tuple[str, str]], errors: int = 0
+    ) -> None:
+        """Count what one pass over `mapping`'s `obj` did: `actions` are (object, kind) of each record it
+        touched (a dependency synced first counts under its own object); errors count under `obj`."""
+        for (action_object, kind), n in Tally(actions).items():
+            self.sync_actions.labels(mapping=mapping, object=action_object, kind=kind, via=via).inc(n)
         if errors:
-            self.sync_errors.labels(mapping=mapping, object=obj).inc(errors)
+            self.sync_errors.labels(mapping=mapping, object=obj, via=via).inc(errors)
 
     def value(self, name: str, **labels: str) -> float:
         """The current value of one sample (0 when it was never counted): what an operator's scrape shows."""

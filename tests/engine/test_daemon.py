@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 import tomli_w
 from cryptography.fernet import Fernet
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from syncd.connectors.base import ChangeEvent
@@ -192,6 +193,17 @@ async def test_a_hubspot_contact_reaches_zoho_through_the_webhook_before_any_pol
                      "the edit in Zoho")
     assert daemon.scheduler.runs_completed == polls, "a poll ran: the change did not come by webhook alone"
     assert len(zoho_customers(clean, "ada@example.com")) == 1
+    # What an operator's scrape shows: one create and one update, both brought by webhooks.
+    assert daemon.admin_listener is not None
+    async with http.get(daemon.admin_listener.url + "/metrics") as r:
+        scraped = await r.text()
+    writes = {
+        (sample.labels["kind"], sample.labels["via"]): sample.value
+        for family in text_string_to_metric_families(scraped)
+        for sample in family.samples
+        if sample.name == "syncd_sync_actions_total" and sample.labels["kind"] in ("create", "update")
+    }
+    assert writes == {("create", "webhook"): 1.0, ("update", "webhook"): 1.0}
 
 
 async def test_hubspot_webhooks_registered_by_the_daemon_bring_a_contact_before_any_poll(
@@ -292,7 +304,7 @@ async def test_with_webhooks_off_polling_alone_brings_the_change(
     # The write lands before its run is counted as finished: wait for the count an operator scrapes.
     await eventually(
         lambda: daemon.metrics.value("syncd_sync_actions_total", mapping="hubspot-zohobooks", object="customer",
-                                     kind="create") == 1,
+                                     kind="create", via="poll") == 1,
         "the polling run that created it to be counted",
     )
     assert daemon.scheduler.runs_completed > polls
