@@ -39,7 +39,7 @@ def test_known_secrets_never_reach_the_output(log_stream: io.StringIO) -> None:
     configure_logging("debug", "json", stream=log_stream, secrets=["config-secret-123"])
     add_secret("fresh-access-token-456")
     log = get_logger("syncd.test")
-    log.info("token_refreshed", access_token="fresh-access-token-456", note="used config-secret-123 to refresh")
+    log.info("token refreshed", access_token="fresh-access-token-456", note="used config-secret-123 to refresh")
     log.info("request", headers={"Authorization": "Zoho-oauthtoken fresh-access-token-456", "Accept": "json"})
     log.warning("vendor said: bad token fresh-access-token-456 for client_secret=unregistered-789")
     logging.getLogger("aiohttp.client").error("GET /x?refresh_token=also-secret-000 failed: config-secret-123")

@@ -38,7 +38,7 @@ async def test_no_secret_in_debug_logs_or_in_the_sqlite_file(tmp_path: Path) -> 
         secrets.add((tmp_path / "syncd-token.key").read_text().strip())
     assert issued, "the run should have been issued access tokens"
     logs = out.decode() + err.decode()
-    assert "token_refreshed" in logs  # the run did log around its tokens
+    assert "token refreshed" in logs  # the run did log around its tokens
     store_bytes = b"".join(p.read_bytes() for p in tmp_path.glob("syncd.db*"))
     assert store_bytes, "the store file should exist"
     for secret in secrets:

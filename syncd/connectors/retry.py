@@ -78,7 +78,7 @@ async def retrying(
         failures += 1
         if failures == 1:
             exc = state.outcome.exception() if state.outcome else None
-            log.warning("call_retrying", connection=connection, call=what, error=str(exc))
+            log.warning("call failed; retrying with backoff", connection=connection, call=what, error=str(exc))
 
     async for attempt in AsyncRetrying(
         retry=retry_if_exception(_retryable_under(policy)),
@@ -90,5 +90,5 @@ async def retrying(
         with attempt:
             result = await call()
         if failures and attempt.retry_state.outcome and not attempt.retry_state.outcome.failed:
-            log.info("call_recovered", connection=connection, call=what, retries=failures)
+            log.info("call recovered", connection=connection, call=what, retries=failures)
     return result

@@ -146,12 +146,12 @@ class TokenManager:
         self.refreshes += 1
         if self._storage is not None:
             await self._storage.save_grant(self.connection, grant)
-        log.info("token_refreshed", connection=self.connection, expires_at=str(grant.expires_at))
+        log.info("token refreshed", connection=self.connection, expires_at=str(grant.expires_at))
         return grant.access_token
 
     async def _give_up(self, message: str) -> None:
         self._dead = message
-        log.error("connection_needs_reauth", connection=self.connection, reason=message)
+        log.error("connection needs re-authorisation", connection=self.connection, reason=message)
         if self._storage is not None:
             await self._storage.mark_needs_reauth(self.connection, message)
 

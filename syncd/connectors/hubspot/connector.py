@@ -428,7 +428,8 @@ class HubSpotConnector:
                 return outcomes
             except UnknownOutcomeError as exc:
                 # The batch may have been applied: find what exists before sending anything again.
-                log.warning("create_outcome_unknown", connection=self.name, object=object, error=str(exc))
+                log.warning("create outcome unknown; looking the reference up before any retry",
+                            connection=self.name, object=object, error=str(exc))
                 existing = await self._batch_read(object, [c.reference for c in pending],
                                                   id_property=REFERENCE_PROPERTY, properties=[REFERENCE_PROPERTY])
                 found = {str((r.get("properties") or {}).get(REFERENCE_PROPERTY)): str(r["id"]) for r in existing}
@@ -603,7 +604,7 @@ class HubSpotConnector:
                 request["propertyName"] = property_name
             await call("create subscription", lambda a, t, r=request: a.subscriptions.create_with_http_info(
                 app_id, r, _preload_content=False, _request_timeout=t))
-        log.info("webhook_subscriptions", connection=self.name, app_id=app_id, created=len(missing),
+        log.info("webhook subscriptions in place", connection=self.name, app_id=app_id, created=len(missing),
                  activated=len(paused), total=len(wanted))
         return True
 

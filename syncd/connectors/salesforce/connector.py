@@ -239,7 +239,8 @@ class SalesforceConnector:
                 if exc.vendor_code != "INVALID_QUERY_LOCATOR" or restarts >= LOCATOR_RESTARTS:
                     raise
                 restarts += 1
-                log.warning("query_locator_lost", connection=self.name, object=object, restart_from=str(last_seen))
+                log.warning("query locator lost; restarting the read from the last record seen",
+                            connection=self.name, object=object, restart_from=str(last_seen))
                 lower = last_seen if last_seen is not None else lower
                 continue
             break
@@ -288,7 +289,8 @@ class SalesforceConnector:
         found: dict[str, Deletion] = {}
         start = max(since, now - DELETED_WINDOW + timedelta(minutes=1))
         if since < start:
-            log.warning("deletions_window_clamped", connection=self.name, object=object, since=str(since))
+            log.warning("deletions window clamped to what Salesforce keeps", connection=self.name, object=object,
+                        since=str(since))
         path = f"sobjects/{soql.identifier(object)}/deleted/"
         params = {"start": _replication_date(start), "end": _replication_date(now)}
         timeout = self._transport.timeout
@@ -357,7 +359,8 @@ class SalesforceConnector:
             try:
                 rows = await self._collection(f"create {object}", "POST", [b for _, b in chunk], idempotent=False)
             except UnknownOutcomeError as exc:
-                log.warning("create_outcome_unknown", connection=self.name, object=object, records=len(chunk),
+                log.warning("create outcome unknown; looking the reference up before any retry",
+                            connection=self.name, object=object, records=len(chunk),
                             error=str(exc))
                 unknown = exc
                 continue

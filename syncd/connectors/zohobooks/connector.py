@@ -377,7 +377,8 @@ class ZohoBooksConnector:
             except UnknownOutcomeError:
                 existing = await self._find_reference(module, item.reference, body)
                 if existing is None:
-                    log.info("zoho_create_absent_retrying", connection=self.name, reference=item.reference)
+                    log.info("create not found by its reference; creating again", connection=self.name,
+                             reference=item.reference)
                     continue
                 record_id, raw = existing, None
                 existed = True
