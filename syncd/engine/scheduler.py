@@ -4,11 +4,13 @@ interval, never two at once for one mapping, and paused while a connection it us
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from syncd.engine.context import side_object
@@ -20,6 +22,17 @@ from syncd.settings import Settings
 from syncd.web.metrics import Metrics
 
 log = get_logger(__name__)
+
+
+class _SkippedRunFilter(logging.Filter):
+    """Drops APScheduler's warning for every run skipped while the previous one still runs: a long poll
+    (a first backfill) would repeat it each interval; `PollScheduler` logs the streak once instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in str(record.msg)
+
+
+_SKIPPED_RUN_FILTER = _SkippedRunFilter()
 
 
 @dataclass(frozen=True)
@@ -105,6 +118,9 @@ class PollScheduler:
         self.runs_completed = 0
         self.last_reports: dict[str, SyncReport] = {}  # by job id: what its latest finished run did
         self.runs_by_job: Counter[str] = Counter()
+        # Jobs whose runs outlast their interval: logged when the streak starts and when a run fits again.
+        self._overrunning: set[str] = set()
+        self._skipped_meanwhile: set[str] = set()  # jobs with a run skipped during their current run
 
     @property
     def jobs(self) -> Mapping[str, PollJob]:
@@ -134,8 +150,30 @@ class PollScheduler:
                 # A job late because the loop was busy still runs (once, thanks to coalesce), never skipped.
                 misfire_grace_time=None,
             )
+        scheduler_log = logging.getLogger("apscheduler.scheduler")
+        if _SKIPPED_RUN_FILTER not in scheduler_log.filters:
+            scheduler_log.addFilter(_SKIPPED_RUN_FILTER)
+        self._scheduler.add_listener(self._run_skipped, EVENT_JOB_MAX_INSTANCES)
         self._scheduler.start()
         self.set_unusable(unusable)
+
+    def _run_skipped(self, event: JobSubmissionEvent) -> None:
+        """A run came due while the job's previous run still goes on: it is skipped (the next run reads from
+        the cursor anyway); said once per streak, and counted."""
+        if self._metrics is not None and event.job_id in self._jobs:
+            self._metrics.count_poll(event.job_id, "skipped")
+        self._skipped_meanwhile.add(event.job_id)
+        if event.job_id not in self._overrunning:
+            self._overrunning.add(event.job_id)
+            log.warning("poll runs longer than its interval; runs due meanwhile are skipped", job=event.job_id)
+
+    def _end_streak(self, job_id: str) -> None:
+        """A run ended: if nothing was skipped during it, a streak of overlong runs is over."""
+        if job_id in self._skipped_meanwhile:
+            self._skipped_meanwhile.discard(job_id)
+        elif job_id in self._overrunning:
+            self._overrunning.discard(job_id)
+            log.info("poll fits its interval again", job=job_id)
 
     def add_housekeeping(self, name: str, func: Callable[[], Awaitable[None]], interval_s: float) -> None:
         """A periodic chore beside the polls (not under any mapping's lock)."""
@@ -212,6 +250,7 @@ class PollScheduler:
             if self._metrics is not None:
                 self._metrics.count_poll(job.id, "failed")
         finally:
+            self._end_streak(job.id)
             async with self._idle:
                 self._running -= 1
                 self._idle.notify_all()

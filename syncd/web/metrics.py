@@ -8,7 +8,7 @@ from typing import Literal
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
-PollOutcome = Literal["ok", "failed"]
+PollOutcome = Literal["ok", "failed", "skipped"]
 SyncVia = Literal["poll", "webhook"]
 WebhookOutcome = Literal[
     "accepted", "duplicate", "rejected", "malformed", "unknown_connection", "too_large", "store_error"
@@ -39,7 +39,8 @@ class Metrics:
 
         self.poll_runs = Counter(
             "syncd_poll_runs",
-            "Polling runs finished, by job (mapping:object:side) and whether the run completed or failed.",
+            "Polling runs by job (mapping:object:side): completed (ok), failed, or skipped because the previous run "
+            "still went on.",
             ["job", "outcome"],
             registry=self.registry,
         )

@@ -20,6 +20,7 @@ import tomli_w
 from cryptography.fernet import Fernet
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
+from structlog.testing import capture_logs
 
 from syncd.connectors.base import ChangeEvent
 from syncd.connectors.storage import VaultTokenStorage
@@ -417,3 +418,25 @@ async def test_an_event_requeued_through_the_admin_api_is_taken_at_once(
     finally:
         await db.close()
         await daemon.stop()
+
+
+async def test_polls_outlasting_their_interval_are_said_once_counted_and_not_stacked(
+    tmp_path: Path, clean: Sandbox, http: aiohttp.ClientSession, running: Callable[[Settings], Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # HubSpot answers slowly: every poll of the mapping outlasts its one-second interval.
+    async with http.post(f"{clean.control_url('hubspot')}/_sandbox/faults", json={"latency_ms": [700, 800]}) as r:
+        r.raise_for_status()
+    job = "poll:hubspot-zohobooks:customer:crm"
+    with capture_logs() as logs:
+        daemon: Daemon = await running(await settings_for(tmp_path, clean, interval_s=1.0, webhooks=False))
+        await eventually(lambda: daemon.metrics.value("syncd_poll_runs_total", job=job, outcome="skipped") >= 2,
+                         "runs of the slow job to be skipped")
+        async with http.post(f"{clean.control_url('hubspot')}/_sandbox/faults", json={"latency_ms": [0, 0]}) as r:
+            r.raise_for_status()
+        await eventually(lambda: any(e["event"] == "poll fits its interval again" and e.get("job") == job
+                                     for e in logs), "the slow streak to end")
+    said = [e for e in logs if e["event"].startswith("poll runs longer than its interval") and e["job"] == job]
+    assert len(said) == 1, said  # once for the streak, however many runs were skipped
+    # APScheduler's own line for every skipped run is not passed on.
+    assert not [r for r in caplog.records if "maximum number of running instances" in r.getMessage()]
