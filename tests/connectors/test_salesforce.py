@@ -135,14 +135,45 @@ async def test_opportunities_carry_typed_line_items(sf: SalesforceConnector,
     opportunity = with_lines[0]
     lines = opportunity.fields["line_items"]
     assert isinstance(lines, list)
-    assert set(lines[0]) == {"Id", "Name", "Quantity", "UnitPrice", "TotalPrice"}
+    assert set(lines[0]) == {"Id", "Name", "Description", "Quantity", "UnitPrice", "TotalPrice", "ProductCode",
+                             "Product2.Name"}  # fmt: skip
     assert isinstance(lines[0]["UnitPrice"], Decimal)
+    # Seeded lines are catalogue products; Salesforce names the line after the opportunity and the product.
+    catalogue = (await control["salesforce"].get("records/Product2"))["records"]
+    assert lines[0]["Product2.Name"] in {p["Name"] for p in catalogue}
+    assert lines[0]["Name"] == f"{opportunity.fields['Name']} {lines[0]['Product2.Name']}"
     assert isinstance(opportunity.fields["Amount"], Decimal)
     assert opportunity.fields["Amount"] == sum(Decimal(str(line["TotalPrice"])) for line in lines)
     assert isinstance(opportunity.fields["CloseDate"], date)
     fetched = await sf.get_many("Opportunity", [opportunity.id, opportunity.id[:15], "006000000000000AAA"])
     assert set(fetched) == {opportunity.id, opportunity.id[:15]}
     assert fetched[opportunity.id].fields["line_items"] == lines
+
+
+async def test_a_won_opportunitys_lines_carry_their_product_names(sf: SalesforceConnector,
+                                                                  control: dict[str, ControlPlane]) -> None:
+    await control["salesforce"].post("seed", {"deals": 8})  # the product catalogue and its standard prices
+    products = {p["Name"]: p["Id"] for p in (await control["salesforce"].get("records/Product2"))["records"]}
+    first, second = sorted(products)[:2]
+    [made] = await sf.create_many("Opportunity", [Create("ref-o", {
+        "Name": "Acme – renewal", "StageName": "Closed Won", "CloseDate": date(2025, 6, 2)})])  # fmt: skip
+    assert made.ok and made.id
+    lines = [Create(f"ref-l{n}", {"OpportunityId": made.id, "Product2Id": products[name], "Quantity": Decimal(n),
+                                  "UnitPrice": Decimal("100"), "Description": f"line {n}"})
+             for n, name in enumerate((first, second), 1)]  # fmt: skip
+    assert all(o.ok for o in await sf.create_many("OpportunityLineItem", lines))
+    record = (await sf.get_many("Opportunity", [made.id]))[made.id]
+    got = record.fields["line_items"]
+    assert isinstance(got, list)
+    assert [(line["Product2.Name"], line["Name"], line["Description"], line["Quantity"]) for line in got] == [
+        (first, f"Acme – renewal {first}", "line 1", Decimal(1)),
+        (second, f"Acme – renewal {second}", "line 2", Decimal(2)),
+    ]
+    # A mapping may name the product's name among the line fields (`syncd mappings validate --live`).
+    described = await sf.describe("Opportunity")
+    assert described["line_items.Product2.Name"].type == "string"
+    assert not described["line_items.Product2.Name"].createable
+    assert not described["line_items.Name"].createable and described["line_items.Product2Id"].type == "reference"
 
 
 async def test_creates_are_idempotent_by_reference(sf: SalesforceConnector, sandbox: Sandbox) -> None:

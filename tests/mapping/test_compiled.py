@@ -112,7 +112,7 @@ def test_catalog_reports_fields_the_live_system_lacks(salesforce: CompiledMappin
            "Contact": {"FirstName", "LastName", "Email", "Phone", "MailingCity", "Syncd_Ref__c"},
            "Opportunity": {"Name", "StageName", "CloseDate", "ContactId", "Syncd_Ref__c", "Invoice_Number__c",
                            "Invoice_Status__c", "Invoice_Balance__c", "Amount_Paid__c", "line_items"},
-           "Opportunity.line_items": {"Name", "Quantity", "UnitPrice"}}  # fmt: skip
+           "Opportunity.line_items": {"Product2.Name", "Quantity", "UnitPrice"}}  # fmt: skip
     acc = {"contacts": {"contact_name", "company_name", "billing_address", "primary_contact", "contact_type",
                         "cf_syncd_ref"},
            "invoices": {"customer_id", "date", "status", "line_items", "invoice_number", "balance", "payment_made",

@@ -29,7 +29,7 @@ from simple_salesforce.exceptions import (
 from syncd.connectors.salesforce.transport import close_session
 from syncd.sandbox.base import Faults
 from syncd.sandbox.salesforce import SalesforceSimulator
-from syncd.sandbox.salesforce.schema import CONTACT
+from syncd.sandbox.salesforce.schema import CONTACT, STANDARD_PRICEBOOK_ID
 from syncd.sandbox.seeding import SeedCounts, SeedWorld
 from syncd.sandbox.tls import TlsMaterial, make_self_signed
 
@@ -169,10 +169,11 @@ async def test_opportunity_stage_flags_and_amount_from_line_items(org: Org, sf: 
     opp = await call(
         sf.Opportunity.create, {"Name": "Deal", "StageName": "Prospecting", "CloseDate": "2025-07-01", "Amount": 5}
     )
+    product, _ = await priced_product(sf, "Widget", 100)
     for quantity, price in ((2, "100.00"), (3, 33.33)):
         await call(
             sf.OpportunityLineItem.create,
-            {"OpportunityId": opp["id"], "Name": "Line", "Quantity": quantity, "UnitPrice": price},
+            {"OpportunityId": opp["id"], "Product2Id": product, "Quantity": quantity, "UnitPrice": price},
         )
     await call(sf.Opportunity.update, opp["id"], {"StageName": "Closed Won"})
     record = await call(sf.Opportunity.get, opp["id"])
@@ -184,6 +185,182 @@ async def test_opportunity_stage_flags_and_amount_from_line_items(org: Org, sf: 
     assert await call(sf.Opportunity.update, opp["id"], {"Amount": 1, "Name": "Deal 2"}) == 204
     record = await call(sf.Opportunity.get, opp["id"])
     assert (record["Amount"], record["Name"]) == (299.99, "Deal 2")
+
+
+async def priced_product(sf: Any, name: str, price: float, code: str | None = None) -> tuple[str, str]:
+    """An active product with its standard price: (Product2 id, standard PricebookEntry id)."""
+    product = await call(sf.Product2.create, {"Name": name, "ProductCode": code, "IsActive": True})
+    entry = await call(
+        sf.PricebookEntry.create,
+        {"Pricebook2Id": STANDARD_PRICEBOOK_ID, "Product2Id": product["id"], "UnitPrice": price, "IsActive": True},
+    )
+    return product["id"], entry["id"]
+
+
+async def opportunity(sf: Any, name: str = "Acme - 200 kW") -> str:
+    """A new opportunity's id."""
+    made = await call(sf.Opportunity.create, {"Name": name, "StageName": "Prospecting", "CloseDate": "2025-07-01"})
+    return str(made["id"])
+
+
+async def test_a_fresh_org_has_an_active_standard_price_book(org: Org, sf: Any) -> None:
+    books = await call(sf.query, "SELECT Id, Name, IsActive, IsStandard FROM Pricebook2")
+    assert [(r["Id"], r["Name"], r["IsActive"], r["IsStandard"]) for r in books["records"]] == [
+        (STANDARD_PRICEBOOK_ID, "Standard Price Book", True, True)
+    ]
+    with pytest.raises(SalesforceMalformedRequest) as standard:
+        await call(sf.Pricebook2.delete, STANDARD_PRICEBOOK_ID)
+    assert error_codes(standard) == ["DELETE_FAILED"]
+
+
+async def test_price_book_entries_copy_the_product_and_need_a_standard_price_first(org: Org, sf: Any) -> None:
+    product = await call(sf.Product2.create, {"Name": "GenWatt Diesel 200kW", "ProductCode": "GC1020"})
+    assert (await call(sf.Product2.get, product["id"]))["IsActive"] is False  # products start inactive
+    assert product["id"].startswith("01t")
+    custom = await call(sf.Pricebook2.create, {"Name": "Partners", "IsActive": True})
+    assert custom["id"].startswith("01s")
+    with pytest.raises(SalesforceMalformedRequest) as no_standard:
+        await call(
+            sf.PricebookEntry.create, {"Pricebook2Id": custom["id"], "Product2Id": product["id"], "UnitPrice": 9}
+        )
+    assert error_codes(no_standard) == ["STANDARD_PRICE_NOT_DEFINED"]
+    standard = await call(
+        sf.PricebookEntry.create,
+        {"Pricebook2Id": STANDARD_PRICEBOOK_ID, "Product2Id": product["id"], "UnitPrice": 25000},
+    )
+    assert standard["id"].startswith("01u")
+    entry = await call(sf.PricebookEntry.get, standard["id"])
+    assert (entry["Name"], entry["ProductCode"], entry["UnitPrice"]) == ("GenWatt Diesel 200kW", "GC1020", 25000.0)
+    assert (entry["IsActive"], entry["UseStandardPrice"]) == (False, False)
+    with pytest.raises(SalesforceMalformedRequest) as twice:
+        await call(
+            sf.PricebookEntry.create,
+            {"Pricebook2Id": STANDARD_PRICEBOOK_ID, "Product2Id": product["id"], "UnitPrice": 1},
+        )
+    assert error_codes(twice) == ["DUPLICATE_VALUE"]
+    with pytest.raises(SalesforceMalformedRequest) as name:
+        await call(sf.PricebookEntry.update, standard["id"], {"Name": "Renamed"})
+    assert error_codes(name) == ["INVALID_FIELD_FOR_INSERT_UPDATE"]
+    await call(sf.Product2.update, product["id"], {"Name": "GenWatt Diesel 250kW"})
+    assert (await call(sf.PricebookEntry.get, standard["id"]))["Name"] == "GenWatt Diesel 250kW"
+
+
+async def test_a_line_names_its_product_and_gets_a_derived_name(org: Org, sf: Any) -> None:
+    product, entry = await priced_product(sf, "GenWatt Diesel 200kW", 25000, "GC1020")
+    deal = await opportunity(sf)
+    by_entry = await call(
+        sf.OpportunityLineItem.create,
+        {"OpportunityId": deal, "PricebookEntryId": entry, "Quantity": 1, "UnitPrice": 24000},
+    )
+    line = await call(sf.OpportunityLineItem.get, by_entry["id"])
+    assert line["Name"] == "Acme - 200 kW GenWatt Diesel 200kW"
+    assert (line["Product2Id"], line["PricebookEntryId"]) == (product, entry)
+    assert (line["ProductCode"], line["ListPrice"], line["TotalPrice"]) == ("GC1020", 25000.0, 24000.0)
+    assert (await call(sf.Opportunity.get, deal))["Pricebook2Id"] == STANDARD_PRICEBOOK_ID
+    by_product = await call(
+        sf.OpportunityLineItem.create, {"OpportunityId": deal, "Product2Id": product, "Quantity": 2, "UnitPrice": 1}
+    )
+    assert (await call(sf.OpportunityLineItem.get, by_product["id"]))["PricebookEntryId"] == entry
+    # The name follows the opportunity's.
+    await call(sf.Opportunity.update, deal, {"Name": "Acme - backup"})
+    assert (await call(sf.OpportunityLineItem.get, by_entry["id"]))["Name"] == "Acme - backup GenWatt Diesel 200kW"
+
+
+async def test_line_creation_refuses_what_salesforce_refuses(org: Org, sf: Any) -> None:
+    product, entry = await priced_product(sf, "GenWatt Diesel 200kW", 25000)
+    other, _ = await priced_product(sf, "Installation", 1500)
+    deal = await opportunity(sf)
+    base = {"OpportunityId": deal, "Quantity": 1, "UnitPrice": 10}
+    with pytest.raises(SalesforceMalformedRequest) as neither:
+        await call(sf.OpportunityLineItem.create, base)
+    assert content(neither) == [
+        {
+            "message": "field integrity exception: PricebookEntryId, unknown (versions 3.0 and higher must specify "
+            "pricebook entry id; others must specify product id)",
+            "errorCode": "FIELD_INTEGRITY_EXCEPTION",
+            "fields": ["PricebookEntryId", "unknown"],
+        }
+    ]
+    with pytest.raises(SalesforceMalformedRequest) as disagree:
+        await call(sf.OpportunityLineItem.create, {**base, "PricebookEntryId": entry, "Product2Id": other})
+    assert error_codes(disagree) == ["FIELD_INTEGRITY_EXCEPTION"] and content(disagree)[0]["fields"] == ["Product2Id"]
+    with pytest.raises(SalesforceMalformedRequest) as named:
+        await call(sf.OpportunityLineItem.create, {**base, "Product2Id": product, "Name": "My line"})
+    assert error_codes(named) == ["INVALID_FIELD_FOR_INSERT_UPDATE"] and content(named)[0]["fields"] == ["Name"]
+    unpriced = await call(sf.Product2.create, {"Name": "Not in any book", "IsActive": True})
+    with pytest.raises(SalesforceMalformedRequest) as no_entry:
+        await call(sf.OpportunityLineItem.create, {**base, "Product2Id": unpriced["id"]})
+    assert error_codes(no_entry) == ["FIELD_INTEGRITY_EXCEPTION"]
+    await call(sf.PricebookEntry.update, entry, {"IsActive": False})
+    with pytest.raises(SalesforceMalformedRequest) as inactive:
+        await call(sf.OpportunityLineItem.create, {**base, "PricebookEntryId": entry})
+    assert error_codes(inactive) == ["FIELD_INTEGRITY_EXCEPTION"]
+    assert org.simulator.records("OpportunityLineItem") == []
+    # Once the opportunity has a price book, entries of another book do not fit it.
+    line = await call(sf.OpportunityLineItem.create, {**base, "Product2Id": other})
+    custom = await call(sf.Pricebook2.create, {"Name": "Partners", "IsActive": True})
+    partner = await call(
+        sf.PricebookEntry.create,
+        {"Pricebook2Id": custom["id"], "Product2Id": other, "UnitPrice": 1200, "IsActive": True},
+    )
+    with pytest.raises(SalesforceMalformedRequest) as other_book:
+        await call(sf.OpportunityLineItem.create, {**base, "PricebookEntryId": partner["id"]})
+    assert error_codes(other_book) == ["FIELD_INTEGRITY_EXCEPTION"]
+    with pytest.raises(SalesforceMalformedRequest) as moved:
+        await call(sf.OpportunityLineItem.update, line["id"], {"Product2Id": product})
+    assert error_codes(moved) == ["INVALID_FIELD_FOR_INSERT_UPDATE"]
+    with pytest.raises(SalesforceMalformedRequest) as in_use:
+        await call(sf.Product2.delete, other)
+    assert error_codes(in_use) == ["DELETE_FAILED"]
+
+
+async def test_query_and_query_all_nest_parent_fields(org: Org, sf: Any) -> None:
+    product, entry = await priced_product(sf, "GenWatt Diesel 200kW", 25000, "GC1020")
+    deal = await opportunity(sf, "O'Brien – backup")
+    line = await call(
+        sf.OpportunityLineItem.create, {"OpportunityId": deal, "Product2Id": product, "Quantity": 1, "UnitPrice": 5}
+    )
+    query = (
+        "SELECT Id, Product2.Name, PricebookEntry.Name, PricebookEntry.UnitPrice, Opportunity.Name "
+        r"FROM OpportunityLineItem WHERE Name LIKE 'O\'Brien%'"
+    )
+    [row] = (await call(sf.query, query))["records"]
+
+    def attributes(sobject: str, record_id: str) -> dict[str, str]:
+        return {"type": sobject, "url": f"/services/data/v59.0/sobjects/{sobject}/{record_id}"}
+
+    assert row == {
+        "attributes": attributes("OpportunityLineItem", line["id"]),
+        "Id": line["id"],
+        "Product2": {"attributes": attributes("Product2", product), "Name": "GenWatt Diesel 200kW"},
+        "PricebookEntry": {"attributes": attributes("PricebookEntry", entry), "Name": "GenWatt Diesel 200kW",
+                           "UnitPrice": 25000.0},
+        "Opportunity": {"attributes": attributes("Opportunity", deal), "Name": "O'Brien – backup"},
+    }  # fmt: skip
+    await call(sf.Opportunity.delete, deal)  # its lines go to the recycle bin with it
+    assert (await call(sf.query, "SELECT Product2.Name FROM OpportunityLineItem"))["records"] == []
+    deleted = await call(sf.query_all, "SELECT IsDeleted, Product2.Name FROM OpportunityLineItem", include_deleted=True)
+    assert [(r["IsDeleted"], r["Product2"]["Name"]) for r in deleted["records"]] == [(True, "GenWatt Diesel 200kW")]
+    with pytest.raises(SalesforceMalformedRequest) as unknown:
+        await call(sf.query, "SELECT Owner.Name FROM OpportunityLineItem")
+    assert error_codes(unknown) == ["INVALID_FIELD"]
+
+
+async def test_describe_shows_which_product_fields_are_written(org: Org, sf: Any) -> None:
+    described = await call(sf.OpportunityLineItem.describe)
+    fields = {f["name"]: f for f in described["fields"]}
+    assert {n: (fields[n]["createable"], fields[n]["updateable"]) for n in
+            ("Name", "ProductCode", "ListPrice", "PricebookEntryId", "Product2Id", "Quantity")} == {
+        "Name": (False, False), "ProductCode": (False, False), "ListPrice": (False, False),
+        "PricebookEntryId": (True, False), "Product2Id": (True, False), "Quantity": (True, True),
+    }  # fmt: skip
+    assert fields["Product2Id"]["relationshipName"] == "Product2"
+    assert fields["Product2Id"]["referenceTo"] == ["Product2"]
+    entry = {f["name"]: f for f in (await call(sf.PricebookEntry.describe))["fields"]}
+    assert not entry["Name"]["createable"] and entry["Pricebook2Id"]["createable"]
+    assert (await call(sf.Product2.describe))["keyPrefix"] == "01t"
+    opportunity_fields = {f["name"] for f in (await call(sf.Opportunity.describe))["fields"]}
+    assert "Pricebook2Id" in opportunity_fields
 
 
 async def test_upsert_by_external_id_inserts_updates_and_reports_ambiguity(org: Org, sf: Any) -> None:
@@ -503,4 +680,12 @@ async def test_seed_builds_accounts_contacts_and_opportunities(org: Org, sf: Any
     assert {r["Email"] for r in contacts["records"]} <= {p.email for p in world.people}
     opps = await call(sf.query, "SELECT Amount FROM Opportunity WHERE HasOpportunityLineItem = true")
     assert sorted(r["Amount"] for r in opps["records"]) == sorted(float(d.amount) for d in world.deals[:4])
+    # Seeded lines are the catalogue's products, each with a standard price.
+    lines = await call(sf.query, "SELECT Name, Product2.Name, PricebookEntry.UnitPrice FROM OpportunityLineItem")
+    assert {r["Product2"]["Name"] for r in lines["records"]} <= {line.name for d in world.deals for line in d.lines}
+    assert all(r["Name"].endswith(" " + r["Product2"]["Name"]) for r in lines["records"])
+    products = await call(sf.query, "SELECT Name, IsActive FROM Product2")
+    assert created["Product2"] == len(products["records"]) and all(p["IsActive"] for p in products["records"])
+    again = org.simulator.seed(world, SeedCounts(deals=1))
+    assert again["Product2"] == 0  # a second seeding reuses the catalogue
     assert json.dumps(org.simulator.dump_state())  # the state file is plain JSON

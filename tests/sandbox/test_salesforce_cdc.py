@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from syncd.sandbox.salesforce import SalesforceSimulator
 from syncd.sandbox.salesforce.cdc import SIGNATURE_HEADER
+from syncd.sandbox.salesforce.schema import STANDARD_PRICEBOOK_ID
 
 API = "/services/data/v59.0"
 
@@ -130,11 +131,19 @@ async def test_line_item_changes_announce_the_opportunity_amount(
         json={"Name": "O", "StageName": "Prospecting", "CloseDate": "2025-01-31"},
     )
     opp_id = (await opp.json())["id"]
+    product = await http.post(f"{API}/sobjects/Product2", headers=auth, json={"Name": "Widget", "IsActive": True})
+    product_id = (await product.json())["id"]
+    entry = await http.post(
+        f"{API}/sobjects/PricebookEntry",
+        headers=auth,
+        json={"Pricebook2Id": STANDARD_PRICEBOOK_ID, "Product2Id": product_id, "UnitPrice": 12, "IsActive": True},
+    )
+    assert entry.status == 201
     simulator.set_webhook_targets([url])
     line = await http.post(
         f"{API}/sobjects/OpportunityLineItem",
         headers=auth,
-        json={"OpportunityId": opp_id, "Quantity": 2, "UnitPrice": 10},
+        json={"OpportunityId": opp_id, "Product2Id": product_id, "Quantity": 2, "UnitPrice": 10},
     )
     assert line.status == 201
     await simulator.drain_webhooks(5.0)
@@ -142,3 +151,5 @@ async def test_line_item_changes_announce_the_opportunity_amount(
     assert [e["ChangeEventHeader"]["entityName"] for e in events] == ["OpportunityLineItem", "Opportunity"]
     assert len({e["ChangeEventHeader"]["transactionKey"] for e in events}) == 1
     assert events[1]["Amount"] == 20.0
+    # The first line puts the opportunity on the standard price book, in the same change.
+    assert events[1]["Pricebook2Id"] == STANDARD_PRICEBOOK_ID

@@ -178,6 +178,45 @@ def test_keywords_and_names_are_case_insensitive_and_fields_come_back_canonical(
     assert [compiled.project(r) for r in rows] == [{"Id": mint_id("003", 2), "LastName": "Back"}]
 
 
+PRODUCTS: dict[str, dict[str, Any]] = {mint_id("01t", 1): {"Id": mint_id("01t", 1), "Name": "GenWatt Diesel 200kW"}}
+LINES: list[dict[str, Any]] = [
+    {"Id": mint_id("00k", 1), "Name": "Big GenWatt Diesel 200kW", "Product2Id": mint_id("01t", 1), "Quantity": 2.0},
+    {"Id": mint_id("00k", 2), "Name": "Big Misc", "Product2Id": None, "Quantity": 1.0},
+]
+
+
+def _parent(spec: ObjectSpec, record_id: str) -> dict[str, Any] | None:
+    return PRODUCTS.get(record_id) if spec.name == "Product2" else None
+
+
+def test_parent_fields_come_back_nested_under_their_relationship() -> None:
+    compiled, rows = run_soql("select Name, product2.name, Quantity, PRODUCT2.Id from OpportunityLineItem",
+                              lambda spec: LINES)  # fmt: skip
+    assert compiled.fields == ("Name", "Product2.Name", "Quantity", "Product2.Id")
+    url = f"/services/data/v59.0/sobjects/Product2/{mint_id('01t', 1)}"
+    assert [compiled.project(r, _parent) for r in rows] == [
+        {
+            "Name": "Big GenWatt Diesel 200kW",
+            "Product2": {"attributes": {"type": "Product2", "url": url}, "Name": "GenWatt Diesel 200kW",
+                         "Id": mint_id("01t", 1)},
+            "Quantity": 2.0,
+        },
+        {"Name": "Big Misc", "Product2": None, "Quantity": 1.0},  # no product: the relationship is null
+    ]  # fmt: skip
+
+
+def test_unknown_or_deep_relationships_are_refused() -> None:
+    for query in (
+        "SELECT Nope.Name FROM OpportunityLineItem",
+        "SELECT Product2.Nope FROM OpportunityLineItem",
+        "SELECT Owner.Name FROM Contact",  # users are not simulated
+        "SELECT Opportunity.Account.Name FROM OpportunityLineItem",
+        "SELECT Name FROM OpportunityLineItem WHERE Product2.Name = 'x'",
+    ):
+        assert error_code(query) == "INVALID_FIELD", query
+    assert error_code("SELECT Product2.Name, product2.NAME FROM OpportunityLineItem") == "MALFORMED_QUERY"
+
+
 def test_count() -> None:
     compiled, rows = run_soql("SELECT COUNT() FROM Contact WHERE FirstName != null", _records)
     assert compiled.count_only and len(rows) == 3

@@ -89,6 +89,11 @@ class SalesforceConnector:
         return self._transport.tokens
 
     @property
+    def transport(self) -> SalesforceTransport:
+        """The paced, retried REST client, for calls outside the Connector protocol (as HubSpot's `transport`)."""
+        return self._transport
+
+    @property
     def limiter(self) -> RateLimiter:
         """This connection's rate limiter."""
         return self._transport.limiter
@@ -158,6 +163,14 @@ class SalesforceConnector:
             for name, info in (await self.describe("OpportunityLineItem")).items():
                 out[f"{LINE_ITEMS}.{name}"] = FieldInfo(f"{LINE_ITEMS}.{name}", info.type, info.label,
                                                         createable=False, updateable=False)
+            # Parent fields read with the lines (`Product2.Name`), where the org relates lines to that parent.
+            relationships = {str(f.get("relationshipName")) for f in
+                             (await self._describe_raw("OpportunityLineItem"))["fields"]}  # fmt: skip
+            for name, kind in LINE_FIELDS.items():
+                relationship, _, field = name.partition(".")
+                if field and relationship in relationships:
+                    out[f"{LINE_ITEMS}.{name}"] = FieldInfo(f"{LINE_ITEMS}.{name}", kind, f"{relationship} {field}",
+                                                            createable=False, updateable=False)
         return out
 
     # --- reading ---

@@ -13,9 +13,12 @@ from syncd.errors import SkippableError
 SYSTEM = "salesforce"
 REFERENCE_FIELD = "Syncd_Ref__c"
 LINE_ITEMS = "line_items"
-# The Opportunity's line items as the connector hands them out, with their describe types.
+# The Opportunity's line items as the connector hands them out, with their describe types. A line's own Name is
+# Salesforce's "<Opportunity name> <Product name>"; the product's name is read through the Product2 relationship
+# and handed out under its SOQL path, `Product2.Name`.
 LINE_FIELDS: Mapping[str, str] = {
-    "Id": "id", "Name": "string", "Quantity": "double", "UnitPrice": "currency", "TotalPrice": "currency",
+    "Id": "id", "Name": "string", "Description": "string", "Quantity": "double", "UnitPrice": "currency",
+    "TotalPrice": "currency", "ProductCode": "string", "Product2.Name": "string",
 }
 
 
@@ -33,8 +36,17 @@ def to_record(obj: str, row: Mapping[str, Any], types: Mapping[str, str],
 
 
 def to_line(row: Mapping[str, Any]) -> dict[str, FieldValue]:
-    """One OpportunityLineItem row as an entry of an Opportunity's `line_items`."""
-    return {name: to_value(kind, row.get(name)) for name, kind in LINE_FIELDS.items()}
+    """One OpportunityLineItem row as an entry of an Opportunity's `line_items`; parent fields, which SOQL nests
+    (`{"Product2": {"Name": ...}}`, null without a product), flattened to their dotted path."""
+    return {name: to_value(kind, _path(row, name)) for name, kind in LINE_FIELDS.items()}
+
+
+def _path(row: Mapping[str, Any], name: str) -> Any:
+    relationship, _, field = name.partition(".")
+    if not field:
+        return row.get(name)
+    parent = row.get(relationship)
+    return parent.get(field) if isinstance(parent, Mapping) else None
 
 
 def write_body(obj: str, fields: Mapping[str, FieldValue], *, record: str,

@@ -13,6 +13,7 @@ from aiohttp import web
 from syncd.sandbox.salesforce.ids import mint_id
 from syncd.sandbox.salesforce.records import RecordError, RecordStore, SfError
 from syncd.sandbox.salesforce.responses import API_PREFIX, sf_json, version_of, with_attributes
+from syncd.sandbox.salesforce.schema import ObjectSpec
 from syncd.sandbox.salesforce.soql import SoqlError, run_soql
 
 MIN_BATCH, MAX_BATCH = 200, 2000
@@ -72,7 +73,9 @@ class QueryEndpoints:
         if compiled.count_only:
             return sf_json({"totalSize": len(rows), "done": True, "records": []})
         version = version_of(request)
-        rendered = [with_attributes(version, compiled.spec, r["Id"], compiled.project(r)) for r in rows]
+        rendered = [
+            with_attributes(version, compiled.spec, r["Id"], compiled.project(r, self._parent, version)) for r in rows
+        ]
         cursor = _Cursor(rendered, _batch_size(request), self.clock())
         endpoint = "queryAll" if include_deleted else "query"
         if len(rendered) <= cursor.batch_size:
@@ -83,6 +86,10 @@ class QueryEndpoints:
         while len(self.cursors) > MAX_OPEN_CURSORS:
             self.cursors.popitem(last=False)
         return sf_json(self._page(version, endpoint, locator, cursor, 0))
+
+    def _parent(self, spec: ObjectSpec, record_id: str) -> dict[str, Any] | None:
+        """A parent record for a relationship field; a deleted one still shows, as queryAll rows point at it."""
+        return self.store.tables[spec.name].get(record_id)
 
     def _page(self, version: str, endpoint: str, locator: str, cursor: _Cursor, offset: int) -> dict[str, Any]:
         end = offset + cursor.batch_size

@@ -20,7 +20,12 @@ from syncd.sandbox.salesforce.schema import (
     OPPORTUNITY,
     OPPORTUNITY_LINE_ITEM,
     PAYMENT,
+    PRICEBOOK,
+    PRICEBOOK_ENTRY,
+    PRODUCT,
     STAGE_BY_NAME,
+    STANDARD_PRICEBOOK_ID,
+    STANDARD_PRICEBOOK_NAME,
     STRING_TYPES,
     FieldSpec,
     ObjectSpec,
@@ -103,6 +108,7 @@ class RecordStore:
         # Lookup indexes; they may hold stale entries (after a rollback) and are always verified on read.
         self._by_key: dict[tuple[str, str], dict[str, set[str]]] = {}
         self._lines_by_opportunity: dict[str, set[str]] = {}
+        self._add_standard_pricebook()
 
     # --- reading ---
 
@@ -209,6 +215,10 @@ class RecordStore:
         if errors:
             raise RecordError(400, errors)
         self._check_unique(spec, values, None)
+        if spec is OPPORTUNITY_LINE_ITEM:
+            values.update(self._price_line(values))
+        elif spec is PRICEBOOK_ENTRY:
+            self._check_entry(values)
         self.serial += 1
         record_id = mint_id(spec.key_prefix, self.serial)
         now = format_timestamp(self.clock())
@@ -244,6 +254,19 @@ class RecordStore:
             # to update this field will be ignored. The update call will not be rejected, and other fields will
             # be updated as specified, but the Amount will be unchanged."
             values.pop("Amount", None)
+            if values.get("Pricebook2Id", record["Pricebook2Id"]) != record["Pricebook2Id"]:
+                # The sandbox's wording: Salesforce refuses a price book change on an opportunity with products.
+                raise RecordError(
+                    400,
+                    [
+                        SfError(
+                            "FIELD_INTEGRITY_EXCEPTION",
+                            "field integrity exception: Pricebook2Id (an opportunity with products keeps its "
+                            "price book)",
+                            ("Pricebook2Id",),
+                        )
+                    ],
+                )
         self._check_unique(spec, values, record["Id"])
         self._touch(spec.name, record["Id"])
         before = dict(record)
@@ -252,6 +275,7 @@ class RecordStore:
         record.update(LastModifiedDate=now, SystemModstamp=now, LastModifiedById=INTEGRATION_USER_ID)
         self._derive(spec, record, set(values))
         self._index(spec, record)
+        self._refresh_copies(spec, record, before)
         changed = {k: v for k, v in self.public(record).items() if before.get(k) != v and k != "SystemModstamp"}
         # An update always changes LastModifiedDate, even within the millisecond its stamp is rounded to.
         changed["LastModifiedDate"] = record["LastModifiedDate"]
@@ -262,6 +286,7 @@ class RecordStore:
     def delete(self, spec: ObjectSpec, record_id: str) -> None:
         """Move one record (and what cascades from it) to the recycle bin."""
         record = self.get(spec, record_id)
+        self._check_deletable(spec, record)
         self._delete_record(spec, record)
 
     def _delete_record(self, spec: ObjectSpec, record: dict[str, Any]) -> None:
@@ -339,6 +364,152 @@ class RecordStore:
             table.clear()
         self._by_key.clear()
         self._lines_by_opportunity.clear()
+        self._add_standard_pricebook()
+
+    # --- products and price books ---
+
+    def _add_standard_pricebook(self) -> None:
+        """Every org has one standard price book, from the start and after a reset."""
+        if STANDARD_PRICEBOOK_ID in self.tables[PRICEBOOK.name]:
+            return
+        now = format_timestamp(self.clock())
+        record: dict[str, Any] = {f.name: None for f in PRICEBOOK.fields}
+        record.update(
+            Id=STANDARD_PRICEBOOK_ID,
+            Name=STANDARD_PRICEBOOK_NAME,
+            IsActive=True,
+            IsStandard=True,
+            IsDeleted=False,
+            CreatedDate=now,
+            LastModifiedDate=now,
+            SystemModstamp=now,
+            CreatedById=INTEGRATION_USER_ID,
+            LastModifiedById=INTEGRATION_USER_ID,
+        )
+        self.tables[PRICEBOOK.name][STANDARD_PRICEBOOK_ID] = record
+
+    def _live(self, spec: ObjectSpec, record_id: str | None) -> dict[str, Any] | None:
+        record = self.tables[spec.name].get(record_id) if record_id is not None else None
+        return record if record is not None and not record["IsDeleted"] else None
+
+    def _entries_of(self, product_id: str, pricebook_id: str) -> list[dict[str, Any]]:
+        return [
+            r
+            for r in self.rows(PRICEBOOK_ENTRY, include_deleted=False)
+            if r["Product2Id"] == product_id and r["Pricebook2Id"] == pricebook_id
+        ]
+
+    def _check_entry(self, values: Mapping[str, Any]) -> None:
+        """A price book entry needs the product's standard price first and is unique per product and book."""
+        product_id, pricebook_id = values["Product2Id"], values["Pricebook2Id"]
+        if self._entries_of(product_id, pricebook_id):
+            raise RecordError(
+                400, [SfError("DUPLICATE_VALUE", "This price definition already exists in this price book")]
+            )
+        if pricebook_id != STANDARD_PRICEBOOK_ID and not self._entries_of(product_id, STANDARD_PRICEBOOK_ID):
+            raise RecordError(
+                400, [SfError("STANDARD_PRICE_NOT_DEFINED", "No standard price defined for this product")]
+            )
+
+    def _price_line(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The price book entry, product, list price and name of a new line, as Salesforce resolves them."""
+        opportunity = self._live(OPPORTUNITY, values["OpportunityId"])
+        assert opportunity is not None  # the reference was checked when the body was read
+        entry_id, product_id = values.get("PricebookEntryId"), values.get("Product2Id")
+        pricebook_id = opportunity["Pricebook2Id"]
+        if entry_id is None and product_id is None:
+            raise _integrity(
+                "PricebookEntryId, unknown (versions 3.0 and higher must specify pricebook entry id; others must "
+                "specify product id)",
+                ("PricebookEntryId", "unknown"),
+            )
+        if entry_id is not None:
+            entry = self._live(PRICEBOOK_ENTRY, entry_id)
+            assert entry is not None
+            if product_id is not None and product_id != entry["Product2Id"]:
+                # The sandbox's wording for a Product2Id that is not the entry's product.
+                raise _integrity("Product2Id (product does not match the pricebook entry's product)", ("Product2Id",))
+            if pricebook_id is not None and entry["Pricebook2Id"] != pricebook_id:
+                raise _integrity(
+                    "PricebookEntryId (pricebook entry is in a different pricebook than the one assigned to the "
+                    "opportunity)",
+                    ("PricebookEntryId",),
+                )
+        else:
+            assert product_id is not None
+            # A bare Product2Id is looked up in the opportunity's price book, the standard one when it has none.
+            found = self._entries_of(product_id, pricebook_id or STANDARD_PRICEBOOK_ID)
+            if not found:
+                raise _integrity(
+                    "Product2Id (no pricebook entry for this product in the opportunity's pricebook)",
+                    ("Product2Id",),
+                )
+            entry = found[0]
+        if not entry["IsActive"]:
+            raise _integrity("PricebookEntryId (pricebook entry is inactive)", ("PricebookEntryId",))
+        product = self._live(PRODUCT, entry["Product2Id"])
+        assert product is not None  # entries go to the recycle bin with their product
+        return {
+            "PricebookEntryId": entry["Id"],
+            "Product2Id": product["Id"],
+            "ProductCode": product["ProductCode"],
+            "ListPrice": entry["UnitPrice"],
+            "Name": _line_name(opportunity, product),
+        }
+
+    def _refresh_copies(self, spec: ObjectSpec, record: Mapping[str, Any], before: Mapping[str, Any]) -> None:
+        """Keep the names Salesforce derives (entry and line names, product codes) in step with their sources.
+
+        Derived values are not changes of their own: no change event, no LastModifiedDate bump.
+        """
+        if spec is OPPORTUNITY and record["Name"] != before.get("Name"):
+            for line in self._lines_of(record["Id"]):
+                product = self._live(PRODUCT, line["Product2Id"])
+                if product is not None:
+                    self._touch(OPPORTUNITY_LINE_ITEM.name, line["Id"])
+                    line["Name"] = _line_name(record, product)
+        elif spec is PRODUCT and any(record[k] != before.get(k) for k in ("Name", "ProductCode")):
+            for entry in self.rows(PRICEBOOK_ENTRY, include_deleted=True):
+                if entry["Product2Id"] == record["Id"]:
+                    self._touch(PRICEBOOK_ENTRY.name, entry["Id"])
+                    entry.update(Name=record["Name"], ProductCode=record["ProductCode"])
+            for line in self.rows(OPPORTUNITY_LINE_ITEM, include_deleted=True):
+                opportunity = self.tables[OPPORTUNITY.name].get(line["OpportunityId"])
+                if line["Product2Id"] == record["Id"] and opportunity is not None:
+                    self._touch(OPPORTUNITY_LINE_ITEM.name, line["Id"])
+                    line.update(Name=_line_name(opportunity, record), ProductCode=record["ProductCode"])
+
+    def _check_deletable(self, spec: ObjectSpec, record: Mapping[str, Any]) -> None:
+        """Products, entries and price books on opportunity products cannot go; nor can the standard book."""
+        if spec is PRICEBOOK and record["IsStandard"]:
+            raise RecordError(400, [SfError("DELETE_FAILED", "Cannot delete the standard price book")])
+        if spec not in (PRICEBOOK, PRODUCT, PRICEBOOK_ENTRY):
+            return
+        lines = self.rows(OPPORTUNITY_LINE_ITEM, include_deleted=False)
+        if spec is PRICEBOOK:
+            entries = {
+                e["Id"] for e in self.rows(PRICEBOOK_ENTRY, include_deleted=False) if e["Pricebook2Id"] == record["Id"]
+            }
+            in_use = any(line["PricebookEntryId"] in entries for line in lines)
+        else:
+            via = "Product2Id" if spec is PRODUCT else "PricebookEntryId"
+            in_use = any(line[via] == record["Id"] for line in lines)
+        if in_use:
+            raise RecordError(
+                400,
+                [
+                    SfError(
+                        "DELETE_FAILED",
+                        f"Your attempt to delete {record.get('Name')} could not be completed because it is "
+                        "associated with opportunity products.",
+                    )
+                ],
+            )
+
+    def _lines_of(self, opportunity_id: str) -> list[dict[str, Any]]:
+        table = self.tables[OPPORTUNITY_LINE_ITEM.name]
+        candidates = (table.get(i) for i in sorted(self._lines_by_opportunity.get(opportunity_id, ())))
+        return [r for r in candidates if r and not r["IsDeleted"] and r["OpportunityId"] == opportunity_id]
 
     # --- validation ---
 
@@ -528,28 +699,41 @@ class RecordStore:
         elif spec is OPPORTUNITY_LINE_ITEM:
             total = Decimal(str(record["Quantity"])) * Decimal(str(record["UnitPrice"]))
             record["TotalPrice"] = float(total.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+        elif spec is PRODUCT or spec is PRICEBOOK or spec is PRICEBOOK_ENTRY:
+            for flag in ("IsActive", "IsStandard", "UseStandardPrice"):
+                if flag in record and record[flag] is None:
+                    record[flag] = False
+            if spec is PRICEBOOK_ENTRY:
+                product = self.tables[PRODUCT.name][record["Product2Id"]]
+                record.update(Name=product["Name"], ProductCode=product["ProductCode"])
         elif spec is PAYMENT and record.get("Name") is None:
             self.autonumber += 1
             record["Name"] = f"PAY-{self.autonumber:06d}"
 
     def _after_write(self, spec: ObjectSpec, record: Mapping[str, Any]) -> None:
         if spec is OPPORTUNITY_LINE_ITEM:
-            self._roll_up(record["OpportunityId"])
+            self._roll_up(record["OpportunityId"], record)
 
-    def _roll_up(self, opportunity_id: str) -> None:
-        """Opportunity Amount follows its line items whenever it has any."""
+    def _roll_up(self, opportunity_id: str, line: Mapping[str, Any]) -> None:
+        """Opportunity Amount follows its line items whenever it has any; the first line sets its price book."""
         opportunity = self.tables[OPPORTUNITY.name].get(opportunity_id)
         if opportunity is None or opportunity["IsDeleted"]:
             return
-        table = self.tables[OPPORTUNITY_LINE_ITEM.name]
-        candidates = (table.get(i) for i in sorted(self._lines_by_opportunity.get(opportunity_id, ())))
-        lines = [r for r in candidates if r and not r["IsDeleted"] and r["OpportunityId"] == opportunity_id]
+        lines = self._lines_of(opportunity_id)
         has_lines = bool(lines)
         amount = opportunity["Amount"]
         if has_lines:
             total = sum((Decimal(str(r["TotalPrice"])) for r in lines), Decimal(0))
             amount = float(total.quantize(Decimal("0.01")))
-        if has_lines == opportunity["HasOpportunityLineItem"] and amount == opportunity["Amount"]:
+        entry = self.tables[PRICEBOOK_ENTRY.name].get(line.get("PricebookEntryId") or "")
+        pricebook_id = opportunity["Pricebook2Id"]
+        if pricebook_id is None and entry is not None and not line["IsDeleted"]:
+            pricebook_id = entry["Pricebook2Id"]
+        if (
+            has_lines == opportunity["HasOpportunityLineItem"]
+            and amount == opportunity["Amount"]
+            and pricebook_id == opportunity["Pricebook2Id"]
+        ):
             return
         self._touch(OPPORTUNITY.name, opportunity_id)
         now = format_timestamp(self.clock())
@@ -558,6 +742,8 @@ class RecordStore:
             changed["Amount"] = amount
         if has_lines != opportunity["HasOpportunityLineItem"]:
             changed["HasOpportunityLineItem"] = has_lines
+        if pricebook_id != opportunity["Pricebook2Id"]:
+            changed["Pricebook2Id"] = pricebook_id
         opportunity.update(changed, SystemModstamp=now)
         self._announce(Change(OPPORTUNITY.name, opportunity_id, "UPDATE", changed))
 
@@ -582,6 +768,17 @@ class RecordStore:
                 self.tables[spec.name] = {str(r["Id"]): dict(r) for r in rows}
                 for record in self.tables[spec.name].values():
                     self._index(spec, record)
+        self._add_standard_pricebook()  # a state file from before the sandbox had price books
+
+
+def _integrity(what: str, fields: tuple[str, ...]) -> RecordError:
+    """Salesforce's FIELD_INTEGRITY_EXCEPTION for a line whose product or price book does not fit."""
+    return RecordError(400, [SfError("FIELD_INTEGRITY_EXCEPTION", f"field integrity exception: {what}", fields)])
+
+
+def _line_name(opportunity: Mapping[str, Any], product: Mapping[str, Any]) -> str:
+    """An opportunity product's name as Salesforce generates it: "<Opportunity name> <Product name>"."""
+    return f"{opportunity['Name']} {product['Name']}"[:376]
 
 
 def _cascades(child: ObjectSpec, via: FieldSpec) -> bool:
@@ -590,4 +787,6 @@ def _cascades(child: ObjectSpec, via: FieldSpec) -> bool:
         ("OpportunityLineItem", "OpportunityId"),
         ("Contact", "AccountId"),
         ("Opportunity", "AccountId"),
+        ("PricebookEntry", "Product2Id"),
+        ("PricebookEntry", "Pricebook2Id"),
     }

@@ -29,6 +29,9 @@ STAGE_BY_NAME = {name: (prob, closed, won) for name, prob, closed, won in OPPORT
 # The user every write is attributed to (the integration user of the simulated org).
 INTEGRATION_USER_ID = mint_id("005", 1)
 ORG_ID = mint_id("00D", 1)
+# The org's standard price book: there from the start (serial 0 is never minted for a created record).
+STANDARD_PRICEBOOK_ID = mint_id("01s", 0)
+STANDARD_PRICEBOOK_NAME = "Standard Price Book"
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ class FieldSpec:
             "sortable": self.type != "textarea",
             "caseSensitive": False,
             "referenceTo": list(self.reference_to),
-            "relationshipName": self._relationship_name(),
+            "relationshipName": self.relationship_name,
             "restrictedPicklist": self.restricted_picklist,
             "picklistValues": [
                 {"active": True, "defaultValue": False, "label": value, "validFor": None, "value": value}
@@ -105,7 +108,9 @@ class FieldSpec:
             ],
         }
 
-    def _relationship_name(self) -> str | None:
+    @property
+    def relationship_name(self) -> str | None:
+        """The name SOQL reaches the referenced record by (`Product2` for `Product2Id`), None for non-references."""
         if self.type != "reference":
             return None
         if self.name.endswith("__c"):
@@ -331,6 +336,8 @@ OPPORTUNITY = ObjectSpec(
             picklist_values=tuple(s[0] for s in OPPORTUNITY_STAGES),
         ),
         FieldSpec("Amount", "currency", "Amount"),
+        # Set to the price book of the first line added when empty (the standard one for a bare Product2Id).
+        _ref("Pricebook2Id", "Price Book ID", "Pricebook2"),
         FieldSpec("Probability", "percent", "Probability (%)", defaulted_on_create=True),
         FieldSpec("CloseDate", "date", "Close Date", nillable=False),
         FieldSpec("IsClosed", "boolean", "Closed", createable=False, updateable=False, nillable=False),
@@ -361,8 +368,14 @@ OPPORTUNITY_LINE_ITEM = ObjectSpec(
     (
         _id_field(),
         _ref("OpportunityId", "Opportunity ID", "Opportunity", nillable=False, updateable=False),
-        # The sandbox has no Product2/Pricebook objects, so the line's own name is writable here.
-        FieldSpec("Name", "string", "Opportunity Product Name", 376),
+        # A line names a price book entry, or (API v38+) a product resolved through the opportunity's price
+        # book; one of the two is required, which the store checks (describe shows both as optional).
+        _ref("PricebookEntryId", "Price Book Entry ID", "PricebookEntry", updateable=False),
+        _ref("Product2Id", "Product ID", "Product2", updateable=False),
+        # Salesforce builds the name from the opportunity's and the product's: "<Opportunity> <Product>".
+        FieldSpec("Name", "string", "Opportunity Product Name", 376, createable=False, updateable=False),
+        FieldSpec("ProductCode", "string", "Product Code", 255, createable=False, updateable=False),
+        FieldSpec("ListPrice", "currency", "List Price", createable=False, updateable=False),
         FieldSpec("Description", "string", "Line Description", 255),
         FieldSpec("Quantity", "double", "Quantity", nillable=False),
         FieldSpec("UnitPrice", "currency", "Sales Price", nillable=False),
@@ -371,6 +384,61 @@ OPPORTUNITY_LINE_ITEM = ObjectSpec(
         FieldSpec("SortOrder", "int", "Sort Order"),
         *_system_fields(),
         _syncd_ref(),
+    ),
+)
+
+PRODUCT = ObjectSpec(
+    "Product2",
+    "Product",
+    "Products",
+    "01t",
+    (
+        _id_field(),
+        FieldSpec("Name", "string", "Product Name", 255, nillable=False),
+        FieldSpec("ProductCode", "string", "Product Code", 255),
+        FieldSpec("Description", "textarea", "Product Description", 4000),
+        # New products are inactive unless created active, as in Salesforce.
+        FieldSpec("IsActive", "boolean", "Active", nillable=False, defaulted_on_create=True),
+        FieldSpec(
+            "Family", "picklist", "Product Family", 40, picklist_values=("Hardware", "Software", "Services")
+        ),
+        *_system_fields(),
+    ),
+)
+
+PRICEBOOK = ObjectSpec(
+    "Pricebook2",
+    "Price Book",
+    "Price Books",
+    "01s",
+    (
+        _id_field(),
+        FieldSpec("Name", "string", "Price Book Name", 255, nillable=False),
+        FieldSpec("Description", "string", "Description", 255),
+        FieldSpec("IsActive", "boolean", "Active", nillable=False, defaulted_on_create=True),
+        FieldSpec(
+            "IsStandard", "boolean", "Is Standard Price Book", createable=False, updateable=False, nillable=False
+        ),
+        *_system_fields(),
+    ),
+)
+
+PRICEBOOK_ENTRY = ObjectSpec(
+    "PricebookEntry",
+    "Price Book Entry",
+    "Price Book Entries",
+    "01u",
+    (
+        _id_field(),
+        _ref("Pricebook2Id", "Price Book ID", "Pricebook2", nillable=False, updateable=False),
+        _ref("Product2Id", "Product ID", "Product2", nillable=False, updateable=False),
+        # Copied from the product (and kept in step with it), never written directly.
+        FieldSpec("Name", "string", "Product Name", 255, createable=False, updateable=False),
+        FieldSpec("ProductCode", "string", "Product Code", 255, createable=False, updateable=False),
+        FieldSpec("UnitPrice", "currency", "List Price", nillable=False),
+        FieldSpec("IsActive", "boolean", "Active", nillable=False, defaulted_on_create=True),
+        FieldSpec("UseStandardPrice", "boolean", "Use Standard Price", nillable=False, defaulted_on_create=True),
+        *_system_fields(),
     ),
 )
 
@@ -395,7 +463,16 @@ PAYMENT = ObjectSpec(
     ),
 )
 
-OBJECTS: tuple[ObjectSpec, ...] = (ACCOUNT, CONTACT, OPPORTUNITY, OPPORTUNITY_LINE_ITEM, PAYMENT)
+OBJECTS: tuple[ObjectSpec, ...] = (
+    ACCOUNT,
+    CONTACT,
+    OPPORTUNITY,
+    OPPORTUNITY_LINE_ITEM,
+    PAYMENT,
+    PRODUCT,
+    PRICEBOOK,
+    PRICEBOOK_ENTRY,
+)
 _OBJECTS_BY_LOWER = {o.name.lower(): o for o in OBJECTS}
 OBJECTS_BY_PREFIX = {o.key_prefix: o for o in OBJECTS}
 

@@ -1,9 +1,20 @@
-"""Seeding the simulated org from the shared SeedWorld: Accounts, Contacts, Opportunities and line items."""
+"""Seeding the simulated org from the shared SeedWorld: Accounts, Contacts, a product catalogue with standard
+prices, and Opportunities whose line items are those products."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from syncd.sandbox.salesforce.records import RecordStore
-from syncd.sandbox.salesforce.schema import ACCOUNT, CONTACT, OPPORTUNITY, OPPORTUNITY_LINE_ITEM
+from syncd.sandbox.salesforce.schema import (
+    ACCOUNT,
+    CONTACT,
+    OPPORTUNITY,
+    OPPORTUNITY_LINE_ITEM,
+    PRICEBOOK_ENTRY,
+    PRODUCT,
+    STANDARD_PRICEBOOK_ID,
+)
 from syncd.sandbox.seeding import SeedCounts, SeedWorld
 
 # HubSpot's default pipeline stages, as the seed world names them, on Salesforce's default stages.
@@ -55,6 +66,7 @@ def seed_org(store: RecordStore, world: SeedWorld, counts: SeedCounts) -> dict[s
         )
         contact_ids.append(contact["Id"])
         contacts += 1
+    entries, made = _catalogue(store, world)
     opportunities = lines = 0
     for deal in world.deals[: counts.deals]:
         opportunity = store.create(
@@ -74,7 +86,7 @@ def seed_org(store: RecordStore, world: SeedWorld, counts: SeedCounts) -> dict[s
                 OPPORTUNITY_LINE_ITEM,
                 {
                     "OpportunityId": opportunity["Id"],
-                    "Name": line.name,
+                    "PricebookEntryId": entries[line.name],
                     "Quantity": line.quantity,
                     "UnitPrice": str(line.unit_price),
                     "SortOrder": order,
@@ -86,4 +98,51 @@ def seed_org(store: RecordStore, world: SeedWorld, counts: SeedCounts) -> dict[s
         "Contact": contacts,
         "Opportunity": opportunities,
         "OpportunityLineItem": lines,
+        "Product2": made,
+        "PricebookEntry": made,
     }
+
+
+def _catalogue(store: RecordStore, world: SeedWorld) -> tuple[dict[str, str], int]:
+    """One active product per distinct line name of the world's deals, each with its standard price.
+
+    Returns the standard price book entry id by product name, and how many products this call created
+    (seeding twice reuses the products the first call made).
+    """
+    prices: dict[str, Decimal] = {}
+    for deal in world.deals:
+        for line in deal.lines:
+            prices.setdefault(line.name, line.unit_price)
+    name_field = PRODUCT.field("Name")
+    assert name_field is not None
+    entries: dict[str, str] = {}
+    made = 0
+    for number, (name, price) in enumerate(prices.items(), start=1):
+        existing = store.find_by(PRODUCT, name_field, name)
+        if existing:
+            product_id = existing[0]["Id"]
+        else:
+            product = store.create(
+                PRODUCT, {"Name": name, "ProductCode": f"SB-{number:03d}", "IsActive": True, "Family": "Services"}
+            )
+            product_id = product["Id"]
+            made += 1
+        standard = [
+            r
+            for r in store.rows(PRICEBOOK_ENTRY, include_deleted=False)
+            if r["Product2Id"] == product_id and r["Pricebook2Id"] == STANDARD_PRICEBOOK_ID
+        ]
+        if standard:
+            entries[name] = standard[0]["Id"]
+            continue
+        entry = store.create(
+            PRICEBOOK_ENTRY,
+            {
+                "Pricebook2Id": STANDARD_PRICEBOOK_ID,
+                "Product2Id": product_id,
+                "UnitPrice": str(price),
+                "IsActive": True,
+            },
+        )
+        entries[name] = entry["Id"]
+    return entries, made

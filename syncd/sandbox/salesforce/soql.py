@@ -1,9 +1,10 @@
 """SOQL for the sandbox: tokenizer, parser and evaluator of the subset a sync connector uses.
 
-Supported: ``SELECT f1, f2 | COUNT() FROM Obj [WHERE cond] [ORDER BY f [ASC|DESC] [NULLS FIRST|LAST], ...]
+Supported: ``SELECT f1, Parent.f2 | COUNT() FROM Obj [WHERE cond] [ORDER BY f [ASC|DESC] [NULLS FIRST|LAST], ...]
 [LIMIT n] [OFFSET n]`` with ``= != <> < <= > >= IN NOT IN LIKE``, ``AND OR NOT`` and parentheses (mixing AND and
 OR without parentheses is rejected, as Salesforce does), null, true/false, numbers, date and date-time literals
-and quoted strings with Salesforce's escapes. Anything else is a ``MALFORMED_QUERY``.
+and quoted strings with Salesforce's escapes. Parent fields one relationship up (``Product2.Name``) may be selected,
+and come back as a nested record. Anything else is a ``MALFORMED_QUERY``.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from syncd.sandbox.salesforce.ids import normalize_id
-from syncd.sandbox.salesforce.schema import ID_TYPES, NUMBER_TYPES, STRING_TYPES, ObjectSpec, object_spec
+from syncd.sandbox.salesforce.responses import record_url
+from syncd.sandbox.salesforce.schema import ID_TYPES, NUMBER_TYPES, STRING_TYPES, FieldSpec, ObjectSpec, object_spec
 
 MAX_OFFSET = 2000
 
@@ -436,6 +438,8 @@ def parse(text: str) -> SoqlQuery:
 
 Record = Mapping[str, Any]
 Predicate = Callable[[Record], bool]
+# A parent record by object and id (deleted ones too), for relationship fields; None when it is gone.
+ParentLookup = Callable[[ObjectSpec, str], Record | None]
 
 
 def _to_decimal(value: Any) -> Decimal | None:
@@ -474,12 +478,14 @@ class CompiledQuery:
     """A query checked against an object's schema, ready to run over records."""
 
     spec: ObjectSpec
-    fields: tuple[str, ...]  # canonical API names, in SELECT order
+    fields: tuple[str, ...]  # canonical API names, in SELECT order; parent fields as `Relationship.Field`
     count_only: bool
     predicate: Predicate
     order_by: tuple[tuple[str, str, bool, bool], ...]  # (field, type, descending, nulls_last)
     limit: int | None
     offset: int
+    # Relationship name → (the reference field on this object, the parent object), for selected parent fields.
+    relations: Mapping[str, tuple[str, ObjectSpec]] = field(default_factory=dict)
 
     def run(self, records: Iterable[Record]) -> list[Record]:
         """Filter, order and cut the records as the query says."""
@@ -495,9 +501,27 @@ class CompiledQuery:
             rows = rows[: self.limit]
         return rows
 
-    def project(self, record: Record) -> dict[str, Any]:
-        """The selected fields of one record, in SELECT order."""
-        return {name: record.get(name) for name in self.fields}
+    def project(self, record: Record, parent: ParentLookup | None = None, version: str = "v59.0") -> dict[str, Any]:
+        """The selected fields of one record, in SELECT order; parent fields nested under their relationship
+        as Salesforce renders them (`{"Product2": {"attributes": {...}, "Name": ...}}`, null without a parent)."""
+        out: dict[str, Any] = {}
+        parents: dict[str, Record | None] = {}
+        for name in self.fields:
+            relationship, _, parent_field = name.partition(".")
+            if not parent_field:
+                out[name] = record.get(name)
+                continue
+            if relationship not in parents:
+                reference, parent_spec = self.relations[relationship]
+                parent_id = record.get(reference)
+                found = parent(parent_spec, parent_id) if parent is not None and parent_id else None
+                parents[relationship] = found
+                url = record_url(version, parent_spec.name, found["Id"]) if found is not None else ""
+                out[relationship] = None if found is None else {"attributes": {"type": parent_spec.name, "url": url}}
+            found = parents[relationship]
+            if found is not None:
+                out[relationship][parent_field] = found.get(parent_field)
+        return out
 
 
 def _sort_key(name: str, field_type: str) -> Callable[[Record], Any]:
@@ -514,8 +538,10 @@ def compile_query(query: SoqlQuery) -> CompiledQuery:
             "attempting to use a custom object, be sure to append the '__c' after the entity name.",
         )
     names: list[str] = []
+    relations: dict[str, tuple[str, ObjectSpec]] = {}
     for name in query.fields:
-        canonical = _field(query, spec, name).name
+        # A dotted name is a parent's field (Product2.Name); the record's own fields have no dots.
+        canonical = _parent_field(query, spec, name, relations) if "." in name else _field(query, spec, name).name
         if canonical in names:
             raise SoqlError("MALFORMED_QUERY", f"duplicate field selected: {canonical}")
         names.append(canonical)
@@ -527,10 +553,39 @@ def compile_query(query: SoqlQuery) -> CompiledQuery:
     )
     if query.offset is not None and query.offset > MAX_OFFSET:
         raise SoqlError("NUMBER_OUTSIDE_VALID_RANGE", f"Maximum SOQL offset allowed is {MAX_OFFSET}")
-    return CompiledQuery(spec, tuple(names), query.count_only, predicate, order, query.limit, query.offset or 0)
+    return CompiledQuery(
+        spec, tuple(names), query.count_only, predicate, order, query.limit, query.offset or 0, relations
+    )
 
 
-def _field(query: SoqlQuery, spec: ObjectSpec, name: str) -> Any:
+def _parent_field(
+    query: SoqlQuery, spec: ObjectSpec, name: str, relations: dict[str, tuple[str, ObjectSpec]]
+) -> str:
+    """`Relationship.Field` checked one level up; its canonical spelling, with the relationship noted."""
+    relationship, _, rest = name.partition(".")
+    reference = next(
+        (
+            f
+            for f in spec.fields
+            if f.relationship_name is not None and f.relationship_name.lower() == relationship.lower()
+        ),
+        None,
+    )
+    parent_spec = object_spec(reference.reference_to[0]) if reference is not None else None
+    if reference is None or parent_spec is None or "." in rest:
+        # Relationships to objects the sandbox does not simulate (Owner, CreatedBy) and deeper paths too.
+        raise SoqlError(
+            "INVALID_FIELD",
+            f"\n{query.text}\nERROR at Row:1\nDidn't understand relationship '{relationship}' in field path. If you "
+            "are attempting to use a custom relationship, be sure to append the '__r' after the custom "
+            "relationship name. Please reference your WSDL or the describe call for the appropriate names.",
+        )
+    canonical_relationship = reference.relationship_name or relationship
+    relations[canonical_relationship] = (reference.name, parent_spec)
+    return f"{canonical_relationship}.{_field(query, parent_spec, rest).name}"
+
+
+def _field(query: SoqlQuery, spec: ObjectSpec, name: str) -> FieldSpec:
     found = spec.field(name)
     if found is None:
         raise SoqlError(
