@@ -221,18 +221,7 @@ class RecordStore:
             self._check_entry(values)
         self.serial += 1
         record_id = mint_id(spec.key_prefix, self.serial)
-        now = format_timestamp(self.clock())
-        record: dict[str, Any] = {f.name: None for f in spec.fields}
-        record.update(values)
-        record.update(
-            Id=record_id,
-            IsDeleted=False,
-            CreatedDate=now,
-            LastModifiedDate=now,
-            SystemModstamp=now,
-            CreatedById=INTEGRATION_USER_ID,
-            LastModifiedById=INTEGRATION_USER_ID,
-        )
+        record = self._new_row(spec, record_id, values)
         if spec.field("OwnerId") is not None and record.get("OwnerId") is None:
             record["OwnerId"] = INTEGRATION_USER_ID
         self._derive(spec, record, set(values))
@@ -372,13 +361,16 @@ class RecordStore:
         """Every org has one standard price book, from the start and after a reset."""
         if STANDARD_PRICEBOOK_ID in self.tables[PRICEBOOK.name]:
             return
+        values = {"Name": STANDARD_PRICEBOOK_NAME, "IsActive": True, "IsStandard": True}
+        self.tables[PRICEBOOK.name][STANDARD_PRICEBOOK_ID] = self._new_row(PRICEBOOK, STANDARD_PRICEBOOK_ID, values)
+
+    def _new_row(self, spec: ObjectSpec, record_id: str, values: dict[str, Any]) -> dict[str, Any]:
+        """A new row of `spec`: every field present, `values` set, and the system fields stamped now."""
         now = format_timestamp(self.clock())
-        record: dict[str, Any] = {f.name: None for f in PRICEBOOK.fields}
+        record: dict[str, Any] = {f.name: None for f in spec.fields}
+        record.update(values)
         record.update(
-            Id=STANDARD_PRICEBOOK_ID,
-            Name=STANDARD_PRICEBOOK_NAME,
-            IsActive=True,
-            IsStandard=True,
+            Id=record_id,
             IsDeleted=False,
             CreatedDate=now,
             LastModifiedDate=now,
@@ -386,7 +378,7 @@ class RecordStore:
             CreatedById=INTEGRATION_USER_ID,
             LastModifiedById=INTEGRATION_USER_ID,
         )
-        self.tables[PRICEBOOK.name][STANDARD_PRICEBOOK_ID] = record
+        return record
 
     def _live(self, spec: ObjectSpec, record_id: str | None) -> dict[str, Any] | None:
         record = self.tables[spec.name].get(record_id) if record_id is not None else None
