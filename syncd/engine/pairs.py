@@ -47,6 +47,7 @@ class PairWork:
     base: Mapping[str, CanonicalValue]
     conflicts: tuple[ConflictNote, ...] = ()
     applied_conflicts: tuple[int, ...] = ()
+    reopened_conflicts: tuple[int, ...] = ()  # resolved conflicts whose resolution cannot be carried out
     source: str = ""
     source_side: Side = "crm"
 

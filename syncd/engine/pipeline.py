@@ -198,6 +198,7 @@ class ObjectPipeline:
             new_base,
             (*fields.conflicts, *references.conflicts),
             (*applied, *references.applied),
+            tuple(references.reopened),
             source=describe(source_record),
             source_side=source,
         )

@@ -39,6 +39,7 @@ class ReferencePlan:
     changes: list[FieldChange] = field(default_factory=list)
     conflicts: list[ConflictNote] = field(default_factory=list)
     applied: list[int] = field(default_factory=list)  # resolved conflicts this plan carries out
+    reopened: list[int] = field(default_factory=list)  # resolved conflicts it cannot: back to a person
     held: set[str] = field(default_factory=set)  # references whose CRM mark stays at base (move undecided)
 
     def marks(self, mapper: ObjectMapper, crm: Record, acc_fields: Mapping[str, object]) -> dict[str, str]:
@@ -184,8 +185,13 @@ class References:
         latest = decisions[-1]  # oldest first: the latest decision supersedes earlier ones
         chosen, refusal = await self._resolved_reference(target, latest, current)
         if refusal is not None:
-            # Not applied: the move stays undecided below, so it is raised again for a person.
-            self.run.errors.append(f"{describe(acc)}: conflict {latest.id} ({name}) not applied: {refusal}")
+            # Not applied: the conflict goes back to a person (said once, not on every pass), and the move stays
+            # undecided below, which refreshes the reopened conflict's values. Earlier decisions were overridden.
+            self.run.errors.append(
+                f"{describe(acc)}: conflict {latest.id} ({name}) not applied, reopened: {refusal}"
+            )
+            plan.reopened.append(latest.id)
+            plan.applied.extend(c.id for c in decisions[:-1])
             return current, False
         if chosen != current:
             plan.writes[acc_field] = chosen

@@ -153,6 +153,9 @@ class BatchWriter:
         link = await self._bind_pair(session, pair)
         if link is None:
             return
+        for conflict_id in pair.reopened_conflicts:
+            # Before the notes below, so that the move's note refreshes this conflict instead of adding one.
+            await stores.conflicts.reopen(conflict_id, session=session)
         for note in pair.conflicts:
             await stores.conflicts.open_conflict(
                 link.id,

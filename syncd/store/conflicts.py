@@ -171,6 +171,28 @@ class ConflictStore:
         async with self._db.scope(session) as s:
             return [_conflict(r) for r in (await s.execute(stmt)).all()]
 
+    async def reopen(self, conflict_id: int, *, session: AsyncSession | None = None) -> bool:
+        """Put a resolved, unapplied conflict back in front of a person (its resolution could not be carried
+        out), unless another conflict of that field is already open; returns whether it was reopened."""
+        other = CONFLICT.alias("other")
+        already_open = (
+            select(other.c.id)
+            .where(other.c.link_id == CONFLICT.c.link_id, other.c.field == CONFLICT.c.field, other.c.status == "open")
+            .exists()
+        )
+        stmt = (
+            update(CONFLICT)
+            .where(
+                CONFLICT.c.id == conflict_id,
+                CONFLICT.c.status == "resolved",
+                CONFLICT.c.applied_at.is_(None),
+                ~already_open,
+            )
+            .values(status="open", resolution=None, resolved_value=None, resolved_by=None, resolved_at=None)
+        )
+        async with self._db.scope(session) as s:
+            return cast(CursorResult[Any], await s.execute(stmt)).rowcount > 0
+
     async def mark_applied(self, ids: Iterable[int], *, session: AsyncSession | None = None) -> int:
         """Record that resolved values were written to both sides; returns how many changed."""
         id_list = builtins.list(ids)

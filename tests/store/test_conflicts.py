@@ -69,6 +69,26 @@ async def test_resolved_conflicts_wait_until_applied(database: Database) -> None
     assert (await conflicts.get(a.id)).applied_at is not None
 
 
+async def test_a_resolution_that_cannot_be_carried_out_reopens_its_conflict(database: Database) -> None:
+    conflicts = ConflictStore(database)
+    link_id = await _link(database)
+    refused = await conflicts.open_conflict(link_id, "customer", "C-1", "C-2", "C-1")
+    await conflicts.resolve(refused.id, "value", "C-404", by="alice")
+    assert await conflicts.reopen(refused.id) is True
+    back = await conflicts.get(refused.id)
+    assert (back.status, back.resolution, back.resolved_value, back.resolved_by) == ("open", None, None, None)
+    assert await conflicts.reopen(refused.id) is False  # open already
+    # An applied resolution stays as it is; so does one whose field has another open conflict.
+    await conflicts.resolve(refused.id, "crm", by="bob")
+    await conflicts.mark_applied([refused.id])
+    assert await conflicts.reopen(refused.id) is False
+    older = await conflicts.open_conflict(link_id, "phone", "1", "2", "3")
+    await conflicts.resolve(older.id, "crm")
+    newer = await conflicts.open_conflict(link_id, "phone", "2", "4", "5")
+    assert await conflicts.reopen(older.id) is False
+    assert [c.id for c in await conflicts.list(link_id=link_id)] == [newer.id]
+
+
 async def test_conflict_for_a_missing_link_is_refused(database: Database) -> None:
     with pytest.raises(StoreConflictError):
         await ConflictStore(database).open_conflict(424242, "phone", "1", "2", "3")
