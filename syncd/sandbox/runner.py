@@ -15,7 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
-from syncd.sandbox.base import Clock, Simulator
+from syncd.sandbox.base import Simulator
+from syncd.sandbox.clock import Clock
 from syncd.sandbox.seeding import SeedCounts, SeedWorld
 
 SYSTEMS = ("hubspot", "salesforce", "zohobooks")

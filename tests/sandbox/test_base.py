@@ -17,17 +17,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
-from syncd.sandbox.base import (
-    Faults,
-    QuotaCounter,
-    Simulator,
-    Stats,
-    TokenStore,
-    WebhookDispatcher,
-    is_loopback,
-    loopback_guard,
-)
+from syncd.sandbox.base import Simulator
+from syncd.sandbox.control_plane import is_loopback, loopback_guard
+from syncd.sandbox.faults import Faults
+from syncd.sandbox.oauth_tokens import TokenStore
+from syncd.sandbox.quota import QuotaCounter
 from syncd.sandbox.seeding import DEAL_STAGES, SeedCounts, SeedWorld
+from syncd.sandbox.stats import Stats
+from syncd.sandbox.webhook_dispatcher import WebhookDispatcher
 
 SECRET = "toy-app-secret"
 

@@ -27,7 +27,7 @@ from simple_salesforce.exceptions import (
 )
 
 from syncd.connectors.salesforce.transport import close_session
-from syncd.sandbox.base import Faults
+from syncd.sandbox.faults import Faults
 from syncd.sandbox.salesforce import SalesforceSimulator
 from syncd.sandbox.salesforce.schema import CONTACT, STANDARD_PRICEBOOK_ID
 from syncd.sandbox.seeding import SeedCounts, SeedWorld

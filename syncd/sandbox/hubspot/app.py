@@ -12,7 +12,8 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from syncd.sandbox.base import QuotaCounter, QuotaDecision, Simulator, TokenStore, json_error
+from syncd.sandbox.base import Simulator
+from syncd.sandbox.control_plane import json_error
 from syncd.sandbox.hubspot.associations import AssociationStore, AssociationType, Edge
 from syncd.sandbox.hubspot.catalog import DEFAULT_PROPERTIES, OBJECT_TYPE_IDS, resolve_object_type
 from syncd.sandbox.hubspot.errors import HubSpotError, json_response
@@ -26,6 +27,8 @@ from syncd.sandbox.hubspot.webhooks import (
     encode_events,
     signed_headers,
 )
+from syncd.sandbox.oauth_tokens import TokenStore
+from syncd.sandbox.quota import QuotaCounter, QuotaDecision
 from syncd.sandbox.seeding import SeedCounts, SeedWorld
 
 ApiHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -11,11 +11,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from syncd.sandbox.base import Event, WebhookDispatcher
 from syncd.sandbox.hubspot.associations import AssociationType, Edge
 from syncd.sandbox.hubspot.catalog import SINGULAR
 from syncd.sandbox.hubspot.objects import Record
 from syncd.sandbox.hubspot.values import iso_ms
+from syncd.sandbox.webhook_dispatcher import Event, WebhookDispatcher
 
 EVENT_KINDS = ("creation", "deletion", "propertyChange", "merge", "restore", "associationChange")
 _CHANGE_FLAGS = {"creation": "NEW", "deletion": "DELETED", "merge": "MERGED", "restore": "RESTORED"}

@@ -11,7 +11,11 @@ from typing import Any, ClassVar, Literal
 
 from aiohttp import web
 
-from syncd.sandbox.base import Clock, Handler, QuotaCounter, Simulator, TokenStore, json_error
+from syncd.sandbox.base import Simulator
+from syncd.sandbox.clock import Clock
+from syncd.sandbox.control_plane import Handler, json_error
+from syncd.sandbox.oauth_tokens import TokenStore
+from syncd.sandbox.quota import QuotaCounter
 from syncd.sandbox.salesforce.auth import OAuthEndpoints
 from syncd.sandbox.salesforce.cdc import ChangeFeed
 from syncd.sandbox.salesforce.collections import CollectionEndpoints

@@ -11,7 +11,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from aiohttp import web
 
-from syncd.sandbox.base import IssuedToken, TokenStore
+from syncd.sandbox.oauth_tokens import IssuedToken, TokenStore
 from syncd.sandbox.salesforce.responses import sf_json
 from syncd.sandbox.salesforce.schema import INTEGRATION_USER_ID, ORG_ID
 

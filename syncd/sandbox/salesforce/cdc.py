@@ -19,9 +19,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from syncd.sandbox.base import Faults, Stats, WebhookDispatcher
+from syncd.sandbox.faults import Faults
 from syncd.sandbox.salesforce.records import Change
 from syncd.sandbox.salesforce.schema import INTEGRATION_USER_ID
+from syncd.sandbox.stats import Stats
+from syncd.sandbox.webhook_dispatcher import WebhookDispatcher
 
 SIGNATURE_HEADER = "X-Sandbox-Signature"
 _NOT_IN_BODY = frozenset({"Id", "IsDeleted", "SystemModstamp"})

@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from aiohttp import web
 
-from syncd.sandbox.base import IssuedToken, TokenStore
+from syncd.sandbox.oauth_tokens import IssuedToken, TokenStore
 from syncd.sandbox.zohobooks.money import dumps
 
 DEFAULT_SCOPE = "ZohoBooks.fullaccess.all"

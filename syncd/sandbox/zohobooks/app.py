@@ -9,8 +9,12 @@ from typing import Any, ClassVar, Literal
 
 from aiohttp import web
 
-from syncd.sandbox.base import Clock, QuotaCounter, Simulator, TokenStore, WebhookDispatcher
+from syncd.sandbox.base import Simulator
+from syncd.sandbox.clock import Clock
+from syncd.sandbox.oauth_tokens import TokenStore
+from syncd.sandbox.quota import QuotaCounter
 from syncd.sandbox.seeding import SeedCounts, SeedWorld
+from syncd.sandbox.webhook_dispatcher import WebhookDispatcher
 from syncd.sandbox.zohobooks.accounts import AccountsServer
 from syncd.sandbox.zohobooks.contacts import ContactRoutes, contact_json
 from syncd.sandbox.zohobooks.context import BooksContext

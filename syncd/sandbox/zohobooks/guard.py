@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from syncd.sandbox.base import QuotaCounter, QuotaDecision, TokenStore
+from syncd.sandbox.oauth_tokens import TokenStore
+from syncd.sandbox.quota import QuotaCounter, QuotaDecision
 from syncd.sandbox.zohobooks.errors import (
     DAILY_LIMIT,
     NOT_AUTHORIZED,
