@@ -16,7 +16,8 @@ from syncd.engine.wiring import Engine, open_engine
 from syncd.errors import SyncdError
 from syncd.logs import get_logger
 from syncd.settings import Settings
-from syncd.store import ConnectionStore, InboxStore, TokenVault
+from syncd.store import ConnectionStore, TokenVault
+from syncd.store.inbox import InboxRetryPolicy
 from syncd.web.admin import build_admin_app
 from syncd.web.metrics import Metrics
 from syncd.web.receiver import build_webhook_app, webhook_url
@@ -38,12 +39,14 @@ class Daemon:
         *,
         metrics: Metrics | None = None,
         inbox_interval_s: float = 5.0,
+        inbox_retry: InboxRetryPolicy | None = None,
         health_interval_s: float = 30.0,
         stop_timeout_s: float = 60.0,
     ) -> None:
         self.settings = settings
         self.metrics = metrics or Metrics()
         self._inbox_interval_s = inbox_interval_s
+        self._inbox_retry = inbox_retry
         self._health_interval_s = health_interval_s
         self._stop_timeout_s = stop_timeout_s
         self._exit = contextlib.AsyncExitStack()
@@ -107,7 +110,7 @@ class Daemon:
         locks = MappingLocks()
         self._dispatcher = InboxDispatcher(
             engine.db, reconciler, locks, usable=self._usable, interval_s=self._inbox_interval_s,
-            after_round=self._check_connections, metrics=self.metrics,
+            after_round=self._check_connections, metrics=self.metrics, retry=self._inbox_retry,
         )
         self._scheduler = PollScheduler(reconciler, poll_jobs(settings, reconciler), locks,
                                         after_poll=self._after_poll, metrics=self.metrics)
@@ -222,7 +225,5 @@ class Daemon:
         if grant is not None:
             tokens.reauthorised(grant)
             # Webhook events that failed while the grant was dead need not sit out their back-off.
-            due = await InboxStore(self._engine.db).retry_now()
-            if self._dispatcher is not None:
-                self._dispatcher.wake()
+            due = await self._dispatcher.grant_restored(connection) if self._dispatcher is not None else 0
             log.info("connection re-authorised; its jobs resume", connection=connection, inbox_events_due=due)

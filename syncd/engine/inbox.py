@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -171,19 +171,29 @@ class InboxDispatcher:
             log.error("inbox event given up; polling will bring its change", connection=event.connection,
                       event_id=event.event_id, attempts=changed.attempts, error=error)
 
+    def _needed(self, mappings: Collection[str] | None = None, *, reading: str | None = None) -> set[str]:
+        """The connections the given active mappings (or those whose systems include `reading`'s) write or read
+        through."""
+        system = self._connectors[reading].system if reading is not None else None
+        chosen = [
+            a.mapping for a in self._reconciler.mappings
+            if (mappings is None or a.name in mappings)
+            and (system is None or system in (a.mapping.crm_system, a.mapping.acc_system))
+        ]
+        return {c.name for c in self._connectors.values() for m in chosen if c.system in (m.crm_system, m.acc_system)}
+
     def _blocked(self) -> set[str]:
         """Connections read by a mapping that needs a connection awaiting re-authorisation: their events wait,
         unread, until it is back (an event of an object that mapping does not read waits too: delayed, never
         lost, and it keeps the rule simple)."""
-        blocked = set()
-        for name, connector in self._connectors.items():
-            readers = [a.mapping for a in self._reconciler.mappings
-                       if connector.system in (a.mapping.crm_system, a.mapping.acc_system)]
-            needed = {c.name for c in self._connectors.values()
-                      for m in readers if c.system in (m.crm_system, m.acc_system)}
-            if readers and any(not self._usable(n) for n in needed):
-                blocked.add(name)
-        return blocked
+        return {name for name in self._connectors if any(not self._usable(n) for n in self._needed(reading=name))}
+
+    async def grant_restored(self, connection: str) -> int:
+        """`connection` can be used again: the events that wait for it (its own, and those of the connections
+        sharing a mapping with it) need not sit out their back-off; returns how many became due."""
+        due = await self._inbox.retry_now(self._needed(reading=connection))
+        self.wake()
+        return due
 
     def _readers(self, connection: str, obj: str) -> list[str]:
         """The active mappings that copy changes from `connection`'s `obj`."""
@@ -214,14 +224,8 @@ class InboxDispatcher:
     async def _process(self, group: _Group, now: datetime, tally: _Tally) -> None:
         """Sync one group through every mapping that reads it, and count it done, failed or deferred."""
         readers = self._readers(group.connection, group.object)
-        needed = {
-            c.name
-            for active in self._reconciler.mappings
-            if active.name in readers
-            for c in self._reconciler.connectors.values()
-            if c.system in (active.mapping.crm_system, active.mapping.acc_system)
-        }
-        if any(not self._usable(name) for name in needed):
+        # `_blocked` kept these events out already; this catches a grant that died during the round.
+        if any(not self._usable(name) for name in self._needed(readers)):
             tally.deferred += len(group.events)
             return
         system = self._connectors[group.connection].system
@@ -230,6 +234,7 @@ class InboxDispatcher:
             for mapping in readers:
                 async with self._locks.of(mapping):
                     report = await self._reconciler.sync_records(mapping, system, group.object, changes)
+                # Counted as it happened: a later mapping failing does not undo this one's writes.
                 if self._metrics is not None:
                     self._metrics.count_sync("webhook", mapping, group.object,
                                              ((a.object, a.kind) for a in report.actions), len(report.errors))

@@ -128,12 +128,16 @@ class InboxStore:
         async with self._db.scope(session) as s:
             return [_event(r) for r in (await s.execute(stmt)).all()]
 
-    async def retry_now(self, *, session: AsyncSession | None = None) -> int:
-        """Make every event still backing off due at once (what blocked them, such as a dead grant, is fixed);
-        returns how many. Given-up events stay given up."""
+    async def retry_now(self, connections: Collection[str], *, session: AsyncSession | None = None) -> int:
+        """Make the events of `connections` still backing off due at once (what blocked them, such as a dead
+        grant, is fixed); returns how many. Other connections' back-offs stand; given-up events stay given up."""
         stmt = (
             update(INBOX)
-            .where(INBOX.c.processed_at.is_(None), INBOX.c.next_attempt_at.is_not(None))
+            .where(
+                INBOX.c.processed_at.is_(None),
+                INBOX.c.next_attempt_at.is_not(None),
+                INBOX.c.connection.in_(list(connections)),
+            )
             .values(next_attempt_at=None)
         )
         async with self._db.scope(session) as s:

@@ -31,6 +31,7 @@ from syncd.sandbox.runner import Sandbox
 from syncd.settings import Settings, load_settings
 from syncd.store import ConnectionStore, Database, InboxStore, TokenVault
 from syncd.store.columns import utcnow
+from syncd.store.inbox import InboxRetryPolicy
 from syncd.store.schema import upgrade
 from syncd.web.events import event_payload
 
@@ -156,8 +157,8 @@ async def running(tmp_path: Path) -> AsyncIterator[Callable[[Settings], Any]]:
     """Starts daemons for a test and always stops them."""
     daemons: list[Daemon] = []
 
-    async def start(settings: Settings) -> Daemon:
-        daemon = Daemon(settings, inbox_interval_s=0.5, health_interval_s=0.5)
+    async def start(settings: Settings, **options: Any) -> Daemon:
+        daemon = Daemon(settings, **{"inbox_interval_s": 0.5, "health_interval_s": 0.5, **options})
         daemons.append(daemon)
         await daemon.start()
         return daemon
@@ -267,7 +268,9 @@ async def test_a_failed_webhook_event_stays_pending_and_is_applied_after_reautho
     tmp_path: Path, clean: Sandbox, http: aiohttp.ClientSession, running: Callable[[Settings], Any]
 ) -> None:
     settings = await settings_for(tmp_path, clean, interval_s=3600, webhooks=True)
-    daemon: Daemon = await running(settings)
+    # A failed event would wait an hour: only re-authorising can bring it within the test's deadline.
+    hour = InboxRetryPolicy(first_delay_s=3600, max_delay_s=3600)
+    daemon: Daemon = await running(settings, inbox_retry=hour)
     await settled_start(daemon)
     assert daemon.webhook_listener is not None
     clean.hubspot.set_webhook_targets([daemon.webhook_listener.url + "/webhooks/hub"])

@@ -114,16 +114,19 @@ async def test_give_up_stops_retrying_at_once(database: Database) -> None:
     assert [e.event_id for e in await inbox.given_up()] == ["garbled"]
 
 
-async def test_retry_now_makes_backing_off_events_due_but_leaves_given_up_ones(database: Database) -> None:
+async def test_retry_now_makes_the_named_connections_backing_off_events_due_and_no_others(
+    database: Database,
+) -> None:
     inbox = no_jitter(database)
-    for name in ("waiting", "garbled"):
-        await inbox.put("hub", name, {})
-    waiting, garbled = await inbox.pending(now=T0)
+    for connection, name in (("hub", "waiting"), ("hub", "garbled"), ("sf", "elsewhere")):
+        await inbox.put(connection, name, {})
+    waiting, garbled, elsewhere = await inbox.pending(now=T0)
     await inbox.mark_failed(waiting.id, "Zoho Books grant revoked", now=T0)
     await inbox.give_up(garbled.id, "unreadable", now=T0)
+    await inbox.mark_failed(elsewhere.id, "Salesforce 503", now=T0)  # another vendor's outage: its back-off stands
     assert await inbox.pending(now=T0) == []
 
-    assert await inbox.retry_now() == 1
+    assert await inbox.retry_now(["hub", "books"]) == 1
     [due] = await inbox.pending(now=T0)
     assert (due.event_id, due.attempts, due.next_attempt_at) == ("waiting", 1, None)
     assert [e.event_id for e in await inbox.given_up()] == ["garbled"]
