@@ -296,7 +296,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
             conns[name] = conn
         out["connections"] = conns
     # The default store too sits beside the config file, never in whatever folder the daemon was started from.
-    store = out.get("store", {"url": StoreSettings().url})
+    store = out.get("store", {})
     if isinstance(store, dict) and "url" not in store:
         store = {**store, "url": StoreSettings().url}
     if isinstance(store, dict) and isinstance(store.get("url"), str):

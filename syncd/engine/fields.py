@@ -37,8 +37,7 @@ def plan_fields(
 ) -> FieldPlan:
     """Each mapped field of a pair decided three-way against `base`, a `resolved` conflict's value first."""
     crm_values, acc_values = mapper.to_canonical("crm", crm), mapper.to_canonical("accounting", acc)
-    status = lifecycle.invoice_status(acc)
-    sent = lifecycle.is_invoice(mapper) and status not in policy.editable_invoice_statuses
+    sent_status = lifecycle.frozen_status(mapper, policy.editable_invoice_statuses, acc)
     plan = FieldPlan(dict(base))
     decisions: list[FieldDecision] = []
     for name, mapped in mapper.fields.items():
@@ -63,7 +62,7 @@ def plan_fields(
             crm_modified=crm.modified_at,
             acc_modified=acc.modified_at,
         )
-        note = _parked(decision, state, status if sent else None)
+        note = _parked(decision, state, sent_status)
         if note is not None:
             plan.conflicts.append(note)
             continue
@@ -79,8 +78,7 @@ def _parked(decision: FieldDecision, state: FieldInput, sent_status: str | None)
     if decision.action == "conflict":
         return ConflictNote(decision.field, state.base, state.crm, state.acc, decision.reason)
     if decision.action == "to_acc" and sent_status is not None:
-        why = f"invoice is {sent_status or 'not a draft'}; not edited after sending"
-        return ConflictNote(decision.field, state.base, state.crm, state.acc, why)
+        return ConflictNote(decision.field, state.base, state.crm, state.acc, lifecycle.frozen_reason(sent_status))
     return None
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 
 from syncd.connectors.base import FieldValue, Record
@@ -49,3 +49,15 @@ def invoice_status(record: Record) -> str:
     """A Zoho invoice's status, lower-cased ('' when unknown)."""
     status = record.fields.get(STATUS_FIELD)
     return status.lower() if isinstance(status, str) else ""
+
+
+def frozen_status(mapper: ObjectMapper, editable: Collection[str], record: Record) -> str | None:
+    """The status of an invoice no longer edited (sent, paid...), '' when unknown; None for a draft (whatever
+    `editable` holds) or when the object is no invoice."""
+    status = invoice_status(record)
+    return status if is_invoice(mapper) and status not in editable else None
+
+
+def frozen_reason(status: str) -> str:
+    """Why an edit of a frozen invoice waits for a person."""
+    return f"invoice is {status or 'not a draft'}; not edited after sending"

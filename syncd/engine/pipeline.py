@@ -39,13 +39,12 @@ class ObjectPipeline:
         """A record another one refers to, run through its own object's pipeline before the referring one."""
         await ObjectPipeline(self.run, mapper).sync(side, [record])
 
-    async def _parked_for_good(self, side: Side, records: Sequence[Record]) -> dict[str, DeadLetter]:
+    async def _parked_for_good(self, side: Side, records: Mapping[str, Record]) -> dict[str, DeadLetter]:
         """The dead letters holding records of this batch back until they change (a duplicate, an ambiguous
-        match), by record id; a record changed since it was parked is free to go again."""
-        ids = [r.id for r in records if not r.deleted]
-        letters = await self.run.stores.dead_letters.held(self.run.name, self.obj, side, ids) if ids else {}
-        changed = {r.id for r in records if r.id in letters and r.modified_at > letters[r.id].updated_at}
-        return {record_id: letter for record_id, letter in letters.items() if record_id not in changed}
+        match), by record id; a deleted record, or one changed since it was parked, is free to go."""
+        ids = [record_id for record_id, record in records.items() if not record.deleted]
+        letters = await self.run.stores.dead_letters.held(self.run.name, self.obj, side, ids)
+        return {i: letter for i, letter in letters.items() if records[i].modified_at <= letter.updated_at}
 
     # --- the pipeline --------------------------------------------------------------------------------
     async def sync(self, side: Side, records: Sequence[Record]) -> None:
@@ -57,13 +56,13 @@ class ObjectPipeline:
             latest[record.id] = record  # the overlap window can repeat a record; the last read wins
             if not record.deleted and record.merged_into is None:
                 read.add(record.id)
-        parked = await self._parked_for_good(side, list(latest.values()))
+        parked = await self._parked_for_good(side, latest)
         for record in latest.values():
             key = (self.obj, side, record.id)
             if key in self.run.handled:
                 continue
             self.run.handled.add(key)
-            held = None if record.deleted else parked.get(record.id)
+            held = parked.get(record.id)
             if held is not None:
                 # Re-read only because of the overlap window: planning it again would repeat what failed.
                 self.scope.skip(record, f"parked until it changes: {held.error}")

@@ -144,9 +144,7 @@ class References:
         again. A resolution is marked applied only when this plan carries it out.
         """
         plan = ReferencePlan()
-        status = lifecycle.invoice_status(acc)
-        locked = lifecycle.is_invoice(self.mapper) and status not in self.run.policy.editable_invoice_statuses
-        sent_status = status if locked else None
+        sent_status = lifecycle.frozen_status(self.mapper, self.run.policy.editable_invoice_statuses, acc)
         for name, ref in self.mapper.references.items():
             acc_field = ref.acc_field
             if acc_field is None or ref.crm_field is None:
@@ -214,9 +212,8 @@ class References:
     ) -> None:
         """Write the CRM's moved reference to accounting, or park it when the invoice was already sent."""
         if sent_status is not None:
-            why = f"invoice is {sent_status or 'not a draft'}; not edited after sending"
             base_id = base.get(reference_mark("accounting", name))
-            plan.conflicts.append(ConflictNote(name, base_id, wanted, current, why))
+            plan.conflicts.append(ConflictNote(name, base_id, wanted, current, lifecycle.frozen_reason(sent_status)))
             plan.held.add(name)
             return
         plan.writes[acc_field] = wanted

@@ -160,7 +160,9 @@ class PollScheduler:
     def _run_skipped(self, event: JobSubmissionEvent) -> None:
         """A run came due while the job's previous run still goes on: it is skipped (the next run reads from
         the cursor anyway); said once per streak, and counted."""
-        if self._metrics is not None and event.job_id in self._jobs:
+        if event.job_id not in self._jobs:
+            return  # a housekeeping chore: no poll, no streak
+        if self._metrics is not None:
             self._metrics.count_poll(event.job_id, "skipped")
         self._skipped_meanwhile.add(event.job_id)
         if event.job_id not in self._overrunning:
@@ -242,13 +244,18 @@ class PollScheduler:
             self.runs_completed += 1
             self.runs_by_job[job.id] += 1
             self.last_reports[job.id] = report
-            if self._after_poll is not None:
-                await self._after_poll(job, report)
         except Exception as exc:
             # A bug or an outage in one run must not stop the schedule: the next run tries again.
             log.exception("poll failed", job=job.id, error=str(exc))
             if self._metrics is not None:
                 self._metrics.count_poll(job.id, "failed")
+        else:
+            if self._after_poll is not None:
+                # Not the poll's failure if this fails: logged on its own, the run stays counted as done.
+                try:
+                    await self._after_poll(job, report)
+                except Exception as exc:
+                    log.exception("after-poll check failed", job=job.id, error=str(exc))
         finally:
             self._end_streak(job.id)
             async with self._idle:

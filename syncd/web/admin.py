@@ -114,10 +114,7 @@ class AdminApi:
         """`POST /api/conflicts/{id}/resolve` with `{"resolution", "value"?, "by"}`; needs the admin token."""
         if not self._authorised(request):
             return self._unauthorised()
-        try:
-            conflict_id = int(request.match_info["id"])
-        except ValueError:
-            return _error(404, "no such conflict")
+        conflict_id = int(request.match_info["id"])  # the route admits digits only
         try:
             body = await request.json()
         except ValueError:
@@ -172,10 +169,7 @@ class AdminApi:
         """`POST /api/inbox/{id}/retry`: put a given-up event back in the queue; needs the admin token."""
         if not self._authorised(request):
             return self._unauthorised()
-        try:
-            inbox_id = int(request.match_info["id"])
-        except ValueError:
-            return _error(404, "no such inbox event")
+        inbox_id = int(request.match_info["id"])  # the route admits digits only
         try:
             [requeued] = await self._inbox.requeue([inbox_id])
         except StoreNotFoundError:
@@ -243,8 +237,8 @@ def build_admin_app(
     app.router.add_get("/readyz", api.readyz)
     app.router.add_get("/metrics", api.metrics)
     app.router.add_get("/api/conflicts", api.list_conflicts)
-    app.router.add_post("/api/conflicts/{id}/resolve", api.resolve_conflict)
+    app.router.add_post(r"/api/conflicts/{id:\d+}/resolve", api.resolve_conflict)
     app.router.add_get("/api/links", api.list_links)
     app.router.add_get("/api/inbox", api.list_inbox)
-    app.router.add_post("/api/inbox/{id}/retry", api.retry_inbox_event)
+    app.router.add_post(r"/api/inbox/{id:\d+}/retry", api.retry_inbox_event)
     return app
