@@ -147,16 +147,7 @@ class InboxStore:
         self, limit: int = 100, connection: str | None = None, *, session: AsyncSession | None = None
     ) -> list[InboxEvent]:
         """Events retrying stopped for, most recent first, with their last error (for operators)."""
-        stmt = (
-            select(INBOX)
-            .where(INBOX.c.gave_up)
-            .order_by(INBOX.c.processed_at.desc(), INBOX.c.id.desc())
-            .limit(limit)
-        )
-        if connection is not None:
-            stmt = stmt.where(INBOX.c.connection == connection)
-        async with self._db.scope(session) as s:
-            return [_event(r) for r in (await s.execute(stmt)).all()]
+        return await self.events("given_up", connection, limit, session=session)
 
     async def events(
         self,
