@@ -178,3 +178,21 @@ async def test_deleting_an_invoice_payment_sends_the_payment_updated_then_the_in
     assert (sent["payment_id"], sent["invoices"], sent["unused_amount"]) == (payment["payment_id"], [], 400)
     if invoice_webhooks:
         assert _figures(by_type["invoice_updated"]["invoice"]) == ("sent", 400, 0)
+
+
+async def test_a_full_reset_has_payments_followed_by_invoice_webhooks_again(
+    books: Books, received: list[dict[str, Any]]
+) -> None:
+    targets = list(books.sim.webhooks.targets)
+    books.sim.payment_routes.invoice_webhooks = False
+    async with books.session.post(books.root + "/_sandbox/reset", json={"scope": "all"}) as response:
+        assert response.status == 200
+    books.sim.set_webhook_targets(targets)  # the reset dropped them, as it does every setting
+    books.token = books.sim.tokens.issue_access_token().access_token
+    customer = (await new_contact(books, "Reset Payer"))["contact_id"]
+    invoice = (await new_invoice(books, customer, ("Work", 400)))["invoice_id"]
+    await asyncio.wait_for(books.sim.drain_webhooks(5.0), 6.0)
+    received.clear()
+    await _pay(books, customer, 400, (invoice, 400))
+    await asyncio.wait_for(books.sim.drain_webhooks(5.0), 6.0)
+    assert sorted(e["event_type"] for e in received) == ["customerpayment_created", "invoice_updated"]

@@ -10,6 +10,7 @@ applications: id `<payment_id>:<invoice_id>`, the payment's fields plus `payment
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from syncd.connectors.base import FieldInfo, Record
 
@@ -30,17 +31,22 @@ def payment_of(record_id: str) -> str | None:
     return payment if sep and payment and invoice else None
 
 
+def applied_lines(lines: object) -> dict[str, Mapping[str, Any]]:
+    """A payment's `invoices` lines by invoice id, in the order it lists them: the first line of each
+    invoice (a line without an invoice id is skipped). Raw payload lines and flattened ones both do."""
+    first: dict[str, Mapping[str, Any]] = {}
+    for line in lines if isinstance(lines, list) else []:
+        invoice_id = line.get("invoice_id") if isinstance(line, Mapping) else None
+        if isinstance(invoice_id, str) and invoice_id and invoice_id not in first:
+            first[invoice_id] = line
+    return first
+
+
 def applications(payment: Record) -> list[Record]:
     """A payment's applications, one record each, in the order the payment lists them."""
-    lines = payment.fields.get("invoices")
     shared = {k: v for k, v in payment.fields.items() if k != "invoices"}
     out: list[Record] = []
-    seen: set[str] = set()
-    for line in lines if isinstance(lines, list) else []:
-        invoice_id = line.get("invoice_id")
-        if not isinstance(invoice_id, str) or not invoice_id or invoice_id in seen:
-            continue
-        seen.add(invoice_id)
+    for invoice_id, line in applied_lines(payment.fields.get("invoices")).items():
         fields = {**shared, "payment_id": payment.id, "invoice_id": invoice_id,
                   "amount_applied": line.get("amount_applied")}  # fmt: skip
         out.append(

@@ -11,7 +11,9 @@ of those applications is an `invoicepayments` record. Whether Zoho also fires th
 is not verified (an invoice's workflow rule reacting to a payment is reported both ways), so a payment's event
 announces its applications and their invoices too. An update or deletion lists only what the payment is applied
 to now (a deletion's default payload, its last state, may or may not list them), so the invoices a payment was
-applied to before are remembered from its earlier events (`AppliedInvoices`).
+applied to before are remembered from its earlier events (`AppliedInvoices`). The events it derives carry the
+payment's kind (an invoice's is `updated`): the engine reads every record an event names again, and one no
+longer found is a deletion whatever its event said.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ import hmac
 import json
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
 from syncd.connectors.base import ChangeEvent, ChangeKind, WebhookRejected, WebhookRequest
-from syncd.connectors.zohobooks.applications import APPLICATIONS, application_id
-from syncd.connectors.zohobooks.values import INVOICES, PAYMENTS, flatten, parse_timestamp
+from syncd.connectors.zohobooks.applications import APPLICATIONS, application_id, applied_lines
+from syncd.connectors.zohobooks.values import INVOICES, parse_timestamp
 
 SIGNATURE_HEADER = "X-Zoho-Webhook-Signature"
 # module in the payload -> (object this connector serves, the record's id key)
@@ -44,6 +47,16 @@ PAYMENT_MODULE = "customerpayment"
 REMEMBERED_PAYMENTS = 10_000
 
 
+@dataclass(frozen=True)
+class _Remembered:
+    """What the last event that changed a payment's memory said, and what it was answered."""
+
+    event_id: str
+    occurred: datetime
+    invoices: tuple[str, ...]  # () after a deletion
+    earlier: tuple[str, ...]  # the invoices remembered before that event
+
+
 class AppliedInvoices:
     """The invoices each payment was last announced as applied to, from the webhooks parsed in this process.
 
@@ -53,23 +66,37 @@ class AppliedInvoices:
 
     def __init__(self, capacity: int = REMEMBERED_PAYMENTS) -> None:
         self._capacity = capacity
-        self._seen: OrderedDict[str, tuple[datetime, tuple[str, ...]]] = OrderedDict()
+        self._seen: OrderedDict[str, _Remembered] = OrderedDict()
 
     def exchange(
-        self, payment_id: str, occurred: datetime, invoices: Sequence[str] | None, *, deleted: bool
+        self,
+        payment_id: str,
+        event_id: str,
+        occurred: datetime,
+        invoices: Sequence[str] | None,
+        *,
+        deleted: bool,
     ) -> tuple[str, ...]:
         """The invoices remembered for the payment before this event; then remember what the event says
-        (a deletion forgets the payment; an event older than the remembered one changes nothing)."""
+        (a deletion forgets the payment's invoices; an event older than the remembered one changes nothing).
+
+        The same event again gets the same answer: parsing happens before the inbox stores the events, so
+        a delivery the store refused comes back, and its re-parse must still name the invoices it left."""
         before = self._seen.get(payment_id)
-        earlier = before[1] if before is not None else ()
+        if before is not None and before.event_id == event_id:
+            return before.earlier
+        earlier = before.invoices if before is not None else ()
         if deleted:
-            self._seen.pop(payment_id, None)
-        elif invoices is not None and (before is None or occurred >= before[0]):
-            self._seen[payment_id] = (occurred, tuple(invoices))
-            self._seen.move_to_end(payment_id)
-            while len(self._seen) > self._capacity:
-                self._seen.popitem(last=False)
+            self._remember(payment_id, _Remembered(event_id, occurred, (), earlier))
+        elif invoices is not None and (before is None or occurred >= before.occurred):
+            self._remember(payment_id, _Remembered(event_id, occurred, tuple(invoices), earlier))
         return earlier
+
+    def _remember(self, payment_id: str, remembered: _Remembered) -> None:
+        self._seen[payment_id] = remembered
+        self._seen.move_to_end(payment_id)
+        while len(self._seen) > self._capacity:
+            self._seen.popitem(last=False)
 
 
 def signature(secret: str, url: str, body: bytes, query: Mapping[str, str] | None = None) -> str:
@@ -166,11 +193,8 @@ def parse(
 
 def _listed_invoices(payment: Mapping[str, Any]) -> list[str] | None:
     """The invoices a payment payload lists it as applied to; None when the payload does not say."""
-    if not isinstance(payment.get("invoices"), list):
-        return None
-    lines = flatten(PAYMENTS, payment).get("invoices")
-    ids = [line.get("invoice_id") for line in lines if isinstance(line, Mapping)] if isinstance(lines, list) else []
-    return list(dict.fromkeys(i for i in ids if isinstance(i, str) and i))
+    lines = payment.get("invoices")
+    return list(applied_lines(lines)) if isinstance(lines, list) else None
 
 
 def _payment_consequences(
@@ -180,11 +204,9 @@ def _payment_consequences(
     delivery's, so a redelivered event is still dropped as a copy."""
     listed = _listed_invoices(payment)
     deleted = change.kind == "deleted"
-    earlier = applied.exchange(change.record_id, change.occurred_at, listed, deleted=deleted)
+    earlier = applied.exchange(change.record_id, change.event_id, change.occurred_at, listed, deleted=deleted)
     now = listed or []
-    # Applied before, not listed now: gone, if the payload lists applications at all or the payment was deleted.
     left = [i for i in earlier if i not in now]
-    gone_kind: ChangeKind = "deleted" if listed is not None or deleted else change.kind
     extra = {**change.extra, "payment_id": change.record_id}
 
     def derived(obj: str, record_id: str, kind: ChangeKind) -> ChangeEvent:
@@ -197,8 +219,8 @@ def _payment_consequences(
             extra=extra,
         )
 
-    events = [derived(APPLICATIONS, application_id(change.record_id, i), change.kind) for i in now]
-    events += [derived(APPLICATIONS, application_id(change.record_id, i), gone_kind) for i in left]
+    # Applications it has or had carry the payment's kind; whether one is gone shows when it is read again.
+    events = [derived(APPLICATIONS, application_id(change.record_id, i), change.kind) for i in (*now, *left)]
     # Every invoice the payment was or is applied to has a new balance, payment total and maybe status.
     events += [derived(INVOICES.object, i, "updated") for i in (*now, *left)]
     return events

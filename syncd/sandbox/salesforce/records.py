@@ -384,7 +384,8 @@ class RecordStore:
         record = self.tables[spec.name].get(record_id) if record_id is not None else None
         return record if record is not None and not record["IsDeleted"] else None
 
-    def _entries_of(self, product_id: str, pricebook_id: str) -> list[dict[str, Any]]:
+    def entries_of(self, product_id: str, pricebook_id: str) -> list[dict[str, Any]]:
+        """The live price book entries of a product in one price book (at most one)."""
         return [
             r
             for r in self.rows(PRICEBOOK_ENTRY, include_deleted=False)
@@ -394,11 +395,11 @@ class RecordStore:
     def _check_entry(self, values: Mapping[str, Any]) -> None:
         """A price book entry needs the product's standard price first and is unique per product and book."""
         product_id, pricebook_id = values["Product2Id"], values["Pricebook2Id"]
-        if self._entries_of(product_id, pricebook_id):
+        if self.entries_of(product_id, pricebook_id):
             raise RecordError(
                 400, [SfError("DUPLICATE_VALUE", "This price definition already exists in this price book")]
             )
-        if pricebook_id != STANDARD_PRICEBOOK_ID and not self._entries_of(product_id, STANDARD_PRICEBOOK_ID):
+        if pricebook_id != STANDARD_PRICEBOOK_ID and not self.entries_of(product_id, STANDARD_PRICEBOOK_ID):
             raise RecordError(
                 400, [SfError("STANDARD_PRICE_NOT_DEFINED", "No standard price defined for this product")]
             )
@@ -430,7 +431,7 @@ class RecordStore:
         else:
             assert product_id is not None
             # A bare Product2Id is looked up in the opportunity's price book, the standard one when it has none.
-            found = self._entries_of(product_id, pricebook_id or STANDARD_PRICEBOOK_ID)
+            found = self.entries_of(product_id, pricebook_id or STANDARD_PRICEBOOK_ID)
             if not found:
                 raise _integrity(
                     "Product2Id (no pricebook entry for this product in the opportunity's pricebook)",

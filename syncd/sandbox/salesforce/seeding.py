@@ -127,11 +127,7 @@ def _catalogue(store: RecordStore, world: SeedWorld) -> tuple[dict[str, str], in
             )
             product_id = product["Id"]
             made += 1
-        standard = [
-            r
-            for r in store.rows(PRICEBOOK_ENTRY, include_deleted=False)
-            if r["Product2Id"] == product_id and r["Pricebook2Id"] == STANDARD_PRICEBOOK_ID
-        ]
+        standard = store.entries_of(product_id, STANDARD_PRICEBOOK_ID)
         if standard:
             entries[name] = standard[0]["Id"]
             continue

@@ -117,6 +117,11 @@ class ZohoBooksSimulator(Simulator):
         """Drop every record (the OAuth client, grants and webhook secret stay)."""
         self.ctx.ledger = BooksLedger()
 
+    def restore_defaults(self) -> None:
+        """As after start, a payment followed by its invoices' webhooks again."""
+        super().restore_defaults()
+        self.payment_routes.invoice_webhooks = True
+
     def seed(self, world: SeedWorld, counts: SeedCounts) -> dict[str, int]:
         """Contacts from people (with their company), invoices from deals, payments on those invoices."""
         self._quiet = True

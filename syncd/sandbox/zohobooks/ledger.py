@@ -157,12 +157,19 @@ class BooksLedger(BaseModel):
             invoice = self.invoices.get(allocation.invoice_id)
             if invoice is None or invoice.deleted:
                 continue
-            invoice.payment_made -= allocation.amount_applied
-            others = [p.date for p, _ in self.payments_of_invoice(invoice.invoice_id) if p is not payment]
-            invoice.last_payment_date = max(others) if others else None
-            invoice.last_modified_time = now
+            self._take_off(invoice, allocation, now, leaving=payment)
             touched.append(invoice)
         return touched
+
+    def _take_off(
+        self, invoice: Invoice, allocation: PaymentAllocation, now: float, *, leaving: Payment | None = None
+    ) -> None:
+        """Reverse one allocation on its invoice: less paid, and the last payment date that of the payments
+        still on it (`leaving` is a payment whose allocations are all being reversed: it no longer counts)."""
+        invoice.payment_made -= allocation.amount_applied
+        others = [p.date for p, _ in self.payments_of_invoice(invoice.invoice_id) if p is not leaving]
+        invoice.last_payment_date = max(others) if others else None
+        invoice.last_modified_time = now
 
     def remove_application(self, invoice_id: str, invoice_payment_id: str, now: float) -> tuple[Payment, Invoice]:
         """Take one application of a payment off an invoice; the amount stays on the payment, unused.
@@ -180,10 +187,7 @@ class BooksLedger(BaseModel):
         payment, allocation = found
         payment.allocations = [a for a in payment.allocations if a is not allocation]
         payment.last_modified_time = now
-        invoice.payment_made -= allocation.amount_applied
-        others = [p.date for p, _ in self.payments_of_invoice(invoice_id)]
-        invoice.last_payment_date = max(others) if others else None
-        invoice.last_modified_time = now
+        self._take_off(invoice, allocation, now)
         return payment, invoice
 
 
