@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -196,8 +196,10 @@ class Connector(Protocol):
         """Turn a verified webhook body into change events; raise `WebhookRejected(400)` if malformed."""
         ...
 
-    async def register_webhooks(self, url: str) -> bool:
-        """Point the system's webhooks at `url` where its API allows it; False when it must be done by hand."""
+    async def register_webhooks(self, url: str, fields: Mapping[str, Collection[str]]) -> bool:
+        """Point the system's webhooks at `url` where its API allows it; False when it must be done by hand.
+        `fields` names what the active mappings read (object → field names), for systems that subscribe per
+        object or field; the others ignore it."""
         ...
 
 

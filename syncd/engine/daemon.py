@@ -3,14 +3,18 @@ the admin listener, with an explicit start/stop lifecycle."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 from aiohttp import web
 
+from syncd.connectors.base import Connector
 from syncd.connectors.storage import VaultTokenStorage
 from syncd.connectors.tokens import TokenManager
+from syncd.engine.context import side_object
 from syncd.engine.inbox import InboxDispatcher
 from syncd.engine.plan import SyncReport
+from syncd.engine.reconcile import read_sides
 from syncd.engine.scheduler import MappingLocks, PollJob, PollScheduler, poll_jobs
 from syncd.engine.wiring import Engine, open_engine
 from syncd.errors import SyncdError
@@ -55,10 +59,16 @@ class Daemon:
         self._dispatcher: InboxDispatcher | None = None
         self._webhooks: Listener | None = None
         self._admin: Listener | None = None
+        self._registration: asyncio.Task[None] | None = None
         self._unusable: frozenset[str] = frozenset()
         self._started = False
 
     # --- what tests and operators may look at -----------------------------------------------------------
+    async def webhooks_registered(self) -> None:
+        """Wait until the start-up webhook registration (run in the background) is over, however it went."""
+        if self._registration is not None:
+            await asyncio.wait([self._registration])
+
     @property
     def webhook_listener(self) -> Listener | None:
         """The webhook receiver's listener (None when `[webhooks].enabled` is false)."""
@@ -88,7 +98,7 @@ class Daemon:
 
     # --- lifecycle ---------------------------------------------------------------------------------------
     async def start(self) -> None:
-        """Open the engine, start the listeners, register webhooks, then start the inbox and polling."""
+        """Open the engine, start the listeners, the inbox and polling, then register webhooks in the background."""
         if self._started:
             return
         self._started = True
@@ -130,12 +140,17 @@ class Daemon:
                 public_url=settings.webhooks.public_url,
             )
             self._webhooks = await self._listen(app, settings.webhooks.host, settings.webhooks.port, "webhooks")
-            await self._register_webhooks(settings.webhooks.public_url or self._webhooks.url)
         # The inbox is drained even with webhooks off: events stored before a restart must not be stranded.
         self._dispatcher.start()
         self._scheduler.start(unusable=self._unusable)
         # Polls notice a grant dying; this notices one coming back (`syncd auth`) while its jobs are paused.
         self._scheduler.add_housekeeping("connections", self._check_connections, self._health_interval_s)
+        if self._webhooks is not None:
+            # In the background: a portal's subscriptions take many one-at-a-time calls, and polling (started
+            # above) covers changes until they are in place.
+            self._registration = asyncio.create_task(
+                self._register_webhooks(settings.webhooks.public_url or self._webhooks.url),
+                name="webhook registration")
         log.info("daemon started", jobs=len(self._scheduler.jobs),
                  webhooks=self._webhooks.url if self._webhooks else None,
                  admin=self._admin.url if self._admin else None)
@@ -146,6 +161,11 @@ class Daemon:
             return
         self._started = False
         try:
+            registration, self._registration = self._registration, None
+            if registration is not None:
+                # Unfinished registration is simply resumed at the next start: it keeps what exists.
+                registration.cancel()
+                await asyncio.wait([registration])
             if self._webhooks is not None:
                 await self._webhooks.stop()
                 self._webhooks = None
@@ -169,22 +189,44 @@ class Daemon:
             raise DaemonError(f"cannot listen for {name} on {host}:{port}: {exc.strerror or exc}") from exc
 
     async def _register_webhooks(self, public_url: str) -> None:
-        """Point each system's webhooks at us where its API allows; name the ones an admin must set up."""
+        """Point each system's webhooks at us where its API allows; name the ones an admin must set up.
+
+        Each connector is told what the active mappings read from it: for every mapped object whose changes on
+        that connection are copied (its direction reads that side), the system object and the mapper's read
+        fields there (`ObjectMapper.read_fields`: mapped fields, references, filters, extra fields, the create
+        reference). A deal's line items count as its `line_items` field, as the HubSpot connector names it."""
         assert self._engine is not None
-        for connector in self._engine.connectors.values():
+        mappings = self._engine.reconciler.mappings
+
+        async def register(connector: Connector) -> None:
             url = webhook_url(public_url, connector.name)
+            fields: dict[str, set[str]] = {}
+            for active in mappings:
+                for mapper in active.mapping.objects.values():
+                    for side in read_sides(mapper):
+                        system = active.mapping.crm_system if side == "crm" else active.mapping.acc_system
+                        if system == connector.system:
+                            fields.setdefault(side_object(mapper, side), set()).update(mapper.read_fields(side))
             try:
-                registered = await connector.register_webhooks(url)
+                registered = await connector.register_webhooks(url, fields)
             except SyncdError as exc:
                 # Polling covers the gap; the operator sees why the webhooks are not there.
                 log.warning("webhook registration failed; polling continues", connection=connector.name,
                             url=url, error=str(exc))
-                continue
+                return
+            except Exception as exc:
+                # A background task: an unexpected failure would otherwise go unseen until stop().
+                log.exception("webhook registration failed unexpectedly; polling continues",
+                              connection=connector.name, url=url, error=repr(exc))
+                return
             if registered:
                 log.info("webhooks registered", connection=connector.name, url=url)
             else:
                 log.warning("webhooks must be set up by hand in the system's settings; polling covers "
                             "until then", connection=connector.name, system=connector.system, url=url)
+
+        # Side by side: one portal's many subscription calls need not hold up another system's one call.
+        await asyncio.gather(*(register(connector) for connector in self._engine.connectors.values()))
 
     def _usable(self, connection: str) -> bool:
         return connection not in self._unusable

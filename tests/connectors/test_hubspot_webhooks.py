@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +127,7 @@ def test_parsing_events_merges_and_malformed_bodies() -> None:
 
 async def test_register_webhooks_needs_an_app_id(reset_sandbox: Sandbox) -> None:
     async with hubspot_connector(reset_sandbox) as hubspot:
-        assert await hubspot.register_webhooks("http://127.0.0.1:1/hooks") is False
+        assert await hubspot.register_webhooks("http://127.0.0.1:1/hooks", READ) is False
 
 
 def webhook_keys(sandbox: Sandbox) -> dict[str, Any]:
@@ -153,35 +153,59 @@ def hubspot_simulator(sandbox: Sandbox) -> HubSpotSimulator:
     return sim
 
 
-async def test_register_webhooks_sets_the_target_and_subscribes_once(
+# What a mapping reads: properties a user edits, a read-only one, one the portal lacks, and the deal's
+# association and line-item fields (not properties).
+READ: dict[str, list[str]] = {
+    "contacts": ["email", "firstname", "lastmodifieddate", "no_such_property"],
+    "deals": ["dealname", "associations.contacts", "line_items"],
+}
+EXPECTED = {
+    *{(f"{singular}.{kind}", None) for singular in ("contact", "deal")
+      for kind in ("creation", "deletion", "merge", "restore")},
+    ("contact.propertyChange", "email"), ("contact.propertyChange", "firstname"), ("contact.privacyDeletion", None),
+    ("deal.propertyChange", "dealname"), ("deal.associationChange", None),
+}
+CREATE_ROUTE = "POST /webhooks/v3/{appId}/subscriptions"
+
+
+async def app_subscriptions(session: aiohttp.ClientSession, sandbox: Sandbox) -> list[dict[str, Any]]:
+    """The app's subscriptions as the Webhooks API lists them."""
+    return list((await developer_call(session, sandbox, "GET", "/subscriptions"))["results"])
+
+
+def identities(subscriptions: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
+    """(eventType, propertyName) of each subscription, duplicates kept."""
+    return sorted(((s["eventType"], s.get("propertyName")) for s in subscriptions), key=str)
+
+
+async def test_register_webhooks_subscribes_only_what_the_mappings_read_and_only_once(
     reset_sandbox: Sandbox, control_session: aiohttp.ClientSession, receiver: tuple[Receiver, str]
 ) -> None:
     found, url = receiver
     sim = hubspot_simulator(reset_sandbox)
     async with hubspot_connector(reset_sandbox, **webhook_keys(reset_sandbox)) as hubspot:
-        assert await hubspot.register_webhooks(url) is True
+        assert await hubspot.register_webhooks(url, READ) is True
         assert (await developer_call(control_session, reset_sandbox, "GET", "/settings"))["targetUrl"] == url
-        subscriptions = (await developer_call(control_session, reset_sandbox, "GET", "/subscriptions"))["results"]
-        wanted = {(s["eventType"], s.get("propertyName")) for s in subscriptions}
-        for singular in ("contact", "company", "deal", "line_item"):
-            assert {(f"{singular}.{kind}", None) for kind in ("creation", "deletion", "merge", "restore")} <= wanted
-        assert {("contact.propertyChange", p) for p in ("email", "firstname", "lastname", "phone", "city")} <= wanted
-        assert {("deal.propertyChange", "dealstage"), ("deal.associationChange", None),
-                ("line_item.propertyChange", "price"), ("contact.privacyDeletion", None)} <= wanted
-        # Read-only properties change only with a writable one: no subscription of their own.
-        assert ("contact.propertyChange", "lastmodifieddate") not in wanted
-        assert len(wanted) == len(subscriptions) and all(s["active"] for s in subscriptions)
-        created = sim.stats.requests["POST /webhooks/v3/{appId}/subscriptions"]
-        assert created == len(subscriptions)
+        subscriptions = await app_subscriptions(control_session, reset_sandbox)
+        # No companies or line items, no read-only or unknown property, nothing for an unread property.
+        assert identities(subscriptions) == sorted(EXPECTED, key=str)
+        assert all(s["active"] for s in subscriptions)
+        assert sim.stats.requests[CREATE_ROUTE] == len(EXPECTED)
 
         # Someone pauses one in the developer portal; registering again switches it back on, creates nothing.
         paused = next(s for s in subscriptions if s["eventType"] == "contact.creation")
         await developer_call(control_session, reset_sandbox, "PATCH", f"/subscriptions/{paused['id']}",
                              {"active": False})
-        assert await hubspot.register_webhooks(url) is True
-        again = (await developer_call(control_session, reset_sandbox, "GET", "/subscriptions"))["results"]
-        assert sim.stats.requests["POST /webhooks/v3/{appId}/subscriptions"] == created
+        assert await hubspot.register_webhooks(url, READ) is True
+        again = await app_subscriptions(control_session, reset_sandbox)
+        assert sim.stats.requests[CREATE_ROUTE] == len(EXPECTED)
         assert [s["id"] for s in again] == [s["id"] for s in subscriptions] and all(s["active"] for s in again)
+
+        # A mapping that reads one more property adds just that subscription.
+        assert await hubspot.register_webhooks(url, {**READ, "contacts": [*READ["contacts"], "lastname"]})
+        assert sim.stats.requests[CREATE_ROUTE] == len(EXPECTED) + 1
+        assert ("contact.propertyChange", "lastname") in identities(
+            await app_subscriptions(control_session, reset_sandbox))
 
         # The app's deliveries now come to `url`, with nothing set through the control plane.
         contact = (await hubspot.create_many("contacts", [Create("w2", {"email": "w2@x.com"})]))[0].id
@@ -194,16 +218,99 @@ async def test_register_webhooks_sets_the_target_and_subscribes_once(
         assert ("contacts", contact, "created") in {(e.object, e.record_id, e.kind) for e in events}
 
 
+class LossyProxy:
+    """A loopback proxy in front of the HubSpot simulator standing in for the network between us and HubSpot:
+    it can lose the answer to a subscription create after the simulator made it (the connection drops on the
+    way back), and let someone else create a subscription between our listing and our creates."""
+
+    def __init__(self, upstream: str, session: aiohttp.ClientSession) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.session = session
+        self.url = ""  # set once it listens
+        self.answers_to_lose = 0
+        self.lost = 0
+        self.after_first_list: Callable[[], Awaitable[None]] | None = None
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        headers = {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "content-type")}
+        async with self.session.request(request.method, self.upstream + request.path_qs, data=body,
+                                        headers=headers) as answer:
+            payload = await answer.read()
+            status, content_type = answer.status, answer.headers.get("Content-Type")
+        subscriptions = request.path.startswith("/webhooks/v3/") and request.path.endswith("/subscriptions")
+        if subscriptions and request.method == "GET" and self.after_first_list is not None:
+            meddle, self.after_first_list = self.after_first_list, None
+            await meddle()
+        if subscriptions and request.method == "POST" and self.answers_to_lose > 0:
+            self.answers_to_lose -= 1
+            self.lost += 1
+            assert request.transport is not None
+            request.transport.close()
+            raise ConnectionResetError("answer lost on its way back")
+        return web.Response(status=status, body=payload,
+                            headers={"Content-Type": content_type} if content_type else None)
+
+
+@pytest.fixture
+async def proxy(reset_sandbox: Sandbox, control_session: aiohttp.ClientSession) -> AsyncIterator[LossyProxy]:
+    """A running LossyProxy to the sandbox's HubSpot; `proxy.url` is its base URL."""
+    lossy = LossyProxy(reset_sandbox.descriptor["hubspot"]["base_url"], control_session)
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", lossy.handle)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    lossy.url = str(server.make_url("")).rstrip("/")
+    try:
+        yield lossy
+    finally:
+        await server.close()
+
+
+async def test_a_lost_create_answer_is_looked_up_not_sent_again(
+    reset_sandbox: Sandbox, control_session: aiohttp.ClientSession, proxy: LossyProxy
+) -> None:
+    sim = hubspot_simulator(reset_sandbox)
+    proxy.answers_to_lose = 2
+    async with hubspot_connector(reset_sandbox, base_url=proxy.url, **webhook_keys(reset_sandbox)
+                                 ) as hubspot:
+        assert await hubspot.register_webhooks("http://127.0.0.1:1/hooks", READ) is True
+    assert proxy.lost == 2
+    assert identities(await app_subscriptions(control_session, reset_sandbox)) == sorted(EXPECTED, key=str)
+    # One create per subscription: the two whose answers were lost were found by listing, not sent again.
+    assert sim.stats.requests[CREATE_ROUTE] == len(EXPECTED)
+    assert sim.stats.responses[409] == 0
+
+
+async def test_a_subscription_made_meanwhile_does_not_stop_the_rest(
+    reset_sandbox: Sandbox, control_session: aiohttp.ClientSession, proxy: LossyProxy
+) -> None:
+    sim = hubspot_simulator(reset_sandbox)
+
+    async def someone_subscribes() -> None:
+        # Made by hand after our listing: our own create of it is answered 409.
+        await developer_call(control_session, reset_sandbox, "POST", "/subscriptions",
+                             {"eventType": "contact.propertyChange", "propertyName": "email", "active": True})
+
+    proxy.after_first_list = someone_subscribes
+    async with hubspot_connector(reset_sandbox, base_url=proxy.url, **webhook_keys(reset_sandbox)
+                                 ) as hubspot:
+        assert await hubspot.register_webhooks("http://127.0.0.1:1/hooks", READ) is True
+    assert sim.stats.responses[409] == 1
+    subscriptions = await app_subscriptions(control_session, reset_sandbox)
+    assert identities(subscriptions) == sorted(EXPECTED, key=str) and all(s["active"] for s in subscriptions)
+
+
 async def test_a_wrong_developer_key_or_app_id_is_a_clear_error(reset_sandbox: Sandbox) -> None:
     keys = webhook_keys(reset_sandbox)
     async with hubspot_connector(reset_sandbox, app_id=keys["app_id"], developer_api_key="not-the-key") as hubspot:
         with pytest.raises(FatalError, match="developer_api_key") as refused:
-            await hubspot.register_webhooks("http://127.0.0.1:1/hooks")
+            await hubspot.register_webhooks("http://127.0.0.1:1/hooks", READ)
         assert refused.value.status == 401 and "not-the-key" not in str(refused.value)
     async with hubspot_connector(reset_sandbox, app_id=keys["app_id"] + 1,
                                  developer_api_key=keys["developer_api_key"]) as hubspot:
         with pytest.raises(FatalError, match="app_id"):
-            await hubspot.register_webhooks("http://127.0.0.1:1/hooks")
+            await hubspot.register_webhooks("http://127.0.0.1:1/hooks", READ)
     assert hubspot_simulator(reset_sandbox).app_settings is None
 
 

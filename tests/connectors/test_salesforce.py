@@ -281,7 +281,7 @@ async def test_change_feed_is_verified_and_parsed(sf: SalesforceConnector) -> No
     app = web.Application()
     app.router.add_post("/hooks/salesforce", receive)
     async with TestServer(app, host="127.0.0.1", port=0) as server:
-        assert await sf.register_webhooks(str(server.make_url("/hooks/salesforce")))
+        assert await sf.register_webhooks(str(server.make_url("/hooks/salesforce")), {})
         created = await sf.create_many("Contact", [contact("hook-1", "Hooked")])
         record_id = created[0].id
         await asyncio.wait_for(arrived.wait(), 10)

@@ -250,5 +250,5 @@ async def test_describe_lists_documented_and_custom_fields(zoho: ZohoBooksConnec
 async def test_register_webhooks_only_on_the_sandbox(
     zoho: ZohoBooksConnector, reset_sandbox: Sandbox
 ) -> None:
-    assert await zoho.register_webhooks("http://127.0.0.1:9/hooks/zoho")
+    assert await zoho.register_webhooks("http://127.0.0.1:9/hooks/zoho", {})
     assert reset_sandbox.simulators["zohobooks"].webhooks.targets == ["http://127.0.0.1:9/hooks/zoho"]  # type: ignore[attr-defined]

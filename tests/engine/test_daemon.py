@@ -169,9 +169,11 @@ async def running(tmp_path: Path) -> AsyncIterator[Callable[[Settings], Any]]:
 
 
 async def settled_start(daemon: Daemon) -> int:
-    """Wait until every polling job ran its catch-up run at start; returns the runs so far."""
+    """Wait until every polling job ran its catch-up run at start and the webhooks are registered; returns the
+    runs so far."""
     jobs = len(daemon.scheduler.jobs)
     await eventually(lambda: daemon.scheduler.runs_completed >= jobs, "the start-up polls")
+    await asyncio.wait_for(daemon.webhooks_registered(), DEADLINE_S)
     return daemon.scheduler.runs_completed
 
 
@@ -212,15 +214,25 @@ async def test_hubspot_webhooks_registered_by_the_daemon_bring_a_contact_before_
     tmp_path: Path, clean: Sandbox, http: aiohttp.ClientSession, running: Callable[[Settings], Any]
 ) -> None:
     # Nothing points the sandbox at the daemon by hand: with the app id and developer key configured, the
-    # daemon sets the app's target URL and subscriptions itself, through HubSpot's Webhooks API.
-    daemon: Daemon = await running(await settings_for(tmp_path, clean, interval_s=3600, webhooks=True,
-                                                      hubspot_app=True))
-    polls = await settled_start(daemon)
+    # daemon sets the app's target URL and subscriptions itself, through HubSpot's Webhooks API, in the
+    # background once it has started (its log says when they are in place).
+    with capture_logs() as logs:
+        daemon: Daemon = await running(await settings_for(tmp_path, clean, interval_s=3600, webhooks=True,
+                                                          hubspot_app=True))
+        polls = await settled_start(daemon)
+        await eventually(lambda: any(e["event"] == "webhooks registered" and e.get("connection") == "hub"
+                                     for e in logs), "the HubSpot webhook registration")
     assert daemon.webhook_listener is not None
     hub = clean.descriptor["hubspot"]
-    async with http.get(f"{hub['base_url']}/webhooks/v3/{hub['app_id']}/settings",
-                        params={"hapikey": hub["developer_api_key"]}) as r:
+    developer = {"hapikey": hub["developer_api_key"]}
+    async with http.get(f"{hub['base_url']}/webhooks/v3/{hub['app_id']}/settings", params=developer) as r:
         assert r.status == 200 and (await r.json())["targetUrl"] == daemon.webhook_listener.url + "/webhooks/hub"
+    async with http.get(f"{hub['base_url']}/webhooks/v3/{hub['app_id']}/subscriptions", params=developer) as r:
+        subscribed = {(s["eventType"], s.get("propertyName")) for s in (await r.json())["results"]}
+    # Only what the shipped mapping reads: contacts and deals, not companies; mapped properties, not all.
+    assert ("contact.creation", None) in subscribed and ("contact.propertyChange", "email") in subscribed
+    assert not any(event.startswith("company.") for event, _ in subscribed)
+    assert ("contact.propertyChange", "lastmodifieddate") not in subscribed
 
     await create_hubspot_contact(http, clean, email="barbara@example.com", firstname="Barbara", lastname="Liskov")
     [customer] = await eventually(lambda: zoho_customers(clean, "barbara@example.com"), "the Zoho customer")

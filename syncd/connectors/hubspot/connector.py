@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -23,9 +23,10 @@ from syncd.connectors.base import (
 from syncd.connectors.hubspot.errors import classify_item_error
 from syncd.connectors.hubspot.oauth import HubSpotOAuth
 from syncd.connectors.hubspot.search import search_changes
+from syncd.connectors.hubspot.subscriptions import AppWebhooks, wanted_subscriptions
 from syncd.connectors.hubspot.transport import HubSpotTransport, RawAnswer, SdkApis
 from syncd.connectors.hubspot.values import parse_timestamp, to_hubspot, typed_properties
-from syncd.connectors.hubspot.webhooks import OBJECT_NAMES, parse_events, verify_signature
+from syncd.connectors.hubspot.webhooks import parse_events, verify_signature
 from syncd.connectors.ratelimit import Budget, RateLimiter
 from syncd.connectors.retry import RetryPolicy
 from syncd.connectors.tokens import Grant, TokenManager, TokenStorage
@@ -55,12 +56,6 @@ LINE_ITEM_FIELDS = ("name", "quantity", "price", "amount")
 DEFAULT_BUDGET = Budget(window_s=10.0, window_max=100, daily_cap=250_000)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UNKNOWN_OUTCOME_ROUNDS = 3
-SINGULAR: dict[str, str] = {plural: singular for singular, plural in OBJECT_NAMES.items()}
-# Webhook subscriptions besides each property's propertyChange: the record events `parse_webhook` reads, a
-# GDPR deletion, and a deal's association changes (its contact, company and line items are deal fields).
-RECORD_EVENTS = ("creation", "deletion", "merge", "restore")
-EXTRA_EVENTS = ("contact.privacyDeletion", "deal.associationChange")
-WEBHOOK_CONCURRENCY = 10  # deliveries HubSpot may make to us at once (its default)
 
 
 def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
@@ -571,75 +566,26 @@ class HubSpotConnector:
         """The delivery's events as change events (deduplication is the inbox's job)."""
         return parse_events(request.body, OBJECTS)
 
-    async def register_webhooks(self, url: str) -> bool:
-        """Point the app's webhooks at `url` and subscribe to every event `parse_webhook` reads, through the
-        Webhooks v3 API with the developer API key; False (set up by hand) without app_id and that key.
+    async def register_webhooks(self, url: str, fields: Mapping[str, Collection[str]]) -> bool:
+        """Point the app's webhooks at `url` and subscribe to what `fields` (object → field names the mappings
+        read) needs, through the Webhooks v3 API with the developer API key; False (set up by hand) without
+        app_id and that key. See `subscriptions.wanted_subscriptions` for what is subscribed.
 
         Idempotent: subscriptions already there are kept (switched on if paused), only missing ones are made."""
         app_id = self.settings.app_id
         key = self.settings.developer_api_key
         if app_id is None or key is None:
             return False
-        developer_key = key.get_secret_value()
-
-        async def call(what: str, fn: Any) -> RawAnswer:
-            return await self._as_developer(app_id, what, fn, developer_key)
-
-        settings = {"targetUrl": url, "throttling": {"maxConcurrentRequests": WEBHOOK_CONCURRENCY}}
-        await call("set webhook target", lambda a, t: a.settings.configure_with_http_info(
-            app_id, settings, _preload_content=False, _request_timeout=t))
-        answer = await call("list subscriptions", lambda a, t: a.subscriptions.get_all_with_http_info(
-            app_id, _preload_content=False, _request_timeout=t))
-        present = {(s.get("eventType"), s.get("propertyName")): s for s in (answer.body or {}).get("results", [])}
-        wanted = await self._webhook_subscriptions()
-        paused = [int(present[w]["id"]) for w in wanted if w in present and not present[w].get("active", False)]
-        if paused:
-            body = {"inputs": [{"id": sub_id, "active": True} for sub_id in paused]}
-            await call("activate subscriptions", lambda a, t: a.subscriptions.update_batch_with_http_info(
-                app_id, body, _preload_content=False, _request_timeout=t))
-        missing = [w for w in wanted if w not in present]
-        for event_type, property_name in missing:
-            request: dict[str, Any] = {"eventType": event_type, "active": True}
-            if property_name is not None:
-                request["propertyName"] = property_name
-            await call("create subscription", lambda a, t, r=request: a.subscriptions.create_with_http_info(
-                app_id, r, _preload_content=False, _request_timeout=t))
-        log.info("webhook subscriptions in place", connection=self.name, app_id=app_id, created=len(missing),
-                 activated=len(paused), total=len(wanted))
+        for obj in fields:
+            self._check_object(obj)
+        # The properties API says which named properties exist and which a user can change.
+        described = {obj: await self.describe(obj) for obj in fields}
+        wanted = wanted_subscriptions(fields, described)
+        app = AppWebhooks(self.transport, connection=self.name, app_id=app_id, api_key=key.get_secret_value())
+        done = await app.register(url, wanted)
+        log.info("webhook subscriptions in place", connection=self.name, app_id=app_id, created=done.created,
+                 activated=done.activated, total=done.total)
         return True
-
-    async def _webhook_subscriptions(self) -> list[tuple[str, str | None]]:
-        """(eventType, propertyName) of every subscription we want: record events of each object, and a
-        propertyChange per property a user can change (HubSpot has no catch-all propertyChange subscription)."""
-        wanted: list[tuple[str, str | None]] = []
-        for obj in OBJECTS:
-            singular = SINGULAR[obj]
-            wanted.extend((f"{singular}.{kind}", None) for kind in RECORD_EVENTS)
-            described = await self.describe(obj)
-            # Read-only properties (modified dates, calculated amounts) change only along with a writable one,
-            # whose event already brings the record; the deal's association fields come with associationChange.
-            wanted.extend((f"{singular}.propertyChange", name) for name, info in described.items()
-                          if info.updateable and info.type not in ("association", "line_items") and "." not in name)
-        wanted.extend((event_type, None) for event_type in EXTRA_EVENTS)
-        return wanted
-
-    async def _as_developer(self, app_id: int, what: str, call: Any, developer_key: str) -> RawAnswer:
-        """One Webhooks API call; a refused key or an unknown app becomes an error that says which setting."""
-        try:
-            return await self.transport.call_as_developer(what, call, api_key=developer_key)
-        except (FatalError, NotFoundError) as exc:  # AuthError (401) is a FatalError
-            if exc.status in (401, 403):
-                raise FatalError(
-                    f"HubSpot refused the developer API key for app {app_id} ({exc.vendor_message}); check "
-                    "developer_api_key: the API key of the developer account that owns the app",
-                    connection=self.name, status=exc.status, vendor_code=exc.vendor_code,
-                ) from exc
-            if exc.status == 404 and what == "set webhook target":
-                raise FatalError(
-                    f"HubSpot has no app {app_id} for this developer API key ({exc.vendor_message}); check app_id",
-                    connection=self.name, status=exc.status, vendor_code=exc.vendor_code,
-                ) from exc
-            raise
 
     # --- plumbing ---
 

@@ -157,25 +157,20 @@ class HubSpotTransport:
 
         return await retrying(self.connection, what, attempt, self.policy)
 
-    async def call_as_developer(self, what: str, call: WebhookCall, *, api_key: str) -> RawAnswer:
+    async def call_as_developer(self, what: str, call: WebhookCall, *, api_key: str, unsafe_write: bool = False
+                                ) -> RawAnswer:
         """One Webhooks management call with the developer API key, retried like any other call.
 
         No access token (a 401 here is the key's fault, which no token refresh can mend), and not through the
-        portal's rate limiter: these requests are the developer account's, counted apart from the portal's."""
+        portal's rate limiter: these requests are the developer account's, counted apart from the portal's.
+        `unsafe_write` marks a create: a lost answer raises `UnknownOutcomeError` instead of being retried."""
         with self._apis_lock:
             if self._webhook_apis is None:
                 self._webhook_apis = WebhookApis(hubspot.HubSpot(api_key=api_key, host=self._base_url, retry=False))
             apis = self._webhook_apis
 
         async def attempt() -> RawAnswer:
-            if self._pool is None:
-                raise FatalError("connector is not started (call start() first)", connection=self.connection)
-            self.attempts += 1
-            loop = asyncio.get_running_loop()
-            try:
-                return await loop.run_in_executor(self._pool, _perform, call, apis, self._timeout_s)
-            except Exception as exc:
-                raise classify(exc, connection=self.connection) from exc
+            return await self._send(call, apis, record=None, unsafe_write=unsafe_write)
 
         return await retrying(self.connection, what, attempt, self.policy)
 
@@ -184,26 +179,33 @@ class HubSpotTransport:
         if search:
             await self.search_limiter.acquire()
         await self.limiter.acquire()
-        if self._pool is None:
-            raise FatalError("connector is not started (call start() first)", connection=self.connection)
-        self.attempts += 1
-        apis = self._apis_for(token)
-        loop = asyncio.get_running_loop()
         try:
-            answer = await loop.run_in_executor(self._pool, _perform, call, apis, self._timeout_s)
-        except ConnectorError:
-            raise
-        except Exception as exc:
-            error = classify(exc, connection=self.connection, record=record, sent_write=unsafe_write)
-            headers = getattr(exc, "headers", None)
+            answer = await self._send(call, self._apis_for(token), record=record, unsafe_write=unsafe_write)
+        except ConnectorError as error:
+            # The vendor's exception (the cause) still carries the rate headers of a refused call.
+            headers = getattr(error.__cause__, "headers", None)
             if headers is not None and hasattr(headers, "items"):
                 self._observe(dict(headers.items()))
             if isinstance(error, RateLimitedError):
                 # A 429 on search is usually the search budget: hold searches, not every call.
                 (self.search_limiter if search else self.limiter).throttled_by_system(error.retry_after)
-            raise error from exc
+            raise
         self._observe(answer.headers)
         return answer
+
+    async def _send(self, call: Callable[[Any, float], Any], apis: SdkApis | WebhookApis, *, record: str | None,
+                    unsafe_write: bool) -> RawAnswer:
+        """One attempt on the executor, whatever the SDK or urllib3 raised translated to a typed error."""
+        if self._pool is None:
+            raise FatalError("connector is not started (call start() first)", connection=self.connection)
+        self.attempts += 1
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, _perform, call, apis, self._timeout_s)
+        except ConnectorError:
+            raise
+        except Exception as exc:
+            raise classify(exc, connection=self.connection, record=record, sent_write=unsafe_write) from exc
 
     def _observe(self, headers: dict[str, str]) -> None:
         rate = read_rate_headers(headers)

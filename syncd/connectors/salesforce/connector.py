@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -163,12 +163,10 @@ class SalesforceConnector:
             for name, info in (await self.describe("OpportunityLineItem")).items():
                 out[f"{LINE_ITEMS}.{name}"] = FieldInfo(f"{LINE_ITEMS}.{name}", info.type, info.label,
                                                         createable=False, updateable=False)
-            # Parent fields read with the lines (`Product2.Name`), where the org relates lines to that parent.
-            relationships = {str(f.get("relationshipName")) for f in
-                             (await self._describe_raw("OpportunityLineItem"))["fields"]}  # fmt: skip
+            # Parent fields read with the lines (`Product2.Name`): `_line_items` always selects them.
             for name, kind in LINE_FIELDS.items():
                 relationship, _, field = name.partition(".")
-                if field and relationship in relationships:
+                if field:
                     out[f"{LINE_ITEMS}.{name}"] = FieldInfo(f"{LINE_ITEMS}.{name}", kind, f"{relationship} {field}",
                                                             createable=False, updateable=False)
         return out
@@ -477,9 +475,9 @@ class SalesforceConnector:
         """CDC-shaped events about the objects this connector serves."""
         return parse_feed(request.body, OBJECTS)
 
-    async def register_webhooks(self, url: str) -> bool:
+    async def register_webhooks(self, url: str, fields: Mapping[str, Collection[str]]) -> bool:
         """CDC and outbound messages are set up in Setup by an admin (False), except on the sandbox, whose
-        control plane on loopback takes the target URL."""
+        control plane on loopback takes the target URL; `fields` is not needed for either."""
         root = self.tokens.extras.get("instance_url") or self.settings.instance_url or self.settings.base_url
         parts = urlsplit(root)
         if parts.hostname not in ("127.0.0.1", "localhost", "::1"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -660,8 +660,9 @@ class ZohoBooksConnector:
         applications (`invoicepayments`) and each invoice whose balance it changed."""
         return webhooks.parse(request.body, self.settings.organization_id, self._applied)
 
-    async def register_webhooks(self, url: str) -> bool:
-        """False on Zoho (webhooks come from workflow rules in the UI); True if the sandbox took `url`."""
+    async def register_webhooks(self, url: str, fields: Mapping[str, Collection[str]]) -> bool:
+        """False on Zoho (webhooks come from workflow rules in the UI); True if the sandbox took `url`.
+        `fields` is not used: a workflow rule sends the whole record."""
         http = await self._client()
         host = urlsplit(http.root).hostname or ""
         if host not in ("127.0.0.1", "localhost", "::1"):

@@ -213,15 +213,9 @@ class Subscriptions:
         """propertyChange events for properties set at creation, for the app's subscriptions naming them."""
         out: list[Event] = []
         for name, value in properties.items():
-            named = [
-                s for s in self.items
-                if s["active"] and s["eventType"] == f"{SINGULAR[obj]}.propertyChange" and s.get("propertyName") == name
-            ]
-            if named:
-                out.extend(self._record_events(
-                    named, "propertyChange", obj, record,
-                    {"changeSource": "API", "propertyName": name, "propertyValue": value},
-                ))
+            # `_record_events` picks the active subscriptions of this object's propertyChange naming `name`.
+            out.extend(self._record_events(self.items, "propertyChange", obj, record,
+                                           {"changeSource": "API", "propertyName": name, "propertyValue": value}))
         return RoutedEvents(out, list(out))
 
     @staticmethod
