@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 
 from syncd.connectors.base import Connector, Create, Update
+from syncd.connectors.hubspot import HubSpotConnector
 from syncd.errors import DuplicateError, NotFoundError, RetryableError
 from syncd.sandbox.runner import Sandbox
 from tests.connectors.conftest import ControlPlane
@@ -206,3 +207,82 @@ async def test_reads_past_the_ten_thousand_search_cap(
     async with hubspot_connector(reset_sandbox) as hubspot:
         ids = [r.id async for page in hubspot.changes("contacts", LONG_AGO, timedelta(0)) for r in page.records]
     assert len(ids) == len(set(ids)) == 10_250
+
+
+async def associate_line(hubspot: HubSpotConnector, deal: str, line: str) -> None:
+    """Put a line item on a deal as a HubSpot user would (associations v4, default type)."""
+    path = f"/crm/v4/objects/deals/{deal}/associations/default/line_items/{line}"
+    await hubspot.transport.call("associate", lambda a, t: a.objects_basic.api_client.call_api(
+        path, "PUT", header_params={"Content-Type": "application/json"}, auth_settings=["oauth2"],
+        response_types_map={}, _preload_content=False, _request_timeout=t))
+
+
+async def deal_with_lines(hubspot: HubSpotConnector, name: str, quantities: list[int]) -> tuple[str, list[str]]:
+    """A deal with one line item per quantity (price 10 each); returns the deal id and the line ids."""
+    [deal] = await hubspot.create_many("deals", [Create(f"deal-{name}", {"dealname": name})])
+    made = await hubspot.create_many("line_items", [
+        Create(f"line-{name}-{i}", {"name": f"{name} {i}", "quantity": Decimal(q), "price": Decimal(10)})
+        for i, q in enumerate(quantities)
+    ])
+    assert deal.ok and all(m.ok for m in made)
+    lines = [str(m.id) for m in made]
+    for line in lines:
+        await associate_line(hubspot, str(deal.id), line)
+    return str(deal.id), lines
+
+
+async def quiet_point(hubspot: HubSpotConnector, objects: dict[str, list[str]]) -> datetime:
+    """A moment after every given record's last change, once the clock has passed it (HubSpot stamps to the
+    millisecond), so that anything changed from now on is later."""
+    stamps = [r.modified_at for obj, ids in objects.items() for r in (await hubspot.get_many(obj, ids)).values()]
+    moment = max(stamps) + timedelta(milliseconds=1)
+    deadline = asyncio.get_running_loop().time() + 3
+    while datetime.now(UTC) <= moment:
+        assert asyncio.get_running_loop().time() < deadline, "the clock did not move on"
+        await asyncio.sleep(0.001)
+    return moment
+
+
+async def test_a_deal_whose_line_item_changed_is_read_with_its_new_lines(reset_sandbox: Sandbox) -> None:
+    async with hubspot_connector(reset_sandbox) as hubspot:
+        deal, lines = await deal_with_lines(hubspot, "Seats", [3, 1])
+        since = await quiet_point(hubspot, {"deals": [deal], "line_items": lines})
+        assert [r.id async for page in hubspot.changes("deals", since, timedelta(0)) for r in page.records] == []
+
+        await hubspot.update_many("line_items", [Update(lines[0], {"quantity": Decimal(5)})])
+        pages = [page async for page in hubspot.changes("deals", since, timedelta(0))]
+        [read] = [r for page in pages for r in page.records]
+        assert read.id == deal and read.modified_at < since  # the deal itself did not change
+        items = read.fields["line_items"]
+        assert isinstance(items, list)
+        assert sorted((i["id"], i["quantity"], i["amount"]) for i in items) == sorted([
+            (lines[0], Decimal(5), Decimal(50)), (lines[1], Decimal(1), Decimal(10))])
+        assert pages[-1].cursor >= since
+
+        # The deal and one of its lines both changed: the deal comes once, with the line's new value.
+        await hubspot.update_many("line_items", [Update(lines[1], {"quantity": Decimal(2)})])
+        await hubspot.update_many("deals", [Update(deal, {"dealname": "Seats and more"})])
+        both = [r async for page in hubspot.changes("deals", since, timedelta(0)) for r in page.records]
+        assert [r.id for r in both] == [deal]
+        assert both[0].fields["dealname"] == "Seats and more"
+        both_items = both[0].fields["line_items"]
+        assert isinstance(both_items, list)
+        assert {i["id"]: i["quantity"] for i in both_items} == {lines[0]: Decimal(5), lines[1]: Decimal(2)}
+
+
+async def test_no_deal_page_cursor_passes_a_line_change_not_yet_read(reset_sandbox: Sandbox) -> None:
+    async with hubspot_connector(reset_sandbox) as hubspot:
+        quiet, quiet_lines = await deal_with_lines(hubspot, "Quiet", [1])
+        busy, busy_lines = await deal_with_lines(hubspot, "Busy", [1])
+        since = await quiet_point(hubspot, {"deals": [quiet, busy], "line_items": [*quiet_lines, *busy_lines]})
+        # The quiet deal's line changes first, then the busy deal itself: the busy deal's page comes first,
+        # and committing its cursor must not lose the quiet deal's line change if the read stops there.
+        await hubspot.update_many("line_items", [Update(quiet_lines[0], {"quantity": Decimal(4)})])
+        [line_edit] = (await hubspot.get_many("line_items", quiet_lines)).values()
+        await quiet_point(hubspot, {"line_items": quiet_lines})
+        await hubspot.update_many("deals", [Update(busy, {"dealname": "Busier"})])
+        pages = [page async for page in hubspot.changes("deals", since, timedelta(0))]
+    assert [[r.id for r in page.records] for page in pages] == [[busy], [quiet]]
+    assert pages[0].cursor <= line_edit.modified_at
+    assert pages[-1].cursor >= line_edit.modified_at
+    assert [p.cursor for p in pages] == sorted(p.cursor for p in pages)

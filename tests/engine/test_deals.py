@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -11,7 +11,7 @@ from syncd.connectors.base import FieldValue
 from syncd.connectors.hubspot import HubSpotConnector
 from syncd.mapping.loader import SHIPPED_MAPPINGS_DIR
 from tests.engine.conftest import World
-from tests.engine.test_customers import ann, settle
+from tests.engine.test_customers import ann, next_second, settle
 
 # Deals close today, so that their invoices are not overdue the moment they exist.
 TODAY = datetime.now(UTC).date()
@@ -121,6 +121,55 @@ async def test_edits_update_a_draft_invoice_but_conflict_once_it_is_sent(world: 
     [conflict] = report.of_kind("conflict")
     assert conflict.changes[0].field == "line_items" and "sent" in conflict.reason
     assert (await world.zoho.get("invoices", invoice_id))["line_items"][0]["rate"] == Decimal("1500.00")
+    assert [c.field for c in await world.stores.conflicts.list()] == ["line_items"]
+
+
+async def quiet_down(world: World, path: Path, other: str, amount: int) -> None:
+    """Edit another won deal in a later second and poll with no overlap until settled, so that every cursor
+    (Zoho Books stamps to the second) passes the first deal and its invoice: from then on they are read
+    again only if something says they changed."""
+    await next_second(datetime.now(UTC))
+    await world.hubspot.update("deals", other, {"amount": Decimal(amount)})
+    reconciler = world.reconciler(path, overlap=timedelta(0))
+    for _ in range(5):
+        report = await reconciler.run_pass()
+        assert not report.errors
+        if report.settled:
+            return
+    raise AssertionError("never settled")
+
+
+async def test_line_item_edits_update_a_draft_invoice_but_conflict_once_it_is_sent(
+    world: World, tmp_path: Path
+) -> None:
+    path = tmp_path / "hubspot-zohobooks.toml"
+    path.write_text(DRAFTS)
+    lines: list[dict[str, FieldValue]] = [{"name": "Seats", "quantity": Decimal(3), "price": Decimal("100")}]
+    contact, deal = await won_deal(world, lines=lines)
+    other = await world.hubspot.put("deals", {"dealname": "Other", "amount": Decimal(10), "dealstage": "closedwon",
+                                              "closedate": TODAY, "associations.contacts": contact})
+    await settle(world, path)
+    number = (await world.hubspot.get("deals", deal))["syncd_invoice_number"]
+    [invoice] = [i for i in await world.zoho.all("invoices") if i["invoice_number"] == number]
+    assert invoice["status"] == "draft"
+    [line_id] = [str(line["id"]) for line in (await world.hubspot.get("deals", deal))["line_items"]]
+    await quiet_down(world, path, other, 20)
+    # Only the line item changes in HubSpot; the deal keeps its modified date.
+    await world.hubspot.update("line_items", line_id, {"quantity": Decimal(4)})
+    await world.reconciler(path, overlap=timedelta(0)).run_pass()
+    draft = await world.zoho.get("invoices", invoice["id"])
+    assert [(li["name"], li["quantity"], li["rate"]) for li in draft["line_items"]] == [
+        ("Seats", Decimal(4), Decimal("100.00"))
+    ]
+    assert draft["total"] == Decimal("400.00")
+    await world.zoho.connector.act("invoices", invoice["id"], "sent")  # the accountant sends it
+    await settle(world, path)
+    await quiet_down(world, path, other, 30)
+    await world.hubspot.update("line_items", line_id, {"quantity": Decimal(6)})
+    report = await world.reconciler(path, overlap=timedelta(0)).run_pass()
+    [conflict] = report.of_kind("conflict")
+    assert conflict.changes[0].field == "line_items" and "sent" in conflict.reason
+    assert (await world.zoho.get("invoices", invoice["id"]))["line_items"][0]["quantity"] == Decimal(4)
     assert [c.field for c in await world.stores.conflicts.list()] == ["line_items"]
 
 

@@ -22,7 +22,7 @@ from syncd.connectors.base import (
 )
 from syncd.connectors.hubspot.errors import classify_item_error
 from syncd.connectors.hubspot.oauth import HubSpotOAuth
-from syncd.connectors.hubspot.search import search_changes
+from syncd.connectors.hubspot.search import modified_ms, search_changes
 from syncd.connectors.hubspot.subscriptions import AppWebhooks, wanted_subscriptions
 from syncd.connectors.hubspot.transport import HubSpotTransport, RawAnswer, SdkApis
 from syncd.connectors.hubspot.values import parse_timestamp, to_hubspot, typed_properties
@@ -161,14 +161,23 @@ class HubSpotConnector:
         return {name: info.type for name, info in (await self.describe(object)).items()}
 
     async def changes(self, object: str, since: datetime | None, overlap: timedelta) -> AsyncIterator[Page]:
-        """Changed records oldest first: a search window from `since - overlap`, or every record when None."""
+        """Changed records oldest first: a search window from `since - overlap`, or every record when None.
+        Deals whose line items changed in that window come too, once, in a last page of their own."""
         self._check_object(object)
         read_started = _now()
         if since is None:
             async for page in self._list_all(object, read_started):
                 yield page
             return
+        # Editing a line item touches only the line item, so a deal whose lines changed is read too. The line
+        # search runs first, after `read_started` was taken (a line edited later is newer than any cursor of
+        # this read), and leaves `pending`: deal id -> its oldest line change (epoch ms) not yet handed out.
+        pending: dict[str, int] = {}
+        lines_cursor_ms: int | None = None
+        if object == "deals":
+            pending, lines_cursor_ms = await self._deals_with_changed_lines(since - overlap, read_started)
         properties = await self._property_names(object)
+        cursor = utc_floor(since, read_started)
         any_page = False
         search_pages = search_changes(
             self._search_call(object), modified_property=MODIFIED_PROPERTY[object], properties=properties,
@@ -176,11 +185,54 @@ class HubSpotConnector:
         )
         async for window in search_pages:
             records = await self._records(object, window.results)
-            cursor = datetime.fromtimestamp(window.cursor_ms / 1000, tz=UTC)
+            for record in records:
+                pending.pop(record.id, None)  # read just now, so it carries its current lines
+            cursor = utc_floor(datetime.fromtimestamp(window.cursor_ms / 1000, tz=UTC), read_started)
             any_page = True
-            yield Page(records, utc_floor(cursor, read_started))
-        if not any_page:
+            yield Page(records, self._before_pending(cursor, pending, since))
+        if pending:
+            # One more page: the deals whose lines changed but that did not change themselves. Both searches
+            # are complete now, so the cursor may go as far as the later of the two (never past the read's
+            # start); a deal archived meanwhile is simply absent.
+            raws = await self._batch_read(object, list(pending), id_property=None)
+            records = await self._records(object, raws)
+            if lines_cursor_ms is not None:
+                lines_cursor = datetime.fromtimestamp(lines_cursor_ms / 1000, tz=UTC)
+                cursor = max(cursor, utc_floor(lines_cursor, read_started))
+            yield Page(records, cursor)
+        elif not any_page:
             yield Page([], utc_floor(since, read_started))
+
+    @staticmethod
+    def _before_pending(cursor: datetime, pending: Mapping[str, int], since: datetime) -> datetime:
+        """A deal page's cursor held at the oldest line change whose deal is not handed out yet, so that a
+        crash before the last page re-reads it; never below `since` (which re-reads it all the same, the
+        change being within `since - overlap`), so cursors never go backwards."""
+        if not pending:
+            return cursor
+        oldest = datetime.fromtimestamp(min(pending.values()) / 1000, tz=UTC)
+        return max(min(cursor, oldest), min(since, cursor))
+
+    async def _deals_with_changed_lines(self, start: datetime, read_started: datetime
+                                        ) -> tuple[dict[str, int], int | None]:
+        """Deals whose line items were modified since `start` (oldest line change per deal, epoch ms), and the
+        line search's last cursor (None when no line changed). One search per poll; association reads only
+        when lines changed. Archived lines are not covered: their associations can no longer be read."""
+        changed: dict[str, int] = {}
+        cursor_ms: int | None = None
+        modified = MODIFIED_PROPERTY["line_items"]
+        async for window in search_changes(self._search_call("line_items"), modified_property=modified,
+                                           properties=[modified], start=start, until=read_started):
+            cursor_ms = window.cursor_ms
+            for raw in window.results:
+                ident = str(raw["id"])
+                changed.setdefault(ident, modified_ms(raw, modified))
+        deals: dict[str, int] = {}
+        if changed:
+            for line_id, deal_ids in (await self._associated("line_items", "deals", list(changed))).items():
+                for deal_id in deal_ids:
+                    deals[deal_id] = min(deals.get(deal_id, changed[line_id]), changed[line_id])
+        return deals, cursor_ms
 
     async def _list_all(self, object: str, read_started: datetime) -> AsyncIterator[Page]:
         # Pages of a full read carry the epoch as cursor: only the last page may move it (to the read's start),
