@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import json
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -41,17 +42,29 @@ def _error(status: int, message: str, **headers: str) -> web.Response:
     return web.json_response({"error": message}, status=status, headers=headers or None)
 
 
-def _page(request: web.Request) -> tuple[int, int] | None:
-    """`limit` and `offset` from the query, or None if they are not sensible numbers."""
+def _bad_query(message: str) -> web.HTTPBadRequest:
+    """A 400 with the API's `{"error": ...}` body, raised from a handler's query parsing."""
+    return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
+
+
+def _page(request: web.Request) -> tuple[int, int]:
+    """`limit` and `offset` from the query; a 400 if they are not sensible numbers."""
     try:
         limit = int(request.query.get("limit", "100"))
         offset = int(request.query.get("offset", "0"))
     except ValueError:
-        return None
-    return (limit, offset) if 1 <= limit <= MAX_PAGE and offset >= 0 else None
+        limit, offset = 0, -1
+    if not (1 <= limit <= MAX_PAGE and offset >= 0):
+        raise _bad_query(f"limit must be an integer 1..{MAX_PAGE} and offset an integer >= 0")
+    return limit, offset
 
 
-_BAD_PAGE = f"limit must be an integer 1..{MAX_PAGE} and offset an integer >= 0"
+def _choice(request: web.Request, name: str, default: str | None, choices: tuple[str, ...]) -> str | None:
+    """Query parameter `name`, one of `choices` (or `default` when absent); a 400 naming them otherwise."""
+    value = request.query.get(name, default)
+    if value is not None and value not in choices:
+        raise _bad_query(f"{name} must be {', '.join(choices[:-1])} or {choices[-1]}")
+    return value
 
 
 class AdminApi:
@@ -99,13 +112,8 @@ class AdminApi:
 
     async def list_conflicts(self, request: web.Request) -> web.Response:
         """`GET /api/conflicts?status=open|resolved|all&limit=&offset=`, oldest first."""
-        status = request.query.get("status", "open")
-        if status not in ("open", "resolved", "all"):
-            return _error(400, "status must be open, resolved or all")
-        page = _page(request)
-        if page is None:
-            return _error(400, _BAD_PAGE)
-        limit, offset = page
+        status = _choice(request, "status", "open", ("open", "resolved", "all"))
+        limit, offset = _page(request)
         wanted = None if status == "all" else cast(ConflictStatus, status)
         found = await self._conflicts.list(status=wanted, limit=limit, offset=offset)
         return web.json_response([conflict_view(c) for c in found])
@@ -133,13 +141,8 @@ class AdminApi:
 
     async def list_links(self, request: web.Request) -> web.Response:
         """`GET /api/links?mapping=&object=&state=&limit=&offset=`; `next_offset` is null on the last page."""
-        state = request.query.get("state")
-        if state is not None and state not in ("pending", "linked", "deleted"):
-            return _error(400, "state must be pending, linked or deleted")
-        page = _page(request)
-        if page is None:
-            return _error(400, _BAD_PAGE)
-        limit, offset = page
+        state = _choice(request, "state", None, ("pending", "linked", "deleted"))
+        limit, offset = _page(request)
         found = await self._links.list(
             mapping=request.query.get("mapping"),
             object=request.query.get("object"),
@@ -153,13 +156,8 @@ class AdminApi:
     async def list_inbox(self, request: web.Request) -> web.Response:
         """`GET /api/inbox?status=pending|given_up|all&connection=&limit=&offset=`: pending events oldest first,
         given-up ones latest first (the default), or all, processed ones too, newest first."""
-        status = request.query.get("status", "given_up")
-        if status not in ("pending", "given_up", "all"):
-            return _error(400, "status must be pending, given_up or all")
-        page = _page(request)
-        if page is None:
-            return _error(400, _BAD_PAGE)
-        limit, offset = page
+        status = _choice(request, "status", "given_up", ("pending", "given_up", "all"))
+        limit, offset = _page(request)
         found = await self._inbox.events(
             cast(InboxListing, status), connection=request.query.get("connection"), limit=limit, offset=offset
         )

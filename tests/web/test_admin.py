@@ -117,7 +117,9 @@ async def test_conflicts_are_listed_by_status(admin: TestClient[Any, Any], datab
     resolved = await (await admin.get("/api/conflicts?status=resolved")).json()
     assert [(c["id"], c["resolved_by"]) for c in resolved] == [(settled, "alice")]
     assert len(await (await admin.get("/api/conflicts?status=all")).json()) == 2
-    assert (await admin.get("/api/conflicts?status=maybe")).status == 400
+    refused = await admin.get("/api/conflicts?status=maybe")
+    assert refused.status == 400
+    assert await refused.json() == {"error": "status must be open, resolved or all"}
 
 
 async def test_resolving_needs_the_admin_token(admin: TestClient[Any, Any], database: Database) -> None:
@@ -209,7 +211,8 @@ async def test_links_are_paged_and_filtered(admin: TestClient[Any, Any], databas
     assert rest["links"][0]["crm_id"] == "103" and rest["links"][0]["acc_id"] == "Z-103"
     pending = await (await admin.get("/api/links?state=pending")).json()
     assert [(link["crm_id"], link["acc_id"]) for link in pending["links"]] == [("104", None)]
-    assert (await admin.get("/api/links?limit=0")).status == 400
+    too_small = await admin.get("/api/links?limit=0")
+    assert too_small.status == 400 and "limit must be an integer" in (await too_small.json())["error"]
     assert (await admin.get("/api/links?state=gone")).status == 400
 
 
