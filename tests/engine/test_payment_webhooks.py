@@ -73,15 +73,20 @@ def causes(entries: list[AuditEntry]) -> list[str]:
     return [e.cause.split(":")[1] for e in entries]
 
 
-async def test_a_zoho_payment_and_its_deletion_reach_the_deal_by_webhook_once(
-    world: World, invoice_webhooks: bool, daemon: Daemon
-) -> None:
-    # A won deal with its invoice in Zoho Books, linked by an earlier sync.
+async def invoiced_deal_under_daemon(world: World, daemon: Daemon) -> tuple[str, str, int]:
+    """A won deal with its invoice in Zoho Books, linked by an earlier sync, then the daemon started and
+    settled: the deal, the invoice, and the polls run so far."""
     _, deal = await won_deal(world)
     await settle(world)
     invoice = await invoice_of(world, deal)
     await daemon.start()
-    polls = await settled_start(daemon)
+    return deal, invoice, await settled_start(daemon)
+
+
+async def test_a_zoho_payment_and_its_deletion_reach_the_deal_by_webhook_once(
+    world: World, invoice_webhooks: bool, daemon: Daemon
+) -> None:
+    deal, invoice, polls = await invoiced_deal_under_daemon(world, daemon)
     assert daemon.webhook_listener is not None
     # The daemon pointed the Zoho simulator's webhooks at itself (as an admin's workflow rule would).
     assert world.sandbox.zohobooks.webhooks.targets

@@ -12,7 +12,7 @@ from syncd.connectors.zohobooks import ZohoBooksConnector
 from syncd.engine.daemon import Daemon
 from tests.engine.conftest import World
 from tests.engine.test_customers import settle
-from tests.engine.test_daemon import eventually, settled_start
+from tests.engine.test_daemon import eventually
 from tests.engine.test_deals import pay, won_deal
 from tests.engine.test_payment_webhooks import (
     MAPPING,
@@ -20,6 +20,7 @@ from tests.engine.test_payment_webhooks import (
     daemon,
     deal_writes,
     invoice_webhooks,
+    invoiced_deal_under_daemon,
     last_audit_id,
     quiet,
 )
@@ -124,11 +125,7 @@ async def test_salesforce_loses_the_payment_row_of_the_invoice_it_was_taken_off(
 async def test_a_payment_taken_off_the_invoice_reaches_the_deal_by_webhook_alone(
     world: World, invoice_webhooks: bool, daemon: Daemon
 ) -> None:
-    _, deal = await won_deal(world)
-    await settle(world)
-    invoice = await invoice_of(world, deal)
-    await daemon.start()
-    polls = await settled_start(daemon)
+    deal, invoice, polls = await invoiced_deal_under_daemon(world, daemon)
     payment = await pay(world, "500", (invoice, "500"))
 
     async def paid(amount: str) -> dict[str, Any] | None:
