@@ -128,13 +128,15 @@ async def _edit_everywhere(engine: Engine) -> list[str]:
         await zoho.update_many("contacts", [Update(clash, {"primary_contact.phone": "+15125550199"})])
         done.append(f"HubSpot contact {hs_id} and its Zoho Books customer {clash} get two different phone numbers")
     linked_contacts = {v for v in by_zoho_hs.values() if v}
-    async for page in hubspot.changes("deals", None, timedelta(0)):
-        for deal in page.records:
-            customer = deal.fields.get("associations.contacts")
-            if deal.fields.get("dealstage") != "closedwon" and customer in linked_contacts:
-                await hubspot.update_many("deals", [Update(deal.id, {"dealstage": "closedwon"})])
-                done.append(f"HubSpot: deal {deal.id} ({deal.fields.get('dealname')}) is won, so it gets an invoice")
-                return done
+    listed = [d.id async for page in hubspot.changes("deals", None, timedelta(0)) for d in page.records]
+    # A list leaves deals' associations out: read the deals in full (a batch read per 100).
+    deals = await hubspot.get_many("deals", listed)
+    for deal in (deals[i] for i in listed if i in deals):
+        customer = deal.fields.get("associations.contacts")
+        if deal.fields.get("dealstage") != "closedwon" and customer in linked_contacts:
+            await hubspot.update_many("deals", [Update(deal.id, {"dealstage": "closedwon"})])
+            done.append(f"HubSpot: deal {deal.id} ({deal.fields.get('dealname')}) is won, so it gets an invoice")
+            return done
     return done
 
 

@@ -31,6 +31,9 @@ class Record:
     deleted: bool = False
     # Set when the system merged this record into another (HubSpot contact merge, Salesforce merge).
     merged_into: str | None = None
+    # Fields a list answer leaves out (Zoho Books line items and addresses, a HubSpot deal's associations):
+    # `get_many` reads them, which the engine asks for only when the mapping needs them and the record changed.
+    missing: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,9 @@ class WriteOutcome:
     error: ConnectorError | None = None
     # For creates: True when the record was found by its reference (an earlier attempt had created it).
     existed: bool = False
+    # The record's modification stamp after this write, where the answer says it: the echo of our own
+    # write then reads as already seen.
+    modified_at: datetime | None = None
 
     @property
     def ok(self) -> bool:
@@ -151,7 +157,8 @@ class Connector(Protocol):
         ...
 
     def changes(self, object: str, since: datetime | None, overlap: timedelta) -> AsyncIterator[Page]:
-        """Records of `object` modified after `since - overlap` (all when `since` is None), oldest first."""
+        """Records of `object` modified after `since - overlap` (all when `since` is None), oldest first, as
+        the list answers give them: fields they lack are named in `Record.missing`, never fetched here."""
         ...
 
     async def get_many(self, object: str, ids: Sequence[str]) -> Mapping[str, Record]:
@@ -173,7 +180,8 @@ class Connector(Protocol):
 
     async def find_by_field(self, object: str, field: str, values: Sequence[str]) -> Mapping[str, list[Record]]:
         """Records whose `field` equals each value exactly (escaped, never injected); for match keys
-        (email compared case-insensitively where the system does) and create references."""
+        (email compared case-insensitively where the system does) and create references. Records come as
+        the lookup answers them (see `Record.missing`)."""
         ...
 
     async def deletions(self, object: str, since: datetime) -> Sequence[Deletion] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -113,10 +113,17 @@ class MappingRun:
     # Ids of the records read in this pass per (object, side): a record some linked record refers to that
     # changed is a reason to check that the linked record still exists (see `vanished`).
     read: dict[tuple[str, Side], set[str]] = field(default_factory=dict)
+    # Every read of this run happens after this moment (what a record's stamp is trusted against).
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def connector(self, side: Side) -> Connector:
         """The connector of `side`."""
         return self.crm if side == "crm" else self.acc
+
+    def stamp_resolution(self, side: Side) -> timedelta:
+        """How finely `side`'s system stamps modifications (whole seconds unless its connector says finer)."""
+        resolution = getattr(self.connector(side), "stamp_resolution", None)
+        return resolution if isinstance(resolution, timedelta) else timedelta(seconds=1)
 
     def system(self, side: Side) -> str:
         """The system name of `side` as links record it."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
 
 from syncd.connectors.base import FieldValue, Record
 from syncd.engine.plan import FieldChange
@@ -13,6 +15,10 @@ from syncd.store import Link
 
 #: Stands for the other side's id of a record this run creates (or, in a dry run, would create).
 NEW = "(new)"
+#: Why records reach the pipeline: read by a poll (a stamp seen before means unchanged), fetched because
+#: something announced a change (a webhook, a dependency, a retry: stamps are not trusted), or re-read to
+#: carry out a resolved conflict (planned whole even when nothing changed).
+ReadCause = Literal["poll", "announced", "resolution"]
 #: Both sides, in the order the pipeline writes and reports them.
 SIDES: tuple[Side, Side] = ("crm", "accounting")
 
@@ -76,3 +82,5 @@ class Batch:
 
     pairs: list[PairWork] = field(default_factory=list)
     creates: list[CreateWork] = field(default_factory=list)
+    # Linked records read again in step with base: (link id, side, stamp), remembered as seen.
+    seen: list[tuple[int, Side, datetime]] = field(default_factory=list)

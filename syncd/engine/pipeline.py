@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import replace
 
 from syncd.connectors.base import Record
 from syncd.engine import lifecycle
@@ -11,11 +12,12 @@ from syncd.engine.creates import plan_create
 from syncd.engine.fields import plan_fields
 from syncd.engine.matching import AmbiguousMatchError, find_match
 from syncd.engine.object_run import ObjectRun
-from syncd.engine.pairs import NEW, SIDES, Batch, PairWork, WaitingError
+from syncd.engine.pairs import NEW, SIDES, Batch, PairWork, ReadCause, WaitingError
 from syncd.engine.plan import FieldChange
 from syncd.engine.references import CrmReference, References
 from syncd.engine.removal import plan_removal, plan_void
 from syncd.engine.snapshot import decode_base, decode_value, encode_value
+from syncd.engine.unchanged import in_step, needs_detail, seen_unchanged
 from syncd.engine.writer import BatchWriter
 from syncd.mapping.compiled import FieldConversionError, ObjectMapper, writes_to
 from syncd.mapping.filters import FilterError
@@ -34,10 +36,12 @@ class ObjectPipeline:
         self.scope = ObjectRun(run, mapper)
         self.references = References(self.scope, self._sync_dependency)
         self.writer = BatchWriter(self.scope)
+        # What the mapping reads on each side: a list answer lacking any of it is completed before planning.
+        self._reads = {side: mapper.read_fields(side) for side in SIDES}
 
     async def _sync_dependency(self, mapper: ObjectMapper, side: Side, record: Record) -> None:
         """A record another one refers to, run through its own object's pipeline before the referring one."""
-        await ObjectPipeline(self.run, mapper).sync(side, [record])
+        await ObjectPipeline(self.run, mapper).sync(side, [record], why="announced")
 
     async def _parked_for_good(self, side: Side, records: Mapping[str, Record]) -> dict[str, DeadLetter]:
         """The dead letters holding records of this batch back until they change (a duplicate, an ambiguous
@@ -47,7 +51,7 @@ class ObjectPipeline:
         return {i: letter for i, letter in letters.items() if records[i].modified_at <= letter.updated_at}
 
     # --- the pipeline --------------------------------------------------------------------------------
-    async def sync(self, side: Side, records: Sequence[Record]) -> None:
+    async def sync(self, side: Side, records: Sequence[Record], *, why: ReadCause = "poll") -> None:
         """Plan, write and commit one batch of records read from `side`."""
         batch = Batch()
         latest: dict[str, Record] = {}
@@ -57,6 +61,10 @@ class ObjectPipeline:
             if not record.deleted and record.merged_into is None:
                 read.add(record.id)
         parked = await self._parked_for_good(side, latest)
+        links = await self.run.stores.links.lookup_many(
+            self.run.name, self.obj, side, self.run.system(side), list(latest)
+        )
+        todo: list[Record] = []
         for record in latest.values():
             key = (self.obj, side, record.id)
             if key in self.run.handled:
@@ -67,24 +75,89 @@ class ObjectPipeline:
                 # Re-read only because of the overlap window: planning it again would repeat what failed.
                 self.scope.skip(record, f"parked until it changes: {held.error}")
                 continue
-            try:
-                await self._plan(side, record, batch)
-            except AmbiguousMatchError as exc:
-                await self.scope.park(side, record, str(exc), retry=False)
-            except WaitingError as exc:
-                await self.scope.park(side, record, str(exc), retry=True)
-            except (FieldConversionError, FilterError) as exc:
-                await self.scope.park(side, record, f"cannot map this record: {exc}", retry=False)
+            link = links.get(record.id)
+            if why == "poll" and link is not None and link.state == "linked" and seen_unchanged(link, side, record):
+                continue  # re-read at the stamp it was last in step at (the overlap window): nothing changed
+            todo.append(record)
+        linked: list[tuple[Record, Link]] = []
+        matched: list[tuple[Record, Record]] = []
+        for record in await self._completed(side, todo):
+            await self._guarded(
+                side, record, self._plan(side, record, links.get(record.id), batch, linked, matched, why)
+            )
+        if linked or matched:
+            # The counterparts and matches of the whole batch, read in one call per side and batch size.
+            counterparts = await self._counterparts(side, [link for _, link in linked])
+            complete = {m.id: m for m in await self._completed(other(side), [m for _, m in matched])}
+            for record, link in linked:
+                await self._guarded(side, record, self._plan_linked(batch, side, record, link, counterparts))
+            for record, match in matched:
+                full = complete.get(match.id)
+                if full is None:
+                    await self.scope.park(side, record, f"its match {match.id} is gone", retry=True)
+                    continue
+                pair = (record, full) if side == "crm" else (full, record)
+                await self._guarded(side, record, self._plan_pair(batch, None, *pair, source=side))
         if not self.run.dry_run:
             await self.writer.write(batch)
 
-    async def _plan(self, side: Side, record: Record, batch: Batch) -> None:
-        """One record: removal, link lookup, filter, then a linked pair, an attached pair, a match or a create."""
-        mapper, run = self.mapper, self.run
+    async def _guarded(self, side: Side, record: Record, step: Awaitable[None]) -> None:
+        """Run one record's planning step; what stops the record parks it, with the reason, instead."""
+        try:
+            await step
+        except AmbiguousMatchError as exc:
+            await self.scope.park(side, record, str(exc), retry=False)
+        except WaitingError as exc:
+            await self.scope.park(side, record, str(exc), retry=True)
+        except (FieldConversionError, FilterError) as exc:
+            await self.scope.park(side, record, f"cannot map this record: {exc}", retry=False)
+
+    async def _completed(self, side: Side, records: Sequence[Record]) -> list[Record]:
+        """`records` with what their list answer left out read in one call, where the mapping needs it; a
+        record gone meanwhile is dropped (its deletion is read as such)."""
+        wanted = [
+            r.id for r in records
+            if not r.deleted and r.merged_into is None and needs_detail(self._reads[side], r)
+        ]
+        if not wanted:
+            return list(records)
+        found = await self.run.connector(side).get_many(side_object(self.mapper, side), wanted)
+        out: list[Record] = []
+        for record in records:
+            if record.id not in wanted:
+                out.append(record)
+            elif (full := found.get(record.id)) is not None:
+                # A stamp raised by the connector (a deal whose lines changed) stays as it was handed out.
+                out.append(replace(full, modified_at=max(full.modified_at, record.modified_at)))
+        return out
+
+    async def _counterparts(self, side: Side, links: Sequence[Link]) -> dict[str, Record]:
+        """The other side's records of `links`, read fresh in one call (a CRM deal with its amount line)."""
+        target = other(side)
+        ids = [i for link in links if (i := side_id(link, target)) is not None]
+        if not ids:
+            return {}
+        found = await self.run.connector(target).get_many(side_object(self.mapper, target), ids)
+        if target == "crm":
+            return {i: lifecycle.with_amount_line(self.mapper, r) for i, r in found.items()}
+        return dict(found)
+
+    async def _plan(
+        self,
+        side: Side,
+        record: Record,
+        link: Link | None,
+        batch: Batch,
+        linked: list[tuple[Record, Link]],
+        matched: list[tuple[Record, Record]],
+        why: ReadCause,
+    ) -> None:
+        """One record: removal, filter, then a linked pair (its counterpart read with the batch's), an attached
+        pair, a match or a create."""
+        mapper = self.mapper
         if record.merged_into is not None or record.deleted:
             await plan_removal(self.scope, side, record)
             return
-        link = await run.lookup(self.obj, side, record.id)
         if link is not None and link.state == "deleted":
             self.scope.skip(record, "its counterpart was deleted; the link is closed")
             return
@@ -96,7 +169,11 @@ class ObjectPipeline:
             return
         attached = mapper.attach is not None and mapper.attach.side == other(side)
         if link is not None and link.state == "linked" and not attached:
-            await self._plan_linked(batch, side, record, link)
+            if why != "resolution" and in_step(mapper, side, record, link.base):
+                # This side changed nothing mapped: a change over there is planned when that side is read.
+                batch.seen.append((link.id, side, record.modified_at))
+                return
+            linked.append((record, link))
             return
         references = await self.references.resolve(side, record)
         if attached:
@@ -105,8 +182,7 @@ class ObjectPipeline:
         if link is None:
             match = await find_match(self.scope, side, record)
             if match is not None:
-                pair = (record, match) if side == "crm" else (match, record)
-                await self._plan_pair(batch, None, *pair, source=side)
+                matched.append((record, match))
                 return
         await plan_create(self.scope, batch, side, record, link, references)
 
@@ -118,9 +194,12 @@ class ObjectPipeline:
         elif link is None:
             self.scope.skip(record, "filtered out by the mapping")
 
-    async def _plan_linked(self, batch: Batch, side: Side, record: Record, link: Link) -> None:
-        """A linked record: read its counterpart and bring the pair in step."""
-        counterpart = await self.scope.counterpart(link, other(side))
+    async def _plan_linked(
+        self, batch: Batch, side: Side, record: Record, link: Link, counterparts: Mapping[str, Record]
+    ) -> None:
+        """A linked record and its counterpart (read with the batch's): bring the pair in step."""
+        counterpart_id = side_id(link, other(side))
+        counterpart = counterparts.get(counterpart_id) if counterpart_id is not None else None
         if counterpart is None:
             self.scope.skip(record, f"its counterpart {side_id(link, other(side))} no longer exists")
             return

@@ -153,7 +153,7 @@ class Reconciler:
             for missing in set(ids) - set(found):
                 await run.stores.dead_letters.clear(run.name, mapper.name, side, missing)
             if found:
-                await pipeline.sync(side, list(found.values()))
+                await pipeline.sync(side, list(found.values()), why="announced")
 
     async def _apply_resolutions(
         self, run: MappingRun, mapper: ObjectMapper, pipeline: ObjectPipeline
@@ -170,7 +170,7 @@ class Reconciler:
             assert record_id is not None
             found = await run.connector(side).get_many(side_object(mapper, side), [record_id])
             if record_id in found:
-                await pipeline.sync(side, [found[record_id]])
+                await pipeline.sync(side, [found[record_id]], why="resolution")
 
     async def _recover_pending(self, run: MappingRun) -> None:
         """Pending creates from an interrupted pass: bind each to the record its reference finds, if any."""
@@ -285,5 +285,5 @@ class Reconciler:
                 ]
                 pipeline = ObjectPipeline(run, mapper)
                 for start in range(0, len(records), self.batch_size):
-                    await pipeline.sync(side, records[start : start + self.batch_size])
+                    await pipeline.sync(side, records[start : start + self.batch_size], why="announced")
         return SyncReport(tuple(run.actions), dry_run=False, errors=tuple(run.errors))

@@ -4,6 +4,7 @@ bound, bases moved, conflicts opened, audit rows and dead letters, in one transa
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from syncd.connectors.base import Create, Update, WriteOutcome
@@ -11,9 +12,11 @@ from syncd.engine.context import describe, jsonable, other, side_object
 from syncd.engine.object_run import ObjectRun
 from syncd.engine.pairs import SIDES, Batch, CreateWork, PairWork
 from syncd.engine.snapshot import decode_base, encode_base, encode_value
+from syncd.engine.unchanged import settled_read, settled_write
 from syncd.errors import DuplicateError, SkippableError
 from syncd.mapping.spec import Side
 from syncd.store import Link, StoreConflictError
+from syncd.store.links import SeenStamps
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -84,15 +87,36 @@ class BatchWriter:
     # --- commit --------------------------------------------------------------------------------------
     async def _commit(self, batch: Batch, created: Sequence[Created], updated: Sequence[Updated]) -> None:
         """Links, bases, conflicts, audit rows and dead letters of the batch, in one transaction."""
+        if not (created or batch.pairs or batch.seen):
+            return
         failed: dict[int, str] = {}
+        written: dict[tuple[int, Side], WriteOutcome] = {}
         for pair, side, outcome in updated:
+            written[(id(pair), side)] = outcome
             if not outcome.ok:
                 failed[id(pair)] = f"writing {side_object(self.mapper, side)}: {outcome.error}"
         async with self.run.stores.db.transaction() as session:
             for work, outcome in created:
                 await self._commit_create(session, work, outcome)
             for pair in batch.pairs:
-                await self._commit_pair(session, pair, failed.get(id(pair)))
+                seen: SeenStamps = {
+                    side: (
+                        self._written_stamp(side, w) if (w := written.get((id(pair), side)))
+                        else self._read_stamp(side, pair.record(side).modified_at)
+                    )
+                    for side in SIDES
+                }
+                await self._commit_pair(session, pair, failed.get(id(pair)), seen)
+            stamps = [(i, side, t) for i, side, stamp in batch.seen if (t := self._read_stamp(side, stamp))]
+            await self.run.stores.links.mark_seen(stamps, session=session)
+
+    def _read_stamp(self, side: Side, stamp: datetime) -> datetime | None:
+        """A stamp read in this run, as the seen stamp to keep (see `settled_read`)."""
+        return settled_read(stamp, self.run.stamp_resolution(side), self.run.started)
+
+    def _written_stamp(self, side: Side, outcome: WriteOutcome) -> datetime | None:
+        """A write answer's stamp, as the seen stamp to keep (see `settled_write`)."""
+        return settled_write(outcome.modified_at, self.run.stamp_resolution(side))
 
     async def _commit_create(self, session: AsyncSession, work: CreateWork, outcome: WriteOutcome) -> None:
         """Bind a create's pending link to the record made (or found a duplicate), or park its source."""
@@ -103,7 +127,11 @@ class BatchWriter:
         elif not outcome.ok or target_id is None:
             await scope.park_in(session, other(work.target), work.source, str(outcome.error), retry=True)
             return
-        if not await self._bind_created(session, work, target_id):
+        seen: SeenStamps = {
+            other(work.target): self._read_stamp(other(work.target), work.source.modified_at),
+            work.target: self._written_stamp(work.target, outcome),
+        }
+        if not await self._bind_created(session, work, target_id, seen):
             return
         await self.run.stores.audit.record(
             self.run.system(work.target),
@@ -118,7 +146,9 @@ class BatchWriter:
             self.run.name, scope.obj, other(work.target), work.source.id, session=session
         )
 
-    async def _bind_created(self, session: AsyncSession, work: CreateWork, target_id: str) -> bool:
+    async def _bind_created(
+        self, session: AsyncSession, work: CreateWork, target_id: str, seen: SeenStamps
+    ) -> bool:
         """Bind the pending link to `target_id`; False (the source parked) when another link holds it."""
         run, stores = self.run, self.run.stores
         assert work.link is not None
@@ -126,7 +156,7 @@ class BatchWriter:
         try:
             async with session.begin_nested():
                 await stores.links.bind(
-                    work.link.id, crm_id=crm_id, acc_id=acc_id, base=encode_base(work.base),
+                    work.link.id, crm_id=crm_id, acc_id=acc_id, base=encode_base(work.base), seen=seen,
                     session=session,
                 )
         except StoreConflictError:
@@ -142,7 +172,9 @@ class BatchWriter:
             return False
         return True
 
-    async def _commit_pair(self, session: AsyncSession, pair: PairWork, failure: str | None) -> None:
+    async def _commit_pair(
+        self, session: AsyncSession, pair: PairWork, failure: str | None, seen: SeenStamps
+    ) -> None:
         """Link (or move the base of) a pair whose writes succeeded, with its conflicts and audit rows;
         park its source record if a write failed."""
         scope, stores = self.scope, self.run.stores
@@ -150,7 +182,7 @@ class BatchWriter:
         if failure is not None:
             await scope.park_in(session, pair.source_side, source_record, failure, retry=True)
             return
-        link = await self._bind_pair(session, pair)
+        link = await self._bind_pair(session, pair, seen)
         if link is None:
             return
         for conflict_id in pair.reopened_conflicts:
@@ -182,19 +214,21 @@ class BatchWriter:
             self.run.name, scope.obj, pair.source_side, source_record.id, session=session
         )
 
-    async def _bind_pair(self, session: AsyncSession, pair: PairWork) -> Link | None:
-        """The pair's link with its new base: made now for a first-time pair, or None (the source parked)
-        when the match already belongs to another link."""
+    async def _bind_pair(self, session: AsyncSession, pair: PairWork, seen: SeenStamps) -> Link | None:
+        """The pair's link with its new base and stamps: made now for a first-time pair, or None (the source
+        parked) when the match already belongs to another link."""
         link = pair.link
         if link is None:
-            return await self._link_first(session, pair)
+            return await self._link_first(session, pair, seen)
         if dict(pair.base) != decode_base(link.base) or pair.writes:
             return await self.run.stores.links.update_base(
-                link.id, encode_base(pair.base), link.version, session=session
+                link.id, encode_base(pair.base), link.version, seen=seen, session=session
             )
+        stamps = [(link.id, side, t) for side, t in seen.items() if t is not None and t != link.seen_at(side)]
+        await self.run.stores.links.mark_seen(stamps, session=session)
         return link
 
-    async def _link_first(self, session: AsyncSession, pair: PairWork) -> Link | None:
+    async def _link_first(self, session: AsyncSession, pair: PairWork, seen: SeenStamps) -> Link | None:
         """A first-time pair's link, made and bound at once; None (the source parked) on a duplicate."""
         run, stores = self.run, self.run.stores
         try:
@@ -209,7 +243,7 @@ class BatchWriter:
                     pair.reference,
                     session=session,
                 )
-                return await stores.links.bind(link.id, base=encode_base(pair.base), session=session)
+                return await stores.links.bind(link.id, base=encode_base(pair.base), seen=seen, session=session)
         except StoreConflictError:
             # The match is already linked to another record of ours: duplicates, not a pair.
             match = pair.crm_id if pair.source_side == "accounting" else pair.acc_id

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import CursorResult, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -38,6 +39,24 @@ class Link:
     last_synced_at: datetime | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    crm_seen_at: datetime | None = None
+    acc_seen_at: datetime | None = None
+
+    def seen_at(self, side: Side) -> datetime | None:
+        """The modification stamp of `side`'s record when syncd last saw it in step with base."""
+        return self.crm_seen_at if side == "crm" else self.acc_seen_at
+
+
+#: Each side's modification stamp as last seen; a side left out keeps what the link holds.
+SeenStamps = Mapping[Side, "datetime | None"]
+
+
+def _seen_values(seen: SeenStamps | None) -> dict[str, datetime | None]:
+    """The link columns that `seen` sets."""
+    if not seen:
+        return {}
+    names = {"crm": "crm_seen_at", "accounting": "acc_seen_at"}
+    return {names[side]: stamp for side, stamp in seen.items()}
 
 
 def _link(row: LinkRow) -> Link:
@@ -58,6 +77,8 @@ def _link(row: LinkRow) -> Link:
         last_synced_at=row.last_synced_at,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        crm_seen_at=row.crm_seen_at,
+        acc_seen_at=row.acc_seen_at,
     )
 
 
@@ -95,6 +116,56 @@ class LinkStore:
             col(LinkRow.acc_system) == system,
             col(LinkRow.acc_id) == record_id,
         )
+
+    async def lookup_many(
+        self,
+        mapping: str,
+        object: str,
+        side: Side,
+        system: str,
+        record_ids: Sequence[str],
+        *,
+        session: AsyncSession | None = None,
+    ) -> dict[str, Link]:
+        """The links holding these records of `side`, by record id (one query per 500 ids)."""
+        id_column = col(LinkRow.crm_id) if side == "crm" else col(LinkRow.acc_id)
+        system_column = col(LinkRow.crm_system) if side == "crm" else col(LinkRow.acc_system)
+        found: dict[str, Link] = {}
+        unique = list(dict.fromkeys(record_ids))
+        async with self._db.scope(session) as s:
+            for start in range(0, len(unique), 500):
+                stmt = (
+                    select(LinkRow)
+                    .where(
+                        col(LinkRow.mapping) == mapping,
+                        col(LinkRow.object) == object,
+                        system_column == system,
+                        id_column.in_(unique[start : start + 500]),
+                    )
+                    .execution_options(populate_existing=True)
+                )
+                for row in await s.scalars(stmt):
+                    link = _link(row)
+                    record_id = link.crm_id if side == "crm" else link.acc_id
+                    assert record_id is not None
+                    found[record_id] = link
+        return found
+
+    async def mark_seen(
+        self, stamps: Sequence[tuple[int, Side, datetime]], *, session: AsyncSession | None = None
+    ) -> None:
+        """Record records re-read in step with base at these stamps, in one statement per side; the version
+        is left alone, since nothing about the pair changed."""
+        async with self._db.scope(session) as s:
+            for side, column in (("crm", "crm_seen_at"), ("accounting", "acc_seen_at")):
+                rows = [{"link_id": i, "stamp": t} for i, sd, t in stamps if sd == side]
+                if rows:
+                    stmt = (
+                        update(LINK)
+                        .where(LINK.c.id == bindparam("link_id"))
+                        .values({column: bindparam("stamp")})
+                    )
+                    await s.execute(stmt, rows)
 
     async def lookup_reference(
         self, mapping: str, object: str, reference: str, *, session: AsyncSession | None = None
@@ -161,10 +232,13 @@ class LinkStore:
         acc_id: str | None = None,
         base: dict[str, Any],
         synced_at: datetime | None = None,
+        seen: SeenStamps | None = None,
         session: AsyncSession | None = None,
     ) -> Link:
         """Mark the link linked after a successful write: fill in the new side's id and store the new base."""
-        values: dict[str, Any] = {"state": "linked", "base": base, "last_synced_at": synced_at or utcnow()}
+        values: dict[str, Any] = {
+            "state": "linked", "base": base, "last_synced_at": synced_at or utcnow(), **_seen_values(seen)
+        }
         if crm_id is not None:
             values["crm_id"] = crm_id
         if acc_id is not None:
@@ -178,13 +252,14 @@ class LinkStore:
         expected_version: int,
         *,
         synced_at: datetime | None = None,
+        seen: SeenStamps | None = None,
         session: AsyncSession | None = None,
     ) -> Link:
         """Store a new base only if nobody changed the link since `expected_version` was read.
 
         Raises `StaleVersionError` otherwise, so two writers never silently overwrite each other.
         """
-        values: dict[str, Any] = {"base": base, "last_synced_at": synced_at or utcnow()}
+        values: dict[str, Any] = {"base": base, "last_synced_at": synced_at or utcnow(), **_seen_values(seen)}
         return await self._update(session, link_id, values, expected_version=expected_version)
 
     async def mark_deleted(self, link_id: int, *, session: AsyncSession | None = None) -> Link:

@@ -87,6 +87,10 @@ class LinkRow(SQLModel, table=True):
     reference: str = Field(nullable=False)
     version: int = Field(default=1, nullable=False)
     last_synced_at: datetime | None = _when(nullable=True)
+    # Each side's modification stamp when syncd last saw (or wrote) it in step with base; a record read again
+    # with the same stamp has not changed, so it is neither re-read in detail nor compared again.
+    crm_seen_at: datetime | None = _when(nullable=True)
+    acc_seen_at: datetime | None = _when(nullable=True)
     created_at: datetime = _when()
     updated_at: datetime = _when()
 

@@ -55,12 +55,16 @@ async def test_reads_every_record_with_typed_fields_and_lines(
     assert first.modified_at.tzinfo is not None
     assert isinstance(first.fields["email"], str) and "@" in first.fields["email"]
     assert first.fields["primary_contact.email"] == first.fields["email"]
-    assert "billing_address.city" in first.fields  # only GET carries addresses: the list was followed by GETs
+    # Only GET carries addresses: the list row says what it lacks, and get_many reads it.
+    assert "billing_address.city" in first.missing and "email" not in first.missing
+    assert "billing_address.city" in (await zoho.get_many("contacts", [first.id]))[first.id].fields
     assert contacts[-1].cursor <= started
 
     invoices = await read_all(zoho.changes("invoices", None, timedelta(0)))
-    records = [r for p in invoices for r in p.records]
-    assert sorted({r.id for r in records}) == sorted(live(reset_sandbox, "invoices"))
+    rows = [r for p in invoices for r in p.records]
+    assert sorted({r.id for r in rows}) == sorted(live(reset_sandbox, "invoices"))
+    assert all("line_items" in r.missing for r in rows), "list rows omit line items"
+    records = list((await zoho.get_many("invoices", [r.id for r in rows])).values())
     for record in records:
         lines = record.fields["line_items"]
         assert isinstance(lines, list) and lines, "list rows omit line items; the connector must GET them"
@@ -70,7 +74,8 @@ async def test_reads_every_record_with_typed_fields_and_lines(
         assert sum(line["item_total"] for line in lines) == record.fields["sub_total"]  # type: ignore[misc]
 
     payments = await read_all(zoho.changes("customerpayments", None, timedelta(0)))
-    applied = [r.fields["invoices"] for p in payments for r in p.records]
+    paid = await zoho.get_many("customerpayments", [r.id for p in payments for r in p.records])
+    applied = [r.fields["invoices"] for r in paid.values()]
     assert len(applied) == len(live(reset_sandbox, "customerpayments"))
     assert all(isinstance(a, list) and a and a[0]["invoice_id"] for a in applied)
 
@@ -87,7 +92,8 @@ async def test_incremental_read_returns_what_changed_since_the_cursor(
     again = await read_all(zoho.changes("contacts", cursor, timedelta(seconds=0)))
     seen = {r.id: r for p in again for r in p.records}
     assert set(changed) <= set(seen)
-    assert all(seen[i].fields["notes"] == "changed" for i in changed)
+    assert all("notes" in seen[i].missing for i in changed)  # list rows carry no notes
+    assert all(r.fields["notes"] == "changed" for r in (await zoho.get_many("contacts", changed)).values())
 
 
 async def test_get_many_reports_deleted_and_unknown_ids_as_absent(zoho: ZohoBooksConnector) -> None:
@@ -232,7 +238,7 @@ async def test_lookup_by_create_reference(zoho: ZohoBooksConnector) -> None:
     assert by_ref["ref-none"] == []
     invoices = await zoho.find_by_field("invoices", "cf_syncd_ref", ["ref-i"])
     assert [r.id for r in invoices["ref-i"]] == [inv.id]
-    assert invoices["ref-i"][0].fields["line_items"]
+    assert "line_items" in invoices["ref-i"][0].missing  # a lookup answers list rows; get_many has the lines
 
 
 async def test_describe_lists_documented_and_custom_fields(zoho: ZohoBooksConnector) -> None:

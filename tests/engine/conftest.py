@@ -115,6 +115,10 @@ class System:
             records.extend(r for r in page.records if not r.deleted)
         ids = [str(row[self._id_key(obj)]) for row in await self.raw(obj) if not self._gone(row)]
         by_id = {r.id: r for r in records}
+        # List answers may leave fields out (Zoho Books addresses, HubSpot deal associations): read them in full.
+        partial = [r.id for r in records if r.missing]
+        if partial:
+            by_id.update(await self.connector.get_many(obj, partial))
         return [{"id": i, **by_id[i].fields} for i in ids if i in by_id]
 
     async def raw(self, obj: str) -> list[dict[str, Any]]:

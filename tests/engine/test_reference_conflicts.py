@@ -10,7 +10,7 @@ from syncd.engine.vanished import reference_mark
 from syncd.store import Conflict
 from tests.engine.conftest import World
 from tests.engine.test_customers import ann, settle
-from tests.engine.test_deals import DRAFTS, move_deal, won_deal
+from tests.engine.test_deals import DRAFTS, announce_move, move_deal, won_deal
 
 MAPPING = "hubspot-zohobooks"
 
@@ -40,7 +40,7 @@ async def sent_invoice_moved(world: World) -> tuple[str, str, str, Conflict]:
     assert invoice["status"] == "sent"
     bob, bob_customer = await contact(world, "Bob")
     await move_deal(world, deal, ann_contact, bob)
-    report = await world.reconciler().run_pass()
+    report = await announce_move(world, deal)
     assert not report.errors
     [raised] = report.of_kind("conflict")
     assert raised.changes[0].field == "customer" and "sent" in raised.reason
@@ -82,7 +82,7 @@ async def test_resolving_a_moved_deal_for_accounting_keeps_the_invoice_and_is_no
     cy, _ = await contact(world, "Cy")
     bob = deal["associations.contacts"]
     await move_deal(world, deal["id"], bob, cy)
-    report = await world.reconciler().run_pass()
+    report = await announce_move(world, deal["id"])
     [raised] = report.of_kind("conflict")
     assert raised.changes[0].field == "customer"
     assert [c.field for c in await world.stores.conflicts.list()] == ["customer"]
@@ -106,7 +106,7 @@ async def test_a_customer_changed_on_the_invoice_in_zoho_alone_is_not_overwritte
     # A move made in HubSpot afterwards is still carried.
     cy, cy_customer = await contact(world, "Cy")
     await move_deal(world, deal, ann_contact, cy)
-    report = await world.reconciler(path).run_pass()
+    report = await announce_move(world, deal, path)
     assert not report.errors and not report.of_kind("conflict")
     assert await customer_of(world, invoice["id"]) == cy_customer
     assert await settle(world, path) == 1
@@ -125,7 +125,7 @@ async def test_a_link_without_reference_marks_still_carries_a_move(world: World,
     await world.stores.links.update_base(link.id, unmarked, link.version)
     bob, bob_customer = await contact(world, "Bob")
     await move_deal(world, deal, ann_contact, bob)
-    report = await world.reconciler(path).run_pass()
+    report = await announce_move(world, deal, path)
     assert not report.errors and not report.of_kind("conflict")
     assert await customer_of(world, invoice["id"]) == bob_customer
     assert await settle(world, path) == 1

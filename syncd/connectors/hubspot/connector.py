@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -53,6 +54,9 @@ LIST_PAGE = 100
 # Deal fields that are not properties: the first associated contact/company, and the line items.
 DEAL_ASSOCIATIONS: dict[str, str] = {"associations.contacts": "contacts", "associations.companies": "companies"}
 LINE_ITEM_FIELDS = ("name", "quantity", "price", "amount")
+# What a deal read from a list or search lacks: `get_many` reads these (three association reads and a batch
+# read of lines per 100 deals), which the engine asks for only for deals that changed.
+DEAL_EXTRAS = frozenset({*DEAL_ASSOCIATIONS, "line_items"})
 DEFAULT_BUDGET = Budget(window_s=10.0, window_max=100, daily_cap=250_000)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UNKNOWN_OUTCOME_ROUNDS = 3
@@ -60,6 +64,23 @@ _UNKNOWN_OUTCOME_ROUNDS = 3
 
 def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def _stamp(object: str, raw: Mapping[str, Any]) -> datetime:
+    """A HubSpot object's modification stamp: its modified-date property, else `updatedAt`."""
+    props = raw.get("properties") or {}
+    stamp = props.get(MODIFIED_PROPERTY[object]) or raw.get("updatedAt") or ""
+    return parse_timestamp(str(stamp)) or _EPOCH
+
+
+def _with_lines_changed(record: Record, newest_line: Mapping[str, int]) -> Record:
+    """A deal stamped with its newest line change when that is later: editing a line item leaves the deal's
+    own date alone, yet changes what the deal maps to."""
+    line_ms = newest_line.get(record.id)
+    if line_ms is None:
+        return record
+    moment = datetime.fromtimestamp(line_ms / 1000, tz=UTC)
+    return replace(record, modified_at=moment) if moment > record.modified_at else record
 
 
 def _now() -> datetime:
@@ -70,6 +91,8 @@ class HubSpotConnector:
     """One HubSpot portal: contacts, companies, deals (with associations and line items) and line items."""
 
     system = "hubspot"
+    # How finely the system stamps modifications: whether a stamp seen again proves nothing changed.
+    stamp_resolution = timedelta(milliseconds=1)
 
     def __init__(
         self,
@@ -173,9 +196,12 @@ class HubSpotConnector:
         # search runs first, after `read_started` was taken (a line edited later is newer than any cursor of
         # this read), and leaves `pending`: deal id -> its oldest line change (epoch ms) not yet handed out.
         pending: dict[str, int] = {}
+        newest_line: dict[str, int] = {}
         lines_cursor_ms: int | None = None
         if object == "deals":
-            pending, lines_cursor_ms = await self._deals_with_changed_lines(since - overlap, read_started)
+            pending, newest_line, lines_cursor_ms = await self._deals_with_changed_lines(
+                since - overlap, read_started
+            )
         properties = await self._property_names(object)
         cursor = utc_floor(since, read_started)
         any_page = False
@@ -184,9 +210,10 @@ class HubSpotConnector:
             start=since - overlap, until=read_started,
         )
         async for window in search_pages:
-            records = await self._records(object, window.results)
+            records = [_with_lines_changed(r, newest_line) for r in await self._records(object, window.results,
+                                                                                        complete=False)]
             for record in records:
-                pending.pop(record.id, None)  # read just now, so it carries its current lines
+                pending.pop(record.id, None)  # handed out now, stamped with its newest line change
             cursor = utc_floor(datetime.fromtimestamp(window.cursor_ms / 1000, tz=UTC), read_started)
             any_page = True
             yield Page(records, self._before_pending(cursor, pending, since))
@@ -195,7 +222,8 @@ class HubSpotConnector:
             # are complete now, so the cursor may go as far as the later of the two (never past the read's
             # start); a deal archived meanwhile is simply absent.
             raws = await self._batch_read(object, list(pending), id_property=None)
-            records = await self._records(object, raws)
+            records = [_with_lines_changed(r, newest_line) for r in await self._records(object, raws,
+                                                                                        complete=False)]
             if lines_cursor_ms is not None:
                 lines_cursor = datetime.fromtimestamp(lines_cursor_ms / 1000, tz=UTC)
                 cursor = max(cursor, utc_floor(lines_cursor, read_started))
@@ -214,10 +242,11 @@ class HubSpotConnector:
         return max(min(cursor, oldest), min(since, cursor))
 
     async def _deals_with_changed_lines(self, start: datetime, read_started: datetime
-                                        ) -> tuple[dict[str, int], int | None]:
-        """Deals whose line items were modified since `start` (oldest line change per deal, epoch ms), and the
-        line search's last cursor (None when no line changed). One search per poll; association reads only
-        when lines changed. Archived lines are not covered: their associations can no longer be read."""
+                                        ) -> tuple[dict[str, int], dict[str, int], int | None]:
+        """Deals whose line items were modified since `start` (oldest and newest line change per deal, epoch
+        ms), and the line search's last cursor (None when no line changed). One search per poll; association
+        reads only when lines changed. Archived lines are not covered: their associations can no longer be
+        read."""
         changed: dict[str, int] = {}
         cursor_ms: int | None = None
         modified = MODIFIED_PROPERTY["line_items"]
@@ -228,11 +257,13 @@ class HubSpotConnector:
                 ident = str(raw["id"])
                 changed.setdefault(ident, modified_ms(raw, modified))
         deals: dict[str, int] = {}
+        newest: dict[str, int] = {}
         if changed:
             for line_id, deal_ids in (await self._associated("line_items", "deals", list(changed))).items():
                 for deal_id in deal_ids:
                     deals[deal_id] = min(deals.get(deal_id, changed[line_id]), changed[line_id])
-        return deals, cursor_ms
+                    newest[deal_id] = max(newest.get(deal_id, changed[line_id]), changed[line_id])
+        return deals, newest, cursor_ms
 
     async def _list_all(self, object: str, read_started: datetime) -> AsyncIterator[Page]:
         # Pages of a full read carry the epoch as cursor: only the last page may move it (to the read's start),
@@ -242,7 +273,7 @@ class HubSpotConnector:
         while True:
             answer = await self._list_page(object, properties, after, archived=False)
             body = answer.body or {}
-            records = await self._records(object, body.get("results", []))
+            records = await self._records(object, body.get("results", []), complete=False)
             after = ((body.get("paging") or {}).get("next") or {}).get("after")
             if after is None:
                 yield Page(records, read_started)
@@ -290,20 +321,24 @@ class HubSpotConnector:
             found.extend((answer.body or {}).get("results", []))
         return found
 
-    async def _records(self, object: str, raws: Sequence[Mapping[str, Any]]) -> list[Record]:
+    async def _records(self, object: str, raws: Sequence[Mapping[str, Any]], *, complete: bool = True
+                       ) -> list[Record]:
+        """Typed records; a deal's associations and lines are read too when `complete`, else named missing."""
         types = await self._types(object)
         extra: dict[str, dict[str, FieldValue]] = {}
+        missing: frozenset[str] = frozenset()
         if object == "deals" and raws:
-            extra = await self._deal_extras([str(r["id"]) for r in raws])
+            if complete:
+                extra = await self._deal_extras([str(r["id"]) for r in raws])
+            else:
+                missing = DEAL_EXTRAS
         out = []
         for raw in raws:
             props = raw.get("properties") or {}
             fields = typed_properties(types, props)
             fields.update(extra.get(str(raw["id"]), {}))
-            stamp = props.get(MODIFIED_PROPERTY[object]) or raw.get("updatedAt") or ""
-            modified = parse_timestamp(str(stamp)) or _EPOCH
-            out.append(Record(self.system, object, str(raw["id"]), fields, modified,
-                              deleted=bool(raw.get("archived", False))))
+            out.append(Record(self.system, object, str(raw["id"]), fields, _stamp(object, raw),
+                              deleted=bool(raw.get("archived", False)), missing=missing))
         return out
 
     async def _deal_extras(self, deal_ids: list[str]) -> dict[str, dict[str, FieldValue]]:
@@ -515,7 +550,8 @@ class HubSpotConnector:
         outcomes: dict[str, WriteOutcome] = {}
         for raw in body.get("results", []):
             ref = str((raw.get("properties") or {}).get(REFERENCE_PROPERTY))
-            outcomes[ref] = WriteOutcome(str(raw["id"]), existed=not bool(raw.get("new", True)))
+            outcomes[ref] = WriteOutcome(str(raw["id"]), existed=not bool(raw.get("new", True)),
+                                         modified_at=_stamp(object, raw))
         for error in body.get("errors", []):
             for ref in self._error_ids(error):
                 outcomes[ref] = WriteOutcome(None, classify_item_error(error, connection=self.name, record=ref))
@@ -582,7 +618,7 @@ class HubSpotConnector:
         body = answer.body or {}
         result: dict[str, WriteOutcome] = {}
         for raw in body.get("results", []):
-            result[str(raw["id"])] = WriteOutcome(str(raw["id"]))
+            result[str(raw["id"])] = WriteOutcome(str(raw["id"]), modified_at=_stamp(object, raw))
         for error in body.get("errors", []):
             for ident in self._error_ids(error):
                 result[ident] = WriteOutcome(None, classify_item_error(error, connection=self.name, record=ident))

@@ -69,6 +69,8 @@ class SalesforceConnector:
     """One Salesforce org: incremental SOQL reads, sObject Collections writes, OAuth with refresh."""
 
     system = SYSTEM
+    # How finely the system stamps modifications: whether a stamp seen again proves nothing changed.
+    stamp_resolution = timedelta(seconds=1)
 
     def __init__(self, name: str, settings: SalesforceConnection, *, storage: TokenStorage | None = None,
                  retry_policy: RetryPolicy = DEFAULT_POLICY, query_batch_size: int = 2000) -> None:

@@ -40,6 +40,7 @@ from syncd.connectors.zohobooks.values import (
     flatten,
     format_timestamp,
     modified_at,
+    summary_missing,
     unflatten,
 )
 from syncd.errors import (
@@ -63,6 +64,10 @@ MAX_PAGE = 200
 SECOND = timedelta(seconds=1)
 # Re-scans of a timestamp group that was read by page numbers and shifted while being read.
 MAX_VERIFY_PASSES = 3
+# How old a stamp must be, when its record is read, to stand for that content (whole seconds, clock skew).
+SETTLED = timedelta(seconds=3)
+# Records kept read in full (a few MB): enough for the overlap window of a busy organisation.
+DETAIL_CACHE = 5_000
 # How often a create whose answer was lost is looked up and tried again.
 CREATE_ROUNDS = 5
 REQUIRED: dict[str, frozenset[str]] = {
@@ -85,6 +90,8 @@ class ZohoBooksConnector:
     """One Zoho Books organisation over aiohttp, paced by its rate limiter, with one token manager."""
 
     system = "zohobooks"
+    # How finely the system stamps modifications: whether a stamp seen again proves nothing changed.
+    stamp_resolution = timedelta(seconds=1)
 
     def __init__(
         self,
@@ -115,6 +122,8 @@ class ZohoBooksConnector:
         self._described: dict[str, Mapping[str, FieldInfo]] = {}
         # What each payment's webhooks said it was applied to, so a later event can name what it left.
         self._applied = webhooks.AppliedInvoices()
+        # Records read in full, by (module, id), with their stamp: the same stamp means the same content.
+        self._details: dict[tuple[str, str], tuple[datetime, Record]] = {}
 
     # --- lifecycle ---
 
@@ -175,13 +184,15 @@ class ZohoBooksConnector:
             )
         return module
 
-    def _record(self, module: Module, raw: Mapping[str, Any]) -> Record:
+    def _record(self, module: Module, raw: Mapping[str, Any], *, row: bool = False) -> Record:
+        """A record from a GET answer, or from a list `row` (which names the fields it lacks)."""
         return Record(
             system=self.system,
             object=module.object,
             id=str(raw[module.id_key]),
             fields=flatten(module, raw),
             modified_at=modified_at(raw),
+            missing=summary_missing(module, raw) if row else frozenset(),
         )
 
     async def _list(
@@ -201,8 +212,10 @@ class ZohoBooksConnector:
     async def changes(self, object: str, since: datetime | None, overlap: timedelta) -> AsyncIterator[Page]:
         """Records modified after `since - overlap`, oldest first, with line items; see `_scan` for paging."""
         if object == apps.APPLICATIONS:
+            # Applications are the lines of payments, which list rows lack: each changed payment is read,
+            # and one re-read at the same stamp (the overlap window) comes from the detail cache.
             async for page in self._scan(PAYMENTS, None if since is None else since - overlap):
-                yield Page(apps.explode(page.records), page.cursor)
+                yield Page(apps.explode(await self._detailed(PAYMENTS, page.records)), page.cursor)
             return
         module = self._module(object)
         async for page in self._scan(module, None if since is None else since - overlap):
@@ -243,7 +256,7 @@ class ZohoBooksConnector:
                     back = before - SECOND
                     rescan_from = back if rescan_from is None else min(rescan_from, back)
                 fresh.append(row)
-            records = await self._complete(module, fresh)
+            records = self._complete(module, fresh)
             for record in records:
                 yielded[record.id] = max(record.modified_at, yielded.get(record.id, record.modified_at))
             stamps = [modified_at(r) for r in rows]
@@ -283,14 +296,32 @@ class ZohoBooksConnector:
             if records:
                 yield Page(records=records, cursor=cursor)
 
-    async def _complete(self, module: Module, rows: Sequence[Mapping[str, Any]]) -> list[Record]:
-        """Full records for list rows: list answers omit line items, applications and addresses."""
-        if not module.list_is_summary:
-            return [self._record(module, row) for row in rows]
-        ids = [str(row[module.id_key]) for row in rows]
-        found = await self._get_many(module, ids)
-        # A record deleted between the list and the GET is gone; its deletion is detected elsewhere.
-        return sorted((found[i] for i in ids if i in found), key=lambda r: r.modified_at)
+    def _complete(self, module: Module, rows: Sequence[Mapping[str, Any]]) -> list[Record]:
+        """Records of list rows, oldest first; what the rows lack is named in `Record.missing` (the engine
+        reads it with `get_many` only for records that changed and whose mapping needs it)."""
+        return sorted((self._record(module, row, row=True) for row in rows), key=lambda r: r.modified_at)
+
+    async def _detailed(self, module: Module, records: Sequence[Record]) -> list[Record]:
+        """Full records for list records: a GET for each one not already read at the same stamp."""
+        wanted = [r for r in records if self._details.get((module.object, r.id), (None,))[0] != r.modified_at]
+        found = await self._get_many(module, [r.id for r in wanted])
+        out = []
+        for record in records:
+            cached = self._details.get((module.object, record.id))
+            if record.id in found:
+                out.append(found[record.id])
+            elif cached is not None and cached[0] == record.modified_at:
+                out.append(cached[1])
+            # else: deleted between the list and the GET; its deletion is detected elsewhere.
+        return out
+
+    def _remember(self, module: Module, record: Record) -> None:
+        """Keep a record read in full under its stamp; the oldest entries go first past the bound."""
+        key = (module.object, record.id)
+        self._details.pop(key, None)
+        self._details[key] = (record.modified_at, record)
+        while len(self._details) > DETAIL_CACHE:
+            self._details.pop(next(iter(self._details)))
 
     async def _bounded(self, calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T | BaseException]:
         async def run(call: Callable[[], Awaitable[T]]) -> T | BaseException:
@@ -316,6 +347,7 @@ class ZohoBooksConnector:
 
     async def _get_many(self, module: Module, ids: Sequence[str]) -> dict[str, Record]:
         unique = list(dict.fromkeys(ids))
+        started = _now()
         results = await self._bounded([lambda i=i: self._get_raw(module, i) for i in unique])  # type: ignore[misc]
         found: dict[str, Record] = {}
         for record_id, result in zip(unique, results, strict=True):
@@ -323,7 +355,11 @@ class ZohoBooksConnector:
                 continue
             if isinstance(result, BaseException):
                 raise result
-            found[record_id] = self._record(module, result)
+            found[record_id] = record = self._record(module, result)
+            if record.modified_at + SETTLED <= started:
+                # Stamps are whole seconds: only a stamp older than the read tells this content apart from
+                # that of an edit landing in the same second.
+                self._remember(module, record)
         return found
 
     async def get_many(self, object: str, ids: Sequence[str]) -> Mapping[str, Record]:
@@ -389,7 +425,7 @@ class ZohoBooksConnector:
             if status is not None:
                 current = raw.get("status") if raw else None
                 await self._apply_status(module, record_id, status, current)
-            return WriteOutcome(record_id, existed=existed)
+            return WriteOutcome(record_id, existed=existed, modified_at=self._stamp_after(raw, status))
         raise UnknownOutcomeError(
             f"create of {module.object} {item.reference} got no answer {CREATE_ROUNDS} times",
             connection=self.name,
@@ -465,7 +501,14 @@ class ZohoBooksConnector:
             if raw is None:
                 raw = await self._get_raw(module, item.id)
             await self._apply_status(module, item.id, status, raw.get("status"))
-        return WriteOutcome(item.id)
+        return WriteOutcome(item.id, modified_at=self._stamp_after(raw if body else None, status))
+
+    @staticmethod
+    def _stamp_after(raw: Mapping[str, Any] | None, status: str | None) -> datetime | None:
+        """The record's stamp as a write's answer gave it; unknown when a status action followed."""
+        if raw is None or status is not None or not raw.get("last_modified_time"):
+            return None
+        return modified_at(raw)
 
     async def _idempotent_put(
         self,
@@ -542,6 +585,7 @@ class ZohoBooksConnector:
         for value in wanted:
             by_key.setdefault(key(value) or "", []).append(value)
         matches: dict[str, set[str]] = {v: set() for v in wanted}
+        records: dict[str, Record] = {}
         filter_name = (
             "reference_number" if field == REFERENCE_FIELD and module in (INVOICES, PAYMENTS) else field
         )
@@ -552,18 +596,14 @@ class ZohoBooksConnector:
                 async for row in self._rows(module, {filter_name: value}):
                     if key(flatten(module, row).get(field)) == key(value):
                         matches[value].add(str(row[module.id_key]))
+                        records[str(row[module.id_key])] = self._record(module, row, row=True)
         else:
             # No filter for this field: one pass over every record serves every value.
             async for row in self._rows(module, {}):
                 have = key(flatten(module, row).get(field))
                 for value in by_key.get(have or "", []) if have is not None else []:
                     matches[value].add(str(row[module.id_key]))
-        every = sorted({i for ids in matches.values() for i in ids})
-        records = await self._get_many(module, every) if module.list_is_summary else {}
-        if not module.list_is_summary:
-            async for row in self._rows(module, {}):
-                if str(row[module.id_key]) in every:
-                    records[str(row[module.id_key])] = self._record(module, row)
+                    records[str(row[module.id_key])] = self._record(module, row, row=True)
         for value, ids in matches.items():
             result[value] = [records[i] for i in sorted(ids) if i in records]
         return result
@@ -644,7 +684,7 @@ class ZohoBooksConnector:
             payments = {}
             async for page in self._scan(PAYMENTS, None):
                 payments.update({p.id: p for p in page.records})
-        every = apps.explode(payments.values())
+        every = apps.explode(await self._detailed(PAYMENTS, list(payments.values())))
         return {v: [a for a in every if a.fields.get(field) is not None and str(a.fields.get(field)) == v]
                 for v in wanted}  # fmt: skip
 

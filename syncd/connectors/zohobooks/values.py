@@ -313,6 +313,24 @@ def flatten(module: Module, raw: Mapping[str, Any]) -> dict[str, FieldValue]:
     return fields
 
 
+def summary_missing(module: Module, raw: Mapping[str, Any]) -> frozenset[str]:
+    """The module's fields a list row leaves out (line items, addresses, notes...): what only a GET reads."""
+    if not module.list_is_summary:
+        return frozenset()
+    missing: set[str] = set()
+    for name in module.fields:
+        head, dot, part = name.partition(".")
+        if not dot:
+            present = name in raw
+        elif head == "primary_contact":
+            present = "contact_persons" in raw or part in raw
+        else:
+            present = head in raw
+        if not present:
+            missing.add(name)
+    return frozenset(missing)
+
+
 def modified_at(raw: Mapping[str, Any]) -> datetime:
     """The record's last modification time (its creation time if it was never modified)."""
     for key in ("last_modified_time", "created_time"):
