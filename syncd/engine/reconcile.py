@@ -32,7 +32,7 @@ log = get_logger(__name__)
 
 @dataclass(frozen=True)
 class ActiveMapping:
-    """A compiled mapping file and the name its links and cursors are kept under (the file's stem)."""
+    """A compiled mapping file and the name its links and cursors are kept under (the file's `name`)."""
 
     name: str
     mapping: CompiledMapping
