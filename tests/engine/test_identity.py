@@ -3,6 +3,7 @@ start until `syncd mappings rename` moves the links, and either way no record is
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,21 +16,37 @@ from syncd.engine.plan import SyncReport
 from syncd.errors import MappingError
 from syncd.mapping.loader import SHIPPED_MAPPINGS_DIR
 from syncd.settings import Settings, load_settings
+from syncd.store import Database
+from syncd.store.schema import upgrade_database
 from tests.engine.conftest import GENEROUS, World
 from tests.engine.test_command import syncd
 from tests.engine.test_customers import ann
 from tests.engine.test_deals import won_deal
+from tests.store.conftest import database_url
+
+__all__ = ["database_url"]  # the store tests' fixture: SQLite, and PostgreSQL when SYNCD_TEST_POSTGRES_URL is set
 
 SHIPPED = SHIPPED_MAPPINGS_DIR / "hubspot-zohobooks.toml"
 SHIPPED_NAME = 'name = "hubspot-zohobooks"'
 TOKEN_KEY = Fernet.generate_key().decode()
 
 
-def write_config(tmp_path: Path, world: World, mapping: Path) -> Path:
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """The `world`'s store, migrated: a SQLite file, or a PostgreSQL schema."""
+    database = await Database.open(database_url)
+    await upgrade_database(database)
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+def write_config(tmp_path: Path, world: World, mapping: Path, store_url: str) -> Path:
     """A config on the test's sandbox and store with one active mapping file (HubSpot ↔ Zoho Books)."""
     hub, zoho = world.sandbox.descriptor["hubspot"], world.sandbox.descriptor["zohobooks"]
     config: dict[str, Any] = {
-        "store": {"url": f"sqlite:///{tmp_path / 'syncd.db'}"},  # the `world` fixture's store
+        "store": {"url": store_url},
         "security": {"token_key": TOKEN_KEY},
         "mappings": {"active": [str(mapping)]},
         "connections": {
@@ -54,7 +71,7 @@ def copy_of_shipped(tmp_path: Path, file_name: str, name: str = "hubspot-zohoboo
     return path
 
 
-async def history(world: World, tmp_path: Path) -> Settings:
+async def history(world: World, tmp_path: Path, store_url: str) -> Settings:
     """Customers and an invoiced won deal synced with the shipped file: one customer was already in Zoho Books
     (matched on a mixed-case e-mail), two were created there; returns the settings that synced them."""
     await world.zoho.put("contacts", {
@@ -64,7 +81,7 @@ async def history(world: World, tmp_path: Path) -> Settings:
     await world.hubspot.put("contacts", ann(email="Ben.Okafor@Example.COM", firstname="Ben", lastname="Okafor"))
     await world.hubspot.put("contacts", ann(email="chloe@example.com", firstname="Chloé", lastname="Martin"))
     await won_deal(world)  # Ann Lee, with a won deal of 1200
-    settings = load_settings(write_config(tmp_path, world, SHIPPED))
+    settings = load_settings(write_config(tmp_path, world, SHIPPED, store_url))
     await settle(settings)
     assert await world.zoho.count("contacts") == 3 and await world.zoho.count("invoices") == 1
     return settings
@@ -80,12 +97,14 @@ async def settle(settings: Settings) -> SyncReport:
     raise AssertionError("never settled")
 
 
-async def test_a_copied_mapping_file_keeps_every_link_and_creates_nothing(world: World, tmp_path: Path) -> None:
-    await history(world, tmp_path)
+async def test_a_copied_mapping_file_keeps_every_link_and_creates_nothing(
+    world: World, tmp_path: Path, database_url: str
+) -> None:
+    await history(world, tmp_path, database_url)
     links_before = await world.stores.links.list(limit=None)
     copy = copy_of_shipped(tmp_path, "crm-to-books.toml")
     writes = await world.writes()
-    report = await sync_once(load_settings(write_config(tmp_path, world, copy)), dry_run=False)
+    report = await sync_once(load_settings(write_config(tmp_path, world, copy, database_url)), dry_run=False)
     assert not report.errors and report.settled and not report.of_kind("create")
     # Not one write call on any system: no second customer, no second invoice.
     assert await world.writes() == writes
@@ -96,12 +115,12 @@ async def test_a_copied_mapping_file_keeps_every_link_and_creates_nothing(world:
 
 
 async def test_a_renamed_mapping_is_refused_until_syncd_mappings_rename_moves_its_links(
-    world: World, tmp_path: Path
+    world: World, tmp_path: Path, database_url: str
 ) -> None:
-    await history(world, tmp_path)
+    await history(world, tmp_path, database_url)
     links_before = await world.stores.links.list(limit=None)
     renamed = copy_of_shipped(tmp_path, "books.toml", name="books-sync")
-    config = write_config(tmp_path, world, renamed)
+    config = write_config(tmp_path, world, renamed, database_url)
     writes = await world.writes()
 
     with pytest.raises(MappingError) as refused:
