@@ -24,7 +24,8 @@ from tests.engine.test_customers import ann
 from tests.engine.test_deals import won_deal
 from tests.store.conftest import database_url
 
-__all__ = ["database_url"]  # the store tests' fixture: SQLite, and PostgreSQL when SYNCD_TEST_POSTGRES_URL is set
+# The store tests' fixture, used here: a SQLite file, and a PostgreSQL schema when SYNCD_TEST_POSTGRES_URL is set.
+__all__ = ["database_url"]
 
 SHIPPED = SHIPPED_MAPPINGS_DIR / "hubspot-zohobooks.toml"
 SHIPPED_NAME = 'name = "hubspot-zohobooks"'
