@@ -15,8 +15,7 @@ from syncd.engine.reconcile import ActiveMapping, Reconciler
 from syncd.errors import MappingError, Problem, SyncdError
 from syncd.mapping.loader import load_mappings
 from syncd.settings import Settings
-from syncd.store import ConnectionStore, Database, TokenVault, check_schema
-from syncd.store.mapping_names import LinkOwner, MappingNames
+from syncd.store import ConnectionStore, Database, LinkOwner, MappingNames, TokenVault, check_schema
 
 
 class WiringError(SyncdError):
