@@ -17,9 +17,11 @@ from syncd.engine.context import (
     side_id,
     side_object,
 )
+from syncd.engine.pairs import ReadCause
 from syncd.engine.pipeline import ObjectPipeline
 from syncd.engine.plan import PlannedAction, SyncReport, merge_reports
 from syncd.engine.snapshot import encode_base
+from syncd.engine.targets import TargetLocks, creation_targets
 from syncd.engine.vanished import find_vanished
 from syncd.errors import ConnectorError, SkippableError
 from syncd.logs import get_logger
@@ -32,7 +34,7 @@ log = get_logger(__name__)
 
 @dataclass(frozen=True)
 class ActiveMapping:
-    """A compiled mapping file and the name its links and cursors are kept under (the file's stem)."""
+    """A compiled mapping file and the name its links and cursors are kept under (the file's `name`)."""
 
     name: str
     mapping: CompiledMapping
@@ -65,6 +67,15 @@ class Reconciler:
     hooks: PipelineHooks = field(default_factory=PipelineHooks)
     policy: LifecyclePolicy = field(default_factory=LifecyclePolicy)
     retry_after: timedelta = timedelta(seconds=60)
+    # Shared by every mapping: two mappings creating on one target (two CRMs into one Zoho Books) take turns.
+    targets: TargetLocks = field(default_factory=TargetLocks)
+
+    async def _sync_batch(
+        self, pipeline: ObjectPipeline, side: Side, records: Sequence[Record], why: ReadCause = "poll"
+    ) -> None:
+        """One batch through the pipeline, holding the targets it may match and create on until it committed."""
+        async with self.targets.hold(creation_targets(pipeline.run.mapping, pipeline.mapper, side)):
+            await pipeline.sync(side, records, why=why)
 
     async def run_pass(self, *, dry_run: bool = False) -> SyncReport:
         """One pass over every mapping; with `dry_run` it plans and writes nothing (not even the store)."""
@@ -125,18 +136,18 @@ class Reconciler:
                 for d in deletions or ()
             ]
             if removed:
-                await pipeline.sync(side, removed)
+                await self._sync_batch(pipeline, side, removed)
         async for page in connector.changes(obj, since, self.overlap):
             records = list(page.records)
             for start in range(0, len(records), self.batch_size):
-                await pipeline.sync(side, records[start : start + self.batch_size])
+                await self._sync_batch(pipeline, side, records[start : start + self.batch_size])
             if not run.dry_run:
                 await run.stores.cursors.set(connector.name, key, page.cursor.isoformat())
         if since is not None and deletions is None:
             # The system lists no deletions: check the linked records whose referenced records changed.
             vanished = await find_vanished(run, mapper, side)
             if vanished:
-                await pipeline.sync(side, vanished)
+                await self._sync_batch(pipeline, side, vanished)
 
     async def _retry_parked(self, run: MappingRun, mapper: ObjectMapper, pipeline: ObjectPipeline) -> None:
         """Records parked with a retry time that has come: read them again and run them through."""
@@ -153,7 +164,7 @@ class Reconciler:
             for missing in set(ids) - set(found):
                 await run.stores.dead_letters.clear(run.name, mapper.name, side, missing)
             if found:
-                await pipeline.sync(side, list(found.values()), why="announced")
+                await self._sync_batch(pipeline, side, list(found.values()), why="announced")
 
     async def _apply_resolutions(
         self, run: MappingRun, mapper: ObjectMapper, pipeline: ObjectPipeline
@@ -170,7 +181,7 @@ class Reconciler:
             assert record_id is not None
             found = await run.connector(side).get_many(side_object(mapper, side), [record_id])
             if record_id in found:
-                await pipeline.sync(side, [found[record_id]], why="resolution")
+                await self._sync_batch(pipeline, side, [found[record_id]], why="resolution")
 
     async def _recover_pending(self, run: MappingRun) -> None:
         """Pending creates from an interrupted pass: bind each to the record its reference finds, if any."""
@@ -285,5 +296,6 @@ class Reconciler:
                 ]
                 pipeline = ObjectPipeline(run, mapper)
                 for start in range(0, len(records), self.batch_size):
-                    await pipeline.sync(side, records[start : start + self.batch_size], why="announced")
+                    batch = records[start : start + self.batch_size]
+                    await self._sync_batch(pipeline, side, batch, why="announced")
         return SyncReport(tuple(run.actions), dry_run=False, errors=tuple(run.errors))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -12,10 +12,10 @@ from syncd.connectors.registry import build_connector
 from syncd.connectors.storage import VaultTokenStorage
 from syncd.engine.context import PipelineHooks
 from syncd.engine.reconcile import ActiveMapping, Reconciler
-from syncd.errors import SyncdError
+from syncd.errors import MappingError, Problem, SyncdError
 from syncd.mapping.loader import load_mappings
 from syncd.settings import Settings
-from syncd.store import ConnectionStore, Database, TokenVault, check_schema
+from syncd.store import ConnectionStore, Database, LinkOwner, MappingNames, TokenVault, check_schema
 
 
 class WiringError(SyncdError):
@@ -33,10 +33,45 @@ class Engine:
 
 def active_mappings(settings: Settings) -> list[ActiveMapping]:
     """The active mapping files, compiled once (raises `MappingError` listing every problem)."""
-    paths = list(settings.mappings.active)
-    return [
-        ActiveMapping(path.stem, compiled) for path, compiled in zip(paths, load_mappings(paths), strict=True)
-    ]
+    return [ActiveMapping(compiled.name, compiled) for compiled in load_mappings(settings.mappings.active)]
+
+
+def orphaned_links(mappings: Sequence[ActiveMapping], owners: Sequence[LinkOwner]) -> list[Problem]:
+    """Active mappings under a new name for objects whose links an inactive name owns: each would create
+    every record again, so each is a problem naming the rename that keeps the links."""
+    active = {m.name for m in mappings}
+    stored: dict[str, dict[tuple[str, str, str], int]] = {}
+    for owner in owners:
+        if owner.mapping not in active:
+            stored.setdefault(owner.mapping, {})[(owner.crm_system, owner.acc_system, owner.object)] = owner.links
+    problems = []
+    for m in mappings:
+        mine = {(m.mapping.crm_system, m.mapping.acc_system, obj) for obj in m.mapping.objects}
+        for old, keys in sorted(stored.items()):
+            shared = sorted(mine & set(keys))
+            if not shared:
+                continue
+            count = sum(keys[k] for k in shared)
+            systems = f"{m.mapping.crm_system} ↔ {m.mapping.acc_system}"
+            problems.append(
+                Problem(
+                    m.mapping.source_file,
+                    "name",
+                    f"this mapping is named {m.name!r}, but the store keeps {count} link(s) of the same systems "
+                    f"and objects ({systems}: {', '.join(k[2] for k in shared)}) under {old!r}; starting would "
+                    f"create those records again. Run `syncd mappings rename {old} {m.name}` to move its links, "
+                    f"cursors, conflicts and dead letters to the new name, or set name = \"{old}\" again",
+                    m.mapping.spec.line_of(("name",)),
+                )
+            )
+    return problems
+
+
+async def check_mapping_names(db: Database, mappings: Sequence[ActiveMapping]) -> None:
+    """Refuse to start mappings that would orphan the store's links (raises `MappingError` listing each)."""
+    problems = orphaned_links(mappings, await MappingNames(db).link_owners())
+    if problems:
+        raise MappingError(problems)
 
 
 @contextlib.asynccontextmanager
@@ -47,6 +82,7 @@ async def open_engine(settings: Settings, *, hooks: PipelineHooks | None = None)
     connectors: dict[str, Connector] = {}
     try:
         await check_schema(db)
+        await check_mapping_names(db, mappings)
         key = settings.security.key_bytes()
         vault = TokenVault(db, key) if key is not None else None
         states = ConnectionStore(db)

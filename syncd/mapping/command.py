@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import click
 
+from syncd.cli import config_option
 from syncd.connectors.base import Connector
 from syncd.errors import Problem, SyncdError
 from syncd.mapping.catalog import FieldCatalog, validate_against_catalog
 from syncd.mapping.compiled import CompiledMapping
 from syncd.mapping.loader import SHIPPED_MAPPINGS_DIR, check_files
+from syncd.mapping.spec import MAPPING_NAME_PATTERN
 
 EXIT_PROBLEMS = 2
 
@@ -114,3 +117,22 @@ def validate_command(ctx: click.Context, files: tuple[Path, ...], config: Path |
     for mapping in compiled:
         objects = ", ".join(mapping.order)
         click.echo(f"{mapping.source_file}: OK ({mapping.crm_system} ↔ {mapping.acc_system}: {objects})")
+
+
+@mappings_command.command("rename")
+@click.argument("old")
+@click.argument("new")
+@config_option
+def rename_command(old: str, new: str, config_path: Path) -> None:
+    """Move every link (with its conflicts), cursor and dead letter kept under mapping OLD to NEW, in one
+    transaction; refused if NEW already owns any. Stop syncd first, and make the mapping file say name = NEW."""
+    from syncd.store.command_io import run_on_store  # deferred: validating files needs no store
+    from syncd.store.mapping_names import MappingNames, describe_counts
+
+    if not re.match(MAPPING_NAME_PATTERN, new):
+        raise click.BadParameter(
+            "1-64 letters, digits, '-', '_' or '.', starting with a letter or digit", param_hint="NEW"
+        )
+    moved = run_on_store(config_path, lambda db: MappingNames(db).rename(old, new))
+    click.echo(f"moved {describe_counts(moved)} from mapping {old!r} to {new!r}")
+    click.echo(f'the active mapping file must now say name = "{new}"')

@@ -354,6 +354,11 @@ class CompiledMapping:
         """The file this mapping was read from."""
         return self.spec.source_file
 
+    @property
+    def name(self) -> str:
+        """The mapping's stable name (its file's `name`), which its links, cursors and dead letters key on."""
+        return self.spec.name
+
     def for_object(self, side: Side, system_object: str) -> list[ObjectMapper]:
         """Mapped objects reading `system_object` on `side` (HubSpot deals feed both invoices and payments)."""
         attr: Literal["crm_object", "acc_object"] = "crm_object" if side == "crm" else "acc_object"

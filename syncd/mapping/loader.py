@@ -8,16 +8,26 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from syncd.errors import MappingError, Problem
 from syncd.mapping.compiled import CompiledMapping
 from syncd.mapping.compiler import Issue, ObjectCompiler, compile_objects
-from syncd.mapping.spec import FieldSpec, KeyPath, MappingHeader, MappingSpec, ObjectSpec, dotted
+from syncd.mapping.spec import (
+    MAPPING_NAME_PATTERN,
+    FieldSpec,
+    KeyPath,
+    MappingHeader,
+    MappingName,
+    MappingSpec,
+    ObjectSpec,
+    dotted,
+)
 from syncd.mapping.transforms import TRANSFORMS, TransformRegistry
 from syncd.tomllocator import locate_keys
 
 _TOML_POSITION = re.compile(r"\(at line (\d+), column \d+\)")
+_NAME = TypeAdapter(MappingName)
 
 
 def _pydantic_issues(exc: ValidationError, prefix: KeyPath, model: type[BaseModel]) -> list[Issue]:
@@ -102,6 +112,32 @@ def _type_objects(
                 issues.append(issue)
 
 
+def _name_issues(data: Mapping[str, Any], file: str) -> list[Issue]:
+    """What is wrong with the file's top-level `name`, said so that the fix is obvious."""
+    if "name" not in data:
+        stem = Path(file).stem
+        # Before names existed a mapping's links were kept under its file's stem: suggest it, so they stay.
+        example = stem if re.match(MAPPING_NAME_PATTERN, stem) else "hubspot-zohobooks"
+        return [
+            Issue(
+                ("name",),
+                f'missing required key \'name\': add name = "{example}" at the top of the file, before [mapping] '
+                "(the mapping's stable identity: its links, cursors and conflicts are kept under it)",
+            )
+        ]
+    try:
+        _NAME.validate_python(data["name"])
+    except ValidationError:
+        return [
+            Issue(
+                ("name",),
+                f"name must be 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit "
+                f"(got {data['name']!r})",
+            )
+        ]
+    return []
+
+
 def check_text(
     text: str, file: str, registry: TransformRegistry = TRANSFORMS
 ) -> tuple[CompiledMapping | None, list[Problem]]:
@@ -121,8 +157,11 @@ def check_text(
         compiled, issues = compile_objects(spec, registry)
     else:
         # Typing the whole file failed: redo it piece by piece to find every problem, not just the first layer.
-        for key in sorted(set(data) - {"mapping", "objects"}):
-            issues.append(Issue((key,), f"unknown key {key!r} (a mapping file has [mapping] and [objects.*])"))
+        for key in sorted(set(data) - {"name", "mapping", "objects"}):
+            issues.append(
+                Issue((key,), f"unknown key {key!r} (a mapping file has name, [mapping] and [objects.*])")
+            )
+        issues.extend(_name_issues(data, file))
         header = None
         if "mapping" not in data:
             issues.append(Issue(("mapping",), "missing [mapping] table (crm = ..., accounting = ...)"))
@@ -133,7 +172,12 @@ def check_text(
             issues.append(Issue(("objects",), "missing [objects.<name>] tables"))
         else:
             _type_objects(objects, header, issues, registry)
-    problems = [Problem(file, dotted(i.path), i.message, _line(lines, i.path)) for i in issues]
+    # A missing name has no line of its own: point at the first table, which it has to come before.
+    first_table = min(lines.values(), default=1)
+    problems = [
+        Problem(file, dotted(i.path), i.message, _line(lines, i.path) or (first_table if i.path == ("name",) else None))
+        for i in issues
+    ]
     problems.sort(key=lambda p: (p.line or 0, p.key_path))
     return (compiled if not problems else None), problems
 
@@ -151,6 +195,7 @@ def check_files(
     """Check several mapping files; returns the ones that compiled and every problem in all of them."""
     compiled: list[CompiledMapping] = []
     problems: list[Problem] = []
+    named: dict[str, CompiledMapping] = {}
     for path in paths:
         try:
             text = Path(path).read_text(encoding="utf-8")
@@ -159,8 +204,22 @@ def check_files(
             continue
         mapping, found = check_text(text, str(path), registry)
         problems.extend(found)
-        if mapping is not None:
-            compiled.append(mapping)
+        if mapping is None:
+            continue
+        first = named.setdefault(mapping.name, mapping)
+        if first is not mapping:
+            # Two files under one name would read and write the same links and cursors as if one.
+            problems.append(
+                Problem(
+                    mapping.source_file,
+                    "name",
+                    f"name {mapping.name!r} is already the name of {first.source_file}: each active mapping "
+                    "needs its own name",
+                    mapping.spec.line_of(("name",)),
+                )
+            )
+            continue
+        compiled.append(mapping)
     return compiled, problems
 
 

@@ -131,9 +131,20 @@ class MappingHeader(_Strict):
     description: str = ""
 
 
-class MappingSpec(_Strict):
-    """A whole mapping file, as typed data; the loader attaches where it came from."""
+#: What a mapping's name may be: it keys links, cursors (`name:object:side_object`) and dead letters, so no
+#: colon, no spaces, and nothing an operator would have to quote on the command line.
+MAPPING_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+MappingName = Annotated[str, Field(pattern=MAPPING_NAME_PATTERN)]
 
+
+class MappingSpec(_Strict):
+    """A whole mapping file, as typed data; the loader attaches where it came from.
+
+    `name` is the mapping's stable identity: links, cursors, conflicts and dead letters are kept under it, so
+    a copy of the file (or the file moved elsewhere) with the same name goes on with the same links.
+    """
+
+    name: MappingName
     mapping: MappingHeader
     objects: dict[str, ObjectSpec]
 

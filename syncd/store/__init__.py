@@ -18,6 +18,7 @@ from syncd.store.errors import (
 )
 from syncd.store.inbox import InboxEvent, InboxStore
 from syncd.store.links import Link, LinkState, LinkStore, Side
+from syncd.store.mapping_names import LinkOwner, MappingNames, RenameCounts
 from syncd.store.schema import SchemaState, check_schema, upgrade, upgrade_database
 from syncd.store.tokens import StoredToken, TokenVault
 
@@ -37,8 +38,11 @@ __all__ = [
     "InboxEvent",
     "InboxStore",
     "Link",
+    "LinkOwner",
     "LinkState",
     "LinkStore",
+    "MappingNames",
+    "RenameCounts",
     "Resolution",
     "SchemaOutdatedError",
     "SchemaState",

@@ -184,7 +184,8 @@ class World:
         mappings = []
         for f in files or ("hubspot-zohobooks",):
             path = Path(f) if Path(f).suffix else SHIPPED_MAPPINGS_DIR / f"{f}.toml"
-            mappings.append(ActiveMapping(path.stem, load_mapping(path)))
+            compiled = load_mapping(path)
+            mappings.append(ActiveMapping(compiled.name, compiled))
         return Reconciler(self.db, mappings, self.connectors, hooks=hooks or PipelineHooks(), **options)
 
     async def tables(self) -> dict[str, list[Any]]:

@@ -178,3 +178,30 @@ def test_validate_live_without_connectors_says_so(tmp_path: Path) -> None:
     result = runner.invoke(mappings_command, ["validate", "--live"])
     assert result.exit_code == 2
     assert "--live needs --config" in result.output
+
+
+def test_every_file_must_name_its_mapping_and_the_message_says_how(tmp_path: Path) -> None:
+    shipped = (SHIPPED_MAPPINGS_DIR / "hubspot-zohobooks.toml").read_text()
+    unnamed = shipped.replace('name = "hubspot-zohobooks"\n', "")
+    _, problems = check_text(unnamed, "conf/hubspot-zohobooks.toml")
+    [problem] = problems
+    # It has no line of its own: the first table's, before which it belongs.
+    assert (problem.key_path, problem.line) == ("name", unnamed.splitlines().index("[mapping]") + 1)
+    assert 'add name = "hubspot-zohobooks" at the top of the file' in problem.message
+    _, problems = check_text(shipped.replace('name = "hubspot-zohobooks"', 'name = "hub:zoho"'), "m.toml")
+    name_line = shipped.splitlines().index('name = "hubspot-zohobooks"') + 1
+    assert [(p.key_path, p.line) for p in problems] == [("name", name_line)]
+    assert "'hub:zoho'" in problems[0].message
+
+
+def test_two_files_with_one_name_cannot_be_active_together(tmp_path: Path) -> None:
+    original = SHIPPED_MAPPINGS_DIR / "hubspot-zohobooks.toml"
+    copy = tmp_path / "my-copy.toml"
+    copy.write_text(original.read_text())
+    with pytest.raises(MappingError) as caught:
+        load_mappings([original, copy])
+    [problem] = caught.value.problems
+    assert problem.file == str(copy) and problem.key_path == "name" and problem.line is not None
+    assert f"'hubspot-zohobooks' is already the name of {original}" in problem.message
+    # Alone, the copy is the same mapping as the original: same name, whatever its file is called.
+    assert load_mapping(copy).name == "hubspot-zohobooks"
