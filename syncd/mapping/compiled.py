@@ -28,6 +28,7 @@ from syncd.mapping.values import (
     fields_of,
     lookup,
 )
+from syncd.textkeys import text_key
 
 Record = RecordLike | Mapping[str, FieldValue]
 
@@ -303,7 +304,8 @@ class ObjectMapper:
     def match_key(self, side: Side, record: Record) -> tuple[CanonicalScalar, ...] | None:
         """Normalised match-key values for first-time linking; None if any is missing (never match on blanks).
 
-        Text is trimmed and case-folded on top of the field's transforms, so 'Ann@X.com ' finds 'ann@x.com'.
+        Text is trimmed and its ASCII letters lower-cased on top of the field's transforms, so 'Ann@X.com '
+        finds 'ann@x.com'; never Unicode case folding, which would make 'straße@x' and 'strasse@x' one person.
         """
         if not self.match_keys:
             return None
@@ -312,7 +314,7 @@ class ObjectMapper:
         for name in self.match_keys:
             value = canonical.get(name)
             if isinstance(value, str):
-                value = value.strip().casefold() or None
+                value = text_key(value) or None
             if value is None or isinstance(value, tuple):
                 return None
             key.append(value)

@@ -51,6 +51,7 @@ from syncd.errors import (
 )
 from syncd.logs import get_logger
 from syncd.settings import ZohoBooksConnection
+from syncd.textkeys import ascii_lower
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -530,13 +531,14 @@ class ZohoBooksConnector:
         result: dict[str, list[Record]] = {v: [] for v in wanted}
         if not wanted:
             return result
-        # Zoho compares e-mail addresses case-insensitively, the primary person's as much as the contact's.
+        # Zoho compares e-mail addresses case-insensitively, the primary person's as much as the contact's;
+        # only A-Z count as case here, so that 'strasse@' is never taken for 'straße@'.
         fold = field in ("email", "primary_contact.email")
 
         def key(value: Any) -> str | None:
             if value is None:
                 return None
-            return str(value).lower() if fold else str(value)
+            return ascii_lower(str(value)) if fold else str(value)
 
         by_key: dict[str, list[str]] = {}
         for value in wanted:
