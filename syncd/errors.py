@@ -114,3 +114,15 @@ class DuplicateError(SkippableError):
     def __init__(self, message: str, *, existing_id: str | None = None, **kw: object) -> None:
         self.existing_id = existing_id
         super().__init__(message, **kw)  # type: ignore[arg-type]
+
+
+class NameTakenError(SkippableError):
+    """The system refused a write because another record already holds this value of a field it keeps unique,
+    such as a Zoho Books customer's display name: a different record, so never one to link to; the mapping's
+    unique-name rule may try another name. `field` is the system's field, `holder_id` the record holding it."""
+
+    def __init__(self, message: str, *, field: str, value: str, holder_id: str | None = None, **kw: object) -> None:
+        self.field = field
+        self.value = value
+        self.holder_id = holder_id
+        super().__init__(message, **kw)  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 from syncd.connectors.base import Create, Update, WriteOutcome
@@ -12,8 +13,9 @@ from syncd.engine.context import describe, jsonable, other, side_object
 from syncd.engine.object_run import ObjectRun
 from syncd.engine.pairs import SIDES, Batch, CreateWork, PairWork
 from syncd.engine.snapshot import decode_base, encode_base, encode_value
+from syncd.engine.taken_names import rename_taken
 from syncd.engine.unchanged import settled_read, settled_write
-from syncd.errors import DuplicateError, SkippableError
+from syncd.errors import DuplicateError, NameTakenError, SkippableError
 from syncd.mapping.spec import Side
 from syncd.store import Link, StoreConflictError
 from syncd.store.links import SeenStamps
@@ -48,19 +50,26 @@ class BatchWriter:
 
     async def _create(self, creates: Sequence[CreateWork]) -> list[Created]:
         """Each side's creates in one batch call; the outcomes in the order of the work."""
-        run = self.run
         created: list[Created] = []
         for side in SIDES:
             items = [w for w in creates if w.target == side]
             if not items:
                 continue
-            connector = run.connector(side)
-            obj = side_object(self.mapper, side)
-            outcomes = await connector.create_many(obj, [Create(w.reference, w.fields) for w in items])
-            if run.hooks.after_create is not None:
-                run.hooks.after_create(connector.system, obj, outcomes)
-            created.extend(zip(items, outcomes, strict=True))
+            send = partial(self._send_creates, side)
+            outcomes = await send(items)
+            # A create refused for a taken unique name is tried again under the mapping's alternatives.
+            created.extend(await rename_taken(self.scope, side, list(zip(items, outcomes, strict=True)), send))
         return created
+
+    async def _send_creates(self, side: Side, items: Sequence[CreateWork]) -> Sequence[WriteOutcome]:
+        """One batch call creating `items` on `side`."""
+        run = self.run
+        connector = run.connector(side)
+        obj = side_object(self.mapper, side)
+        outcomes = await connector.create_many(obj, [Create(w.reference, w.fields) for w in items])
+        if run.hooks.after_create is not None:
+            run.hooks.after_create(connector.system, obj, outcomes)
+        return outcomes
 
     async def _update(self, pairs: Sequence[PairWork]) -> list[Updated]:
         """Each side's updates in one batch call; the outcomes with the pair and side they concern."""
@@ -125,7 +134,10 @@ class BatchWriter:
         if not outcome.ok and isinstance(outcome.error, DuplicateError) and outcome.error.existing_id:
             target_id = outcome.error.existing_id
         elif not outcome.ok or target_id is None:
-            await scope.park_in(session, other(work.target), work.source, str(outcome.error), retry=True)
+            # Refused under every name tried: trying again is futile until the record (its name, e-mail or
+            # company) changes, so it waits for that instead of retrying each pass.
+            retry = not isinstance(outcome.error, NameTakenError)
+            await scope.park_in(session, other(work.target), work.source, str(outcome.error), retry=retry)
             return
         seen: SeenStamps = {
             other(work.target): self._read_stamp(other(work.target), work.source.modified_at),

@@ -28,6 +28,7 @@ from syncd.mapping.values import (
     fields_of,
     lookup,
 )
+from syncd.textkeys import text_key
 
 Record = RecordLike | Mapping[str, FieldValue]
 
@@ -135,6 +136,36 @@ class Reference:
         return self.crm_field if side == "crm" else self.acc_field
 
 
+#: The placeholder of a unique-name alternative that stands for the refused name.
+REFUSED_NAME = "value"
+
+
+@dataclass(frozen=True)
+class UniqueName:
+    """A field a side keeps unique (a Zoho Books display name), written only on create, and the templates of
+    the names a refused create is tried again under, in turn."""
+
+    field: str
+    alternatives: tuple[str, ...]
+
+    def candidates(self, refused: str, canonical: Mapping[str, CanonicalValue]) -> list[str]:
+        """The names to try after `refused` was taken, in order: each alternative filled in from the source's
+        canonical values, passed over when a placeholder is blank or it gives a name already in the list."""
+        values = {k: "" if v is None else str(v) for k, v in canonical.items() if not isinstance(v, tuple)}
+        values[REFUSED_NAME] = refused
+        seen = {text_key(refused)}
+        names: list[str] = []
+        for alternative in self.alternatives:
+            template = Template(alternative)
+            if any(not values.get(key, "").strip() for key in template.get_identifiers()):
+                continue
+            name = template.safe_substitute(values).strip()
+            if name and text_key(name) not in seen:
+                seen.add(text_key(name))
+                names.append(name)
+        return names
+
+
 @dataclass(frozen=True)
 class CreateRule:
     """Which side may create records on the other, and where each side stores the idempotency reference."""
@@ -145,6 +176,8 @@ class CreateRule:
     acc_ref_field: str | None
     crm_values: Mapping[str, str | int | bool] = field(default_factory=dict)
     acc_values: Mapping[str, str | int | bool] = field(default_factory=dict)
+    crm_unique_name: UniqueName | None = None
+    acc_unique_name: UniqueName | None = None
 
     def may_create_on(self, side: Side) -> bool:
         """Whether an unlinked record on the other side may create a new record on `side`."""
@@ -153,6 +186,10 @@ class CreateRule:
     def ref_field(self, side: Side) -> str | None:
         """The field on `side` that stores syncd's deterministic reference."""
         return self.crm_ref_field if side == "crm" else self.acc_ref_field
+
+    def unique_name(self, side: Side) -> UniqueName | None:
+        """The field `side` keeps unique and the names to try when it is taken, if the mapping has the rule."""
+        return self.crm_unique_name if side == "crm" else self.acc_unique_name
 
 
 @dataclass(frozen=True)
@@ -303,7 +340,8 @@ class ObjectMapper:
     def match_key(self, side: Side, record: Record) -> tuple[CanonicalScalar, ...] | None:
         """Normalised match-key values for first-time linking; None if any is missing (never match on blanks).
 
-        Text is trimmed and case-folded on top of the field's transforms, so 'Ann@X.com ' finds 'ann@x.com'.
+        Text is trimmed and its ASCII letters lower-cased on top of the field's transforms, so 'Ann@X.com '
+        finds 'ann@x.com'; never Unicode case folding, which would make 'straße@x' and 'strasse@x' one person.
         """
         if not self.match_keys:
             return None
@@ -312,7 +350,7 @@ class ObjectMapper:
         for name in self.match_keys:
             value = canonical.get(name)
             if isinstance(value, str):
-                value = value.strip().casefold() or None
+                value = text_key(value) or None
             if value is None or isinstance(value, tuple):
                 return None
             key.append(value)

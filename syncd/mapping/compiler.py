@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from string import Template
 
 from syncd.mapping.compiled import (
+    REFUSED_NAME,
     Attachment,
     CompiledMapping,
     CreateRule,
@@ -14,6 +15,7 @@ from syncd.mapping.compiled import (
     ObjectMapper,
     Reference,
     ScalarField,
+    UniqueName,
     writes_to,
 )
 from syncd.mapping.filters import FilterExpression, parse_filter
@@ -27,6 +29,7 @@ from syncd.mapping.spec import (
     ObjectSpec,
     Side,
     TransformStep,
+    UniqueNameSpec,
 )
 from syncd.mapping.transforms import (
     TRANSFORMS,
@@ -39,6 +42,8 @@ from syncd.mapping.transforms import (
 from syncd.mapping.values import CanonicalScalar
 
 _SIDE_LABEL = {"crm": "the CRM", "accounting": "the accounting system"}
+#: A unique-name rule without alternatives: the e-mail appended, else the company (each if the object maps it).
+DEFAULT_ALTERNATIVES = ("$value ($email)", "$value ($company)")
 
 
 @dataclass
@@ -146,7 +151,7 @@ class ObjectCompiler:
         currency = self._currency(spec, fields, known, base)
         crm_filter = self._filter(spec, "crm", base, broken=bool(broken_fields))
         acc_filter = self._filter(spec, "accounting", base, broken=bool(broken_fields))
-        create = self._create(spec, known, base)
+        create = self._create(spec, fields, known, base)
         attach = self._attach(spec, references, known, base)
         if len(self.issues) > start or broken_fields:
             return None
@@ -255,7 +260,9 @@ class ObjectCompiler:
             self._issue((*base, key), f"{exc}{extra}")
             return None
 
-    def _create(self, spec: ObjectSpec, known: set[str], base: KeyPath) -> CreateRule:
+    def _create(
+        self, spec: ObjectSpec, fields: Mapping[str, MappedField], known: set[str], base: KeyPath
+    ) -> CreateRule:
         create = spec.create
         path: KeyPath = (*base, "create")
         rules: tuple[tuple[Side, bool, str], ...] = (
@@ -287,7 +294,60 @@ class ObjectCompiler:
         return CreateRule(
             create.crm_to_accounting, create.accounting_to_crm, create.crm_ref_field, create.acc_ref_field,
             dict(create.crm_values), dict(create.acc_values),
+            self._unique_name(spec, "crm", fields, known, path),
+            self._unique_name(spec, "accounting", fields, known, path),
         )  # fmt: skip
+
+    def _unique_name(
+        self, spec: ObjectSpec, side: Side, fields: Mapping[str, MappedField], known: set[str], path: KeyPath
+    ) -> UniqueName | None:
+        """The unique-name rule of creates on `side`, checked: a field written only on create, and names to try."""
+        attr = "crm" if side == "crm" else "acc"
+        rule: UniqueNameSpec | None = getattr(spec.create, f"{attr}_unique_name")
+        if rule is None:
+            return None
+        path = (*path, f"{attr}_unique_name")
+        if not (spec.create.accounting_to_crm if side == "crm" else spec.create.crm_to_accounting):
+            self._issue(path, f"a unique-name rule for {_SIDE_LABEL[side]}, but creating there is off")
+        mapped = [
+            f for f in fields.values()
+            if f.items is None and f.writes_to(side) and f.scalar.side_name(side) == rule.field
+        ]  # fmt: skip
+        if any(not f.create_only for f in mapped):
+            # Compared after the create, the name chosen would differ from the source's on every later pass
+            # and be written back (or refused again): the rule only holds for a name written once.
+            self._issue(
+                (*path, "field"),
+                f"field {rule.field!r} is compared on every pass after the create (mapped as {mapped[0].name!r}); "
+                f"make that field create_only = true or write the name in {attr}_values",
+            )
+        elif not mapped and rule.field not in getattr(spec.create, f"{attr}_values"):
+            self._issue(
+                (*path, "field"),
+                f"field {rule.field!r} is not written when creating on {_SIDE_LABEL[side]}: "
+                f"name it in {attr}_values or map it with create_only = true",
+            )
+        placeholders = known | {REFUSED_NAME}
+        if rule.alternatives is None:
+            # The default: the e-mail appended, else the company, as far as this object maps them.
+            chosen = [a for a in DEFAULT_ALTERNATIVES if set(Template(a).get_identifiers()) <= placeholders]
+            if not chosen:
+                self._issue(path, "no mapped 'email' or 'company' field to tell names apart: give alternatives")
+            return UniqueName(rule.field, tuple(chosen))
+        if not rule.alternatives:
+            self._issue((*path, "alternatives"), "give at least one alternative name (e.g. \"$value ($email)\")")
+        for index, alternative in enumerate(rule.alternatives):
+            template = Template(alternative)
+            if not template.is_valid():
+                self._issue((*path, "alternatives", index), "invalid $placeholder (use $name, ${name} or $$)")
+                continue
+            unknown = sorted(set(template.get_identifiers()) - placeholders)
+            if unknown:
+                self._issue(
+                    (*path, "alternatives", index),
+                    f"placeholder(s) {', '.join(unknown)} are not mapped fields ($value is the refused name)",
+                )
+        return UniqueName(rule.field, tuple(rule.alternatives))
 
     def _attach(
         self, spec: ObjectSpec, references: Mapping[str, Reference], known: set[str], base: KeyPath

@@ -83,6 +83,16 @@ class FieldSpec(_Strict):
     items: dict[str, ItemFieldSpec] | None = None
 
 
+class UniqueNameSpec(_Strict):
+    """A field the side keeps unique by value (Zoho Books refuses a second customer with a display name in use):
+    the names a refused create is tried again under, in turn. `$value` is the refused name, other placeholders
+    are canonical field names; an alternative with a blank placeholder is passed over. Without `alternatives`,
+    the e-mail is appended, else the company (`$value ($email)`, `$value ($company)`, as far as mapped)."""
+
+    field: str
+    alternatives: list[str] | None = None
+
+
 class CreateSpec(_Strict):
     """Which side may create records on the other, and where the idempotency reference is stored."""
 
@@ -93,6 +103,9 @@ class CreateSpec(_Strict):
     #: Extra values written only on create; text may use $canonical_name placeholders (string.Template).
     crm_values: dict[str, str | int | bool] = Field(default_factory=dict)
     acc_values: dict[str, str | int | bool] = Field(default_factory=dict)
+    #: A field written on create that the side keeps unique, and the names to try when it is taken.
+    crm_unique_name: UniqueNameSpec | None = None
+    acc_unique_name: UniqueNameSpec | None = None
 
 
 class AttachSpec(_Strict):

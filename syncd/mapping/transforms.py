@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 
 from syncd.mapping.values import CanonicalScalar, FieldScalar
+from syncd.textkeys import ascii_lower
 
 # ISO 4217 minor units for the currencies that differ from the usual two places.
 _CURRENCY_PLACES: dict[str, int] = {
@@ -130,10 +131,13 @@ class TextCase:
     invertible: bool = True
 
     def to_canonical(self, value: object, ctx: TransformContext) -> CanonicalScalar:
-        """Trimmed (and case-folded) text; empty text becomes None so '' and a missing value agree."""
+        """Trimmed (and case-changed) text; empty text becomes None so '' and a missing value agree."""
         text = _text(value).strip()
         if self.case == "lower":
             text = text.lower()
+        elif self.case == "ascii_lower":
+            # E-mail: only A-Z, as the systems compare addresses; 'Straße' must not become another address.
+            text = ascii_lower(text)
         elif self.case == "upper":
             text = text.upper()
         return text or None
@@ -150,7 +154,7 @@ def _text_case(name: str, case: str) -> Factory:
     return build
 
 
-for _name, _case in (("trim", "keep"), ("lower", "lower"), ("upper", "upper"), ("email", "lower")):
+for _name, _case in (("trim", "keep"), ("lower", "lower"), ("upper", "upper"), ("email", "ascii_lower")):
     TRANSFORMS.register(_name)(_text_case(_name, _case))
 
 

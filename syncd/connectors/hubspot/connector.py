@@ -40,6 +40,7 @@ from syncd.errors import (
 )
 from syncd.logs import get_logger
 from syncd.settings import HubSpotConnection
+from syncd.textkeys import text_key
 
 log = get_logger(__name__)
 
@@ -415,9 +416,10 @@ class HubSpotConnector:
                 return stored == Decimal(value)
             except ArithmeticError:
                 return False
-        # HubSpot keeps e-mail addresses case-insensitively; other text must match exactly.
+        # HubSpot keeps e-mail addresses case-insensitively; other text must match exactly. Only A-Z count
+        # as case: Unicode folding would take 'strasse@' for 'straße@', a different address.
         if field == "email":
-            return text.strip().casefold() == value.strip().casefold()
+            return text_key(text) == text_key(value)
         return text == value
 
     async def _search_in(self, object: str, field: str, values: Sequence[str]) -> list[Mapping[str, Any]]:

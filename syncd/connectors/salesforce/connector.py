@@ -50,6 +50,7 @@ from syncd.errors import (
 )
 from syncd.logs import get_logger
 from syncd.settings import SalesforceConnection
+from syncd.textkeys import ascii_lower
 
 log = get_logger(__name__)
 
@@ -499,7 +500,9 @@ def _match_key(value: object, is_id: bool) -> str | None:
     if value is None:
         return None
     text = str(value)
-    return text[:15] if is_id else text.casefold()
+    # SOQL `=` on text ignores case (in the user's locale); only A-Z are lower-cased here, because Unicode
+    # folding would also equate 'straße' and 'strasse', which Salesforce keeps apart.
+    return text[:15] if is_id else ascii_lower(text)
 
 
 def _replication_date(moment: datetime) -> str:

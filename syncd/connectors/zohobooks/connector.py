@@ -45,13 +45,16 @@ from syncd.connectors.zohobooks.values import (
 )
 from syncd.errors import (
     ConnectorError,
+    DuplicateError,
     FatalError,
+    NameTakenError,
     NotFoundError,
     SkippableError,
     UnknownOutcomeError,
 )
 from syncd.logs import get_logger
 from syncd.settings import ZohoBooksConnection
+from syncd.textkeys import ascii_lower
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -392,8 +395,16 @@ class ZohoBooksConnector:
         return outcomes
 
     async def _create(self, module: Module, item: Create) -> WriteOutcome:
-        http = await self._client()
         body, status = unflatten(module, item.fields)
+        try:
+            return await self._create_body(module, item, body, status)
+        except DuplicateError as exc:
+            raise await self._name_taken(module, body, exc, None) from None
+
+    async def _create_body(
+        self, module: Module, item: Create, body: dict[str, Any], status: str | None
+    ) -> WriteOutcome:
+        http = await self._client()
         if module is ITEMS:
             answer = await http.call("POST", module.path, body=body, record=item.reference)
             raw = answer.body[module.entity_key]
@@ -495,7 +506,10 @@ class ZohoBooksConnector:
         raw: Mapping[str, Any] | None = current
         if body:
             # PUT is idempotent: sending the same values again after a lost answer changes nothing more.
-            answer = await self._idempotent_put(http, f"{module.path}/{item.id}", body, item.id)
+            try:
+                answer = await self._idempotent_put(http, f"{module.path}/{item.id}", body, item.id)
+            except DuplicateError as exc:
+                raise await self._name_taken(module, body, exc, item.id) from None
             raw = answer.body.get(module.entity_key)
         if status is not None:
             if raw is None:
@@ -509,6 +523,35 @@ class ZohoBooksConnector:
         if raw is None or status is not None or not raw.get("last_modified_time"):
             return None
         return modified_at(raw)
+
+    async def _name_taken(
+        self, module: Module, body: Mapping[str, Any], error: DuplicateError, own_id: str | None
+    ) -> ConnectorError:
+        """A refusal as a duplicate (3062) made precise: `NameTakenError` when another record holds the unique
+        name sent, which the answer does not say (3062 also refuses a taken unique custom field value), so it
+        is looked up; otherwise the error as it was."""
+        field = module.unique_name
+        name = body.get(field) if field is not None else None
+        if field is None or not isinstance(name, str) or not name.strip():
+            return error
+        wanted = name.strip().lower()  # Books compares names regardless of case
+        rows, _ = await self._list(module, {field: name.strip()}, 1)
+        holders = [
+            str(row[module.id_key]) for row in rows
+            if str(row.get(field, "")).strip().lower() == wanted and str(row[module.id_key]) != own_id
+        ]  # fmt: skip
+        if not holders:
+            return error
+        return NameTakenError(
+            error.vendor_message,
+            field=field,
+            value=name,
+            holder_id=holders[0],
+            connection=self.name,
+            status=error.status,
+            vendor_code=error.vendor_code,
+            record=error.record,
+        )
 
     async def _idempotent_put(
         self,
@@ -573,13 +616,14 @@ class ZohoBooksConnector:
         result: dict[str, list[Record]] = {v: [] for v in wanted}
         if not wanted:
             return result
-        # Zoho compares e-mail addresses case-insensitively, the primary person's as much as the contact's.
+        # Zoho compares e-mail addresses case-insensitively, the primary person's as much as the contact's;
+        # only A-Z count as case here, so that 'strasse@' is never taken for 'straße@'.
         fold = field in ("email", "primary_contact.email")
 
         def key(value: Any) -> str | None:
             if value is None:
                 return None
-            return str(value).lower() if fold else str(value)
+            return ascii_lower(str(value)) if fold else str(value)
 
         by_key: dict[str, list[str]] = {}
         for value in wanted:

@@ -32,6 +32,8 @@ class Module:
     list_is_summary: bool = True
     # Query filters the list endpoint accepts for exact lookups.
     filters: frozenset[str] = frozenset()
+    # A field Books keeps unique per organisation (case-insensitively), refused with code 3062 when taken.
+    unique_name: str | None = None
 
 
 CONTACTS = Module(
@@ -78,6 +80,8 @@ CONTACTS = Module(
         }
     ),
     filters=frozenset({"contact_name", "company_name", "email", "first_name", "last_name"}),
+    # Customer display names are unique (the organisation's default in the sandbox; a setting on live Books).
+    unique_name="contact_name",
 )
 
 INVOICES = Module(

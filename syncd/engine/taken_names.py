@@ -1,0 +1,79 @@
+"""Creates refused because a name the target keeps unique is taken (two customers called Jennifer Mitchell):
+created again under the mapping's alternative names, in turn, until one is free or none is left."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+
+from syncd.connectors.base import WriteOutcome
+from syncd.engine.context import describe, other
+from syncd.engine.object_run import ObjectRun
+from syncd.engine.pairs import CreateWork
+from syncd.errors import NameTakenError
+from syncd.logs import get_logger
+from syncd.mapping.compiled import UniqueName
+from syncd.mapping.spec import Side
+
+log = get_logger(__name__)
+
+Created = tuple[CreateWork, WriteOutcome]
+#: Creates a batch on the target side through its connector, one outcome per work in order.
+SendCreates = Callable[[Sequence[CreateWork]], Awaitable[Sequence[WriteOutcome]]]
+
+
+def _taken(outcome: WriteOutcome, rule: UniqueName) -> NameTakenError | None:
+    error = outcome.error
+    return error if isinstance(error, NameTakenError) and error.field == rule.field else None
+
+
+async def rename_taken(scope: ObjectRun, side: Side, created: Sequence[Created], send: SendCreates) -> list[Created]:
+    """`created` with every create refused for a taken name tried again under the next free alternative.
+
+    The work keeps the name that was accepted, so the audit row and the target show the chosen name; it is
+    written only on create (the mapping's rule demands it), so later passes never "fix" it back. A create
+    refused under every alternative keeps its refusal, naming every name tried, as its outcome.
+    """
+    rule = scope.mapper.create.unique_name(side)
+    result = list(created)
+    if rule is None:
+        return result
+    untried: dict[int, list[str]] = {}
+    tried: dict[int, list[str]] = {}
+    for index, (work, outcome) in enumerate(result):
+        if _taken(outcome, rule) is not None:
+            refused = str(work.fields.get(rule.field) or "")
+            canonical = scope.mapper.to_canonical(other(side), work.source)
+            untried[index] = rule.candidates(refused, canonical)
+            tried[index] = [refused]
+    while retry := [(i, names.pop(0)) for i, names in untried.items() if names and _taken(result[i][1], rule)]:
+        works = [replace(result[i][0], fields={**result[i][0].fields, rule.field: name}) for i, name in retry]
+        for (index, name), work, outcome in zip(retry, works, await send(works), strict=True):
+            result[index] = (work, outcome)
+            tried[index].append(name)
+            if outcome.ok:
+                log.info("created under another name", mapping=scope.run.name, object=scope.obj,
+                         source=describe(work.source), taken=tried[index][0], name=name)  # fmt: skip
+    for index in tried:
+        work, outcome = result[index]
+        error = _taken(outcome, rule)
+        if error is not None:
+            result[index] = (work, WriteOutcome(None, _every_name_taken(error, tried[index])))
+            # The pass reports the person as an error: parked alone, the refusal would read as a create.
+            scope.run.errors.append(f"{describe(work.source)}: {result[index][1].error}")
+    return result
+
+
+def _every_name_taken(error: NameTakenError, names: Sequence[str]) -> NameTakenError:
+    """The refusal of the last name tried, naming every name tried, with the system's code and message."""
+    shown = ", ".join(repr(n) for n in names)
+    return NameTakenError(
+        f"{error.field} taken under every name tried ({shown}): {error.vendor_message}",
+        field=error.field,
+        value=error.value,
+        holder_id=error.holder_id,
+        connection=error.connection,
+        status=error.status,
+        vendor_code=error.vendor_code,
+        record=error.record,
+    )
