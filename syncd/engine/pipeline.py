@@ -9,6 +9,7 @@ from syncd.engine import lifecycle
 from syncd.engine.context import MappingRun, create_reference, describe, other, side_id, side_object
 from syncd.engine.creates import plan_create
 from syncd.engine.fields import plan_fields
+from syncd.engine.history import History
 from syncd.engine.matching import AmbiguousMatchError, find_match
 from syncd.engine.object_run import ObjectRun
 from syncd.engine.pairs import NEW, SIDES, Batch, PairWork, WaitingError
@@ -34,6 +35,7 @@ class ObjectPipeline:
         self.scope = ObjectRun(run, mapper)
         self.references = References(self.scope, self._sync_dependency)
         self.writer = BatchWriter(self.scope)
+        self.history = History(self.scope)
 
     async def _sync_dependency(self, mapper: ObjectMapper, side: Side, record: Record) -> None:
         """A record another one refers to, run through its own object's pipeline before the referring one."""
@@ -99,6 +101,15 @@ class ObjectPipeline:
             await self._plan_linked(batch, side, record, link)
             return
         references = await self.references.resolve(side, record)
+        if link is None:
+            # History (syncd/engine/history.py): link the document the other side already holds; leave the past alone.
+            seen = await self.history.first_sight(side, record, references, attached=attached)
+            if seen.counterpart is not None:
+                pair = (record, seen.counterpart) if side == "crm" else (seen.counterpart, record)
+                await self._plan_pair(batch, None, *pair, source=side, first_base=seen.base)
+                return
+            if seen.left_alone:
+                return
         if attached:
             await self._plan_attached(batch, side, record, link, references)
             return
@@ -166,13 +177,15 @@ class ObjectPipeline:
         crm_id: str | None = None,
         acc_id: str | None = None,
         crm_refs: Mapping[str, CrmReference] | None = None,
+        first_base: Mapping[str, CanonicalValue] | None = None,
     ) -> None:
-        """Bring a pair in step: its fields three-way, then its references; report it and add it to `batch`."""
+        """Bring a pair in step: its fields three-way, then its references; report it and add it to `batch`.
+        `first_base` is what a first link starts from (a matched document adopted as it stands)."""
         run = self.run
         # The pair is brought in step as a whole: reading the other record later in this pass adds nothing.
         run.handled.add((self.obj, "crm", crm.id))
         run.handled.add((self.obj, "accounting", acc.id))
-        base = decode_base(link.base) if link is not None else {}
+        base = decode_base(link.base) if link is not None else dict(first_base or {})
         resolved, reference_resolutions, applied = await self._resolutions(link)
         fields = plan_fields(self.mapper, run.policy, crm, acc, base, resolved)
         references = await self.references.plan(acc, base, crm_refs, reference_resolutions)
@@ -233,10 +246,10 @@ class ObjectPipeline:
         counterpart = work.record(other(work.source_side))
         if work.link is None:
             reason = (
-                "matched on " + ", ".join(mapper.match_keys)
-                if mapper.match_keys and not mapper.attach
-                else "attached to its linked record"
-            )
+                "attached to its linked record" if mapper.attach
+                else "matched on " + ", ".join(mapper.match_keys) if mapper.match_keys
+                else "matched the document already there"
+            )  # fmt: skip
             self.scope.action("link", work.source, describe(counterpart), reason=reason)
         for side in SIDES:
             if side in work.writes:

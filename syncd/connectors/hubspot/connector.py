@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 from syncd.connectors.base import (
+    ActionField,
     ChangeEvent,
     Create,
     Deletion,
@@ -70,6 +72,8 @@ class HubSpotConnector:
     """One HubSpot portal: contacts, companies, deals (with associations and line items) and line items."""
 
     system = "hubspot"
+    # Every HubSpot property is written directly; nothing moves by actions alone.
+    action_fields: Mapping[str, ActionField] = MappingProxyType({})
 
     def __init__(
         self,

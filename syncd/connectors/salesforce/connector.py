@@ -6,12 +6,14 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
 from simple_salesforce.api import Salesforce
 
 from syncd.connectors.base import (
+    ActionField,
     ChangeEvent,
     Create,
     Deletion,
@@ -69,6 +71,8 @@ class SalesforceConnector:
     """One Salesforce org: incremental SOQL reads, sObject Collections writes, OAuth with refresh."""
 
     system = SYSTEM
+    # Every Salesforce field is written directly; nothing moves by actions alone.
+    action_fields: Mapping[str, ActionField] = MappingProxyType({})
 
     def __init__(self, name: str, settings: SalesforceConnection, *, storage: TokenStorage | None = None,
                  retry_policy: RetryPolicy = DEFAULT_POLICY, query_batch_size: int = 2000) -> None:
