@@ -4,7 +4,7 @@ a record dated before its object's `sync_from` is linked when it matches and oth
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -12,12 +12,15 @@ from syncd.connectors.base import Record
 from syncd.engine.context import MappingRun, other, side_object
 from syncd.engine.matching import AmbiguousMatchError, find_match
 from syncd.engine.object_run import ObjectRun
-from syncd.engine.pairs import NEW
+from syncd.engine.pairs import NEW, WaitingError
 from syncd.errors import SkippableError
 from syncd.mapping.compiled import DocumentMatch, writes_to
 from syncd.mapping.spec import Side
 from syncd.mapping.values import CanonicalValue
 from syncd.store.columns import utcnow
+
+#: The other side's ids of what a record refers to (its customer), syncing a missing one first.
+ResolveReferences = Callable[[], Awaitable[Mapping[str, str]]]
 
 
 class AmbiguousDocumentError(AmbiguousMatchError):
@@ -55,20 +58,26 @@ class History:
         self._taken: dict[str, str] = {}
 
     async def first_sight(
-        self, side: Side, record: Record, references: Mapping[str, str], *, attached: bool
+        self, side: Side, record: Record, resolve: ResolveReferences, *, attached: bool
     ) -> FirstSight:
         """A record read from `side` that no link holds: its matching document, or history left alone, or
-        nothing to say (the pipeline goes on to its match keys and creates)."""
+        nothing to say (the pipeline goes on to its match keys and creates). `resolve` gives the other side's
+        ids of what the record refers to; history never waits for them: what cannot be matched is left alone."""
         mapper = self.scope.mapper
         cut_off = await self._cut_off()
-        if not attached:
-            found = await self._document(side, record, references)
+        dated = mapper.to_canonical(side, record).get(mapper.sync_from.field) if mapper.sync_from else None
+        past = cut_off is not None and mapper.sync_from is not None and mapper.sync_from.is_before(dated, cut_off)
+        if not attached and mapper.match is not None and mapper.create.may_create_on(other(side)):
+            try:
+                references: Mapping[str, str] | None = await resolve()
+            except WaitingError:
+                if not past:
+                    raise
+                references = None  # its customer is not linked: nothing to match it with
+            found = await self._document(side, record, references) if references is not None else None
             if found is not None:
                 return FirstSight(found, self._adopted_base(side, record))
-        if cut_off is None or mapper.sync_from is None:
-            return FirstSight()
-        dated = mapper.to_canonical(side, record).get(mapper.sync_from.field)
-        if not mapper.sync_from.is_before(dated, cut_off):
+        if not past or mapper.sync_from is None or cut_off is None:
             return FirstSight()
         if mapper.match_keys and not attached:
             # The past may still match on the object's keys (checked here, since it is not created after).
@@ -96,12 +105,9 @@ class History:
     async def _document(self, side: Side, record: Record, references: Mapping[str, str]) -> Record | None:
         """The other side's one unlinked document that fits `record`: its reference, else its customer with
         amount and date within tolerance; several fitting are reported, never guessed."""
-        mapper = self.scope.mapper
-        rule = mapper.match
+        rule = self.scope.mapper.match
+        assert rule is not None
         target = other(side)
-        # Matching runs from the side whose records would otherwise be created on the other.
-        if rule is None or not mapper.create.may_create_on(target):
-            return None
         fitting = await self._by_reference(rule, side, record)
         how = "reference"
         if fitting is None:
@@ -119,7 +125,7 @@ class History:
         if len(free) > 1:
             ids = ", ".join(sorted(c.id for c in free))
             raise AmbiguousDocumentError(
-                f"ambiguous match on {how}: {side_object(mapper, target)} {ids} all fit; link one by hand"
+                f"ambiguous match on {how}: {side_object(self.scope.mapper, target)} {ids} all fit; link one by hand"
             )
         if not free:
             return None

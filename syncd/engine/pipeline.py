@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 
 from syncd.connectors.base import Record
 from syncd.engine import lifecycle
@@ -100,16 +101,17 @@ class ObjectPipeline:
         if link is not None and link.state == "linked" and not attached:
             await self._plan_linked(batch, side, record, link)
             return
-        references = await self.references.resolve(side, record)
         if link is None:
             # History (syncd/engine/history.py): link the document the other side already holds; leave the past alone.
-            seen = await self.history.first_sight(side, record, references, attached=attached)
+            resolve = partial(self.references.resolve, side, record)
+            seen = await self.history.first_sight(side, record, resolve, attached=attached)
             if seen.counterpart is not None:
                 pair = (record, seen.counterpart) if side == "crm" else (seen.counterpart, record)
                 await self._plan_pair(batch, None, *pair, source=side, first_base=seen.base)
                 return
             if seen.left_alone:
                 return
+        references = await self.references.resolve(side, record)
         if attached:
             await self._plan_attached(batch, side, record, link, references)
             return
