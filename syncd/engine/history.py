@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from syncd.connectors.base import Record
-from syncd.engine.context import MappingRun, other, side_object
+from syncd.engine.context import MappingRun, describe, other, side_object
 from syncd.engine.matching import AmbiguousMatchError, find_match
 from syncd.engine.object_run import ObjectRun
 from syncd.engine.pairs import NEW, WaitingError
@@ -118,7 +118,7 @@ class History:
             taker = self._taken.get(candidate.id)
             if taker is not None and taker != record.id:
                 raise AmbiguousDocumentError(
-                    f"{_what(target, candidate)} fits this record and {taker} (matched on {how}): link one by hand"
+                    f"{describe(candidate)} fits this record and {taker} (matched on {how}): link one by hand"
                 )
             if await self._free(target, candidate):
                 free.append(candidate)
@@ -188,7 +188,7 @@ class History:
         if rivals:
             raise AmbiguousDocumentError(
                 f"ambiguous match on {how}: {', '.join([record.id, *sorted(rivals)])} all fit "
-                f"{_what(other(side), document)}; link one by hand"
+                f"{describe(document)}; link one by hand"
             )
 
     async def _find(self, side: Side, field_name: str, value: str) -> Sequence[Record]:
@@ -223,10 +223,6 @@ class History:
             for name, mapped in mapper.fields.items()
             if not mapped.create_only and mapped.writes_to(target) and not writes_to(mapped.direction, side)
         }
-
-
-def _what(side: Side, record: Record) -> str:
-    return f"{record.system} {record.object} {record.id}"
 
 
 def _text(value: object) -> str:
