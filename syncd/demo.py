@@ -134,7 +134,9 @@ async def _edit_everywhere(engine: Engine) -> list[str]:
     for deal in (deals[i] for i in listed if i in deals):
         customer = deal.fields.get("associations.contacts")
         if deal.fields.get("dealstage") != "closedwon" and customer in linked_contacts:
-            await hubspot.update_many("deals", [Update(deal.id, {"dealstage": "closedwon"})])
+            # Won today, as a salesperson closes it: a deal dated before syncd started is history.
+            won: dict[str, FieldValue] = {"dealstage": "closedwon", "closedate": date.today()}
+            await hubspot.update_many("deals", [Update(deal.id, won)])
             done.append(f"HubSpot: deal {deal.id} ({deal.fields.get('dealname')}) is won, so it gets an invoice")
             return done
     return done

@@ -103,6 +103,15 @@ class FieldInfo:
     options: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class ActionField:
+    """A field the system moves only by actions (`act`), never by writing it: a create leaves it at `initial`
+    (a Zoho Books invoice is created a draft and marked sent, or void, by an action)."""
+
+    field: str
+    initial: str
+
+
 ChangeKind = Literal["created", "updated", "deleted", "merged", "restored"]
 
 
@@ -145,6 +154,8 @@ class Connector(Protocol):
 
     name: str
     system: str
+    #: Per object, the field the system moves only by actions, if it has one (capability, declared per system).
+    action_fields: Mapping[str, ActionField]
 
     async def start(self) -> None:
         """Open pools and executors; load or refresh the token lazily on first use."""

@@ -13,7 +13,16 @@ from syncd.connectors.base import Connector, FieldValue, Record, WriteOutcome
 from syncd.engine.plan import PlannedAction
 from syncd.mapping.compiled import CompiledMapping, ObjectMapper
 from syncd.mapping.spec import Side
-from syncd.store import AuditLog, ConflictStore, CursorStore, Database, DeadLetterStore, Link, LinkStore
+from syncd.store import (
+    ActivationStore,
+    AuditLog,
+    ConflictStore,
+    CursorStore,
+    Database,
+    DeadLetterStore,
+    Link,
+    LinkStore,
+)
 
 #: Called right after a connector's create returned and before the links are committed; a test raises here
 #: to show that a crash at the worst moment is repaired by the reference lookup, not by creating again.
@@ -46,11 +55,15 @@ class Stores:
     dead_letters: DeadLetterStore
     audit: AuditLog
     cursors: CursorStore
+    activations: ActivationStore
 
     @classmethod
     def on(cls, db: Database) -> Stores:
         """Every repository over one open database."""
-        return cls(db, LinkStore(db), ConflictStore(db), DeadLetterStore(db), AuditLog(db), CursorStore(db))
+        return cls(
+            db, LinkStore(db), ConflictStore(db), DeadLetterStore(db), AuditLog(db), CursorStore(db),
+            ActivationStore(db),
+        )  # fmt: skip
 
 
 def other(side: Side) -> Side:

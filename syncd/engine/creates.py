@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from syncd.connectors.base import FieldValue, Record
-from syncd.engine import lifecycle
 from syncd.engine.context import create_reference, describe, other, side_object
 from syncd.engine.object_run import ObjectRun
 from syncd.engine.pairs import NEW, Batch, CreateWork
@@ -43,7 +42,7 @@ async def plan_create(
     )
     copy = _copy(mapper, side, record, references)
     copy.fields[ref_field] = reference
-    after_status = _after_status(mapper, target, copy.fields)
+    after_status = _after_status(scope, target, copy.fields)
     pending = link
     if not run.dry_run and pending is None:
         pending = await _intend(scope, side, record, reference)
@@ -79,12 +78,18 @@ def _copy(mapper: ObjectMapper, side: Side, record: Record, references: Mapping[
     return _Copy(fields, base, changes)
 
 
-def _after_status(mapper: ObjectMapper, target: Side, fields: dict[str, FieldValue]) -> str | None:
-    """An invoice's status, taken out of the fields it is created with: reached by an action afterwards."""
-    if target != "accounting" or not lifecycle.is_invoice(mapper):
+def _after_status(scope: ObjectRun, target: Side, fields: dict[str, FieldValue]) -> str | None:
+    """The status a record is created with, taken out of its fields when the target system moves it only by
+    actions (the create makes its initial status, a draft); the status to reach afterwards only if the mapping
+    says `mark_sent`, else None: a new invoice stays a draft for a person to send."""
+    mapper = scope.mapper
+    moved = scope.run.connector(target).action_fields.get(side_object(mapper, target))
+    if moved is None:
         return None
-    status = fields.pop(lifecycle.STATUS_FIELD, None)
-    return status if isinstance(status, str) and status != "draft" else None
+    status = fields.pop(moved.field, None)
+    if not mapper.create.mark_sent:
+        return None
+    return status if isinstance(status, str) and status != moved.initial else None
 
 
 async def _intend(scope: ObjectRun, side: Side, record: Record, reference: str) -> Link | None:

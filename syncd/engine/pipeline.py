@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import replace
+from functools import partial
 
 from syncd.connectors.base import Record
 from syncd.engine import lifecycle
 from syncd.engine.context import MappingRun, create_reference, describe, other, side_id, side_object
 from syncd.engine.creates import plan_create
 from syncd.engine.fields import plan_fields
+from syncd.engine.history import History
 from syncd.engine.matching import AmbiguousMatchError, find_match
 from syncd.engine.object_run import ObjectRun
 from syncd.engine.pairs import NEW, SIDES, Batch, PairWork, ReadCause, WaitingError
@@ -38,6 +40,7 @@ class ObjectPipeline:
         self.writer = BatchWriter(self.scope)
         # What the mapping reads on each side: a list answer lacking any of it is completed before planning.
         self._reads = {side: mapper.read_fields(side) for side in SIDES}
+        self.history = History(self.scope)
 
     async def _sync_dependency(self, mapper: ObjectMapper, side: Side, record: Record) -> None:
         """A record another one refers to, run through its own object's pipeline before the referring one."""
@@ -175,6 +178,21 @@ class ObjectPipeline:
                 return
             linked.append((record, link))
             return
+        if link is None:
+            # History (syncd/engine/history.py): link the document the other side already holds; leave the past alone.
+            resolve = partial(self.references.resolve, side, record)
+            seen = await self.history.first_sight(side, record, resolve, attached=attached)
+            if seen.counterpart is not None:
+                # A lookup answers list rows: what they lack is read before the document is adopted.
+                completed = await self._completed(other(side), [seen.counterpart])
+                if not completed:
+                    raise WaitingError(f"its matching document {seen.counterpart.id} is gone")
+                counterpart = completed[0]
+                pair = (record, counterpart) if side == "crm" else (counterpart, record)
+                await self._plan_pair(batch, None, *pair, source=side, first_base=seen.base)
+                return
+            if seen.left_alone:
+                return
         references = await self.references.resolve(side, record)
         if attached:
             await self._plan_attached(batch, side, record, link, references)
@@ -245,13 +263,15 @@ class ObjectPipeline:
         crm_id: str | None = None,
         acc_id: str | None = None,
         crm_refs: Mapping[str, CrmReference] | None = None,
+        first_base: Mapping[str, CanonicalValue] | None = None,
     ) -> None:
-        """Bring a pair in step: its fields three-way, then its references; report it and add it to `batch`."""
+        """Bring a pair in step: its fields three-way, then its references; report it and add it to `batch`.
+        `first_base` is what a first link starts from (a matched document adopted as it stands)."""
         run = self.run
         # The pair is brought in step as a whole: reading the other record later in this pass adds nothing.
         run.handled.add((self.obj, "crm", crm.id))
         run.handled.add((self.obj, "accounting", acc.id))
-        base = decode_base(link.base) if link is not None else {}
+        base = decode_base(link.base) if link is not None else dict(first_base or {})
         resolved, reference_resolutions, applied = await self._resolutions(link)
         fields = plan_fields(self.mapper, run.policy, crm, acc, base, resolved)
         references = await self.references.plan(acc, base, crm_refs, reference_resolutions)
@@ -312,10 +332,10 @@ class ObjectPipeline:
         counterpart = work.record(other(work.source_side))
         if work.link is None:
             reason = (
-                "matched on " + ", ".join(mapper.match_keys)
-                if mapper.match_keys and not mapper.attach
-                else "attached to its linked record"
-            )
+                "attached to its linked record" if mapper.attach
+                else "matched on " + ", ".join(mapper.match_keys) if mapper.match_keys
+                else "matched the document already there"
+            )  # fmt: skip
             self.scope.action("link", work.source, describe(counterpart), reason=reason)
         for side in SIDES:
             if side in work.writes:

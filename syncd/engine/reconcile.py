@@ -18,6 +18,7 @@ from syncd.engine.context import (
     side_object,
 )
 from syncd.engine.pairs import ReadCause
+from syncd.engine.history import activate
 from syncd.engine.pipeline import ObjectPipeline
 from syncd.engine.plan import PlannedAction, SyncReport, merge_reports
 from syncd.engine.snapshot import encode_base
@@ -94,6 +95,7 @@ class Reconciler:
                 retry_after=self.retry_after,
             )
             if not dry_run:
+                await activate(run)  # the mapping's history ends at its first pass (default `sync_from`)
                 await self._recover_pending(run)
             for name in active.mapping.order:
                 try:
@@ -260,6 +262,7 @@ class Reconciler:
         mapper = run.mapping.objects[object_name]
         pipeline = ObjectPipeline(run, mapper)
         try:
+            await activate(run)
             await self._recover_pending(run)
             await self._retry_parked(run, mapper, pipeline)
             await self._apply_resolutions(run, mapper, pipeline)

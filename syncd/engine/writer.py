@@ -84,14 +84,14 @@ class BatchWriter:
         return updated
 
     async def _reach_status(self, work: CreateWork, record_id: str) -> None:
-        """Move a created invoice on to the status it was planned with (the create makes a draft)."""
+        """Move a created record on to the status it was planned with (the create makes the system's initial
+        one, a draft), by the system's action; only when the mapping says `mark_sent`."""
         assert work.after_status is not None
+        obj = side_object(self.mapper, work.target)
         try:
-            await self.run.acc.act(self.mapper.acc_object, record_id, work.after_status)
+            await self.run.connector(work.target).act(obj, record_id, work.after_status)
         except SkippableError as exc:
-            self.run.errors.append(
-                f"{describe(work.source)}: could not mark invoice {work.after_status}: {exc}"
-            )
+            self.run.errors.append(f"{describe(work.source)}: could not mark {obj} {work.after_status}: {exc}")
 
     # --- commit --------------------------------------------------------------------------------------
     async def _commit(self, batch: Batch, created: Sequence[Created], updated: Sequence[Updated]) -> None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from string import Template
 from typing import Literal
 
@@ -178,6 +180,8 @@ class CreateRule:
     acc_values: Mapping[str, str | int | bool] = field(default_factory=dict)
     crm_unique_name: UniqueName | None = None
     acc_unique_name: UniqueName | None = None
+    # After a create, reach the status the record's fields ask for by the system's action (else: its initial one).
+    mark_sent: bool = False
 
     def may_create_on(self, side: Side) -> bool:
         """Whether an unlinked record on the other side may create a new record on `side`."""
@@ -198,6 +202,75 @@ class Attachment:
 
     reference: str
     side: Side
+
+
+@dataclass(frozen=True)
+class DocumentMatch:
+    """How a document already on the other side is recognised the first time: by `reference` exactly, else by
+    the same linked `customer` (a reference name) with `amount` and `date` within their tolerances."""
+
+    reference: ScalarField | None
+    customer: str | None
+    amount: ScalarField | None
+    amount_tolerance: Decimal
+    date: ScalarField | None
+    tolerance_days: int
+    currency: str = "USD"  # the mapping's default currency, which money transforms round in
+
+    def value(self, which: ScalarField | None, side: Side, record: Record) -> CanonicalScalar:
+        """The canonical value of one compared field of a record from `side` (None when it has none)."""
+        if which is None:
+            return None
+        try:
+            return which.canonical(side, fields_of(record), TransformContext(currency=self.currency))
+        except TransformValueError:
+            return None  # a value that cannot be read never matches; the record's own sync reports it
+
+    def near(self, mine: Record, my_side: Side, theirs: Record, their_side: Side) -> bool:
+        """Whether two documents agree on amount and date within the tolerances (every compared value present)."""
+        for which in (self.amount, self.date):
+            a, b = self.value(which, my_side, mine), self.value(which, their_side, theirs)
+            if a is None or b is None:
+                return False
+            if which is self.amount and not _within_amount(a, b, self.amount_tolerance):
+                return False
+            if which is self.date and not _within_days(a, b, self.tolerance_days):
+                return False
+        return True
+
+
+def _within_amount(a: CanonicalScalar, b: CanonicalScalar, tolerance: Decimal) -> bool:
+    numbers = [Decimal(v) for v in (a, b) if isinstance(v, int | Decimal) and not isinstance(v, bool)]
+    return len(numbers) == 2 and abs(numbers[0] - numbers[1]) <= tolerance
+
+
+def _day(value: CanonicalScalar) -> date | None:
+    if isinstance(value, datetime):
+        return (value if value.tzinfo is None else value.astimezone(UTC)).date()
+    return value if isinstance(value, date) else None
+
+
+def _within_days(a: CanonicalScalar, b: CanonicalScalar, days: int) -> bool:
+    first, second = _day(a), _day(b)
+    return first is not None and second is not None and abs((first - second).days) <= days
+
+
+@dataclass(frozen=True)
+class CutOff:
+    """`sync_from`: records dated (by canonical `field`) before `since` are history; `since` None means the
+    moment the mapping was first activated."""
+
+    field: str
+    since: date | datetime | None
+
+    def is_before(self, value: CanonicalValue, cut_off: date | datetime) -> bool:
+        """Whether a record dated `value` lies before `cut_off`; a date compares by day (a deal closed on the
+        day of activation is not history), an undated record is not history."""
+        if isinstance(value, datetime) and isinstance(cut_off, datetime):
+            aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+            return aware < cut_off
+        day, limit = _day(value) if not isinstance(value, tuple) else None, _day(cut_off)
+        return day is not None and limit is not None and day < limit
 
 
 @dataclass(frozen=True)
@@ -222,6 +295,8 @@ class ObjectMapper:
     default_currency: str
     crm_extra_fields: tuple[str, ...] = ()
     acc_extra_fields: tuple[str, ...] = ()
+    match: DocumentMatch | None = None
+    sync_from: CutOff | None = None
 
     # --- reading -----------------------------------------------------------------------------------
     def crm_to_canonical(self, record: Record) -> dict[str, CanonicalValue]:
@@ -374,6 +449,9 @@ class ObjectMapper:
             names.update(expression.names)
         if (ref := self.create.ref_field(side)) is not None:
             names.add(ref)
+        if self.match is not None:
+            compared = (self.match.reference, self.match.amount, self.match.date)
+            names.update(f.side_name(side) for f in compared if f is not None)
         return frozenset(names)
 
 

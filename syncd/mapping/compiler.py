@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from string import Template
 
 from syncd.mapping.compiled import (
@@ -11,6 +12,8 @@ from syncd.mapping.compiled import (
     Attachment,
     CompiledMapping,
     CreateRule,
+    CutOff,
+    DocumentMatch,
     MappedField,
     ObjectMapper,
     Reference,
@@ -26,6 +29,7 @@ from syncd.mapping.spec import (
     KeyPath,
     MappingHeader,
     MappingSpec,
+    MatchValueSpec,
     ObjectSpec,
     Side,
     TransformStep,
@@ -153,6 +157,8 @@ class ObjectCompiler:
         acc_filter = self._filter(spec, "accounting", base, broken=bool(broken_fields))
         create = self._create(spec, fields, known, base)
         attach = self._attach(spec, references, known, base)
+        match = self._match(spec, references, known, base)
+        sync_from = self._sync_from(spec, fields, known, base)
         if len(self.issues) > start or broken_fields:
             return None
         return ObjectMapper(
@@ -162,6 +168,7 @@ class ObjectCompiler:
             crm_filter=crm_filter, acc_filter=acc_filter, currency=currency,
             default_currency=self.header.default_currency.upper(),
             crm_extra_fields=tuple(spec.crm_extra_fields), acc_extra_fields=tuple(spec.acc_extra_fields),
+            match=match, sync_from=sync_from,
         )  # fmt: skip
 
     def _field(self, obj: ObjectSpec, fname: str, fspec: FieldSpec, path: KeyPath) -> MappedField | None:
@@ -291,11 +298,13 @@ class ObjectCompiler:
                 unknown = sorted(set(template.get_identifiers()) - known)
                 if unknown:
                     self._issue((*path, key, vkey), f"placeholder(s) {', '.join(unknown)} are not mapped fields")
+        if create.mark_sent and not (create.crm_to_accounting or create.accounting_to_crm):
+            self._issue((*path, "mark_sent"), "mark_sent applies to records syncd creates, and creating is off")
         return CreateRule(
             create.crm_to_accounting, create.accounting_to_crm, create.crm_ref_field, create.acc_ref_field,
             dict(create.crm_values), dict(create.acc_values),
             self._unique_name(spec, "crm", fields, known, path),
-            self._unique_name(spec, "accounting", fields, known, path),
+            self._unique_name(spec, "accounting", fields, known, path), create.mark_sent,
         )  # fmt: skip
 
     def _unique_name(
@@ -348,6 +357,62 @@ class ObjectCompiler:
                     f"placeholder(s) {', '.join(unknown)} are not mapped fields ($value is the refused name)",
                 )
         return UniqueName(rule.field, tuple(rule.alternatives))
+
+    def _match(
+        self, spec: ObjectSpec, references: Mapping[str, Reference], known: set[str], base: KeyPath
+    ) -> DocumentMatch | None:
+        """The document match: a reference compared exactly, or customer + amount + date within tolerances."""
+        match = spec.match
+        if match is None:
+            return None
+        path: KeyPath = (*base, "match")
+        if spec.match_keys:
+            self._issue(path, "an object is matched on match_keys or on [match], not both")
+        if spec.attach is not None:
+            self._issue(path, "an attached object has no records of its own on one side to match")
+        if not (spec.create.crm_to_accounting or spec.create.accounting_to_crm):
+            self._issue(path, "match links documents that would otherwise be created, and creating is off")
+        near = {"customer": match.customer, "amount": match.amount, "date": match.date}
+        missing = [k for k, v in near.items() if v is None]
+        if match.reference is None and missing:
+            self._issue(path, f"match needs 'reference', or 'customer', 'amount' and 'date' together "
+                              f"(missing: {', '.join(missing)}); a customer alone is never enough")  # fmt: skip
+        elif 0 < len(missing) < len(near):
+            self._issue(path, f"'customer', 'amount' and 'date' go together (missing: {', '.join(missing)})")
+        customer = match.customer
+        # A field that failed typing (known, but not in spec.fields), or a link field that failed, was reported.
+        broken = customer in known and (customer not in spec.fields or spec.fields[customer].link is not None)
+        if customer is not None and customer not in references and not broken:
+            self._issue((*path, "customer"), f"match.customer {customer!r} is not a link field of this object")
+        compared: dict[str, ScalarField | None] = {}
+        for key in ("reference", "amount", "date"):
+            value: MatchValueSpec | None = getattr(match, key)
+            if value is None:
+                compared[key] = None
+                continue
+            item = ItemFieldSpec(crm=value.crm, acc=value.acc, transform=value.transform)
+            compared[key] = self._scalar(key, item, (*path, key))
+        return DocumentMatch(
+            compared["reference"], customer, compared["amount"], match.amount_tolerance, compared["date"],
+            match.tolerance_days, self.header.default_currency.upper(),
+        )  # fmt: skip
+
+    def _sync_from(
+        self, spec: ObjectSpec, fields: Mapping[str, MappedField], known: set[str], base: KeyPath
+    ) -> CutOff | None:
+        """The history cut-off: the canonical field that dates a record, and the moment (default: activation)."""
+        if spec.sync_from is None:
+            return None
+        name = spec.sync_from.field
+        path: KeyPath = (*base, "sync_from", "field")
+        if name not in known:
+            self._issue(path, f"sync_from.field {name!r} is not a mapped field of this object")
+        elif name in fields and fields[name].items is not None:
+            self._issue(path, f"sync_from.field {name!r} is a list field; name a date field")
+        since = spec.sync_from.since
+        if isinstance(since, datetime) and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)  # a TOML local date-time is read as UTC, like every stored moment
+        return CutOff(name, since)
 
     def _attach(
         self, spec: ObjectSpec, references: Mapping[str, Reference], known: set[str], base: KeyPath

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
@@ -106,6 +107,9 @@ class CreateSpec(_Strict):
     #: A field written on create that the side keeps unique, and the names to try when it is taken.
     crm_unique_name: UniqueNameSpec | None = None
     acc_unique_name: UniqueNameSpec | None = None
+    #: Move a created record on by the system's action to the status its fields ask for (a Zoho Books invoice
+    #: to `sent`). Off by default: the system's initial status (a draft) waits for a person to send it.
+    mark_sent: bool = False
 
 
 class AttachSpec(_Strict):
@@ -113,6 +117,40 @@ class AttachSpec(_Strict):
 
     reference: str
     side: Side
+
+
+class MatchValueSpec(_Strict):
+    """A value a document match compares: its field on each side and the transforms that make them comparable."""
+
+    crm: str
+    acc: str
+    transform: Steps = Field(default_factory=list)
+
+
+class DocumentMatchSpec(_Strict):
+    """How a document (an invoice, a payment) already on the other side is recognised the first time.
+
+    `reference` is compared exactly (a deal's id the invoice carries); failing that, a record of the same linked
+    `customer` whose `amount` is within `amount_tolerance` and whose `date` is within `tolerance_days`.
+    """
+
+    reference: MatchValueSpec | None = None
+    customer: str | None = None
+    amount: MatchValueSpec | None = None
+    amount_tolerance: Decimal = Field(default=Decimal(0), ge=0)
+    date: MatchValueSpec | None = None
+    tolerance_days: int = Field(default=0, ge=0)
+
+
+class SyncFromSpec(_Strict):
+    """The cut-off before which a record is history: linked when matched, otherwise left alone.
+
+    `field` is the canonical field that dates a record (a deal's close date, a payment's date); `since` is the
+    cut-off, by default the moment the mapping was first activated.
+    """
+
+    field: str
+    since: date | datetime | None = None
 
 
 class ObjectSpec(_Strict):
@@ -124,6 +162,8 @@ class ObjectSpec(_Strict):
     conflict: ConflictRule = "latest"
     delete_policy: DeletePolicy = "ignore"
     match_keys: list[str] = Field(default_factory=list)
+    match: DocumentMatchSpec | None = None
+    sync_from: SyncFromSpec | None = None
     depends_on: list[str] = Field(default_factory=list)
     crm_filter: str | None = None
     acc_filter: str | None = None

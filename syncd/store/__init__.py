@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from syncd.store.activations import ActivationStore
 from syncd.store.audit import AuditEntry, AuditLog
 from syncd.store.conflicts import Conflict, ConflictStatus, ConflictStore, Resolution
 from syncd.store.connections import ConnectionState, ConnectionStatus, ConnectionStore
@@ -23,6 +24,7 @@ from syncd.store.schema import SchemaState, check_schema, upgrade, upgrade_datab
 from syncd.store.tokens import StoredToken, TokenVault
 
 __all__ = [
+    "ActivationStore",
     "AuditEntry",
     "AuditLog",
     "Conflict",

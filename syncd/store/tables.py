@@ -233,6 +233,17 @@ class AuditRow(SQLModel, table=True):
     cause: str = Field(sa_type=Text(), nullable=False)
 
 
+class MappingActivationRow(SQLModel, table=True):
+    """When a mapping was first used: the default `sync_from`, before which records are history."""
+
+    __tablename__ = "mapping_activation"
+    __table_args__ = (UniqueConstraint("mapping", name="uq_mapping_activation_mapping"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    mapping: str = Field(nullable=False)
+    activated_at: datetime = _when()
+
+
 # Core views of the same tables, for INSERT ... ON CONFLICT and guarded UPDATEs that bypass the ORM.
 AUDIT = SQLModel.metadata.tables["audit"]
 CONFLICT = SQLModel.metadata.tables["conflict"]
@@ -241,6 +252,7 @@ CURSOR = SQLModel.metadata.tables["cursor"]
 DEAD_LETTER = SQLModel.metadata.tables["dead_letter"]
 INBOX = SQLModel.metadata.tables["inbox"]
 LINK = SQLModel.metadata.tables["link"]
+MAPPING_ACTIVATION = SQLModel.metadata.tables["mapping_activation"]
 OAUTH_TOKEN = SQLModel.metadata.tables["oauth_token"]
 
 __all__ = [
@@ -251,6 +263,7 @@ __all__ = [
     "DEAD_LETTER",
     "INBOX",
     "LINK",
+    "MAPPING_ACTIVATION",
     "OAUTH_TOKEN",
     "AuditRow",
     "ConflictRow",
@@ -259,6 +272,7 @@ __all__ = [
     "DeadLetterRow",
     "InboxRow",
     "LinkRow",
+    "MappingActivationRow",
     "OAuthTokenRow",
     "SQLModel",
 ]

@@ -78,14 +78,28 @@ async def test_a_won_deal_gets_exactly_one_invoice_for_its_synced_customer(world
         ("Big deal", Decimal(1), Decimal("1200.00"))
     ]
     assert invoice["reference_number"].startswith("syncd-") and invoice["date"] == TODAY
-    assert invoice["status"] == "sent" and await sent_invoice_count(world) == 1  # marked sent by its action
+    # A draft for a person to review and send: nothing goes out (or falls overdue) on its own.
+    assert invoice["status"] == "draft" and await sent_invoice_count(world) == 0
     await world.reconciler().run_pass()
     fields = await world.hubspot.get("deals", deal)
-    assert fields["syncd_invoice_number"] == invoice["invoice_number"] and fields["syncd_invoice_status"] == "sent"
+    assert fields["syncd_invoice_number"] == invoice["invoice_number"] and fields["syncd_invoice_status"] == "draft"
     assert fields["syncd_invoice_balance"] == Decimal("1200.00") and fields["syncd_amount_paid"] == Decimal(0)
     assert fields["syncd_invoice_total"] == Decimal("1200.00")
     assert await settle(world) == 1
     assert await world.zoho.count("invoices") == 1 and await world.zoho.count("contacts") == 1
+
+
+async def test_a_mapping_that_says_mark_sent_sends_the_new_invoice(world: World, tmp_path: Path) -> None:
+    path = tmp_path / "hubspot-zohobooks.toml"
+    shipped = (SHIPPED_MAPPINGS_DIR / "hubspot-zohobooks.toml").read_text()
+    path.write_text(shipped.replace("mark_sent = false", "mark_sent = true"))
+    _, deal = await won_deal(world)
+    assert not (await world.reconciler(path).run_pass()).errors
+    [invoice] = await world.zoho.all("invoices")
+    assert invoice["status"] == "sent" and await sent_invoice_count(world) == 1  # marked sent by its action
+    await world.reconciler(path).run_pass()
+    assert (await world.hubspot.get("deals", deal))["syncd_invoice_status"] == "sent"
+    assert await settle(world, path) == 1 and await sent_invoice_count(world) == 1
 
 
 async def test_line_items_become_invoice_lines(world: World) -> None:

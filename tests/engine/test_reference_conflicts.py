@@ -32,9 +32,12 @@ async def customer_of(world: World, invoice_id: str) -> str:
 
 
 async def sent_invoice_moved(world: World) -> tuple[str, str, str, Conflict]:
-    """A won deal invoiced (sent at once by the shipped mapping), then moved from Ann to Bob in HubSpot:
+    """A won deal invoiced (a draft, which the accountant sends), then moved from Ann to Bob in HubSpot:
     (invoice id, Ann's customer id, Bob's customer id, the conflict the move raised)."""
     ann_contact, deal = await won_deal(world)
+    await settle(world)
+    [draft] = await world.zoho.all("invoices")
+    await world.zoho.connector.act("invoices", draft["id"], "sent")
     await settle(world)
     [invoice] = await world.zoho.all("invoices")
     assert invoice["status"] == "sent"

@@ -21,6 +21,7 @@ EXPECTED_TABLES = {
     "dead_letter",
     "inbox",
     "link",
+    "mapping_activation",
     "oauth_token",
 }
 

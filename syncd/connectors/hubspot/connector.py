@@ -6,9 +6,11 @@ from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 from syncd.connectors.base import (
+    ActionField,
     ChangeEvent,
     Create,
     Deletion,
@@ -94,6 +96,8 @@ class HubSpotConnector:
     system = "hubspot"
     # How finely the system stamps modifications: whether a stamp seen again proves nothing changed.
     stamp_resolution = timedelta(milliseconds=1)
+    # Every HubSpot property is written directly; nothing moves by actions alone.
+    action_fields: Mapping[str, ActionField] = MappingProxyType({})
 
     def __init__(
         self,

@@ -6,12 +6,14 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
 from simple_salesforce.api import Salesforce
 
 from syncd.connectors.base import (
+    ActionField,
     ChangeEvent,
     Create,
     Deletion,
@@ -72,6 +74,8 @@ class SalesforceConnector:
     system = SYSTEM
     # How finely the system stamps modifications: whether a stamp seen again proves nothing changed.
     stamp_resolution = timedelta(seconds=1)
+    # Every Salesforce field is written directly; nothing moves by actions alone.
+    action_fields: Mapping[str, ActionField] = MappingProxyType({})
 
     def __init__(self, name: str, settings: SalesforceConnection, *, storage: TokenStorage | None = None,
                  retry_policy: RetryPolicy = DEFAULT_POLICY, query_batch_size: int = 2000) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
 
 from syncd.connectors.base import (
+    ActionField,
     ChangeEvent,
     Create,
     Deletion,
@@ -95,6 +97,8 @@ class ZohoBooksConnector:
     system = "zohobooks"
     # How finely the system stamps modifications: whether a stamp seen again proves nothing changed.
     stamp_resolution = timedelta(seconds=1)
+    # An invoice is created a draft and its status moves only by actions (`status/sent`, `status/void`).
+    action_fields: Mapping[str, ActionField] = MappingProxyType({"invoices": ActionField("status", "draft")})
 
     def __init__(
         self,
