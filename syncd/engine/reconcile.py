@@ -17,8 +17,8 @@ from syncd.engine.context import (
     side_id,
     side_object,
 )
-from syncd.engine.pairs import ReadCause
 from syncd.engine.history import activate
+from syncd.engine.pairs import ReadCause
 from syncd.engine.pipeline import ObjectPipeline
 from syncd.engine.plan import PlannedAction, SyncReport, merge_reports
 from syncd.engine.snapshot import encode_base

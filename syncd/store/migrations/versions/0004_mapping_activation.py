@@ -1,7 +1,7 @@
 """Mapping activation: when each mapping was first used, the default `sync_from` before which records are history.
 
 Revision ID: 0003_mapping_activation
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-05 (written by hand, checked by tests/store/test_schema.py)
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003_mapping_activation"
-down_revision: str | None = "0002"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
