@@ -178,3 +178,38 @@ def test_validate_live_without_connectors_says_so(tmp_path: Path) -> None:
     result = runner.invoke(mappings_command, ["validate", "--live"])
     assert result.exit_code == 2
     assert "--live needs --config" in result.output
+
+
+PATHOLOGICAL_FILTER = """\
+[mapping]
+crm = "hubspot"
+accounting = "zohobooks"
+
+[objects.customer]
+crm_object = "contacts"
+acc_object = "contacts"
+match_keys = ["email"]
+crm_filter = '{filter}'
+
+[objects.customer.fields.email]
+crm = "email"
+acc = "email"
+"""
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "not " * 200_000 + "email",  # parser and evaluator recursion
+        "+".join(["email"] * 100_000),  # a left-nested sum as deep as it is long
+        "-" * 60 + "email == 1",  # short, but nested past the bound
+    ],
+    ids=["200k-not", "100k-plus", "60-minus"],
+)
+def test_a_pathological_filter_is_a_mapping_error_with_its_line(tmp_path: Path, expression: str) -> None:
+    path = tmp_path / "hostile.toml"
+    path.write_text(PATHOLOGICAL_FILTER.format(filter=expression))
+    result = CliRunner().invoke(mappings_command, ["validate", str(path)])
+    assert result.exit_code == 2, result.output
+    assert f"{path}:9: objects.customer.crm_filter: filter " in result.output
+    assert "at most" in result.output
