@@ -114,3 +114,8 @@ class DuplicateError(SkippableError):
     def __init__(self, message: str, *, existing_id: str | None = None, **kw: object) -> None:
         self.existing_id = existing_id
         super().__init__(message, **kw)  # type: ignore[arg-type]
+
+
+class SetupError(SyncdError):
+    """The installation is set up wrongly in a way no retry fixes (e.g. a token key that does not fit the
+    store): reported before anything is written, with exit status 2 like a configuration error."""

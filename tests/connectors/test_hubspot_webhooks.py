@@ -325,7 +325,7 @@ def test_association_change_events_name_the_changed_record() -> None:
 def test_app_id_and_developer_key_come_together(tmp_path: Path) -> None:
     table = '[security]\ntoken_key = "${K}"\n[connections.hs]\nsystem = "hubspot"\nclient_id = "a"\n' \
             'client_secret = "${S}"\ntimeout_s = 0\n'
-    env = {"K": "k" * 44, "S": "s", "D": "dev-key-value"}
+    env = {"K": "k" * 43 + "=", "S": "s", "D": "dev-key-value"}
     for extra, missing in (('app_id = 54321\n', "developer_api_key"),
                            ('developer_api_key = "${D}"\n', "app_id")):
         path = tmp_path / "syncd.toml"
