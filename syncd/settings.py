@@ -80,6 +80,10 @@ class WebhookSettings(ListenerSettings):
     """The webhook receiver; `public_url` is the address the systems are told to call."""
 
     public_url: str | None = None
+    # Processed inbox events are kept this long, then deleted. While kept, a redelivery is recognised as a copy;
+    # beyond the longest freshness window (Salesforce, 72 h) a redelivery is refused as stale anyway, so at
+    # least 3 days.
+    keep_processed_days: float = Field(default=7.0, ge=3)
 
 
 class AdminSettings(ListenerSettings):
@@ -135,6 +139,9 @@ class HubSpotConnection(_ConnectionBase):
     # account that owns it (the API authenticates with it, as `hapikey`). Both or neither.
     app_id: int | None = Field(default=None, gt=0)
     developer_api_key: SecretStr | None = None
+    # Webhook signatures taken besides v3: v1/v2 carry no timestamp (a captured delivery replays for ever), so
+    # only an app that sends nothing else should list them.
+    legacy_webhook_signatures: list[Literal["v1", "v2"]] = Field(default_factory=list)
     scopes: list[str] = Field(
         default_factory=lambda: ["crm.objects.contacts.read", "crm.objects.contacts.write",
                                  "crm.objects.companies.read", "crm.objects.companies.write",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import timedelta
 
 from aiohttp import web
 
@@ -20,7 +21,8 @@ from syncd.engine.wiring import Engine, open_engine
 from syncd.errors import SyncdError
 from syncd.logs import get_logger
 from syncd.settings import Settings
-from syncd.store import ConnectionStore, TokenVault
+from syncd.store import ConnectionStore, InboxStore, TokenVault
+from syncd.store.columns import utcnow
 from syncd.store.inbox import InboxRetryPolicy
 from syncd.web.admin import build_admin_app
 from syncd.web.metrics import Metrics
@@ -45,6 +47,7 @@ class Daemon:
         inbox_interval_s: float = 5.0,
         inbox_retry: InboxRetryPolicy | None = None,
         health_interval_s: float = 30.0,
+        prune_interval_s: float = 3600.0,
         stop_timeout_s: float = 60.0,
     ) -> None:
         self.settings = settings
@@ -52,6 +55,7 @@ class Daemon:
         self._inbox_interval_s = inbox_interval_s
         self._inbox_retry = inbox_retry
         self._health_interval_s = health_interval_s
+        self._prune_interval_s = prune_interval_s
         self._stop_timeout_s = stop_timeout_s
         self._exit = contextlib.AsyncExitStack()
         self._engine: Engine | None = None
@@ -145,6 +149,9 @@ class Daemon:
         self._scheduler.start(unusable=self._unusable)
         # Polls notice a grant dying; this notices one coming back (`syncd auth`) while its jobs are paused.
         self._scheduler.add_housekeeping("connections", self._check_connections, self._health_interval_s)
+        # Once now (a daemon restarted daily must still prune), then hourly.
+        await self._prune_inbox()
+        self._scheduler.add_housekeeping("inbox pruning", self._prune_inbox, self._prune_interval_s)
         if self._webhooks is not None:
             # In the background: a portal's subscriptions take many one-at-a-time calls, and polling (started
             # above) covers changes until they are in place.
@@ -180,6 +187,14 @@ class Daemon:
             await self._exit.aclose()
             self._engine = None
             log.info("daemon stopped")
+
+    async def _prune_inbox(self) -> None:
+        """Delete inbox events processed more than `[webhooks].keep_processed_days` ago."""
+        assert self._engine is not None
+        keep = timedelta(days=self.settings.webhooks.keep_processed_days)
+        pruned = await InboxStore(self._engine.db).prune_processed(utcnow() - keep)
+        if pruned:
+            log.info("inbox pruned", events=pruned, kept_days=self.settings.webhooks.keep_processed_days)
 
     # --- pieces --------------------------------------------------------------------------------------------
     async def _listen(self, app: web.Application, host: str, port: int, name: str) -> Listener:
