@@ -74,6 +74,8 @@ class ListenerSettings(_Strict):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # The longest a client may take to send a request (headers and body) or stay idle between requests.
+    read_timeout_s: float = Field(default=30.0, gt=0)
 
 
 class WebhookSettings(ListenerSettings):

@@ -132,7 +132,7 @@ class Daemon:
             self._admin = await self._listen(
                 build_admin_app(db=engine.db, settings=settings, metrics=self.metrics,
                                 on_requeue=self._dispatcher.wake),
-                settings.admin.host, settings.admin.port, "admin",
+                settings.admin.host, settings.admin.port, "admin", settings.admin.read_timeout_s,
             )
         if settings.webhooks.enabled:
             by_name = {c.name: c for c in engine.connectors.values()}
@@ -143,7 +143,8 @@ class Daemon:
                 metrics=self.metrics,
                 public_url=settings.webhooks.public_url,
             )
-            self._webhooks = await self._listen(app, settings.webhooks.host, settings.webhooks.port, "webhooks")
+            self._webhooks = await self._listen(app, settings.webhooks.host, settings.webhooks.port, "webhooks",
+                                                settings.webhooks.read_timeout_s)
         # The inbox is drained even with webhooks off: events stored before a restart must not be stranded.
         self._dispatcher.start()
         self._scheduler.start(unusable=self._unusable)
@@ -197,9 +198,10 @@ class Daemon:
             log.info("inbox pruned", events=pruned, kept_days=self.settings.webhooks.keep_processed_days)
 
     # --- pieces --------------------------------------------------------------------------------------------
-    async def _listen(self, app: web.Application, host: str, port: int, name: str) -> Listener:
+    async def _listen(self, app: web.Application, host: str, port: int, name: str, read_timeout_s: float
+                      ) -> Listener:
         try:
-            return await serve(app, host, port, name=name)
+            return await serve(app, host, port, name=name, read_timeout_s=read_timeout_s)
         except OSError as exc:
             raise DaemonError(f"cannot listen for {name} on {host}:{port}: {exc.strerror or exc}") from exc
 
