@@ -102,6 +102,14 @@ class PollingSettings(_Strict):
     overlap_s: float = Field(default=120.0, ge=0)
 
 
+class DaemonSettings(_Strict):
+    """How `syncd run` behaves as a service."""
+
+    # After SIGTERM, work in progress gets this long to finish; calls still waiting on a system are then
+    # cancelled (their changes are read again next time) and the process exits.
+    stop_grace_s: float = Field(default=10.0, gt=0)
+
+
 class MappingsSettings(_Strict):
     """Which mapping files are active (paths relative to the config file)."""
 
@@ -214,6 +222,7 @@ class Settings(_Strict):
     webhooks: WebhookSettings = WebhookSettings()
     admin: AdminSettings = AdminSettings()
     polling: PollingSettings = PollingSettings()
+    daemon: DaemonSettings = DaemonSettings()
     mappings: MappingsSettings = MappingsSettings()
     connections: dict[str, Connection] = Field(default_factory=dict)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 from datetime import timedelta
 
 from aiohttp import web
@@ -31,6 +32,9 @@ from syncd.web.server import Listener, serve
 
 log = get_logger(__name__)
 
+# Closing connectors and the store after the grace period is quick unless a call is stuck: a little extra.
+CLOSE_MARGIN_S = 2.0
+
 
 class DaemonError(SyncdError):
     """The daemon cannot start (e.g. a listener's port is taken)."""
@@ -48,7 +52,7 @@ class Daemon:
         inbox_retry: InboxRetryPolicy | None = None,
         health_interval_s: float = 30.0,
         prune_interval_s: float = 3600.0,
-        stop_timeout_s: float = 60.0,
+        stop_grace_s: float | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics or Metrics()
@@ -56,7 +60,8 @@ class Daemon:
         self._inbox_retry = inbox_retry
         self._health_interval_s = health_interval_s
         self._prune_interval_s = prune_interval_s
-        self._stop_timeout_s = stop_timeout_s
+        self._stop_grace_s = settings.daemon.stop_grace_s if stop_grace_s is None else stop_grace_s
+        self.abandoned_calls = False
         self._exit = contextlib.AsyncExitStack()
         self._engine: Engine | None = None
         self._scheduler: PollScheduler | None = None
@@ -164,10 +169,18 @@ class Daemon:
                  admin=self._admin.url if self._admin else None)
 
     async def stop(self) -> None:
-        """Stop taking webhooks, let the running poll and inbox round finish, then close everything."""
+        """Stop taking webhooks, let the running poll and inbox round finish within the grace period
+        (`[daemon].stop_grace_s`), cancel what is still waiting on a system after it, then close everything.
+        `abandoned_calls` is then True if calls in worker threads (the vendor SDKs block) were left running."""
         if not self._started:
             return
         self._started = False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._stop_grace_s
+
+        def left() -> float:
+            return max(0.0, deadline - loop.time())
+
         try:
             registration, self._registration = self._registration, None
             if registration is not None:
@@ -175,19 +188,31 @@ class Daemon:
                 registration.cancel()
                 await asyncio.wait([registration])
             if self._webhooks is not None:
-                await self._webhooks.stop()
+                await self._bounded("the webhook listener", self._webhooks.stop(), left())
                 self._webhooks = None
             if self._scheduler is not None:
-                await self._scheduler.stop(self._stop_timeout_s)
+                await self._scheduler.stop(left())
             if self._dispatcher is not None:
-                await self._dispatcher.stop()
+                await self._dispatcher.stop(left())
             if self._admin is not None:
-                await self._admin.stop()
+                await self._bounded("the admin listener", self._admin.stop(), left())
                 self._admin = None
         finally:
-            await self._exit.aclose()
+            # Closing a connector waits for its calls in flight; one stuck on an unreachable system is left.
+            self.abandoned_calls = not await self._bounded("the connectors and the store", self._exit.aclose(),
+                                                           left() + CLOSE_MARGIN_S)
             self._engine = None
             log.info("daemon stopped")
+
+    @staticmethod
+    async def _bounded(what: str, step: Awaitable[None], timeout_s: float) -> bool:
+        """Run one shutdown step for at most `timeout_s`; False (logged, step cancelled) if it took longer."""
+        try:
+            await asyncio.wait_for(step, max(timeout_s, 0.01))
+        except TimeoutError:
+            log.warning("shutdown: stopped waiting", step=what, timeout_s=round(timeout_s, 2))
+            return False
+        return True
 
     async def _prune_inbox(self) -> None:
         """Delete inbox events processed more than `[webhooks].keep_processed_days` ago."""
