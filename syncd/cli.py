@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 
 import click
 
-from syncd.errors import ConfigError, MappingError, ProblemsError, SyncdError
+from syncd.errors import ConfigError, MappingError, ProblemsError, SetupError, SyncdError
 from syncd.logs import configure_logging
 from syncd.settings import Settings, load_settings
 
@@ -29,6 +29,7 @@ _LAZY_COMMANDS = {
     "run": "syncd.engine.command:run_command",
     "auth": "syncd.connectors.auth_command:auth_command",
     "demo": "syncd.demo:demo_command",
+    "keys": "syncd.store.keys_command:keys_command",
 }
 
 
@@ -90,12 +91,16 @@ def cli() -> None:
 
 
 @cli.command("check-config")
-@click.argument("config_file", type=click.Path(dir_okay=False, path_type=Path))
-def check_config(config_file: Path) -> None:
-    """Check CONFIG_FILE and report every problem at once (exit 2 if there are any)."""
-    settings = load_settings(config_file)
+@click.argument("config_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@config_option
+def check_config(config_file: Path | None, config_path: Path) -> None:
+    """Check the config (CONFIG_FILE, else --config / SYNCD_CONFIG) and report every problem at once, exit 2 if
+    there are any. Checked offline: keys and types, environment variables, files named, the store URL's scheme
+    and the token key's shape; nothing is opened or contacted."""
+    path = config_file or config_path
+    settings = load_settings(path)
     names = ", ".join(f"{n} ({c.system})" for n, c in settings.connections.items()) or "none"
-    click.echo(f"{config_file}: OK. Connections: {names}; mappings: {len(settings.mappings.active)} active.")
+    click.echo(f"{path}: OK. Connections: {names}; mappings: {len(settings.mappings.active)} active.")
 
 
 def _report_problems(exc: ProblemsError) -> None:
@@ -122,6 +127,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
         sys.exit(EXIT_FAILURE)
     except (ConfigError, MappingError) as exc:
         _report_problems(exc)
+        sys.exit(EXIT_USAGE)
+    except SetupError as exc:
+        click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     except SyncdError as exc:
         click.echo(f"error: {exc}", err=True)

@@ -126,3 +126,8 @@ class NameTakenError(SkippableError):
         self.value = value
         self.holder_id = holder_id
         super().__init__(message, **kw)  # type: ignore[arg-type]
+
+
+class SetupError(SyncdError):
+    """The installation is set up wrongly in a way no retry fixes (e.g. a token key that does not fit the
+    store): reported before anything is written, with exit status 2 like a configuration error."""

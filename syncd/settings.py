@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 from collections.abc import Mapping
@@ -72,12 +74,18 @@ class ListenerSettings(_Strict):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # The longest a client may take to send a request (headers and body) or stay idle between requests.
+    read_timeout_s: float = Field(default=30.0, gt=0)
 
 
 class WebhookSettings(ListenerSettings):
     """The webhook receiver; `public_url` is the address the systems are told to call."""
 
     public_url: str | None = None
+    # Processed inbox events are kept this long, then deleted. While kept, a redelivery is recognised as a copy;
+    # beyond the longest freshness window (Salesforce, 72 h) a redelivery is refused as stale anyway, so at
+    # least 3 days.
+    keep_processed_days: float = Field(default=7.0, ge=3)
 
 
 class AdminSettings(ListenerSettings):
@@ -92,6 +100,14 @@ class PollingSettings(_Strict):
 
     interval_s: float = Field(default=60.0, gt=0)
     overlap_s: float = Field(default=120.0, ge=0)
+
+
+class DaemonSettings(_Strict):
+    """How `syncd run` behaves as a service."""
+
+    # After SIGTERM, work in progress gets this long to finish; calls still waiting on a system are then
+    # cancelled (their changes are read again next time) and the process exits.
+    stop_grace_s: float = Field(default=10.0, gt=0)
 
 
 class MappingsSettings(_Strict):
@@ -133,6 +149,9 @@ class HubSpotConnection(_ConnectionBase):
     # account that owns it (the API authenticates with it, as `hapikey`). Both or neither.
     app_id: int | None = Field(default=None, gt=0)
     developer_api_key: SecretStr | None = None
+    # Webhook signatures taken besides v3: v1/v2 carry no timestamp (a captured delivery replays for ever), so
+    # only an app that sends nothing else should list them.
+    legacy_webhook_signatures: list[Literal["v1", "v2"]] = Field(default_factory=list)
     scopes: list[str] = Field(
         default_factory=lambda: ["crm.objects.contacts.read", "crm.objects.contacts.write",
                                  "crm.objects.companies.read", "crm.objects.companies.write",
@@ -203,6 +222,7 @@ class Settings(_Strict):
     webhooks: WebhookSettings = WebhookSettings()
     admin: AdminSettings = AdminSettings()
     polling: PollingSettings = PollingSettings()
+    daemon: DaemonSettings = DaemonSettings()
     mappings: MappingsSettings = MappingsSettings()
     connections: dict[str, Connection] = Field(default_factory=dict)
 
@@ -360,7 +380,15 @@ def _check_files(settings: Settings, source: TomlSource) -> list[Problem]:
     for i, mapping in enumerate(settings.mappings.active):
         if not mapping.is_file():
             problems.append(source.problem(("mappings", "active", i), f"mapping file not found: {mapping}"))
+    problems.extend(_check_store_url(settings.store.url, source))
     key_file = settings.security.token_key_file
+    if settings.security.token_key is not None and settings.security.token_key.get_secret_value():
+        # (An empty key is an unset `${VAR}`, already reported.)
+        problems.extend(_check_key_shape(settings.security.token_key.get_secret_value(), ("security", "token_key"),
+                                         source))
+    elif key_file is not None and key_file.is_file():
+        problems.extend(_check_key_shape(key_file.read_bytes().strip().decode("latin-1"),
+                                         ("security", "token_key_file"), source, f" (in {key_file})"))
     if settings.connections and key_file is None and settings.security.token_key is None:
         problems.append(
             source.problem(
@@ -375,3 +403,33 @@ def _check_files(settings: Settings, source: TomlSource) -> list[Problem]:
             where = ("connections", name, "ca_cert")
             problems.append(source.problem(where, f"certificate file not found: {conn.ca_cert}"))
     return problems
+
+
+# The database backends the store runs on, by URL scheme (a `+driver` suffix is allowed; `postgres` is Heroku's).
+STORE_SCHEMES = ("sqlite", "postgresql", "postgres")
+
+
+def _check_store_url(url: str, source: TomlSource) -> list[Problem]:
+    """The store URL names a supported database (checked offline: nothing is opened)."""
+    scheme, sep, rest = url.partition("://")
+    backend = scheme.partition("+")[0]
+    if not sep or backend not in STORE_SCHEMES:
+        shown = scheme if sep else url.split("@")[-1][:40]
+        return [source.problem(("store", "url"), f"expected a sqlite:///path.db or postgresql://user@host/db URL "
+                                                 f"(got scheme {shown!r})")]
+    if backend == "sqlite" and rest.lstrip("/") in ("", ":memory:"):
+        return [source.problem(("store", "url"), "syncd needs a SQLite file, e.g. sqlite:///var/lib/syncd/syncd.db")]
+    return []
+
+
+def _check_key_shape(key: str, where: tuple[str, ...], source: TomlSource, origin: str = "") -> list[Problem]:
+    """The token key is a Fernet key: 32 bytes in url-safe base64 (never echoed: even a near miss is secret)."""
+    try:
+        raw = base64.urlsafe_b64decode(key.encode("ascii"))
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        raw = b""
+    if len(raw) == 32:
+        return []
+    return [source.problem(where, f"expected a Fernet key{origin}: 44 characters of url-safe base64 encoding 32 "
+                                  "bytes; make one with: python -c 'from cryptography.fernet import Fernet; "
+                                  "print(Fernet.generate_key().decode())'")]

@@ -25,7 +25,9 @@ client_secret = "${HS_SECRET}"
 window_s = 10
 window_max = 100
 """
-ENV = {"SYNCD_TOKEN_KEY": "k" * 44, "HS_SECRET": "hs-secret-value"}
+# Shaped like a Fernet key (32 bytes, url-safe base64), as check-config demands.
+KEY = "k" * 43 + "="
+ENV = {"SYNCD_TOKEN_KEY": KEY, "HS_SECRET": "hs-secret-value"}
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -76,7 +78,7 @@ def test_several_errors_reported_together_each_with_its_line(tmp_path: Path) -> 
         '[polling]\ninterval_s = "often"\n'
     )
     path = write(tmp_path, text)
-    found = problems_of(path, env={"SYNCD_TOKEN_KEY": "k" * 44})
+    found = problems_of(path, env={"SYNCD_TOKEN_KEY": KEY})
     lines = text.splitlines()
 
     def line_of(fragment: str) -> int:
@@ -158,7 +160,7 @@ def test_unknown_command_is_usage_error() -> None:
 def test_shipped_example_config_is_valid() -> None:
     example = Path(__file__).parent.parent / "config.example.toml"
     env = {
-        name: "x" * 44
+        name: "x" * 43 + "="
         for name in ("SYNCD_TOKEN_KEY", "SYNCD_ADMIN_TOKEN", "HUBSPOT_CLIENT_SECRET", "HUBSPOT_REFRESH_TOKEN",
                      "HUBSPOT_APP_SECRET", "SALESFORCE_CLIENT_SECRET", "SALESFORCE_REFRESH_TOKEN",
                      "ZOHO_CLIENT_SECRET", "ZOHO_REFRESH_TOKEN", "ZOHO_WEBHOOK_SECRET")
@@ -176,3 +178,42 @@ def test_every_subcommand_has_help(command: str) -> None:
     result = run_cli(command, "--help")
     assert result.returncode == 0, result.stderr
     assert "Usage: syncd" in result.stdout
+
+
+def test_check_config_takes_config_and_syncd_config_like_every_command(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    by_option = run_cli("check-config", "--config", str(path), env={"PATH": "/usr/bin:/bin", **ENV})
+    assert by_option.returncode == 0, by_option.stderr
+    assert f"{path}: OK" in by_option.stdout
+    by_env = run_cli("check-config", env={"PATH": "/usr/bin:/bin", "SYNCD_CONFIG": str(path), **ENV})
+    assert by_env.returncode == 0, by_env.stderr
+    assert f"{path}: OK" in by_env.stdout
+
+
+@pytest.mark.parametrize(
+    ("store", "key", "expected"),
+    [
+        ('url = "mysql://syncd@db/syncd"', KEY, "store.url: expected a sqlite:///path.db or postgresql"),
+        ('url = "sqlite:///:memory:"', KEY, "store.url: syncd needs a SQLite file"),
+        ('url = "sqlite:///data/syncd.db"', "not-a-fernet-key-at-all", "security.token_key: expected a Fernet key"),
+        ('url = "sqlite:///data/syncd.db"', "k" * 44, "security.token_key: expected a Fernet key"),
+    ],
+    ids=["mysql", "sqlite-memory", "key-not-base64", "key-33-bytes"],
+)
+def test_check_config_checks_the_store_url_and_key_shape_offline(
+    tmp_path: Path, store: str, key: str, expected: str
+) -> None:
+    path = write(tmp_path, GOOD.replace('url = "sqlite:///data/syncd.db"', store))
+    result = run_cli("check-config", "--config", str(path),
+                     env={"PATH": "/usr/bin:/bin", **ENV, "SYNCD_TOKEN_KEY": key})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"{path}:" in result.stderr and expected in result.stderr
+    assert key not in result.stderr  # a near-miss key is still a secret
+
+
+def test_a_key_file_of_the_wrong_shape_is_reported_with_the_file(tmp_path: Path) -> None:
+    key_file = tmp_path / "token.key"
+    key_file.write_text("short\n")
+    path = write(tmp_path, GOOD.replace('token_key = "${SYNCD_TOKEN_KEY}"', 'token_key_file = "token.key"'))
+    problems = problems_of(path)
+    assert len(problems) == 1 and f"security.token_key_file: expected a Fernet key (in {key_file})" in problems[0]

@@ -187,6 +187,8 @@ async def vault_storage(settings: Settings) -> AsyncIterator[TokenStorage]:
     try:
         await check_schema(db)
         vault = TokenVault(db, settings.security.key_bytes())
+        # A new grant sealed with a key that cannot read the others would leave the store under two keys.
+        await vault.check_key()
         systems = {name: conn.system for name, conn in settings.connections.items()}
         yield VaultTokenStorage(vault, ConnectionStore(db), systems=systems)
     finally:

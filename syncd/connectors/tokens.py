@@ -115,10 +115,13 @@ class TokenManager:
             return await self._refresh()
 
     async def _load(self) -> None:
-        self._loaded = True
         if self._storage is None:
+            self._loaded = True
             return
+        # Loaded only once this succeeds: a store that cannot be read (a wrong key) must fail every call, never
+        # fall through to a refresh whose new grant would be sealed over the stored one.
         stored = await self._storage.load_grant(self.connection)
+        self._loaded = True
         if stored is not None:
             self._grant = stored
             self._refresh_token = stored.refresh_token or self._refresh_token
@@ -154,6 +157,11 @@ class TokenManager:
         log.error("connection needs re-authorisation", connection=self.connection, reason=message)
         if self._storage is not None:
             await self._storage.mark_needs_reauth(self.connection, message)
+
+    def needs_reauthorisation(self, reason: str) -> None:
+        """The store already records that a person must re-authorise this connection: refuse every call, without
+        asking the system, until `reauthorised` (so `sync --once` treats it as `run` does)."""
+        self._dead = reason or f"connection {self.connection!r} needs re-authorisation: {self._hint}"
 
     def reauthorised(self, grant: Grant) -> None:
         """A person re-authorised the connection (`syncd auth`): use the new grant from now on."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import sys
 from pathlib import Path
 
 import click
@@ -56,11 +58,18 @@ async def run_until_signalled(settings: Settings) -> None:
     try:
         await daemon.start()
         await stop.wait()
-        log.info("stop requested; finishing the work in progress")
+        log.info("stop requested; finishing the work in progress", grace_s=settings.daemon.stop_grace_s)
     finally:
         await daemon.stop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+    if daemon.abandoned_calls:
+        # Worker threads blocked on an unreachable system cannot be cancelled, and the interpreter would wait
+        # for them at exit (up to their whole timeout): the work is stopped and committed, so leave now.
+        log.warning("exiting with calls to the systems still in flight; they are abandoned")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 @click.command("run")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
+from datetime import timedelta
 
 from aiohttp import web
 
@@ -20,7 +22,8 @@ from syncd.engine.wiring import Engine, open_engine
 from syncd.errors import SyncdError
 from syncd.logs import get_logger
 from syncd.settings import Settings
-from syncd.store import ConnectionStore, TokenVault
+from syncd.store import ConnectionStore, InboxStore, TokenVault
+from syncd.store.columns import utcnow
 from syncd.store.inbox import InboxRetryPolicy
 from syncd.web.admin import build_admin_app
 from syncd.web.metrics import Metrics
@@ -28,6 +31,9 @@ from syncd.web.receiver import build_webhook_app, webhook_url
 from syncd.web.server import Listener, serve
 
 log = get_logger(__name__)
+
+# Closing connectors and the store after the grace period is quick unless a call is stuck: a little extra.
+CLOSE_MARGIN_S = 2.0
 
 
 class DaemonError(SyncdError):
@@ -45,14 +51,17 @@ class Daemon:
         inbox_interval_s: float = 5.0,
         inbox_retry: InboxRetryPolicy | None = None,
         health_interval_s: float = 30.0,
-        stop_timeout_s: float = 60.0,
+        prune_interval_s: float = 3600.0,
+        stop_grace_s: float | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics or Metrics()
         self._inbox_interval_s = inbox_interval_s
         self._inbox_retry = inbox_retry
         self._health_interval_s = health_interval_s
-        self._stop_timeout_s = stop_timeout_s
+        self._prune_interval_s = prune_interval_s
+        self._stop_grace_s = settings.daemon.stop_grace_s if stop_grace_s is None else stop_grace_s
+        self.abandoned_calls = False
         self._exit = contextlib.AsyncExitStack()
         self._engine: Engine | None = None
         self._scheduler: PollScheduler | None = None
@@ -128,7 +137,7 @@ class Daemon:
             self._admin = await self._listen(
                 build_admin_app(db=engine.db, settings=settings, metrics=self.metrics,
                                 on_requeue=self._dispatcher.wake),
-                settings.admin.host, settings.admin.port, "admin",
+                settings.admin.host, settings.admin.port, "admin", settings.admin.read_timeout_s,
             )
         if settings.webhooks.enabled:
             by_name = {c.name: c for c in engine.connectors.values()}
@@ -139,12 +148,16 @@ class Daemon:
                 metrics=self.metrics,
                 public_url=settings.webhooks.public_url,
             )
-            self._webhooks = await self._listen(app, settings.webhooks.host, settings.webhooks.port, "webhooks")
+            self._webhooks = await self._listen(app, settings.webhooks.host, settings.webhooks.port, "webhooks",
+                                                settings.webhooks.read_timeout_s)
         # The inbox is drained even with webhooks off: events stored before a restart must not be stranded.
         self._dispatcher.start()
         self._scheduler.start(unusable=self._unusable)
         # Polls notice a grant dying; this notices one coming back (`syncd auth`) while its jobs are paused.
         self._scheduler.add_housekeeping("connections", self._check_connections, self._health_interval_s)
+        # Once now (a daemon restarted daily must still prune), then hourly.
+        await self._prune_inbox()
+        self._scheduler.add_housekeeping("inbox pruning", self._prune_inbox, self._prune_interval_s)
         if self._webhooks is not None:
             # In the background: a portal's subscriptions take many one-at-a-time calls, and polling (started
             # above) covers changes until they are in place.
@@ -156,10 +169,18 @@ class Daemon:
                  admin=self._admin.url if self._admin else None)
 
     async def stop(self) -> None:
-        """Stop taking webhooks, let the running poll and inbox round finish, then close everything."""
+        """Stop taking webhooks, let the running poll and inbox round finish within the grace period
+        (`[daemon].stop_grace_s`), cancel what is still waiting on a system after it, then close everything.
+        `abandoned_calls` is then True if calls in worker threads (the vendor SDKs block) were left running."""
         if not self._started:
             return
         self._started = False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._stop_grace_s
+
+        def left() -> float:
+            return max(0.0, deadline - loop.time())
+
         try:
             registration, self._registration = self._registration, None
             if registration is not None:
@@ -167,24 +188,45 @@ class Daemon:
                 registration.cancel()
                 await asyncio.wait([registration])
             if self._webhooks is not None:
-                await self._webhooks.stop()
+                await self._bounded("the webhook listener", self._webhooks.stop(), left())
                 self._webhooks = None
             if self._scheduler is not None:
-                await self._scheduler.stop(self._stop_timeout_s)
+                await self._scheduler.stop(left())
             if self._dispatcher is not None:
-                await self._dispatcher.stop()
+                await self._dispatcher.stop(left())
             if self._admin is not None:
-                await self._admin.stop()
+                await self._bounded("the admin listener", self._admin.stop(), left())
                 self._admin = None
         finally:
-            await self._exit.aclose()
+            # Closing a connector waits for its calls in flight; one stuck on an unreachable system is left.
+            self.abandoned_calls = not await self._bounded("the connectors and the store", self._exit.aclose(),
+                                                           left() + CLOSE_MARGIN_S)
             self._engine = None
             log.info("daemon stopped")
 
-    # --- pieces --------------------------------------------------------------------------------------------
-    async def _listen(self, app: web.Application, host: str, port: int, name: str) -> Listener:
+    @staticmethod
+    async def _bounded(what: str, step: Awaitable[None], timeout_s: float) -> bool:
+        """Run one shutdown step for at most `timeout_s`; False (logged, step cancelled) if it took longer."""
         try:
-            return await serve(app, host, port, name=name)
+            await asyncio.wait_for(step, max(timeout_s, 0.01))
+        except TimeoutError:
+            log.warning("shutdown: stopped waiting", step=what, timeout_s=round(timeout_s, 2))
+            return False
+        return True
+
+    async def _prune_inbox(self) -> None:
+        """Delete inbox events processed more than `[webhooks].keep_processed_days` ago."""
+        assert self._engine is not None
+        keep = timedelta(days=self.settings.webhooks.keep_processed_days)
+        pruned = await InboxStore(self._engine.db).prune_processed(utcnow() - keep)
+        if pruned:
+            log.info("inbox pruned", events=pruned, kept_days=self.settings.webhooks.keep_processed_days)
+
+    # --- pieces --------------------------------------------------------------------------------------------
+    async def _listen(self, app: web.Application, host: str, port: int, name: str, read_timeout_s: float
+                      ) -> Listener:
+        try:
+            return await serve(app, host, port, name=name, read_timeout_s=read_timeout_s)
         except OSError as exc:
             raise DaemonError(f"cannot listen for {name} on {host}:{port}: {exc.strerror or exc}") from exc
 

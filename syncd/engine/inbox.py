@@ -97,13 +97,18 @@ class InboxDispatcher:
         """Run rounds in the background: at once, then on every wake and every `interval_s`."""
         self._task = asyncio.create_task(self._loop(), name="inbox-dispatcher")
 
-    async def stop(self) -> None:
-        """Let the round in progress finish, then stop."""
+    async def stop(self, timeout_s: float | None = None) -> None:
+        """Let the round in progress finish (cancelled after `timeout_s`: its events stay pending), then stop."""
         self._stopping = True
         self._wake.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is None:
+            return
+        done, _ = await asyncio.wait([task], timeout=timeout_s)
+        if not done:
+            log.error("inbox round did not finish in time; cancelling it", timeout_s=timeout_s)
+            task.cancel()
+            await asyncio.wait([task])
 
     async def _loop(self) -> None:
         while not self._stopping:

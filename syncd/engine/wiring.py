@@ -10,6 +10,7 @@ from datetime import timedelta
 from syncd.connectors.base import Connector
 from syncd.connectors.registry import build_connector
 from syncd.connectors.storage import VaultTokenStorage
+from syncd.connectors.tokens import TokenManager
 from syncd.engine.context import PipelineHooks
 from syncd.engine.reconcile import ActiveMapping, Reconciler
 from syncd.errors import MappingError, Problem, SyncdError
@@ -85,7 +86,11 @@ async def open_engine(settings: Settings, *, hooks: PipelineHooks | None = None)
         await check_mapping_names(db, mappings)
         key = settings.security.key_bytes()
         vault = TokenVault(db, key) if key is not None else None
+        if vault is not None:
+            # Before anything is written: a key that cannot read the stored tokens is refused (exit 2).
+            await vault.check_key()
         states = ConnectionStore(db)
+        recorded = {state.name: state for state in await states.list()}
         for name, conn in settings.connections.items():
             if not conn.enabled:
                 continue
@@ -96,6 +101,11 @@ async def open_engine(settings: Settings, *, hooks: PipelineHooks | None = None)
                 )
             storage = VaultTokenStorage(vault, states, systems={name: conn.system}) if vault is not None else None
             connector = build_connector(name, conn, storage)
+            state = recorded.get(name)
+            tokens = getattr(connector, "tokens", None)
+            if state is not None and state.status == "needs_reauth" and isinstance(tokens, TokenManager):
+                # As the daemon pauses it, a one-off pass does not call the system until `syncd auth` is run.
+                tokens.needs_reauthorisation(state.last_error or "")
             await connector.start()
             connectors[conn.system] = connector
         for active in mappings:

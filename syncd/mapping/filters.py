@@ -66,6 +66,11 @@ _ALLOWED_NODES: tuple[type[ast.AST], ...] = (
     ast.Load, ast.Constant, ast.Tuple, ast.List, ast.IfExp,
 )  # fmt: skip
 
+# A real filter is a line or two. The bounds keep a hostile or mangled one from exhausting memory or the stack
+# in the parser, the checks below or the evaluator (all of which recurse), and turn it into a mapping error.
+MAX_FILTER_CHARS = 2000
+MAX_FILTER_DEPTH = 40
+
 
 @dataclass(frozen=True)
 class FilterExpression:
@@ -96,10 +101,17 @@ def parse_filter(source: str, known_fields: frozenset[str] | None = None) -> Fil
     Field names that are not Python identifiers (Zoho's `billing_address.city`) are read with
     `field("billing_address.city")`; the argument must be a literal so it can be checked here.
     """
+    if len(source) > MAX_FILTER_CHARS:
+        raise ValueError(f"filter is {len(source)} characters long; at most {MAX_FILTER_CHARS} are allowed")
     try:
         tree = ast.parse(source.strip(), mode="eval")
     except SyntaxError as exc:
         raise ValueError(f"filter does not parse: {exc.msg}") from exc
+    except (RecursionError, MemoryError):
+        raise ValueError(f"filter is nested too deeply (at most {MAX_FILTER_DEPTH} levels)") from None
+    depth = _depth(tree)
+    if depth > MAX_FILTER_DEPTH:
+        raise ValueError(f"filter is nested {depth} levels deep; at most {MAX_FILTER_DEPTH} are allowed")
     names: set[str] = set()
     for node in ast.walk(tree):
         if not isinstance(node, _ALLOWED_NODES):
@@ -131,6 +143,17 @@ def parse_filter(source: str, known_fields: frozenset[str] | None = None) -> Fil
     # `field("a.b")` becomes a plain name lookup so the evaluator never needs a callable that reads records.
     rewritten = _FieldCallRewriter().visit(tree)
     return FilterExpression(source=source, tree=ast.fix_missing_locations(rewritten), names=frozenset(names))
+
+
+def _depth(tree: ast.AST) -> int:
+    """How deeply the tree nests, found without recursion (the tree may be deeper than the stack allows)."""
+    deepest = 0
+    stack = [(tree, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in ast.iter_child_nodes(node))
+    return deepest
 
 
 class _FieldCallRewriter(ast.NodeTransformer):

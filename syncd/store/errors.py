@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from syncd.errors import StoreError
+from syncd.errors import SetupError, StoreError
 
 __all__ = [
     "SchemaOutdatedError",
@@ -26,7 +26,7 @@ class StoreNotFoundError(StoreError):
     """The row the caller named does not exist."""
 
 
-class StoreKeyError(StoreError):
+class StoreKeyError(StoreError, SetupError):
     """The token encryption key is missing, malformed, or not the one the tokens were saved with."""
 
 

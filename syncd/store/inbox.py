@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
-from sqlalchemy import CursorResult, func, or_, select, update
+from sqlalchemy import CursorResult, delete, func, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -241,6 +241,13 @@ class InboxStore:
         if any(event_id not in states for event_id in missed):
             return StoreNotFoundError(message)
         return StoreConflictError(message)
+
+    async def prune_processed(self, before: datetime, *, session: AsyncSession | None = None) -> int:
+        """Delete the events processed (successfully) before `before`; returns how many. Pending events and
+        those given up (an operator may still retry them) stay."""
+        stmt = delete(INBOX).where(INBOX.c.processed_at < before, INBOX.c.gave_up.is_(False))
+        async with self._db.scope(session) as s:
+            return cast(CursorResult[Any], await s.execute(stmt)).rowcount
 
     async def mark_processed(self, ids: Iterable[int], *, session: AsyncSession | None = None) -> int:
         """Mark events done (in the session that commits their effects); returns how many changed."""

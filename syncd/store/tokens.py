@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import CursorResult, delete, func, select
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from syncd.store.columns import utcnow
@@ -111,6 +111,61 @@ class TokenVault:
             expires_at=row.expires_at,
             extras=dict(row.extras),
         )
+
+    async def check_key(self, *, session: AsyncSession | None = None) -> int:
+        """Raise `StoreKeyError` naming every connection whose stored tokens this key cannot decrypt; else the
+        number of connections with tokens. Run before anything else touches the store, so a wrong key is
+        refused before it can mark connections as needing re-authorisation or seal new tokens beside old."""
+        async with self._db.scope(session) as s:
+            rows = (await s.execute(select(OAUTH_TOKEN).order_by(OAUTH_TOKEN.c.connection))).all()
+        unreadable = [row.connection for row in rows if not self._opens(row.access_token_enc, row.refresh_token_enc)]
+        if unreadable:
+            names = ", ".join(repr(name) for name in unreadable)
+            raise StoreKeyError(
+                f"the configured token key cannot decrypt the stored tokens of {names}: set security.token_key "
+                "(or token_key_file) back to the key they were saved with (`syncd keys rotate` changes keys), or, "
+                "if that key is lost, run `syncd keys forget --yes` and `syncd auth` for each connection; "
+                "nothing was changed"
+            )
+        return len(rows)
+
+    def _opens(self, *sealed: str | None) -> bool:
+        """True when every given ciphertext decrypts with this key."""
+        try:
+            for value in sealed:
+                if value is not None:
+                    self._fernet.decrypt(value.encode("ascii"))
+        except InvalidToken:
+            return False
+        return True
+
+    async def rotate(self, new_key: bytes | str) -> int:
+        """Re-encrypt every stored token with `new_key` in one transaction; returns how many connections.
+        Refuses (`StoreKeyError`, nothing changed) unless this vault's key decrypts all of them first."""
+        new = _fernet(new_key)
+        async with self._db.transaction() as s:
+            await self.check_key(session=s)
+            rows = (await s.execute(select(OAUTH_TOKEN))).all()
+            for row in rows:
+                refresh = row.refresh_token_enc
+                await s.execute(
+                    update(OAUTH_TOKEN)
+                    .where(OAUTH_TOKEN.c.connection == row.connection)
+                    .values(
+                        access_token_enc=new.encrypt(self._fernet.decrypt(row.access_token_enc.encode())).decode(),
+                        refresh_token_enc=None if refresh is None
+                        else new.encrypt(self._fernet.decrypt(refresh.encode())).decode(),
+                    )
+                )
+        return len(rows)
+
+    async def forget_all(self, *, session: AsyncSession | None = None) -> list[str]:
+        """Delete every stored token (a lost key leaves them unreadable); returns the connections they were of."""
+        async with self._db.scope(session) as s:
+            names = list((await s.execute(select(OAUTH_TOKEN.c.connection).order_by(OAUTH_TOKEN.c.connection))
+                          ).scalars())
+            await s.execute(delete(OAUTH_TOKEN))
+        return names
 
     async def clear(self, connection: str, *, session: AsyncSession | None = None) -> bool:
         """Forget the connection's tokens (revoked grant, disconnect); False if there were none."""

@@ -35,6 +35,12 @@ from syncd.web.metrics import Metrics
 log = get_logger(__name__)
 
 MAX_PAGE = 1000
+# Far past any real table, well inside the 64-bit integers the databases take: larger numbers are refused
+# here, never handed to a driver that would overflow on them.
+MAX_OFFSET = 10**12
+MAX_ID = 2**63 - 1
+# The API takes small JSON bodies (a resolution); nothing it serves needs more.
+MAX_BODY_BYTES = 64 * 1024
 _STORE_DOWN = (StoreError, SQLAlchemyError, OSError)
 
 
@@ -54,9 +60,18 @@ def _page(request: web.Request) -> tuple[int, int]:
         offset = int(request.query.get("offset", "0"))
     except ValueError:
         limit, offset = 0, -1
-    if not (1 <= limit <= MAX_PAGE and offset >= 0):
-        raise _bad_query(f"limit must be an integer 1..{MAX_PAGE} and offset an integer >= 0")
+    if not (1 <= limit <= MAX_PAGE and 0 <= offset <= MAX_OFFSET):
+        raise _bad_query(f"limit must be an integer 1..{MAX_PAGE} and offset an integer 0..{MAX_OFFSET}")
     return limit, offset
+
+
+def _path_id(request: web.Request, what: str) -> int:
+    """The `{id}` of the path (digits, by the route); one no row can have is a 404 like any unknown id."""
+    text = request.match_info["id"]
+    if len(text) > 19 or int(text) > MAX_ID:
+        raise web.HTTPNotFound(text=json.dumps({"error": f"{what} {text[:24]} does not exist"}),
+                               content_type="application/json")
+    return int(text)
 
 
 def _choice(request: web.Request, name: str, default: str | None, choices: tuple[str, ...]) -> str | None:
@@ -122,11 +137,11 @@ class AdminApi:
         """`POST /api/conflicts/{id}/resolve` with `{"resolution", "value"?, "by"}`; needs the admin token."""
         if not self._authorised(request):
             return self._unauthorised()
-        conflict_id = int(request.match_info["id"])  # the route admits digits only
+        conflict_id = _path_id(request, "conflict")
         try:
             body = await request.json()
-        except ValueError:
-            return _error(400, "body must be JSON")
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
+            return _error(400, "body must be JSON (nested at most a few hundred levels)")
         problem, resolution, value, by = _resolution(body)
         if problem:
             return _error(400, problem)
@@ -167,7 +182,7 @@ class AdminApi:
         """`POST /api/inbox/{id}/retry`: put a given-up event back in the queue; needs the admin token."""
         if not self._authorised(request):
             return self._unauthorised()
-        inbox_id = int(request.match_info["id"])  # the route admits digits only
+        inbox_id = _path_id(request, "inbox event")
         try:
             [requeued] = await self._inbox.requeue([inbox_id])
         except StoreNotFoundError:
@@ -230,7 +245,7 @@ def build_admin_app(
     """The admin application: /healthz, /readyz, /metrics and the /api/conflicts, /api/links, /api/inbox
     endpoints; `on_requeue` is called after an inbox event is put back in the queue."""
     api = AdminApi(db=db, settings=settings, metrics=metrics, on_requeue=on_requeue)
-    app = web.Application(middlewares=[_store_errors])
+    app = web.Application(middlewares=[_store_errors], client_max_size=MAX_BODY_BYTES)
     app.router.add_get("/healthz", api.healthz)
     app.router.add_get("/readyz", api.readyz)
     app.router.add_get("/metrics", api.metrics)

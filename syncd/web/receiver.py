@@ -120,8 +120,7 @@ class WebhookReceiver:
             query=dict(request.query),
         )
         try:
-            source.verify_webhook(hook)
-            events = source.parse_webhook(hook)
+            events = _verified_events(source, hook)
         except WebhookRejected as exc:
             log.warning("webhook rejected", connection=name, status=exc.status, reason=exc.reason)
             outcome: WebhookOutcome = "rejected" if exc.status == 401 else "malformed"
@@ -161,6 +160,16 @@ class WebhookReceiver:
                 connection=connection,
                 error=str(exc),
             )
+
+
+def _verified_events(source: WebhookSource, hook: WebhookRequest) -> Sequence[ChangeEvent]:
+    """Verify, then parse; `WebhookRejected` for anything the sender must not get a 500 for."""
+    try:
+        source.verify_webhook(hook)
+        return source.parse_webhook(hook)
+    except RecursionError:
+        # JSON nested deeper than the parser goes. It may carry a valid signature: nesting is no proof of forgery.
+        raise WebhookRejected(400, "body is nested too deeply to be a webhook") from None
 
 
 def build_webhook_app(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from syncd.logs import get_logger
 
@@ -13,6 +15,37 @@ log = get_logger(__name__)
 
 # Long enough for an in-flight webhook to finish its inbox write; the sender retries anything cut off.
 SHUTDOWN_TIMEOUT_S = 10.0
+# How long a client may take to send a request's headers and body, and to stay idle between requests: a sender
+# trickling bytes must not hold a connection (and a handler) for ever.
+READ_TIMEOUT_S = 30.0
+
+
+def bounded_requests(name: str, read_timeout_s: float) -> Middleware:
+    """Read each request's body (within the app's size cap) before its handler runs, in at most
+    `read_timeout_s` (else 408 and the connection closed); a client gone mid-request is one log line."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            try:
+                async with asyncio.timeout(read_timeout_s):
+                    await request.read()  # kept by the request: the handler's read() or json() gets it
+            except TimeoutError:
+                log.warning("request body too slow; connection closed", listener=name, path=request.path,
+                            peer=request.remote, timeout_s=read_timeout_s)
+                response = web.json_response({"error": f"request not received within {read_timeout_s} s"},
+                                             status=408)
+                response.force_close()
+                return response
+            return await handler(request)
+        except ConnectionResetError:
+            # Not an error of ours: aiohttp would log it with a traceback for every client that hangs up.
+            log.info("client disconnected mid-request", listener=name, path=request.path, peer=request.remote)
+            response = web.Response(status=400)
+            response.force_close()
+            return response
+
+    return middleware
 
 
 @dataclass(frozen=True)
@@ -43,9 +76,17 @@ async def serve(
     *,
     name: str = "http",
     shutdown_timeout: float = SHUTDOWN_TIMEOUT_S,
+    read_timeout_s: float = READ_TIMEOUT_S,
 ) -> Listener:
-    """Start `app` on `host:port` and return the running listener; the caller must `stop()` it."""
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
+    """Start `app` on `host:port` and return the running listener; the caller must `stop()` it.
+
+    Every listener gets the same limits: bodies (capped by the app's `client_max_size`) read within
+    `read_timeout_s`, and connections idle (or still sending headers) that long closed."""
+    # Outermost, so the body is read (or the client found gone) before any other middleware or handler runs.
+    app.middlewares.insert(0, bounded_requests(name, read_timeout_s))
+    # Lingering (reading the rest of a body answered early, e.g. 413 or 408) is bounded the same way.
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout,
+                           keepalive_timeout=read_timeout_s, lingering_time=min(read_timeout_s, 10.0))
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)

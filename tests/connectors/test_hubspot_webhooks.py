@@ -9,6 +9,7 @@ import hmac
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,9 @@ VECTOR_BODY = (b'[{"eventId":1,"subscriptionId":12345,"portalId":62515,"occurred
                b'"subscriptionType":"contact.creation","attemptNumber":0,"objectId":123,"changeSource":"CRM",'
                b'"changeFlag":"NEW","appId":54321}]')
 VECTOR_V1 = "232db2615f3d666fe21a8ec971ac7b5402d33b9a925784df3ca654d05f4817de"
+# When the documented vector's event happened (its occurredAt), and the dawn of time for the short examples.
+VECTOR_NOW = datetime.fromtimestamp(1564113600, UTC)
+EPOCH = datetime.fromtimestamp(0, UTC)
 
 
 class Receiver:
@@ -90,9 +94,9 @@ async def test_simulator_deliveries_verify_and_parse(
 def test_v1_signature_vector_and_stale_v3_timestamps() -> None:
     request = WebhookRequest("POST", "https://example.com/hook", {"X-HubSpot-Signature": VECTOR_V1,
                                                                    "X-HubSpot-Signature-Version": "v1"}, VECTOR_BODY)
-    verify_signature(request, VECTOR_SECRET)
+    verify_signature(request, VECTOR_SECRET, legacy=["v1"])
     with pytest.raises(WebhookRejected):
-        verify_signature(request, "another-secret")
+        verify_signature(request, "another-secret", legacy=["v1"])
 
     def v3(stamp: str) -> WebhookRequest:
         message = b"POST" + b"https://example.com/hook" + VECTOR_BODY + stamp.encode()
@@ -110,15 +114,45 @@ def test_v1_signature_vector_and_stale_v3_timestamps() -> None:
     assert missing.value.status == 401
 
 
+def test_a_delivery_without_v3_is_refused_unless_the_connection_takes_v1() -> None:
+    # The documented v1 vector, stripped of nothing but v3: the default connection wants v3.
+    request = WebhookRequest("POST", "https://example.com/hook", {"X-HubSpot-Signature": VECTOR_V1,
+                                                                   "X-HubSpot-Signature-Version": "v1"}, VECTOR_BODY)
+    with pytest.raises(WebhookRejected, match="v1 signatures are not accepted") as refused:
+        verify_signature(request, VECTOR_SECRET)
+    assert refused.value.status == 401
+    assert HubSpotConnection(system="hubspot", client_id="a", client_secret="s").legacy_webhook_signatures == []
+    verify_signature(request, VECTOR_SECRET, legacy=["v1"])
+    with pytest.raises(WebhookRejected, match="v2 signatures are not accepted"):
+        headers = {"X-HubSpot-Signature": VECTOR_V1, "X-HubSpot-Signature-Version": "v2"}
+        verify_signature(WebhookRequest("POST", "https://example.com/hook", headers, VECTOR_BODY), VECTOR_SECRET,
+                         legacy=["v1"])
+
+
+@pytest.mark.parametrize(("offset", "word"), [(timedelta(days=-30), "stale"), (timedelta(days=-2), "stale"),
+                                              (timedelta(hours=1), "future")])
+def test_an_event_too_old_or_from_the_future_is_refused_whatever_the_signature(offset: timedelta, word: str) -> None:
+    # A v1 delivery is signed for ever, and a v3 retry carries a fresh request time: the event's own time counts.
+    body = VECTOR_BODY.replace(b"1564113600000", str(int((VECTOR_NOW + offset).timestamp() * 1000)).encode())
+    fresh = b'{"eventId":2,"subscriptionType":"contact.creation","objectId":1,"occurredAt":1564113600000}'
+    with pytest.raises(WebhookRejected, match=word) as refused:
+        parse_events(body[:-1] + b"," + fresh + b"]", ["contacts"], now=VECTOR_NOW)
+    assert refused.value.status == 401
+    # A retry within HubSpot's day of retries is still taken.
+    retried = VECTOR_BODY.replace(b"1564113600000", str(int((VECTOR_NOW - timedelta(hours=23)).timestamp() * 1000)
+                                                        ).encode())
+    assert len(parse_events(retried, ["contacts"], now=VECTOR_NOW)) == 1
+
+
 def test_parsing_events_merges_and_malformed_bodies() -> None:
-    events = parse_events(VECTOR_BODY, ["contacts"])
+    events = parse_events(VECTOR_BODY, ["contacts"], now=VECTOR_NOW)
     assert [(e.event_id, e.object, e.record_id, e.kind) for e in events] == [("1", "contacts", "123", "created")]
     merge = json.dumps([{"eventId": 9, "subscriptionType": "contact.merge", "objectId": 5, "occurredAt": 1,
                          "primaryObjectId": 5, "mergedObjectIds": [7]}]).encode()
-    parsed = parse_events(merge, ["contacts"])
+    parsed = parse_events(merge, ["contacts"], now=EPOCH)
     assert [(e.record_id, e.kind, e.merged_into) for e in parsed] == [("5", "updated", None), ("7", "merged", "5")]
     assert parse_events(b'[{"eventId":1,"subscriptionType":"ticket.creation","objectId":1,"occurredAt":1}]',
-                        ["contacts"]) == []
+                        ["contacts"], now=EPOCH) == []
     for bad in (b"{}", b"not json", b'[{"eventId": 1}]', b"[1]"):
         with pytest.raises(WebhookRejected) as caught:
             parse_events(bad, ["contacts"])
@@ -318,14 +352,14 @@ def test_association_change_events_name_the_changed_record() -> None:
     body = json.dumps([{"eventId": 3, "subscriptionType": "deal.associationChange", "occurredAt": 1,
                         "fromObjectId": 41, "toObjectId": 7, "associationType": "DEAL_TO_LINE_ITEM",
                         "associationRemoved": False}]).encode()
-    [event] = parse_events(body, ["deals"])
+    [event] = parse_events(body, ["deals"], now=EPOCH)
     assert (event.object, event.record_id, event.kind) == ("deals", "41", "updated")
 
 
 def test_app_id_and_developer_key_come_together(tmp_path: Path) -> None:
     table = '[security]\ntoken_key = "${K}"\n[connections.hs]\nsystem = "hubspot"\nclient_id = "a"\n' \
             'client_secret = "${S}"\ntimeout_s = 0\n'
-    env = {"K": "k" * 44, "S": "s", "D": "dev-key-value"}
+    env = {"K": "k" * 43 + "=", "S": "s", "D": "dev-key-value"}
     for extra, missing in (('app_id = 54321\n', "developer_api_key"),
                            ('developer_api_key = "${D}"\n', "app_id")):
         path = tmp_path / "syncd.toml"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -18,6 +21,7 @@ from aiohttp.test_utils import TestServer
 from syncd.connectors.base import Create, Record, Update, WebhookRejected, WebhookRequest
 from syncd.connectors.retry import RetryPolicy
 from syncd.connectors.salesforce import SalesforceConnector
+from syncd.connectors.salesforce.cdc import parse_feed, verify_feed
 from syncd.connectors.tokens import TokenStorage
 from syncd.errors import NotFoundError, SkippableError
 from syncd.sandbox.runner import Sandbox
@@ -311,3 +315,23 @@ async def test_authorization_code_flow(sf: SalesforceConnector, control_session:
     assert grant.refresh_token and grant.access_token
     assert grant.expires_at is None
     assert grant.extras["instance_url"].startswith("https://127.0.0.1:")
+
+
+@pytest.mark.parametrize(("age", "word"), [(timedelta(days=365), "stale"), (timedelta(hours=73), "stale"),
+                                           (timedelta(minutes=-10), "future")])
+def test_a_signed_feed_delivery_a_year_old_or_from_the_future_is_refused(age: timedelta, word: str) -> None:
+    now = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+    def delivery(committed: datetime) -> bytes:
+        header = {"entityName": "Contact", "recordIds": ["003000000000001AAA"], "changeType": "UPDATE",
+                  "commitTimestamp": int(committed.timestamp() * 1000), "transactionKey": "t", "sequenceNumber": 1}
+        return json.dumps([{"ChangeEventHeader": header}]).encode()
+
+    body = delivery(now - age)
+    signature = hmac.new(b"secret", body, hashlib.sha256).hexdigest()
+    verify_feed(WebhookRequest("POST", "https://x/hook", {"X-Sandbox-Signature": signature}, body), "secret")
+    with pytest.raises(WebhookRejected, match=word) as refused:
+        parse_feed(body, ["Contact"], now=now)
+    assert refused.value.status == 401
+    # Replayed within Salesforce's 72 hours of retention, it is still a change to look at.
+    assert len(parse_feed(delivery(now - timedelta(hours=71)), ["Contact"], now=now)) == 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from syncd.connectors.base import ChangeEvent, Create, FieldValue, Update, WebhookRejected, WebhookRequest
-from syncd.connectors.zohobooks import ZohoBooksConnector
+from syncd.connectors.zohobooks import ZohoBooksConnector, webhooks
 from syncd.sandbox.runner import Sandbox
 from tests.connectors.zohobooks_fixtures import open_zoho
 
@@ -235,3 +235,21 @@ async def test_a_redelivered_payment_event_announces_what_it_did_the_first_time(
     assert again == first_time
     # The application the payment left and the invoice it no longer pays are still named the second time.
     assert {(e.object, e.record_id) for e in again} >= {("invoicepayments", f"{payment}:{first}"), ("invoices", first)}
+
+
+@pytest.mark.parametrize(("event_time", "word"), [("2026-03-01T10:59:00+0000", "stale"),
+                                                  ("2025-03-01T12:00:00+0000", "stale"),
+                                                  ("2026-03-01T12:30:00+0000", "future"),
+                                                  ("2027-03-01T12:00:00+0000", "future")])
+def test_a_signed_event_stale_or_from_the_future_is_refused(event_time: str, word: str) -> None:
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    body = json.dumps({"event_id": "e1", "module": "contact", "event_type": "contact_updated", "organization_id": "1",
+                       "event_time": event_time, "contact": {"contact_id": "9"}}).encode()
+    url = "https://syncd.example.com/webhooks/books?source=books"
+    request = WebhookRequest("POST", url, {webhooks.SIGNATURE_HEADER: webhooks.signature("s3cret", url, body)}, body)
+    with pytest.raises(WebhookRejected, match=word) as refused:
+        webhooks.verify(request, "s3cret", now=now)
+    assert refused.value.status == 401
+    fresh = body.replace(event_time.encode(), b"2026-03-01T11:58:00+0000")
+    signed = {webhooks.SIGNATURE_HEADER: webhooks.signature("s3cret", url, fresh)}
+    webhooks.verify(WebhookRequest("POST", url, signed, fresh), "s3cret", now=now)

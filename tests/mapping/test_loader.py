@@ -205,3 +205,40 @@ def test_two_files_with_one_name_cannot_be_active_together(tmp_path: Path) -> No
     assert f"'hubspot-zohobooks' is already the name of {original}" in problem.message
     # Alone, the copy is the same mapping as the original: same name, whatever its file is called.
     assert load_mapping(copy).name == "hubspot-zohobooks"
+
+
+PATHOLOGICAL_FILTER = """\
+name = "hostile"
+
+[mapping]
+crm = "hubspot"
+accounting = "zohobooks"
+
+[objects.customer]
+crm_object = "contacts"
+acc_object = "contacts"
+match_keys = ["email"]
+crm_filter = '{filter}'
+
+[objects.customer.fields.email]
+crm = "email"
+acc = "email"
+"""
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "not " * 200_000 + "email",  # parser and evaluator recursion
+        "+".join(["email"] * 100_000),  # a left-nested sum as deep as it is long
+        "-" * 60 + "email == 1",  # short, but nested past the bound
+    ],
+    ids=["200k-not", "100k-plus", "60-minus"],
+)
+def test_a_pathological_filter_is_a_mapping_error_with_its_line(tmp_path: Path, expression: str) -> None:
+    path = tmp_path / "hostile.toml"
+    path.write_text(PATHOLOGICAL_FILTER.format(filter=expression))
+    result = CliRunner().invoke(mappings_command, ["validate", str(path)])
+    assert result.exit_code == 2, result.output
+    assert f"{path}:11: objects.customer.crm_filter: filter " in result.output
+    assert "at most" in result.output

@@ -12,6 +12,7 @@ from syncd.store import Database, InboxStore, StoreConflictError, StoreNotFoundE
 from syncd.store.columns import UTCDateTime
 from syncd.store.inbox import InboxRetryPolicy
 from syncd.store.schema import head_revision, schema_state, upgrade, upgrade_database
+from syncd.store.tables import INBOX
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -267,3 +268,22 @@ async def test_events_are_listed_by_status_for_operators(database: Database) -> 
     everything = [e.event_id for e in await inbox.events("all")]
     assert everything == ["other", "waiting", "fine", "garbled", "poison"]
     assert [e.event_id for e in await inbox.events("all", limit=2, offset=1)] == ["waiting", "fine"]
+
+
+async def test_pruning_deletes_only_events_processed_before_the_cutoff(database: Database) -> None:
+    inbox = no_jitter(database, max_attempts=1)
+    for event_id in ("old-done", "new-done", "old-given-up", "waiting"):
+        await inbox.put("hub", event_id, {})
+    by_id = {e.event_id: e for e in await inbox.pending(now=T0)}
+    await inbox.mark_processed([by_id["old-done"].id, by_id["new-done"].id])
+    await inbox.give_up(by_id["old-given-up"].id, "HubSpot 400", now=T0)
+    async with database.transaction() as session:
+        for event_id, processed in (("old-done", T0 - timedelta(days=8)), ("new-done", T0 - timedelta(days=6)),
+                                    ("old-given-up", T0 - timedelta(days=30))):
+            await session.execute(sa.update(INBOX).where(INBOX.c.event_id == event_id).values(processed_at=processed))
+    assert await inbox.prune_processed(T0 - timedelta(days=7)) == 1
+    assert await inbox.prune_processed(T0 - timedelta(days=7)) == 0
+    async with database.engine.connect() as conn:
+        left = sorted((await conn.execute(sa.text("SELECT event_id FROM inbox"))).scalars())
+    # The given-up event stays for an operator to retry; the pending one is still to be done.
+    assert left == ["new-done", "old-given-up", "waiting"]

@@ -321,3 +321,34 @@ async def test_the_given_up_gauge_is_measured_at_each_scrape(admin: TestClient[A
     assert await scraped() == {"syncd_inbox_pending": 1, "syncd_inbox_given_up": 2}
     assert (await admin.post(f"/api/inbox/{first}/retry", headers=AUTH)).status == 200
     assert await scraped() == {"syncd_inbox_pending": 2, "syncd_inbox_given_up": 1}
+
+
+@pytest.mark.parametrize("query", [f"offset={2**63}", f"offset={10**26}", "offset=" + "9" * 5000,
+                                   f"limit={2**63}", "offset=-1"])
+async def test_huge_or_negative_paging_numbers_are_400(admin: TestClient[Any, Any], query: str) -> None:
+    for path in ("/api/conflicts", "/api/links", "/api/inbox"):
+        response = await admin.get(f"{path}?{query}")
+        assert response.status == 400, (path, query)
+        assert "offset an integer 0.." in (await response.json())["error"]
+
+
+@pytest.mark.parametrize("record_id", [str(2**63), str(10**26), "9" * 5000])
+async def test_ids_no_row_can_have_are_404(admin: TestClient[Any, Any], record_id: str) -> None:
+    for path, what in ((f"/api/conflicts/{record_id}/resolve", "conflict"), (f"/api/inbox/{record_id}/retry",
+                                                                               "inbox event")):
+        response = await admin.post(path, json={"resolution": "crm", "by": "ops"}, headers=AUTH)
+        assert response.status == 404, path
+        assert (await response.json())["error"].startswith(f"{what} {record_id[:24]}")
+
+
+async def test_a_deeply_nested_or_oversized_resolve_body_is_refused(
+    admin: TestClient[Any, Any], database: Database
+) -> None:
+    conflict_id = await open_conflict(database)
+    nested = await admin.post(f"/api/conflicts/{conflict_id}/resolve", data=b"[" * 30_000 + b"]" * 30_000,
+                              headers={**AUTH, "Content-Type": "application/json"})
+    assert nested.status == 400 and "must be JSON" in (await nested.json())["error"]
+    big = await admin.post(f"/api/conflicts/{conflict_id}/resolve", data=b" " * 100_000,
+                           headers={**AUTH, "Content-Type": "application/json"})
+    assert big.status == 413
+    assert [c.id for c in await ConflictStore(database).list(status="open")] == [conflict_id]

@@ -140,3 +140,36 @@ async def test_store_down_is_503(
         assert response.status == 503
     finally:
         await db.close()
+
+
+@pytest.mark.parametrize("depth", [50_000, 100_000])
+async def test_deeply_nested_json_with_a_valid_signature_is_400(
+    client: TestClient[Any, Any], database: Database, depth: int
+) -> None:
+    response = await deliver(client, b"[" * depth + b"]" * depth)
+    assert response.status == 400
+    assert "nested too deeply" in (await response.json())["error"]
+    assert await InboxStore(database).pending() == []
+
+
+async def test_a_delivery_stripped_of_its_v3_headers_is_401_on_a_default_connection(
+    client: TestClient[Any, Any], database: Database
+) -> None:
+    # What an attacker holding one captured delivery would send: its v1 signature, which never expires.
+    body = json.dumps([contact_event(1, 101)]).encode()
+    v1 = Signature.get_signature(APP_SECRET, body.decode(), "v1")
+    response = await client.post(PATH, data=body, headers={"X-HubSpot-Signature": v1,
+                                                            "X-HubSpot-Signature-Version": "v1"})
+    assert response.status == 401
+    assert "v1 signatures are not accepted" in (await response.json())["error"]
+    assert await InboxStore(database).pending() == []
+
+
+async def test_a_30_day_old_event_in_a_fresh_v3_delivery_is_401(
+    client: TestClient[Any, Any], database: Database
+) -> None:
+    event = {**contact_event(1, 101), "occurredAt": int((time.time() - 30 * 86400) * 1000)}
+    response = await deliver(client, json.dumps([event]).encode())
+    assert response.status == 401
+    assert "stale" in (await response.json())["error"]
+    assert await InboxStore(database).pending() == []

@@ -653,8 +653,9 @@ class HubSpotConnector:
         return secret.get_secret_value()
 
     def verify_webhook(self, request: WebhookRequest) -> None:
-        """Signature v3 (fresh within 5 minutes) or v1 with the app secret; raises `WebhookRejected`."""
-        verify_signature(request, self._app_secret())
+        """Signature v3 (fresh within 5 minutes), or v1/v2 where the connection lists them, with the app secret;
+        raises `WebhookRejected`."""
+        verify_signature(request, self._app_secret(), legacy=self.settings.legacy_webhook_signatures)
 
     def parse_webhook(self, request: WebhookRequest) -> Sequence[ChangeEvent]:
         """The delivery's events as change events (deduplication is the inbox's job)."""

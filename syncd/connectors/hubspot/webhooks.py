@@ -1,18 +1,24 @@
-"""HubSpot webhook deliveries: signature v3 (or v1) checked with the SDK's `Signature`, freshness, events."""
+"""HubSpot webhook deliveries: signature v3 (v1/v2 only where configured) checked with the SDK's `Signature`,
+freshness of the request and of every event, events."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Collection, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hubspot.utils.signature import Signature
 
 from syncd.connectors.base import ChangeEvent, ChangeKind, WebhookRejected, WebhookRequest
+from syncd.connectors.freshness import check_fresh
 
 MAX_AGE_S = 300.0  # HubSpot: reject requests whose timestamp is older than 5 minutes
+# HubSpot retries a delivery up to 10 times over about 24 hours, each retry with a fresh request timestamp but
+# the event's own occurredAt: an event older than the retry span (plus slack) is a replay, not a change.
+MAX_EVENT_AGE = timedelta(hours=26)
+LEGACY_VERSIONS = ("v1", "v2")
 
 OBJECT_NAMES: dict[str, str] = {
     "contact": "contacts", "company": "companies", "deal": "deals", "line_item": "line_items",
@@ -36,11 +42,15 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return None
 
 
-def verify_signature(request: WebhookRequest, app_secret: str, *, now: float | None = None) -> None:
+def verify_signature(
+    request: WebhookRequest, app_secret: str, *, legacy: Collection[str] = (), now: float | None = None
+) -> None:
     """Raise `WebhookRejected(401)` unless the request is signed with the app secret and fresh.
 
-    v3 (HMAC over method, URL, body and timestamp) is checked when present; otherwise v1/v2 as
-    `X-HubSpot-Signature-Version` says. v1 carries no timestamp, so only v3 deliveries can be checked for age."""
+    v3 (HMAC over method, URL, body and timestamp) is checked when present. Without it, v1/v2 (as
+    `X-HubSpot-Signature-Version` says) are taken only if listed in `legacy` (the connection's
+    `legacy_webhook_signatures`): they carry no timestamp, so a captured delivery could be replayed for ever;
+    only the events' own times (`parse_events`) bound their age then."""
     try:
         body = request.body.decode("utf-8")
     except UnicodeDecodeError:
@@ -64,8 +74,12 @@ def verify_signature(request: WebhookRequest, app_secret: str, *, now: float | N
     version = (_header(request.headers, "X-HubSpot-Signature-Version") or "v1").lower()
     if signature is None:
         raise WebhookRejected(401, "unsigned webhook: no X-HubSpot-Signature(-v3) header")
-    if version not in ("v1", "v2"):
+    if version not in LEGACY_VERSIONS:
         raise WebhookRejected(401, f"unsupported signature version {version!r}")
+    if version not in legacy:
+        raise WebhookRejected(
+            401, f"no X-HubSpot-Signature-v3: {version} signatures are not accepted on this connection "
+                 "(list them in its legacy_webhook_signatures if the app sends only those)")
     expected = Signature.get_signature(app_secret, body, version, request.url, request.method.upper())
     if not _equal(expected, signature):
         raise WebhookRejected(401, f"bad X-HubSpot-Signature ({version})")
@@ -77,8 +91,9 @@ def _equal(expected: str, given: str) -> bool:
     return hmac.compare_digest(expected.encode(), given.strip().encode())
 
 
-def parse_events(body: bytes, objects: Sequence[str]) -> list[ChangeEvent]:
-    """The change events of a delivery (a JSON array); events for objects not served are left out."""
+def parse_events(body: bytes, objects: Sequence[str], *, now: datetime | None = None) -> list[ChangeEvent]:
+    """The change events of a delivery (a JSON array); events for objects not served are left out.
+    The whole delivery is refused (401) if any event is older than `MAX_EVENT_AGE` or dated ahead of now."""
     try:
         payload: Any = json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -87,11 +102,11 @@ def parse_events(body: bytes, objects: Sequence[str]) -> list[ChangeEvent]:
         raise WebhookRejected(400, "body must be a JSON array of events")
     events: list[ChangeEvent] = []
     for index, raw in enumerate(payload):
-        events.extend(_event(index, raw, objects))
+        events.extend(_event(index, raw, objects, now or datetime.now(UTC)))
     return events
 
 
-def _event(index: int, raw: Any, objects: Sequence[str]) -> list[ChangeEvent]:
+def _event(index: int, raw: Any, objects: Sequence[str], now: datetime) -> list[ChangeEvent]:
     if not isinstance(raw, Mapping):
         raise WebhookRejected(400, f"event {index} is not an object")
     kind_text = raw.get("subscriptionType")
@@ -105,12 +120,16 @@ def _event(index: int, raw: Any, objects: Sequence[str]) -> list[ChangeEvent]:
         raise WebhookRejected(400, f"event {index}: subscriptionType missing or malformed")
     if event_id is None or object_id is None or isinstance(occurred, bool) or not isinstance(occurred, int | float):
         raise WebhookRejected(400, f"event {index}: eventId, objectId and occurredAt (epoch ms) are required")
+    try:
+        occurred_at = datetime.fromtimestamp(float(occurred) / 1000.0, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        raise WebhookRejected(400, f"event {index}: occurredAt is not a time") from None
+    check_fresh(occurred_at, MAX_EVENT_AGE, what=f"event {index} occurredAt", now=now)
     singular, _, action = kind_text.partition(".")
     obj = OBJECT_NAMES.get(singular)
     kind = _KINDS.get(action)
     if obj is None or kind is None or obj not in objects:
         return []  # a subscription we do not sync (custom objects, conversations): not an error
-    occurred_at = datetime.fromtimestamp(float(occurred) / 1000.0, tz=UTC)
     extra = {k: str(raw[k]) for k in ("propertyName", "propertyValue", "changeSource", "attemptNumber",
                                        "sourceId", "portalId") if raw.get(k) is not None}
     if kind != "merged":

@@ -9,12 +9,16 @@ import hashlib
 import hmac
 import json
 from collections.abc import Collection, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from syncd.connectors.base import ChangeEvent, ChangeKind, WebhookRejected, WebhookRequest
+from syncd.connectors.freshness import check_fresh
 
 SIGNATURE_HEADER = "X-Sandbox-Signature"
+# The signature covers only the body, so a captured delivery verifies for ever: its events' commit times bound
+# it. Salesforce keeps change events for 72 hours, so no genuine (re)delivery is older than that.
+MAX_EVENT_AGE = timedelta(hours=72)
 _KINDS: Mapping[str, ChangeKind] = {
     "CREATE": "created",
     "UPDATE": "updated",
@@ -38,8 +42,9 @@ def verify_feed(request: WebhookRequest, secret: str) -> None:
         raise WebhookRejected(401, "signature does not match the body")
 
 
-def parse_feed(body: bytes, objects: Collection[str]) -> list[ChangeEvent]:
-    """One ChangeEvent per record id of each event about an object in `objects`; 400 for a malformed body."""
+def parse_feed(body: bytes, objects: Collection[str], *, now: datetime | None = None) -> list[ChangeEvent]:
+    """One ChangeEvent per record id of each event about an object in `objects`; 400 for a malformed body,
+    401 for a delivery with any event committed more than `MAX_EVENT_AGE` ago or ahead of now."""
     try:
         events = json.loads(body)
     except ValueError as exc:
@@ -48,11 +53,11 @@ def parse_feed(body: bytes, objects: Collection[str]) -> list[ChangeEvent]:
         raise WebhookRejected(400, "body must be a JSON array of change events")
     out: list[ChangeEvent] = []
     for position, event in enumerate(events):
-        out.extend(_parse_event(event, position, objects))
+        out.extend(_parse_event(event, position, objects, now or datetime.now(UTC)))
     return out
 
 
-def _parse_event(event: Any, position: int, objects: Collection[str]) -> Sequence[ChangeEvent]:
+def _parse_event(event: Any, position: int, objects: Collection[str], now: datetime) -> Sequence[ChangeEvent]:
     header = event.get("ChangeEventHeader") if isinstance(event, dict) else None
     if not isinstance(header, dict):
         raise WebhookRejected(400, f"event {position} has no ChangeEventHeader")
@@ -64,11 +69,15 @@ def _parse_event(event: Any, position: int, objects: Collection[str]) -> Sequenc
             and isinstance(commit_ms, int) and not isinstance(commit_ms, bool)
             and all(isinstance(i, str) for i in record_ids)):
         raise WebhookRejected(400, f"event {position} has a malformed ChangeEventHeader")
+    try:
+        occurred = datetime.fromtimestamp(commit_ms / 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise WebhookRejected(400, f"event {position}: commitTimestamp is not a time") from None
+    check_fresh(occurred, MAX_EVENT_AGE, what=f"event {position} commitTimestamp", now=now)
     if entity not in objects:
         return ()
     # GAP_* and overflow events say "something changed, details lost": re-read the records.
     kind = _KINDS.get(change_type, "updated")
-    occurred = datetime.fromtimestamp(commit_ms / 1000, UTC)
     key = f"{header.get('transactionKey', '')}:{header.get('sequenceNumber', position)}"
     changed = header.get("changedFields")
     extra = {

@@ -24,11 +24,12 @@ import json
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
 from syncd.connectors.base import ChangeEvent, ChangeKind, WebhookRejected, WebhookRequest
+from syncd.connectors.freshness import check_fresh
 from syncd.connectors.zohobooks.applications import APPLICATIONS, application_id, applied_lines
 from syncd.connectors.zohobooks.values import INVOICES, parse_timestamp
 
@@ -114,7 +115,7 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def verify(request: WebhookRequest, secret: str | None, *, now: datetime | None = None) -> None:
-    """Refuse (401) a delivery without a valid signature or with a stale event time."""
+    """Refuse (401) a delivery without a valid signature, or whose event time is stale or ahead of now."""
     if not secret:
         raise WebhookRejected(401, "no webhook_secret is configured for this Zoho Books connection")
     given = _header(request.headers, SIGNATURE_HEADER)
@@ -123,10 +124,7 @@ def verify(request: WebhookRequest, secret: str | None, *, now: datetime | None 
     expected = signature(secret, request.url, request.body, request.query)
     if not hmac.compare_digest(given.strip().lower(), expected):
         raise WebhookRejected(401, "webhook signature does not match")
-    event = _event(request.body)
-    occurred = _occurred(event)
-    if (now or datetime.now(UTC)) - occurred > MAX_AGE:
-        raise WebhookRejected(401, f"webhook event is stale (event_time {event.get('event_time')})")
+    check_fresh(_occurred(_event(request.body)), MAX_AGE, what="event_time", now=now)
 
 
 def _event(body: bytes) -> dict[str, Any]:
