@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 
 from aiohttp import web
 
@@ -14,7 +15,7 @@ from syncd.connectors.tokens import TokenManager
 from syncd.engine.context import side_object
 from syncd.engine.inbox import InboxDispatcher
 from syncd.engine.plan import SyncReport
-from syncd.engine.reconcile import read_sides
+from syncd.engine.reconcile import ActiveMapping, read_sides
 from syncd.engine.scheduler import MappingLocks, PollJob, PollScheduler, poll_jobs
 from syncd.engine.wiring import Engine, open_engine
 from syncd.errors import SyncdError
@@ -28,6 +29,15 @@ from syncd.web.receiver import build_webhook_app, webhook_url
 from syncd.web.server import Listener, serve
 
 log = get_logger(__name__)
+
+
+def system_objects(mappings: Sequence[ActiveMapping]) -> dict[tuple[str, str], tuple[str, str]]:
+    """(mapping, mapped object) → (CRM object, accounting object), for the review pages' links into the systems."""
+    return {
+        (active.name, name): (mapper.crm_object, mapper.acc_object)
+        for active in mappings
+        for name, mapper in active.mapping.objects.items()
+    }
 
 
 class DaemonError(SyncdError):
@@ -127,7 +137,7 @@ class Daemon:
         if settings.admin.enabled:
             self._admin = await self._listen(
                 build_admin_app(db=engine.db, settings=settings, metrics=self.metrics,
-                                on_requeue=self._dispatcher.wake),
+                                on_requeue=self._dispatcher.wake, objects=system_objects(reconciler.mappings)),
                 settings.admin.host, settings.admin.port, "admin",
             )
         if settings.webhooks.enabled:
