@@ -306,8 +306,9 @@ class ReviewPages:
         item = int(raw_id) if raw_id.isdigit() and len(raw_id) < 19 else None
         if done == "bulk":
             n = request.query.get("n", "0")
-            return f"{n if n.isdigit() else 0} conflict(s) of field {request.query.get('field', '?')!r} resolved; " \
-                   "the values are written on the next sync pass."
+            field = request.query.get("field", "?")
+            return (f"{n if n.isdigit() else 0} conflict(s) of field {field} resolved; the values are written on "
+                    "the next sync pass.")
         if item is None:
             return None
         if done == "resolved":
