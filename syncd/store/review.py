@@ -104,7 +104,7 @@ class ReviewStore:
         self.conflicts = ConflictStore(db)
         self.links = LinkStore(db)
 
-    async def cases(self, query: ConflictQuery = ConflictQuery(), limit: int = 100, offset: int = 0
+    async def cases(self, query: ConflictQuery = ConflictQuery(), limit: int | None = 100, offset: int = 0
                     ) -> list[ConflictCase]:
         """The conflicts `query` selects, each with its link (a conflict's link is never deleted before it:
         the foreign key cascades)."""
