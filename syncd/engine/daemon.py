@@ -14,9 +14,11 @@ from syncd.connectors.storage import VaultTokenStorage
 from syncd.connectors.tokens import TokenManager
 from syncd.engine.context import side_object
 from syncd.engine.inbox import InboxDispatcher
+from syncd.engine.notifications import Notifier, StoreWatcher
 from syncd.engine.plan import SyncReport
 from syncd.engine.reconcile import ActiveMapping, read_sides
 from syncd.engine.scheduler import MappingLocks, PollJob, PollScheduler, poll_jobs
+from syncd.engine.signals import announce_reauthorisation
 from syncd.engine.wiring import Engine, open_engine
 from syncd.errors import SyncdError
 from syncd.logs import get_logger
@@ -71,6 +73,8 @@ class Daemon:
         self._admin: Listener | None = None
         self._registration: asyncio.Task[None] | None = None
         self._unusable: frozenset[str] = frozenset()
+        self._notifier: Notifier | None = None
+        self._watcher: StoreWatcher | None = None
         self._started = False
 
     # --- what tests and operators may look at -----------------------------------------------------------
@@ -126,7 +130,14 @@ class Daemon:
         states = ConnectionStore(engine.db)
         for connector in engine.connectors.values():
             await states.ensure(connector.name, connector.system)
-        await self._refresh_connections()
+        for name in await self._refresh_connections():
+            state = await states.get(name)
+            announce_reauthorisation(name, state.system if state else "?", state.last_error if state else None)
+        self._notifier = Notifier.from_settings(settings.notifications)
+        if self._notifier is not None:
+            self._notifier.start()
+            self._watcher = StoreWatcher(engine.db, self._notifier)
+            await self._watcher.start()
         locks = MappingLocks()
         self._dispatcher = InboxDispatcher(
             engine.db, reconciler, locks, usable=self._usable, interval_s=self._inbox_interval_s,
@@ -186,6 +197,9 @@ class Daemon:
             if self._admin is not None:
                 await self._admin.stop()
                 self._admin = None
+            if self._notifier is not None:
+                await self._notifier.stop()
+                self._notifier = self._watcher = None
         finally:
             await self._exit.aclose()
             self._engine = None
@@ -254,13 +268,28 @@ class Daemon:
         await self._check_connections()
 
     async def _check_connections(self) -> None:
-        """Pause the jobs of connections needing re-authorisation, resume those authorised again."""
+        """Pause the jobs of connections needing re-authorisation (saying so once, and how to fix it), resume
+        those authorised again; then notify what is new in the store (when notifications are configured)."""
         before = self._unusable
         unusable = await self._refresh_connections()
         for name in before - unusable:
             await self._take_new_grant(name)
+        for name in sorted(unusable - before):
+            assert self._engine is not None
+            state = await ConnectionStore(self._engine.db).get(name)
+            system, reason = (state.system, state.last_error) if state is not None else ("?", None)
+            announce_reauthorisation(name, system, reason)
+            if self._watcher is not None:
+                self._watcher.reauthorisation_needed(name, system, reason)
         if self._scheduler is not None and unusable != before:
             self._scheduler.set_unusable(unusable)
+        if self._watcher is not None:
+            await self._watcher.check()
+
+    @property
+    def notifier(self) -> Notifier | None:
+        """The outgoing notifier (None unless `[notifications] url` is set)."""
+        return self._notifier
 
     async def _take_new_grant(self, connection: str) -> None:
         """`syncd auth` (another process) stored a new grant: hand it to our connector, whose token manager

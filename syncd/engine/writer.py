@@ -10,10 +10,12 @@ from syncd.connectors.base import Create, Update, WriteOutcome
 from syncd.engine.context import describe, jsonable, other, side_object
 from syncd.engine.object_run import ObjectRun
 from syncd.engine.pairs import SIDES, Batch, CreateWork, PairWork
+from syncd.engine.signals import announce_conflicts
 from syncd.engine.snapshot import decode_base, encode_base, encode_value
 from syncd.errors import DuplicateError, SkippableError
 from syncd.mapping.spec import Side
-from syncd.store import Link, StoreConflictError
+from syncd.store import Conflict, Link, StoreConflictError
+from syncd.store.columns import utcnow
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +31,8 @@ class BatchWriter:
         self.scope = scope
         self.run = scope.run
         self.mapper = scope.mapper
+        # Conflicts the batch being committed opened or refreshed, announced once the commit succeeded.
+        self.opened: list[tuple[Link, Conflict]] = []
 
     async def write(self, batch: Batch) -> None:
         """Create and update on each side through its batch endpoints, then commit the batch."""
@@ -88,11 +92,13 @@ class BatchWriter:
         for pair, side, outcome in updated:
             if not outcome.ok:
                 failed[id(pair)] = f"writing {side_object(self.mapper, side)}: {outcome.error}"
+        started, self.opened = utcnow(), []
         async with self.run.stores.db.transaction() as session:
             for work, outcome in created:
                 await self._commit_create(session, work, outcome)
             for pair in batch.pairs:
                 await self._commit_pair(session, pair, failed.get(id(pair)))
+        announce_conflicts(self.run.name, self.scope.obj, self.opened, since=started)
 
     async def _commit_create(self, session: AsyncSession, work: CreateWork, outcome: WriteOutcome) -> None:
         """Bind a create's pending link to the record made (or found a duplicate), or park its source."""
@@ -157,7 +163,7 @@ class BatchWriter:
             # Before the notes below, so that the move's note refreshes this conflict instead of adding one.
             await stores.conflicts.reopen(conflict_id, session=session)
         for note in pair.conflicts:
-            await stores.conflicts.open_conflict(
+            conflict = await stores.conflicts.open_conflict(
                 link.id,
                 note.field,
                 encode_value(note.base),
@@ -165,6 +171,7 @@ class BatchWriter:
                 encode_value(note.acc),
                 session=session,
             )
+            self.opened.append((link, conflict))
         await stores.conflicts.mark_applied(pair.applied_conflicts, session=session)
         for side, fields in pair.writes.items():
             target_record = pair.record(side)

@@ -17,7 +17,7 @@ from syncd.store.database import Database
 from syncd.store.deadletters import DeadLetter, _letter
 from syncd.store.errors import StoreNotFoundError
 from syncd.store.links import Link, LinkStore
-from syncd.store.tables import DEAD_LETTER
+from syncd.store.tables import CONFLICT, DEAD_LETTER
 
 Side = Literal["crm", "accounting"]
 
@@ -154,6 +154,32 @@ class ReviewStore:
         if row is None:
             raise StoreNotFoundError(f"dead letter {letter_id} does not exist")
         return _letter(row)
+
+    async def high_water_marks(self) -> tuple[int, int]:
+        """The highest conflict id and dead-letter id so far (0 for none): what a watcher has seen at start."""
+        async with self._db.scope(None) as s:
+            conflict = (await s.execute(select(func.max(CONFLICT.c.id)))).scalar_one()
+            letter = (await s.execute(select(func.max(DEAD_LETTER.c.id)))).scalar_one()
+        return int(conflict or 0), int(letter or 0)
+
+    async def cases_after(self, conflict_id: int, limit: int = 500) -> list[ConflictCase]:
+        """Open conflicts with an id above `conflict_id` (opened since), oldest first."""
+        stmt = (
+            select(CONFLICT.c.id)
+            .where(CONFLICT.c.id > conflict_id, CONFLICT.c.status == "open")
+            .order_by(CONFLICT.c.id)
+            .limit(limit)
+        )
+        async with self._db.scope(None) as s:
+            ids = list((await s.execute(stmt)).scalars())
+        return [await self.case(i) for i in ids]
+
+    async def dead_letters_after(self, letter_id: int, limit: int = 500) -> list[DeadLetter]:
+        """Dead letters with an id above `letter_id` (records parked for the first time since), oldest first;
+        parking a record again keeps its row, so each record is here once per spell of failing."""
+        stmt = select(DEAD_LETTER).where(DEAD_LETTER.c.id > letter_id).order_by(DEAD_LETTER.c.id).limit(limit)
+        async with self._db.scope(None) as s:
+            return [_letter(r) for r in (await s.execute(stmt)).all()]
 
     async def _with_links(self, conflicts: Sequence[Conflict]) -> list[ConflictCase]:
         links = await self.links.get_many(c.link_id for c in conflicts)
