@@ -89,10 +89,30 @@ class WebhookSettings(ListenerSettings):
 
 
 class AdminSettings(ListenerSettings):
-    """The admin listener (API, health, metrics, conflict pages); `token` guards the write endpoints."""
+    """The admin listener (API, health, metrics, conflict review pages); `token` guards the API (Bearer) and
+    the pages (its login); health, readiness and metrics stay open."""
 
     port: int = Field(default=8081, ge=0, le=65535)
     token: SecretStr | None = None
+
+
+class NotificationSettings(_Strict):
+    """Outgoing notifications: a POST signed with `secret` (HMAC-SHA256) to `url` when a conflict is opened, a
+    connection needs re-authorisation or a record is parked; none when `url` is not set."""
+
+    url: str | None = None
+    secret: SecretStr | None = None
+    timeout_s: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _signed_http_url(self) -> NotificationSettings:
+        if self.url is None:
+            return self
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError("url must be an http:// or https:// URL")
+        if self.secret is None or not self.secret.get_secret_value():
+            raise ValueError("secret is required with url: every notification is signed with it")
+        return self
 
 
 class PollingSettings(_Strict):
@@ -135,6 +155,16 @@ class _ConnectionBase(_Strict):
     timeout_s: float = Field(default=30.0, gt=0)
     max_concurrency: int = Field(default=8, gt=0, le=64)
     rate_limit: RateLimitSettings | None = None
+    # Where a person opens a record in the system's own UI, by system object: a URL with `{id}` in it, e.g.
+    # contacts = "https://app.hubspot.com/contacts/PORTAL/record/0-1/{id}". The review page links to them.
+    record_urls: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _record_urls_take_an_id(self) -> _ConnectionBase:
+        for obj, url in self.record_urls.items():
+            if not url.startswith(("http://", "https://")) or "{id}" not in url:
+                raise ValueError(f"record_urls.{obj} must be an http(s) URL containing {{id}}")
+        return self
 
 
 class HubSpotConnection(_ConnectionBase):
@@ -221,6 +251,7 @@ class Settings(_Strict):
     logging: LoggingSettings = LoggingSettings()
     webhooks: WebhookSettings = WebhookSettings()
     admin: AdminSettings = AdminSettings()
+    notifications: NotificationSettings = NotificationSettings()
     polling: PollingSettings = PollingSettings()
     daemon: DaemonSettings = DaemonSettings()
     mappings: MappingsSettings = MappingsSettings()

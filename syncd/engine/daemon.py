@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from datetime import timedelta
 
 from aiohttp import web
@@ -15,9 +15,11 @@ from syncd.connectors.storage import VaultTokenStorage
 from syncd.connectors.tokens import TokenManager
 from syncd.engine.context import side_object
 from syncd.engine.inbox import InboxDispatcher
+from syncd.engine.notifications import Notifier, StoreWatcher
 from syncd.engine.plan import SyncReport
-from syncd.engine.reconcile import read_sides
+from syncd.engine.reconcile import ActiveMapping, read_sides
 from syncd.engine.scheduler import MappingLocks, PollJob, PollScheduler, poll_jobs
+from syncd.engine.signals import announce_reauthorisation
 from syncd.engine.wiring import Engine, open_engine
 from syncd.errors import SyncdError
 from syncd.logs import get_logger
@@ -34,6 +36,15 @@ log = get_logger(__name__)
 
 # Closing connectors and the store after the grace period is quick unless a call is stuck: a little extra.
 CLOSE_MARGIN_S = 2.0
+
+
+def system_objects(mappings: Sequence[ActiveMapping]) -> dict[tuple[str, str], tuple[str, str]]:
+    """(mapping, mapped object) → (CRM object, accounting object), for the review pages' links into the systems."""
+    return {
+        (active.name, name): (mapper.crm_object, mapper.acc_object)
+        for active in mappings
+        for name, mapper in active.mapping.objects.items()
+    }
 
 
 class DaemonError(SyncdError):
@@ -70,6 +81,8 @@ class Daemon:
         self._admin: Listener | None = None
         self._registration: asyncio.Task[None] | None = None
         self._unusable: frozenset[str] = frozenset()
+        self._notifier: Notifier | None = None
+        self._watcher: StoreWatcher | None = None
         self._started = False
 
     # --- what tests and operators may look at -----------------------------------------------------------
@@ -125,7 +138,14 @@ class Daemon:
         states = ConnectionStore(engine.db)
         for connector in engine.connectors.values():
             await states.ensure(connector.name, connector.system)
-        await self._refresh_connections()
+        for name in await self._refresh_connections():
+            state = await states.get(name)
+            announce_reauthorisation(name, state.system if state else "?", state.last_error if state else None)
+        self._notifier = Notifier.from_settings(settings.notifications)
+        if self._notifier is not None:
+            self._notifier.start()
+            self._watcher = StoreWatcher(engine.db, self._notifier)
+            await self._watcher.start()
         locks = MappingLocks()
         self._dispatcher = InboxDispatcher(
             engine.db, reconciler, locks, usable=self._usable, interval_s=self._inbox_interval_s,
@@ -136,7 +156,7 @@ class Daemon:
         if settings.admin.enabled:
             self._admin = await self._listen(
                 build_admin_app(db=engine.db, settings=settings, metrics=self.metrics,
-                                on_requeue=self._dispatcher.wake),
+                                on_requeue=self._dispatcher.wake, objects=system_objects(reconciler.mappings)),
                 settings.admin.host, settings.admin.port, "admin", settings.admin.read_timeout_s,
             )
         if settings.webhooks.enabled:
@@ -197,6 +217,9 @@ class Daemon:
             if self._admin is not None:
                 await self._bounded("the admin listener", self._admin.stop(), left())
                 self._admin = None
+            if self._notifier is not None:
+                await self._notifier.stop()
+                self._notifier = self._watcher = None
         finally:
             # Closing a connector waits for its calls in flight; one stuck on an unreachable system is left.
             self.abandoned_calls = not await self._bounded("the connectors and the store", self._exit.aclose(),
@@ -286,13 +309,28 @@ class Daemon:
         await self._check_connections()
 
     async def _check_connections(self) -> None:
-        """Pause the jobs of connections needing re-authorisation, resume those authorised again."""
+        """Pause the jobs of connections needing re-authorisation (saying so once, and how to fix it), resume
+        those authorised again; then notify what is new in the store (when notifications are configured)."""
         before = self._unusable
         unusable = await self._refresh_connections()
         for name in before - unusable:
             await self._take_new_grant(name)
+        for name in sorted(unusable - before):
+            assert self._engine is not None
+            state = await ConnectionStore(self._engine.db).get(name)
+            system, reason = (state.system, state.last_error) if state is not None else ("?", None)
+            announce_reauthorisation(name, system, reason)
+            if self._watcher is not None:
+                self._watcher.reauthorisation_needed(name, system, reason)
         if self._scheduler is not None and unusable != before:
             self._scheduler.set_unusable(unusable)
+        if self._watcher is not None:
+            await self._watcher.check()
+
+    @property
+    def notifier(self) -> Notifier | None:
+        """The outgoing notifier (None unless `[notifications] url` is set)."""
+        return self._notifier
 
     async def _take_new_grant(self, connection: str) -> None:
         """`syncd auth` (another process) stored a new grant: hand it to our connector, whose token manager

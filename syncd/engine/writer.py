@@ -12,12 +12,14 @@ from syncd.connectors.base import Create, Update, WriteOutcome
 from syncd.engine.context import describe, jsonable, other, side_object
 from syncd.engine.object_run import ObjectRun
 from syncd.engine.pairs import SIDES, Batch, CreateWork, PairWork
+from syncd.engine.signals import announce_conflicts
 from syncd.engine.snapshot import decode_base, encode_base, encode_value
 from syncd.engine.taken_names import rename_taken
 from syncd.engine.unchanged import settled_read, settled_write
 from syncd.errors import DuplicateError, NameTakenError, SkippableError
 from syncd.mapping.spec import Side
-from syncd.store import Link, StoreConflictError
+from syncd.store import Conflict, Link, StoreConflictError
+from syncd.store.columns import utcnow
 from syncd.store.links import SeenStamps
 
 if TYPE_CHECKING:
@@ -34,6 +36,8 @@ class BatchWriter:
         self.scope = scope
         self.run = scope.run
         self.mapper = scope.mapper
+        # Conflicts the batch being committed opened or refreshed, announced once the commit succeeded.
+        self.opened: list[tuple[Link, Conflict]] = []
 
     async def write(self, batch: Batch) -> None:
         """Create and update on each side through its batch endpoints, then commit the batch."""
@@ -104,6 +108,7 @@ class BatchWriter:
             written[(id(pair), side)] = outcome
             if not outcome.ok:
                 failed[id(pair)] = f"writing {side_object(self.mapper, side)}: {outcome.error}"
+        started, self.opened = utcnow(), []
         async with self.run.stores.db.transaction() as session:
             for work, outcome in created:
                 await self._commit_create(session, work, outcome)
@@ -118,6 +123,7 @@ class BatchWriter:
                 await self._commit_pair(session, pair, failed.get(id(pair)), seen)
             stamps = [(i, side, t) for i, side, stamp in batch.seen if (t := self._read_stamp(side, stamp))]
             await self.run.stores.links.mark_seen(stamps, session=session)
+        announce_conflicts(self.run.name, self.scope.obj, self.opened, since=started)
 
     def _read_stamp(self, side: Side, stamp: datetime) -> datetime | None:
         """A stamp read in this run, as the seen stamp to keep (see `settled_read`)."""
@@ -201,7 +207,7 @@ class BatchWriter:
             # Before the notes below, so that the move's note refreshes this conflict instead of adding one.
             await stores.conflicts.reopen(conflict_id, session=session)
         for note in pair.conflicts:
-            await stores.conflicts.open_conflict(
+            conflict = await stores.conflicts.open_conflict(
                 link.id,
                 note.field,
                 encode_value(note.base),
@@ -209,6 +215,7 @@ class BatchWriter:
                 encode_value(note.acc),
                 session=session,
             )
+            self.opened.append((link, conflict))
         await stores.conflicts.mark_applied(pair.applied_conflicts, session=session)
         for side, fields in pair.writes.items():
             target_record = pair.record(side)

@@ -88,9 +88,13 @@ class AuditLog:
         limit: int = 100,
         offset: int = 0,
         *,
+        mapping: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
         session: AsyncSession | None = None,
     ) -> builtins.list[AuditEntry]:
-        """Entries newest first, optionally for one system, object or record."""
+        """Entries newest first, optionally for one system, object, record or mapping, and within a time
+        window (`since` included, `until` excluded)."""
         stmt = select(AUDIT).order_by(AUDIT.c.at.desc(), AUDIT.c.id.desc()).limit(limit).offset(offset)
         if system is not None:
             stmt = stmt.where(AUDIT.c.system == system)
@@ -98,5 +102,12 @@ class AuditLog:
             stmt = stmt.where(AUDIT.c.object == object)
         if record_id is not None:
             stmt = stmt.where(AUDIT.c.record_id == record_id)
+        if mapping is not None:
+            # The engine writes every cause as `mapping:object: what happened` (see ObjectRun.cause).
+            stmt = stmt.where(AUDIT.c.cause.startswith(f"{mapping}:", autoescape=True))
+        if since is not None:
+            stmt = stmt.where(AUDIT.c.at >= since)
+        if until is not None:
+            stmt = stmt.where(AUDIT.c.at < until)
         async with self._db.scope(session) as s:
             return [_entry(r) for r in (await s.execute(stmt)).all()]

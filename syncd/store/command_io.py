@@ -61,9 +61,10 @@ def run_on_store(config_path: Path, work: Callable[[Database], Awaitable[T]]) ->
 
 
 def console() -> Console:
-    """A console for tables; off a terminal (a pipe, a file) rows are never cut to 80 columns."""
+    """A console for tables; off a terminal (a pipe, a file) rows are never wrapped or cut to 80 columns, so an
+    id or an e-mail stays whole on its line for grep and scripts."""
     console = Console()
-    return console if console.is_terminal else Console(width=1000)
+    return console if console.is_terminal else Console(width=100_000, soft_wrap=True, no_color=True)
 
 
 def echo_json(value: Any) -> None:

@@ -8,17 +8,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import CursorResult, select, text, update
+from sqlalchemy import CursorResult, func, select, text, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from syncd.store.columns import utcnow
 from syncd.store.database import Database
 from syncd.store.errors import StoreConflictError, StoreNotFoundError
-from syncd.store.tables import CONFLICT
+from syncd.store.tables import CONFLICT, LINK
 
 ConflictStatus = Literal["open", "resolved"]
 Resolution = Literal["crm", "accounting", "value"]
+ConflictOrder = Literal["detected", "resolved"]
 
 
 @dataclass(frozen=True)
@@ -112,19 +113,50 @@ class ConflictStore:
         self,
         status: ConflictStatus | None = "open",
         link_id: int | None = None,
-        limit: int = 100,
+        limit: int | None = 100,
         offset: int = 0,
         *,
+        mapping: str | None = None,
+        object: str | None = None,
+        field: str | None = None,
+        detected_before: datetime | None = None,
+        order: ConflictOrder = "detected",
         session: AsyncSession | None = None,
     ) -> builtins.list[Conflict]:
-        """Conflicts oldest first; open ones by default."""
-        stmt = select(CONFLICT).order_by(CONFLICT.c.detected_at, CONFLICT.c.id).limit(limit).offset(offset)
+        """Conflicts oldest first (or, with `order="resolved"`, latest resolution first); open ones by default,
+        optionally only those of one mapping, object or field, or detected before a time."""
+        stmt = select(CONFLICT).limit(limit).offset(offset)  # no limit at all when None
+        if order == "resolved":
+            stmt = stmt.order_by(CONFLICT.c.resolved_at.desc(), CONFLICT.c.id.desc())
+        else:
+            stmt = stmt.order_by(CONFLICT.c.detected_at, CONFLICT.c.id)
         if status is not None:
             stmt = stmt.where(CONFLICT.c.status == status)
         if link_id is not None:
             stmt = stmt.where(CONFLICT.c.link_id == link_id)
+        if field is not None:
+            stmt = stmt.where(CONFLICT.c.field == field)
+        if detected_before is not None:
+            stmt = stmt.where(CONFLICT.c.detected_at < detected_before)
+        if mapping is not None or object is not None:
+            stmt = stmt.join(LINK, LINK.c.id == CONFLICT.c.link_id)
+            if mapping is not None:
+                stmt = stmt.where(LINK.c.mapping == mapping)
+            if object is not None:
+                stmt = stmt.where(LINK.c.object == object)
         async with self._db.scope(session) as s:
             return [_conflict(r) for r in (await s.execute(stmt)).all()]
+
+    async def open_counts(self, *, session: AsyncSession | None = None) -> dict[tuple[str, str, str], int]:
+        """How many conflicts are open, by (mapping, object, field)."""
+        stmt = (
+            select(LINK.c.mapping, LINK.c.object, CONFLICT.c.field, func.count())
+            .select_from(CONFLICT.join(LINK, LINK.c.id == CONFLICT.c.link_id))
+            .where(CONFLICT.c.status == "open")
+            .group_by(LINK.c.mapping, LINK.c.object, CONFLICT.c.field)
+        )
+        async with self._db.scope(session) as s:
+            return {(m, o, f): int(n) for m, o, f, n in (await s.execute(stmt)).all()}
 
     async def resolve(
         self,

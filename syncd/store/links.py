@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, cast
@@ -92,6 +92,20 @@ class LinkStore:
         """The link with this id; `StoreNotFoundError` if there is none."""
         async with self._db.scope(session) as s:
             return _link(await _row(s, link_id))
+
+    async def get_many(
+        self, link_ids: Iterable[int], *, session: AsyncSession | None = None
+    ) -> dict[int, Link]:
+        """The links with these ids, by id (ids that do not exist are left out)."""
+        wanted = sorted(set(link_ids))
+        found: dict[int, Link] = {}
+        async with self._db.scope(session) as s:
+            # Chunks keep each IN list well under every backend's limit on bound parameters.
+            for start in range(0, len(wanted), 500):
+                stmt = select(LinkRow).where(col(LinkRow.id).in_(wanted[start : start + 500]))
+                rows = await s.scalars(stmt.execution_options(populate_existing=True))
+                found.update((link.id, link) for link in map(_link, rows))
+        return found
 
     async def lookup_crm(
         self, mapping: str, object: str, system: str, record_id: str, *, session: AsyncSession | None = None

@@ -1,9 +1,14 @@
-"""Reports over the store: JSON shapes of links and conflicts, and the `links`/`conflicts` commands."""
+"""Reports over the store: JSON shapes of links and conflicts, and the `links` and `conflicts` commands (list,
+show, resolve, export)."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import getpass
+import io
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -11,11 +16,12 @@ import click
 from rich.table import Table
 
 from syncd.cli import config_option
+from syncd.store.columns import utcnow
 from syncd.store.command_io import console, echo_json, json_option, json_value, limit_option, run_on_store
-from syncd.store.conflicts import Conflict, ConflictStatus, ConflictStore, Resolution
+from syncd.store.conflicts import Conflict, ConflictStatus, Resolution
 from syncd.store.database import Database
-from syncd.store.errors import StoreNotFoundError
 from syncd.store.links import Link, LinkState, LinkStore
+from syncd.store.review import ConflictCase, ConflictQuery, ReviewStore, shown
 
 
 def link_view(link: Link) -> dict[str, Any]:
@@ -26,6 +32,21 @@ def link_view(link: Link) -> dict[str, Any]:
 def conflict_view(conflict: Conflict) -> dict[str, Any]:
     """A conflict as the API and `syncd conflicts --json` show it."""
     return cast(dict[str, Any], json_value(dataclasses.asdict(conflict)))
+
+
+def case_view(case: ConflictCase) -> dict[str, Any]:
+    """A conflict with what its link says about the record: mapping, object, the record's name and its ids."""
+    link = case.link
+    return {
+        **conflict_view(case.conflict),
+        "mapping": link.mapping,
+        "object": link.object,
+        "record": case.record,
+        "crm_system": link.crm_system,
+        "crm_id": link.crm_id,
+        "acc_system": link.acc_system,
+        "acc_id": link.acc_id,
+    }
 
 
 # --- commands ---
@@ -95,71 +116,137 @@ def conflicts_command() -> None:
     """Review and resolve fields both sides changed differently."""
 
 
+#: `--older-than` spellings: a number and a unit.
+_UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
+
+
+def parse_age(text: str | None, param_hint: str) -> timedelta | None:
+    """`90m`, `12h`, `7d` as a duration; a usage error (exit 2) naming the option otherwise."""
+    if text is None:
+        return None
+    number, unit = text[:-1], text[-1:]
+    if unit not in _UNITS or not number.isdigit() or len(number) > 6:
+        raise click.BadParameter(f"expected a number and m, h or d (e.g. 90m, 12h, 7d), not {text!r}",
+                                 param_hint=param_hint)
+    return int(number) * _UNITS[unit]
+
+
+def _query_options(function: Any) -> Any:
+    """The options that choose conflicts, shared by `list` and `export`."""
+    for option in reversed([
+        click.option("--status", type=click.Choice(["open", "resolved", "all"]), default="open", show_default=True,
+                     help="Which conflicts."),
+        click.option("--mapping", default=None, help="Only conflicts of this mapping."),
+        click.option("--object", "object_name", default=None, help="Only conflicts of this mapped object."),
+        click.option("--field", default=None, help="Only conflicts of this field."),
+        click.option("--older-than", default=None, help="Only conflicts detected longer ago (90m, 12h, 7d)."),
+    ]):
+        function = option(function)
+    return function
+
+
+def _conflict_query(status: str, mapping: str | None, object_name: str | None, field: str | None,
+                    older_than: str | None) -> ConflictQuery:
+    age = parse_age(older_than, "--older-than")
+    return ConflictQuery(
+        status=None if status == "all" else cast(ConflictStatus, status),
+        mapping=mapping,
+        object=object_name,
+        field=field,
+        detected_before=None if age is None else utcnow() - age,
+    )
+
+
 @conflicts_command.command("list")
-@click.option(
-    "--status",
-    type=click.Choice(["open", "resolved", "all"]),
-    default="open",
-    show_default=True,
-    help="Which conflicts to list.",
-)
+@_query_options
 @limit_option
 @json_option
 @config_option
-def list_conflicts(status: str, limit: int, as_json: bool, config_path: Path) -> None:
-    """List conflicts, oldest first."""
-    wanted = None if status == "all" else cast(ConflictStatus, status)
-
-    async def work(db: Database) -> list[Conflict]:
-        return await ConflictStore(db).list(status=wanted, limit=limit)
-
-    conflicts = run_on_store(config_path, work)
+def list_conflicts(status: str, mapping: str | None, object_name: str | None, field: str | None,
+                   older_than: str | None, limit: int, as_json: bool, config_path: Path) -> None:
+    """List conflicts oldest first: the record, the field, and its base → CRM / accounting values."""
+    query = _conflict_query(status, mapping, object_name, field, older_than)
+    cases = run_on_store(config_path, lambda db: ReviewStore(db).cases(query, limit=limit))
     if as_json:
-        echo_json([conflict_view(c) for c in conflicts])
+        echo_json([case_view(case) for case in cases])
         return
-    if not conflicts:
+    if not cases:
         click.echo(f"no {'' if status == 'all' else status + ' '}conflicts")
         return
-    table = Table("id", "link", "field", "crm value", "accounting value", "status", "detected")
-    for c in conflicts:
+    table = Table("id", "mapping", "object", "record", "field", "base → CRM / accounting", "status", "detected")
+    for case in cases:
+        c = case.conflict
         table.add_row(
             str(c.id),
-            str(c.link_id),
+            case.link.mapping,
+            case.link.object,
+            case.record,
             c.field,
-            _short(c.crm_value),
-            _short(c.acc_value),
+            f"{shown(c.base_value)} → {shown(c.crm_value)} / {shown(c.acc_value)}",
             c.status if c.resolution is None else f"{c.status} ({c.resolution})",
             c.detected_at.isoformat(timespec="seconds"),
         )
     console().print(table)
 
 
-async def _conflict_and_link(db: Database, conflict_id: int) -> tuple[Conflict, Link | None]:
-    conflict = await ConflictStore(db).get(conflict_id)
-    try:
-        link: Link | None = await LinkStore(db).get(conflict.link_id)
-    except StoreNotFoundError:
-        link = None
-    return conflict, link
+#: The columns of `conflicts export --format csv`, in order.
+EXPORT_COLUMNS = (
+    "id", "status", "mapping", "object", "record", "field", "base_value", "crm_value", "acc_value", "detected_at",
+    "resolution", "resolved_value", "resolved_by", "resolved_at", "applied_at", "crm_system", "crm_id",
+    "acc_system", "acc_id",
+)
+
+
+def _csv_cell(value: Any) -> str:
+    """A value in a CSV cell: text as it is, nothing as an empty cell, anything else as JSON."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+@conflicts_command.command("export")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True,
+              help="CSV (one row per conflict) or JSON (a list).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to this file instead of standard output.")
+@_query_options
+@config_option
+def export_conflicts(fmt: str, output: Path | None, status: str, mapping: str | None, object_name: str | None,
+                     field: str | None, older_than: str | None, config_path: Path) -> None:
+    """Export conflicts (all that match, oldest first) with their records, values and resolutions."""
+    query = _conflict_query(status, mapping, object_name, field, older_than)
+    cases = run_on_store(config_path, lambda db: ReviewStore(db).cases(query, limit=None))
+    views = [case_view(case) for case in cases]
+    if fmt == "json":
+        text = json.dumps(views, indent=2, sort_keys=True) + "\n"
+    else:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(EXPORT_COLUMNS)
+        writer.writerows([_csv_cell(view[column]) for column in EXPORT_COLUMNS] for view in views)
+        text = buffer.getvalue()
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"{len(views)} conflict{'s' if len(views) != 1 else ''} written to {output}", err=True)
 
 
 @conflicts_command.command("show")
-@click.argument("conflict_id", type=int)
+@click.argument("conflict_id", type=click.IntRange(min=1))
 @json_option
 @config_option
 def show_conflict(conflict_id: int, as_json: bool, config_path: Path) -> None:
-    """Show one conflict: the base value, each side's value, and how it was resolved."""
-    conflict, link = run_on_store(config_path, lambda db: _conflict_and_link(db, conflict_id))
+    """Show one conflict: the record, the base value, each side's value, and how it was resolved."""
+    case = run_on_store(config_path, lambda db: ReviewStore(db).case(conflict_id))
+    conflict, link = case.conflict, case.link
     if as_json:
-        echo_json({**conflict_view(conflict), "link": None if link is None else link_view(link)})
+        echo_json({**case_view(case), "link": link_view(link)})
         return
-    lines = [f"conflict {conflict.id}: field {conflict.field!r} ({conflict.status})"]
-    if link is not None:
-        lines.append(
-            f"  link {link.id}: {link.mapping}/{link.object} {_side(link.crm_system, link.crm_id)} "
-            f"<-> {_side(link.acc_system, link.acc_id)}"
-        )
-    lines += [
+    lines = [
+        f"conflict {conflict.id}: field {conflict.field!r} of {case.record} ({conflict.status})",
+        f"  link {link.id}: {link.mapping}/{link.object} {_side(link.crm_system, link.crm_id)} "
+        f"<-> {_side(link.acc_system, link.acc_id)}",
         f"  base value:       {_short(conflict.base_value, 200)}",
         f"  crm value:        {_short(conflict.crm_value, 200)}",
         f"  accounting value: {_short(conflict.acc_value, 200)}",
@@ -172,44 +259,57 @@ def show_conflict(conflict_id: int, as_json: bool, config_path: Path) -> None:
             f" at {conflict.resolved_at.isoformat(timespec='seconds') if conflict.resolved_at else '?'}"
             f"; {'applied' if conflict.applied_at else 'waiting for the next sync pass'}"
         )
+    else:
+        lines.append(f"  resolve with:     syncd conflicts resolve {conflict.id} --use crm|accounting, or --value TEXT")
     click.echo("\n".join(lines))
 
 
+def _current_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name in a bare container
+        return "operator"
+
+
 @conflicts_command.command("resolve")
-@click.argument("conflict_id", type=int)
+@click.argument("conflict_id", type=click.IntRange(min=1))
 @click.option(
     "--use",
     "use",
     type=click.Choice(["crm", "accounting", "value"]),
-    required=True,
-    help="Keep the CRM value, the accounting value, or the value given with --value/--value-json.",
+    default=None,
+    help="Keep the CRM value or the accounting value; `value` (implied by --value/--value-json) writes the value "
+    "given.",
 )
-@click.option("--value", default=None, help="With --use value: the value to write, as text.")
-@click.option("--value-json", default=None, help="With --use value: the value as JSON (5, null...).")
-@click.option("--by", required=True, help="Who decided (kept in the conflict's history).")
+@click.option("--value", default=None, help="The value to write, as text.")
+@click.option("--value-json", default=None, help="The value to write, as JSON (5, null...).")
+@click.option("--by", default=None, help="Who decided, kept in the conflict's history (default: your login name).")
 @config_option
 def resolve_conflict(
-    conflict_id: int, use: str, value: str | None, value_json: str | None, by: str, config_path: Path
+    conflict_id: int, use: str | None, value: str | None, value_json: str | None, by: str | None, config_path: Path
 ) -> None:
     """Resolve an open conflict; the chosen value is written to both sides on the next sync pass."""
+    if use is None:
+        if value is None and value_json is None:
+            raise click.UsageError("choose --use crm, --use accounting, or give --value TEXT / --value-json JSON")
+        use = "value"
     chosen = _chosen_value(use, value, value_json)
-    if not by.strip():
+    who = _current_user() if by is None else by.strip()
+    if not who:
         raise click.BadParameter("must name who decided", param_hint="--by")
 
-    async def work(db: Database) -> tuple[Conflict, Link | None]:
-        await ConflictStore(db).resolve(conflict_id, cast(Resolution, use), chosen, by=by.strip())
-        return await _conflict_and_link(db, conflict_id)
+    async def work(db: Database) -> ConflictCase:
+        review = ReviewStore(db)
+        await review.conflicts.resolve(conflict_id, cast(Resolution, use), chosen, by=who)
+        return await review.case(conflict_id)
 
-    conflict, link = run_on_store(config_path, work)
-    where = (
-        ""
-        if link is None
-        else (f" ({_side(link.crm_system, link.crm_id)} and {_side(link.acc_system, link.acc_id)})")
-    )
+    case = run_on_store(config_path, work)
+    conflict, link = case.conflict, case.link
     click.echo(
         f"conflict {conflict.id} resolved by {conflict.resolved_by}: on the next sync pass field "
-        f"{conflict.field!r} of link {conflict.link_id}{where} will be set to "
-        f"{_short(conflict.resolved_value, 200)} (the {_source_name(use)})"
+        f"{conflict.field!r} of {case.record} (link {link.id}: {_side(link.crm_system, link.crm_id)} and "
+        f"{_side(link.acc_system, link.acc_id)}) will be set to {_short(conflict.resolved_value, 200)} "
+        f"(the {_source_name(use)})"
     )
 
 

@@ -1,4 +1,5 @@
-"""The admin listener: health, readiness, Prometheus metrics, and the conflicts/links/inbox API."""
+"""The admin listener: health, readiness, Prometheus metrics, the conflicts/links/inbox API (Bearer token on every
+/api/ route) and the conflict review pages."""
 
 from __future__ import annotations
 
@@ -30,7 +31,9 @@ from syncd.store import (
 )
 from syncd.store.inbox_command import InboxListing, inbox_event_view
 from syncd.store.reports import conflict_view, link_view
+from syncd.store.review import ReviewStore
 from syncd.web.metrics import Metrics
+from syncd.web.review import SystemObjects, add_review_pages
 
 log = get_logger(__name__)
 
@@ -96,6 +99,7 @@ class AdminApi:
         self._links = LinkStore(db)
         self._connections = ConnectionStore(db)
         self._inbox = InboxStore(db)
+        self._review = ReviewStore(db)
 
     async def healthz(self, _request: web.Request) -> web.Response:
         """The process is up and serving."""
@@ -116,12 +120,15 @@ class AdminApi:
         return web.json_response({"ready": True, "schema": state.current, "needs_reauth": needs_reauth})
 
     async def metrics(self, _request: web.Request) -> web.Response:
-        """Prometheus text; the inbox gauges are measured now (kept at their last values if the store is down)."""
+        """Prometheus text; the inbox, conflict and dead-letter gauges are measured now (kept at their last
+        values if the store is down)."""
         try:
             self._metrics.inbox_pending.set(await self._inbox.pending_count())
             self._metrics.inbox_given_up.set(await self._inbox.given_up_count())
+            self._metrics.measure(self._metrics.conflicts_open, await self._conflicts.open_counts())
+            self._metrics.measure(self._metrics.dead_letters, await self._review.dead_letter_counts())
         except _STORE_DOWN as exc:
-            log.warning("metrics: inbox not counted, store unreachable", error=str(exc))
+            log.warning("metrics: store not counted, store unreachable", error=str(exc))
         body, content_type = self._metrics.render()
         return web.Response(body=body, headers={"Content-Type": content_type})
 
@@ -134,9 +141,7 @@ class AdminApi:
         return web.json_response([conflict_view(c) for c in found])
 
     async def resolve_conflict(self, request: web.Request) -> web.Response:
-        """`POST /api/conflicts/{id}/resolve` with `{"resolution", "value"?, "by"}`; needs the admin token."""
-        if not self._authorised(request):
-            return self._unauthorised()
+        """`POST /api/conflicts/{id}/resolve` with `{"resolution", "value"?, "by"}`."""
         conflict_id = _path_id(request, "conflict")
         try:
             body = await request.json()
@@ -179,9 +184,7 @@ class AdminApi:
         return web.json_response([inbox_event_view(e) for e in found])
 
     async def retry_inbox_event(self, request: web.Request) -> web.Response:
-        """`POST /api/inbox/{id}/retry`: put a given-up event back in the queue; needs the admin token."""
-        if not self._authorised(request):
-            return self._unauthorised()
+        """`POST /api/inbox/{id}/retry`: put a given-up event back in the queue."""
         inbox_id = _path_id(request, "inbox event")
         try:
             [requeued] = await self._inbox.requeue([inbox_id])
@@ -193,6 +196,14 @@ class AdminApi:
         if self._on_requeue is not None:
             self._on_requeue()  # the daemon's inbox takes it now, not at its next safety round
         return web.json_response(inbox_event_view(requeued))
+
+    @web.middleware
+    async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Every /api/ route, read or write, needs the admin token: the answers carry customers' e-mails and
+        phone numbers. Health, readiness and metrics stay open for probes and scrapers."""
+        if request.path.startswith("/api/") and not self._authorised(request):
+            return self._unauthorised()
+        return await handler(request)
 
     def _unauthorised(self) -> web.Response:
         """The 401 for a call without the admin token, saying whether one is configured at all."""
@@ -240,12 +251,18 @@ async def _store_errors(request: web.Request, handler: Handler) -> web.StreamRes
 
 
 def build_admin_app(
-    *, db: Database, settings: Settings, metrics: Metrics, on_requeue: Callable[[], None] | None = None
+    *,
+    db: Database,
+    settings: Settings,
+    metrics: Metrics,
+    on_requeue: Callable[[], None] | None = None,
+    objects: SystemObjects | None = None,
 ) -> web.Application:
-    """The admin application: /healthz, /readyz, /metrics and the /api/conflicts, /api/links, /api/inbox
-    endpoints; `on_requeue` is called after an inbox event is put back in the queue."""
+    """The admin application: /healthz, /readyz, /metrics, the /api/conflicts, /api/links, /api/inbox endpoints
+    and the /review pages; `on_requeue` is called after an inbox event is put back in the queue, `objects` names
+    the system objects of each (mapping, object) so the pages can link records into the systems."""
     api = AdminApi(db=db, settings=settings, metrics=metrics, on_requeue=on_requeue)
-    app = web.Application(middlewares=[_store_errors], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(middlewares=[_store_errors, api.guard], client_max_size=MAX_BODY_BYTES)
     app.router.add_get("/healthz", api.healthz)
     app.router.add_get("/readyz", api.readyz)
     app.router.add_get("/metrics", api.metrics)
@@ -254,4 +271,5 @@ def build_admin_app(
     app.router.add_get("/api/links", api.list_links)
     app.router.add_get("/api/inbox", api.list_inbox)
     app.router.add_post(r"/api/inbox/{id:\d+}/retry", api.retry_inbox_event)
+    add_review_pages(app, db=db, settings=settings, objects=objects or {}, on_requeue=on_requeue)
     return app

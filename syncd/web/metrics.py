@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter as Tally
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Literal
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
@@ -34,6 +34,19 @@ class Metrics:
         self.inbox_given_up = Gauge(
             "syncd_inbox_given_up",
             "Webhook events the inbox stopped retrying and nobody requeued yet (measured at scrape time).",
+            registry=self.registry,
+        )
+        self.conflicts_open = Gauge(
+            "syncd_conflicts_open",
+            "Conflicts waiting for a person, by mapping, object and field (measured at scrape time).",
+            ["mapping", "object", "field"],
+            registry=self.registry,
+        )
+        self.dead_letters = Gauge(
+            "syncd_dead_letters",
+            "Records parked as dead letters (failed, waiting to be retried or for a change), by mapping and object "
+            "(measured at scrape time).",
+            ["mapping", "object"],
             registry=self.registry,
         )
 
@@ -71,6 +84,14 @@ class Metrics:
             self.sync_actions.labels(mapping=mapping, object=action_object, kind=kind, via=via).inc(n)
         if errors:
             self.sync_errors.labels(mapping=mapping, object=obj, via=via).inc(errors)
+
+    @staticmethod
+    def measure(gauge: Gauge, counts: Mapping[tuple[str, str, str], int] | Mapping[tuple[str, str], int]) -> None:
+        """Set a labelled gauge to `counts` exactly: label sets no longer counted disappear instead of
+        lingering at their last value."""
+        gauge.clear()
+        for labels, n in counts.items():
+            gauge.labels(*labels).set(n)
 
     def value(self, name: str, **labels: str) -> float:
         """The current value of one sample (0 when it was never counted): what an operator's scrape shows."""

@@ -29,9 +29,21 @@ def settings(token: str | None = TOKEN) -> Settings:
 
 
 @pytest.fixture
-async def admin(aiohttp_client: ClientFactory, database: Database) -> TestClient[Any, Any]:
-    """The admin app on loopback over the test store."""
-    return await aiohttp_client(build_admin_app(db=database, settings=settings(), metrics=Metrics()))
+async def app(database: Database) -> web.Application:
+    """The admin app over the test store, with an admin token."""
+    return build_admin_app(db=database, settings=settings(), metrics=Metrics())
+
+
+@pytest.fixture
+async def admin(aiohttp_client: ClientFactory, app: web.Application) -> TestClient[Any, Any]:
+    """The admin app on loopback, called with the admin token as an API client would."""
+    return await aiohttp_client(app, headers=AUTH)
+
+
+@pytest.fixture
+async def anonymous(aiohttp_client: ClientFactory, app: web.Application) -> TestClient[Any, Any]:
+    """The same app called without any token."""
+    return await aiohttp_client(app)
 
 
 async def make_link(database: Database, crm_id: str) -> int:
@@ -51,9 +63,33 @@ async def open_conflict(database: Database, crm_id: str = "101") -> int:
     return conflict.id
 
 
-async def test_healthz_answers_while_the_process_runs(admin: TestClient[Any, Any]) -> None:
-    response = await admin.get("/healthz")
+async def test_healthz_answers_while_the_process_runs(anonymous: TestClient[Any, Any]) -> None:
+    response = await anonymous.get("/healthz")
     assert response.status == 200 and (await response.json())["status"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/conflicts"),
+        ("GET", "/api/links"),
+        ("GET", "/api/inbox?status=all"),
+        ("POST", "/api/conflicts/1/resolve"),
+        ("POST", "/api/inbox/1/retry"),
+        ("GET", "/api/nothing-here"),
+    ],
+)
+async def test_every_api_route_needs_the_token_while_probes_and_scrapes_stay_open(
+    anonymous: TestClient[Any, Any], database: Database, method: str, path: str
+) -> None:
+    await open_conflict(database)  # something a reader without the token must not see
+    for headers in ({}, {"Authorization": "Bearer guess"}, {"Authorization": f"Basic {TOKEN}"}):
+        response = await anonymous.request(method, path, headers=headers)
+        assert response.status == 401, (path, headers)
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        assert "+" not in await response.text() and "phone" not in await response.text()
+    for open_path in ("/healthz", "/readyz", "/metrics"):
+        assert (await anonymous.get(open_path)).status == 200
 
 
 async def test_readyz_names_connections_needing_reauthorisation(
@@ -122,11 +158,11 @@ async def test_conflicts_are_listed_by_status(admin: TestClient[Any, Any], datab
     assert await refused.json() == {"error": "status must be open, resolved or all"}
 
 
-async def test_resolving_needs_the_admin_token(admin: TestClient[Any, Any], database: Database) -> None:
+async def test_resolving_needs_the_admin_token(anonymous: TestClient[Any, Any], database: Database) -> None:
     conflict_id = await open_conflict(database)
     body = {"resolution": "crm", "by": "mallory"}
-    missing = await admin.post(f"/api/conflicts/{conflict_id}/resolve", json=body)
-    wrong = await admin.post(
+    missing = await anonymous.post(f"/api/conflicts/{conflict_id}/resolve", json=body)
+    wrong = await anonymous.post(
         f"/api/conflicts/{conflict_id}/resolve", json=body, headers={"Authorization": "Bearer guess"}
     )
     assert (missing.status, wrong.status) == (401, 401)
@@ -222,7 +258,7 @@ async def test_api_calls_during_a_store_outage_are_503(aiohttp_client: ClientFac
     db = await Database.open(f"sqlite:///{folder / 'syncd.db'}")
     try:
         await upgrade_database(db)
-        client = await aiohttp_client(build_admin_app(db=db, settings=settings(), metrics=Metrics()))
+        client = await aiohttp_client(build_admin_app(db=db, settings=settings(), metrics=Metrics()), headers=AUTH)
         await db.close()
         shutil.rmtree(folder)
         assert (await client.get("/api/conflicts")).status == 503
