@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -79,7 +80,7 @@ def _signed(body: bytes, secret: str = "s3cret") -> WebhookRequest:
 
 def test_feed_signature_and_events() -> None:
     event = {"ChangeEventHeader": {"entityName": "Contact", "recordIds": ["003A", "003B"], "changeType": "UPDATE",
-                                   "commitTimestamp": 1_700_000_000_000, "transactionKey": "t1",
+                                   "commitTimestamp": int(time.time() * 1000), "transactionKey": "t1",
                                    "sequenceNumber": 1, "changeOrigin": "com/salesforce/api/rest/59.0;client=x",
                                    "changedFields": ["Email"]}}
     other = {"ChangeEventHeader": {**event["ChangeEventHeader"], "entityName": "Lead"}}
