@@ -1,32 +1,30 @@
-"""`python -m bench [simulators]`: run a benchmark and print its figures."""
+"""`python -m bench [report options]` writes the Markdown report; `python -m bench simulators|mapping` runs one
+benchmark and prints its figures."""
 
 from __future__ import annotations
 
 import sys
 
-BENCHMARKS = ("simulators",)
+BENCHMARKS = ("simulators", "mapping")
 
 
 def main(argv: list[str]) -> int:
-    """Dispatch to the named benchmark (default: all of them)."""
-    names = [a for a in argv if not a.startswith("-") and a in BENCHMARKS] or list(BENCHMARKS)
-    unknown = [a for a in argv if not a.startswith("-") and a not in BENCHMARKS and not _is_value(argv, a)]
-    if unknown:
-        print(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(BENCHMARKS)}", file=sys.stderr)
+    """Run the named benchmark, or (without one) every benchmark into the Markdown report."""
+    if argv and argv[0] == "simulators":
+        from bench import simulators
+
+        return simulators.main(argv[1:])
+    if argv and argv[0] == "mapping":
+        from bench import mapping
+
+        return mapping.main(argv[1:])
+    if argv and not argv[0].startswith("-"):
+        print(f"unknown benchmark {argv[0]!r}; choose from {', '.join(BENCHMARKS)} or none for the report",
+              file=sys.stderr)
         return 2
-    code = 0
-    for name in names:
-        if name == "simulators":
-            from bench import simulators
+    from bench import report
 
-            code |= simulators.main(argv)
-    return code
-
-
-def _is_value(argv: list[str], arg: str) -> bool:
-    # The value after an option such as `--seconds 3` is not a benchmark name.
-    index = argv.index(arg)
-    return index > 0 and argv[index - 1].startswith("--")
+    return report.main(argv)
 
 
 if __name__ == "__main__":

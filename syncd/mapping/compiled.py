@@ -318,10 +318,13 @@ class ObjectMapper:
         text = code.strip().upper() if isinstance(code, str) else ""
         return TransformContext(currency=text or self.default_currency)
 
-    def _to_canonical(self, side: Side, fields: Mapping[str, FieldValue]) -> dict[str, CanonicalValue]:
+    def _to_canonical(
+        self, side: Side, fields: Mapping[str, FieldValue], only: Sequence[str] | None = None
+    ) -> dict[str, CanonicalValue]:
         ctx = self._context(side, fields)
         out: dict[str, CanonicalValue] = {}
-        for name, mapped in self.fields.items():
+        chosen = self.fields.items() if only is None else ((n, self.fields[n]) for n in only if n in self.fields)
+        for name, mapped in chosen:
             try:
                 if mapped.items is None:
                     out[name] = mapped.scalar.canonical(side, fields, ctx)
@@ -420,7 +423,8 @@ class ObjectMapper:
         """
         if not self.match_keys:
             return None
-        canonical = self.to_canonical(side, record)
+        # Only the key's fields: matching runs on every unlinked record, and most mapped fields are not keys.
+        canonical = self._to_canonical(side, fields_of(record), self.match_keys)
         key: list[CanonicalScalar] = []
         for name in self.match_keys:
             value = canonical.get(name)

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from typing import Any
 
 from simpleeval import EvalWithCompoundTypes
@@ -80,14 +81,21 @@ class FilterExpression:
     tree: ast.Expression
     names: frozenset[str]
 
-    def evaluate(self, fields: Mapping[str, FieldValue]) -> bool:
-        """True when the record takes part; raises FilterError if the expression fails on these values."""
-        values = {name: lookup(fields, name) for name in self.names}
-        evaluator = EvalWithCompoundTypes(functions=dict(FILTER_FUNCTIONS), names=values, allowed_attrs={})
+    @cached_property
+    def _evaluator(self) -> EvalWithCompoundTypes:
+        # Built once per filter, not per record: building one costs more than evaluating most filters.
+        evaluator = EvalWithCompoundTypes(functions=dict(FILTER_FUNCTIONS), names={}, allowed_attrs={})
         # Belt and braces: the tree was checked at load time, and the evaluator refuses these nodes too.
         for node_type in (ast.Attribute, ast.Subscript, ast.ListComp, ast.SetComp, ast.DictComp,
                           ast.GeneratorExp, ast.JoinedStr, ast.NamedExpr):  # fmt: skip
             evaluator.nodes.pop(node_type, None)
+        return evaluator
+
+    def evaluate(self, fields: Mapping[str, FieldValue]) -> bool:
+        """True when the record takes part; raises FilterError if the expression fails on these values."""
+        evaluator = self._evaluator
+        # Evaluation is synchronous, so one evaluator per filter can take each record's values in turn.
+        evaluator.names = {name: lookup(fields, name) for name in self.names}
         try:
             result = evaluator.eval(self.source, previously_parsed=self.tree.body)
         except Exception as exc:  # simpleeval and the operands raise many types; all mean "cannot evaluate"

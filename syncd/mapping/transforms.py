@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -179,6 +180,22 @@ class EmailDomain:
 TRANSFORMS.register("email_domain")(lambda args: EmailDomain())
 
 
+@lru_cache(maxsize=65_536)
+def _e164(text: str, region: str) -> str:
+    """E.164 form of a trimmed number read in `region`, or the text itself when it is not a possible number.
+
+    Parsing is most of the cost of mapping a contact, and each number is read from both sides of a pair and
+    again on every pass: cached per (text, region), which is all the answer depends on.
+    """
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return text
+    if not phonenumbers.is_possible_number(number):
+        return text
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
 @dataclass(frozen=True)
 class Phone:
     """Phone numbers in E.164 (+14155550100); numbers that do not parse are kept as trimmed text."""
@@ -193,13 +210,7 @@ class Phone:
         text = _text(value).strip()
         if not text:
             return None
-        try:
-            number = phonenumbers.parse(text, self.region)
-        except phonenumbers.NumberParseException:
-            return text
-        if not phonenumbers.is_possible_number(number):
-            return text
-        return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+        return _e164(text, self.region)
 
     def to_side(self, value: CanonicalScalar) -> FieldScalar:
         """E.164, or the international/national rendering of it, which parses back to the same E.164."""

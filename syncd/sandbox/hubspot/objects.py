@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -75,11 +76,21 @@ class CrmStore:
         self._next_id = 1001
         # (object, property) -> value -> record id, for every property with hasUniqueValue.
         self._unique: dict[tuple[str, str], dict[str, int]] = {}
+        # Per object: every record id in ascending order (list pages start after an id).
+        self._ids: dict[str, list[int]] = {obj: [] for obj in self.properties}
+        # Per object: (time, id) of every state the search index was given, in the order given; a search on
+        # modification time reads only the records written since its lower bound. Ordered while the clock
+        # only moves forward; `_log_ordered` is false once it went back, and searches then read every record.
+        self._log: dict[str, list[tuple[float, int]]] = {obj: [] for obj in self.properties}
+        self._log_ordered: dict[str, bool] = {obj: True for obj in self.properties}
 
     def clear(self) -> None:
         """Drop every record (property definitions stay)."""
         self.records = {obj: {} for obj in self.properties}
         self._unique = {}
+        self._ids = {obj: [] for obj in self.properties}
+        self._log = {obj: [] for obj in self.properties}
+        self._log_ordered = {obj: True for obj in self.properties}
         self._next_id = 1001
 
     # --- lookups ---
@@ -125,6 +136,38 @@ class CrmStore:
     def live(self, obj: str) -> Iterable[Record]:
         """Live records in id order."""
         return (r for _, r in sorted(self.records[obj].items()) if not r.archived)
+
+    def after_id(self, obj: str, start: int) -> Iterable[Record]:
+        """Every record (archived and merged ones too) with an id above `start`, in id order."""
+        ids = self._ids[obj]
+        records = self.records[obj]
+        return (records[i] for i in ids[bisect_right(ids, start) :])
+
+    def written_since(self, obj: str, since: float) -> Iterable[Record]:
+        """Records (in no particular order) whose search-index states include one given at or after `since`;
+        every record when the clock went back at some point."""
+        if not self._log_ordered[obj]:
+            return self.records[obj].values()
+        log = self._log[obj]
+        start = bisect_left(log, (since, -1))
+        records = self.records[obj]
+        return [records[i] for i in {record_id for _, record_id in log[start:]} if i in records]
+
+    def _snapshot(self, record: Record) -> None:
+        """Give the search index the record's current state, and note when."""
+        record.snapshot()
+        log = self._log[record.object_type]
+        if log and record.updated_at < log[-1][0]:
+            self._log_ordered[record.object_type] = False
+        log.append((record.updated_at, record.id))
+
+    def _add(self, record: Record) -> None:
+        self.records[record.object_type][record.id] = record
+        ids = self._ids[record.object_type]
+        if ids and record.id < ids[-1]:
+            insort(ids, record.id)
+        else:
+            ids.append(record.id)
 
     # --- validation ---
 
@@ -184,9 +227,9 @@ class CrmStore:
         props["hs_object_id"] = str(record_id)
         record = Record(obj, record_id, props, now, now)
         self._derive(record)
-        self.records[obj][record_id] = record
+        self._add(record)
         self._index(record)
-        record.snapshot()
+        self._snapshot(record)
         self._notify("creation", obj, record, {"changeSource": source, "properties": dict(props)})
         return record
 
@@ -298,8 +341,8 @@ class CrmStore:
                     archived_at=r.get("archived_at"),
                     merged_into=None if r.get("merged_into") is None else int(r["merged_into"]),
                 )
-                record.snapshot()
-                self.records[obj][record.id] = record
+                self._add(record)
+                self._snapshot(record)
                 if not record.archived:
                     self._index(record)
         self._next_id = int(state.get("next_id", self._next_id))
@@ -310,7 +353,7 @@ class CrmStore:
         now = self.clock()
         record.updated_at = now
         record.properties[MODIFIED_PROPERTY[record.object_type]] = iso_ms(now)
-        record.snapshot()
+        self._snapshot(record)
 
     def _derive(self, record: Record) -> None:
         # Line item amount is calculated by HubSpot: quantity × (price − discount).

@@ -4,6 +4,7 @@ merge."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -126,10 +127,11 @@ class ObjectRoutes:
         archived = _flag(request, "archived")
         wanted = _csv(request, "properties")
         associations = _csv(request, "associations")
-        candidates = [
-            r for key, r in sorted(self.store.records[obj].items()) if key > start and r.archived == archived
-            and r.merged_into is None
-        ]
+        # One more than a page tells whether there is a next page; nothing past it is read.
+        candidates = list(islice(
+            (r for r in self.store.after_id(obj, start) if r.archived == archived and r.merged_into is None),
+            limit + 1,
+        ))  # fmt: skip
         page = candidates[:limit]
         body: dict[str, Any] = {"results": [self.render(obj, r, wanted, associations=associations) for r in page]}
         if len(candidates) > limit:

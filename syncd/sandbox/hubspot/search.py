@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from syncd.sandbox.hubspot.catalog import DEFAULT_PROPERTIES, QUERY_PROPERTIES, PropertyDef
+from syncd.sandbox.hubspot.catalog import DEFAULT_PROPERTIES, MODIFIED_PROPERTY, QUERY_PROPERTIES, PropertyDef
 from syncd.sandbox.hubspot.errors import validation_error
-from syncd.sandbox.hubspot.objects import CrmStore
+from syncd.sandbox.hubspot.objects import CrmStore, Record
 from syncd.sandbox.hubspot.values import InvalidValue, comparable, sort_key, tokens
 
 MAX_GROUPS = 5
@@ -63,7 +63,7 @@ def run_search(store: CrmStore, obj: str, body: Any, *, now: float, lag_s: float
 
     indexed_at = now - lag_s
     matches: list[tuple[int, dict[str, str], float, float]] = []
-    for record in store.records[obj].values():
+    for record in _candidates(store, obj, groups):
         seen = record.as_seen_at(indexed_at)
         if seen is None or seen[1]:
             continue  # not indexed yet, or archived in the index
@@ -83,6 +83,25 @@ def run_search(store: CrmStore, obj: str, body: Any, *, now: float, lag_s: float
     page = matches[after:end]
     next_after = end if end < total else None
     return SearchPage(page, total, next_after, tuple(wanted))
+
+
+def _candidates(store: CrmStore, obj: str, groups: list[list[_Filter]]) -> Iterable[Record]:
+    """The records a search can match: when every filter group bounds the modification time from below (the
+    way pollers search), only the records written since the lowest bound, else every record."""
+    modified = MODIFIED_PROPERTY[obj]
+    bounds: list[int] = []
+    for group in groups:
+        lower = [
+            f.value for f in group
+            if f.prop == modified and f.operator in ("EQ", "GT", "GTE", "BETWEEN") and isinstance(f.value, int)
+        ]  # fmt: skip
+        if not lower:
+            return store.records[obj].values()
+        bounds.append(max(lower))
+    if not bounds:
+        return store.records[obj].values()
+    # An indexed state's modification time (whole ms) is never after the moment it was given to the index.
+    return store.written_since(obj, min(bounds) / 1000 - 0.001)
 
 
 def _sort_key_for(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -13,6 +13,7 @@ from syncd.sandbox.zohobooks.context import BooksContext, answer
 from syncd.sandbox.zohobooks.customfields import as_fields, check_unique, custom_fields_json, parse_custom_fields
 from syncd.sandbox.zohobooks.entities import Address, Contact, ContactPerson
 from syncd.sandbox.zohobooks.errors import DUPLICATE_VALUE, HAS_TRANSACTIONS, ZohoError, invalid
+from syncd.sandbox.zohobooks.ledger import BooksLedger, unique_holders, upsert_holders
 from syncd.sandbox.zohobooks.listing import list_request, modified_after, page_of
 from syncd.sandbox.zohobooks.upsert import resolve_upsert
 
@@ -61,9 +62,7 @@ def contact_json(ctx: BooksContext, contact: Contact, *, summary: bool = False) 
     }
     if summary:
         return base
-    has_transaction = any(i.customer_id == contact.contact_id for i in ledger.live_invoices()) or any(
-        p.customer_id == contact.contact_id for p in ledger.live_payments()
-    )
+    has_transaction = _has_transactions(ledger, contact)
     return {
         **base,
         "has_transaction": has_transaction,
@@ -133,7 +132,7 @@ def _apply_input(ctx: BooksContext, contact: Contact, body: Mapping[str, Any], *
         if not name:
             raise invalid("contact_name")
         clash = [
-            c for c in ctx.ledger.live_contacts()
+            c for c in ctx.ledger.contact_index.find("name", name.lower())
             if c.contact_id != contact.contact_id and c.contact_name.lower() == name.lower()
         ]  # fmt: skip
         if clash:
@@ -156,7 +155,9 @@ def _apply_input(ctx: BooksContext, contact: Contact, body: Mapping[str, Any], *
     if body.get("custom_fields") is not None:
         custom.update(parse_custom_fields(body["custom_fields"]))
     check_unique(
-        custom, (c.custom for c in ctx.ledger.live_contacts() if c.contact_id != contact.contact_id), "contact"
+        custom,
+        (c.custom for c in unique_holders(ctx.ledger.contact_index, custom) if c.contact_id != contact.contact_id),
+        "contact",
     )
     texts = {key: payloads.text(body, key, max_length=2000) for key in ("company_name", "website", "notes")}
     label = payloads.text(body, "payment_terms_label")
@@ -178,6 +179,7 @@ def _apply_input(ctx: BooksContext, contact: Contact, body: Mapping[str, Any], *
     contact.contact_persons = persons
     contact.custom = custom
     contact.last_modified_time = ctx.now()
+    ctx.ledger.contact_index.refile(contact.contact_id, contact)
 
 
 class ContactRoutes:
@@ -239,7 +241,8 @@ class ContactRoutes:
 
     async def upsert(self, request: web.Request) -> web.Response:
         """PUT /contacts with X-Unique-Identifier-Key/-Value (and X-Upsert: true to create)."""
-        target = resolve_upsert(request, ((c.contact_id, c.custom) for c in self.ctx.ledger.live_contacts()), "Contact")
+        holders = upsert_holders(self.ctx.ledger.contact_index, lambda c: c.contact_id)
+        target = resolve_upsert(request, holders, "Contact")
         body = await payloads.read_body(request)
         if target.existing_id is not None:
             return self._update(self.ctx.ledger.contact(target.existing_id), body)
@@ -257,9 +260,7 @@ class ContactRoutes:
         """DELETE /contacts/{contact_id}; refused while invoices or payments refer to it."""
         ledger = self.ctx.ledger
         contact = ledger.contact(request.match_info["contact_id"])
-        if any(i.customer_id == contact.contact_id for i in ledger.live_invoices()) or any(
-            p.customer_id == contact.contact_id for p in ledger.live_payments()
-        ):
+        if _has_transactions(ledger, contact):
             raise ZohoError(
                 400, HAS_TRANSACTIONS, "The contact cannot be deleted as it has transactions associated with it."
             )
@@ -289,7 +290,7 @@ class ContactRoutes:
         ctx = self.ctx
         listing = list_request(request, sort_columns=SORT_COLUMNS, default_sort="contact_name")
         query = request.query
-        rows = ctx.ledger.live_contacts()
+        rows = _candidates(ctx.ledger, query)
         rows = _filter_text(rows, query, "contact_name", lambda c: [c.contact_name])
         rows = _filter_text(rows, query, "company_name", lambda c: [c.company_name])
         rows = _filter_text(rows, query, "email", lambda c: [p.email for p in c.contact_persons])
@@ -313,20 +314,45 @@ class ContactRoutes:
         after = modified_after(request)
         if after is not None:
             rows = [c for c in rows if c.last_modified_time > after]
-        views = [contact_json(ctx, c, summary=True) for c in rows]
         page, context = page_of(
-            views,
+            rows,
             listing,
-            key=lambda v: _sort_key(v, listing.sort_column),
+            key=_sort_key(ctx, listing.sort_column),
+            render=lambda c: contact_json(ctx, c, summary=True),
             report_name="Contacts",
             applied_filter=status_filter,
         )
         return answer({"code": 0, "message": "success", "contacts": page, "page_context": context})
 
 
-def _sort_key(view: Mapping[str, Any], column: str) -> Any:
-    value = view[column]
-    return value.lower() if isinstance(value, str) and column not in ("created_time", "last_modified_time") else value
+def _has_transactions(ledger: BooksLedger, contact: Contact) -> bool:
+    return bool(ledger.invoices_of_customer(contact.contact_id) or ledger.payments_of_customer(contact.contact_id))
+
+
+def _candidates(ledger: BooksLedger, query: Mapping[str, str]) -> list[Contact]:
+    """The live contacts an exact name or e-mail filter can match (all live contacts without one), in creation
+    order; the filters themselves are applied to them afterwards, as to all."""
+    if "email" in query:
+        return ledger.contact_index.find("email", query["email"].lower())
+    if "contact_name" in query:
+        return ledger.contact_index.find("name", query["contact_name"].lower())
+    return ledger.live_contacts()
+
+
+def _sort_key(ctx: BooksContext, column: str) -> Callable[[Contact], Any]:
+    """The value of a sort column as the list row shows it (text lower-cased, times as formatted)."""
+    if column in ("created_time", "last_modified_time"):
+        return lambda c: ctx.stamp(getattr(c, column))
+    if column == "outstanding_receivable_amount":
+        return lambda c: ctx.ledger.outstanding_receivable(c.contact_id)
+    if column == "contact_name":
+        return lambda c: c.contact_name.lower()
+
+    def of_primary(contact: Contact) -> str:
+        primary = primary_person(contact)
+        return getattr(primary, column).lower() if primary else ""
+
+    return of_primary
 
 
 def _filter_text(rows: list[Contact], query: Mapping[str, str], field: str, values: Any) -> list[Contact]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -13,7 +13,7 @@ from syncd.sandbox.zohobooks.context import BooksContext, answer
 from syncd.sandbox.zohobooks.customfields import as_fields, check_unique, custom_fields_json, parse_custom_fields
 from syncd.sandbox.zohobooks.entities import Invoice, InvoiceLine
 from syncd.sandbox.zohobooks.errors import DUPLICATE_VALUE, ZohoError, bad_state, invalid, mandatory
-from syncd.sandbox.zohobooks.ledger import invoice_status
+from syncd.sandbox.zohobooks.ledger import BooksLedger, invoice_status, unique_holders, upsert_holders
 from syncd.sandbox.zohobooks.listing import list_request, modified_after, page_of
 from syncd.sandbox.zohobooks.money import ZERO, parse_decimal, round_money
 from syncd.sandbox.zohobooks.timestamps import add_days
@@ -202,7 +202,8 @@ def _apply_input(ctx: BooksContext, invoice: Invoice, body: Mapping[str, Any], *
         number = number.strip()
         if not number:
             raise invalid("invoice_number")
-        if any(i.invoice_number == number and i.invoice_id != invoice.invoice_id for i in ledger.live_invoices()):
+        taken = ledger.invoice_index.find("number", number)
+        if any(i.invoice_number == number and i.invoice_id != invoice.invoice_id for i in taken):
             raise ZohoError(400, DUPLICATE_VALUE, "Invoice number already exists. Please specify a different number.")
     day = payloads.day(body, "date") or (invoice.date if not creating else ctx.today())
     terms = payloads.integer(body, "payment_terms")
@@ -218,7 +219,8 @@ def _apply_input(ctx: BooksContext, invoice: Invoice, body: Mapping[str, Any], *
     custom = dict(invoice.custom)
     if body.get("custom_fields") is not None:
         custom.update(parse_custom_fields(body["custom_fields"]))
-    check_unique(custom, (i.custom for i in ledger.live_invoices() if i.invoice_id != invoice.invoice_id), "invoice")
+    holders = unique_holders(ledger.invoice_index, custom)
+    check_unique(custom, (i.custom for i in holders if i.invoice_id != invoice.invoice_id), "invoice")
     texts = {
         key: payloads.text(body, key, max_length=length)
         for key, length in (
@@ -253,6 +255,7 @@ def _apply_input(ctx: BooksContext, invoice: Invoice, body: Mapping[str, Any], *
     invoice.total = total
     invoice.custom = custom
     invoice.last_modified_time = ctx.now()
+    ledger.invoice_index.refile(invoice.invoice_id, invoice)
 
 
 class InvoiceRoutes:
@@ -332,7 +335,8 @@ class InvoiceRoutes:
 
     async def upsert(self, request: web.Request) -> web.Response:
         """PUT /invoices with X-Unique-Identifier-Key/-Value (and X-Upsert: true to create)."""
-        target = resolve_upsert(request, ((i.invoice_id, i.custom) for i in self.ctx.ledger.live_invoices()), "Invoice")
+        holders = upsert_holders(self.ctx.ledger.invoice_index, lambda i: i.invoice_id)
+        target = resolve_upsert(request, holders, "Invoice")
         body = await payloads.read_body(request)
         if target.existing_id is not None:
             return self._update(self.ctx.ledger.invoice(target.existing_id), body)
@@ -410,7 +414,7 @@ class InvoiceRoutes:
         ctx = self.ctx
         listing = list_request(request, sort_columns=SORT_COLUMNS, default_sort="created_time")
         query = request.query
-        rows = ctx.ledger.live_invoices()
+        rows = _candidates(ctx.ledger, query)
         applied_filter = query.get("filter_by", "Status.All")
         if applied_filter not in STATUS_FILTERS:
             raise invalid("filter_by")
@@ -430,6 +434,7 @@ class InvoiceRoutes:
                 rows = [i for i in rows if getattr(i, key).startswith(query[key + "_startswith"])]
             if key + "_contains" in query:
                 rows = [i for i in rows if query[key + "_contains"] in getattr(i, key)]
+        rows = _filter_custom(rows, query)
         if "search_text" in query:
             needle = query["search_text"].lower()
             rows = [i for i in rows if _matches_text(ctx, i, needle)]
@@ -442,11 +447,11 @@ class InvoiceRoutes:
         after = modified_after(request)
         if after is not None:
             rows = [i for i in rows if i.last_modified_time > after]
-        views = [invoice_json(ctx, i, summary=True) for i in rows]
         page, context = page_of(
-            views,
+            rows,
             listing,
-            key=lambda v: _sort_key(v, listing.sort_column),
+            key=_sort_key(ctx, listing.sort_column),
+            render=lambda i: invoice_json(ctx, i, summary=True),
             report_name="Invoices",
             applied_filter=applied_filter,
         )
@@ -459,5 +464,41 @@ def _matches_text(ctx: BooksContext, invoice: Invoice, needle: str) -> bool:
     return any(needle in value.lower() for value in haystack)
 
 
-def _sort_key(view: Mapping[str, Any], column: str) -> Any:
-    return view[column].lower() if column == "customer_name" else view[column]
+def _candidates(ledger: BooksLedger, query: Mapping[str, str]) -> list[Invoice]:
+    """The live invoices an exact customer, number, reference or custom field filter can match (all live invoices
+    without one), in creation order; every filter is applied to them afterwards, as to all."""
+    for key, index in (("invoice_number", "number"), ("reference_number", "reference"),
+                       ("custom_field", "custom"), ("customer_id", "customer")):  # fmt: skip
+        if key in query:
+            return ledger.invoice_index.find(index, query[key])
+    return ledger.live_invoices()
+
+
+def _filter_custom(rows: list[Invoice], query: Mapping[str, str]) -> list[Invoice]:
+    """The documented `custom_field` filter and its `_startswith`/`_contains` variants: invoices with a custom
+    field value equal to, starting with or containing the given text."""
+    for suffix, test in (
+        ("", lambda have, want: have == want),
+        ("_startswith", lambda have, want: have.startswith(want)),
+        ("_contains", lambda have, want: want in have),
+    ):
+        wanted = query.get("custom_field" + suffix)
+        if wanted is not None:
+            rows = [i for i in rows if any(test(value, wanted) for value in i.custom.values())]
+    return rows
+
+
+def _sort_key(ctx: BooksContext, column: str) -> Callable[[Invoice], Any]:
+    """The value of a sort column as the list row shows it (customer name lower-cased, dates as written)."""
+    if column == "customer_name":
+
+        def customer_name(invoice: Invoice) -> str:
+            customer = ctx.ledger.contacts.get(invoice.customer_id)
+            return customer.contact_name.lower() if customer else ""
+
+        return customer_name
+    if column in ("created_time", "last_modified_time"):
+        return lambda i: ctx.stamp(getattr(i, column))
+    if column in ("date", "due_date"):
+        return lambda i: getattr(i, column).isoformat()
+    return lambda i: getattr(i, column)

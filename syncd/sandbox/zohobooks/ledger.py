@@ -2,16 +2,66 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from decimal import Decimal
+from typing import TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
+from syncd.sandbox.zohobooks.customfields import DEFINITIONS
 from syncd.sandbox.zohobooks.entities import Contact, Invoice, Item, Payment, PaymentAllocation
 from syncd.sandbox.zohobooks.errors import OVER_APPLIED, ZohoError, bad_state, invalid, not_found
+from syncd.sandbox.zohobooks.indexes import KeysOf, ModuleIndex, Unique
 from syncd.sandbox.zohobooks.money import ZERO
 
 FIRST_ID = 460000000010001
+U = TypeVar("U", bound=Unique)
+
+
+def unique_key(api_name: str, value: str) -> str:
+    """The index key of one unique custom field value."""
+    return f"{api_name}\x00{value}"
+
+
+def _unique_values(custom: Mapping[str, str]) -> Iterable[str]:
+    return (unique_key(d.api_name, custom[d.api_name]) for d in DEFINITIONS if d.unique and custom.get(d.api_name))
+
+
+def unique_holders(index: ModuleIndex[U], custom: Mapping[str, str]) -> list[U]:
+    """Live records of a module holding any unique custom value of `custom` (for the uniqueness check)."""
+    return [record for key in _unique_values(custom) for record in index.find("unique", key)]
+
+
+def upsert_holders(
+    index: ModuleIndex[U], ident: Callable[[U], str]
+) -> Callable[[str, str], list[tuple[str, dict[str, str]]]]:
+    """What `resolve_upsert` asks for: the live `(id, custom)` of the records holding a unique value."""
+
+    def holders(api_name: str, value: str) -> list[tuple[str, dict[str, str]]]:
+        return [(ident(r), r.custom) for r in index.find("unique", unique_key(api_name, value))]
+
+    return holders
+
+
+CONTACT_KEYS: dict[str, KeysOf[Contact]] = {
+    "name": lambda c: (c.contact_name.lower(),),
+    "email": lambda c: (p.email.lower() for p in c.contact_persons),
+    "unique": lambda c: _unique_values(c.custom),
+}
+INVOICE_KEYS: dict[str, KeysOf[Invoice]] = {
+    "number": lambda i: (i.invoice_number,),
+    "customer": lambda i: (i.customer_id,),
+    "reference": lambda i: (i.reference_number,),
+    "unique": lambda i: _unique_values(i.custom),
+    "custom": lambda i: i.custom.values(),
+}
+PAYMENT_KEYS: dict[str, KeysOf[Payment]] = {
+    "customer": lambda p: (p.customer_id,),
+    "invoice": lambda p: (a.invoice_id for a in p.allocations),
+    "reference": lambda p: (p.reference_number,),
+    "unique": lambda p: _unique_values(p.custom),
+}
 
 
 class BooksLedger(BaseModel):
@@ -24,6 +74,31 @@ class BooksLedger(BaseModel):
     next_id: int = FIRST_ID
     next_invoice_number: int = 1
     next_payment_number: int = 1
+    # Derived lookups, rebuilt from the records after a state load or reset (a new ledger starts without them).
+    _contact_index: ModuleIndex[Contact] | None = PrivateAttr(default=None)
+    _invoice_index: ModuleIndex[Invoice] | None = PrivateAttr(default=None)
+    _payment_index: ModuleIndex[Payment] | None = PrivateAttr(default=None)
+
+    @property
+    def contact_index(self) -> ModuleIndex[Contact]:
+        """Contacts by lower-cased name and e-mail and by unique custom value."""
+        if self._contact_index is None:
+            self._contact_index = ModuleIndex(self.contacts, CONTACT_KEYS)
+        return self._contact_index
+
+    @property
+    def invoice_index(self) -> ModuleIndex[Invoice]:
+        """Invoices by number, customer, reference number, unique custom value and any custom value."""
+        if self._invoice_index is None:
+            self._invoice_index = ModuleIndex(self.invoices, INVOICE_KEYS)
+        return self._invoice_index
+
+    @property
+    def payment_index(self) -> ModuleIndex[Payment]:
+        """Payments by customer, invoice applied to, reference number and unique custom value."""
+        if self._payment_index is None:
+            self._payment_index = ModuleIndex(self.payments, PAYMENT_KEYS)
+        return self._payment_index
 
     def new_id(self) -> str:
         """A fresh record ID: a string of digits like Zoho's."""
@@ -33,11 +108,10 @@ class BooksLedger(BaseModel):
 
     def new_invoice_number(self) -> str:
         """The next auto-generated invoice number not already taken (`INV-000001`)."""
-        taken = {i.invoice_number for i in self.invoices.values() if not i.deleted}
         while True:
             number = f"INV-{self.next_invoice_number:06d}"
             self.next_invoice_number += 1
-            if number not in taken:
+            if not any(i.invoice_number == number for i in self.invoice_index.find("number", number)):
                 return number
 
     def new_payment_number(self) -> str:
@@ -93,17 +167,30 @@ class BooksLedger(BaseModel):
     def outstanding_receivable(self, contact_id: str) -> Decimal:
         """What the customer owes: balances of its sent (not draft, not void) invoices."""
         return sum(
-            (i.balance for i in self.live_invoices() if i.customer_id == contact_id and i.base_status == "sent"),
+            (
+                i.balance
+                for i in self.invoice_index.find("customer", contact_id)
+                if i.customer_id == contact_id and i.base_status == "sent"
+            ),
             ZERO,
         )
 
     def unused_credits(self, contact_id: str) -> Decimal:
         """Customer credit: the unapplied, unrefunded part of its payments."""
-        return sum((p.unused_amount for p in self.live_payments() if p.customer_id == contact_id), ZERO)
+        return sum((p.unused_amount for p in self.payments_of_customer(contact_id)), ZERO)
+
+    def invoices_of_customer(self, contact_id: str) -> list[Invoice]:
+        """The customer's live invoices, in creation order."""
+        return [i for i in self.invoice_index.find("customer", contact_id) if i.customer_id == contact_id]
+
+    def payments_of_customer(self, contact_id: str) -> list[Payment]:
+        """The customer's live payments, in creation order."""
+        return [p for p in self.payment_index.find("customer", contact_id) if p.customer_id == contact_id]
 
     def payments_of_invoice(self, invoice_id: str) -> list[tuple[Payment, PaymentAllocation]]:
         """Every live payment allocation made to an invoice."""
-        return [(p, a) for p in self.live_payments() for a in p.allocations if a.invoice_id == invoice_id]
+        candidates = self.payment_index.find("invoice", invoice_id)
+        return [(p, a) for p in candidates for a in p.allocations if a.invoice_id == invoice_id]
 
     # --- payments applied to invoices ---
 

@@ -63,14 +63,16 @@ def page_of(
     listing: ListRequest,
     *,
     key: Callable[[T], Any],
+    render: Callable[[T], dict[str, Any]],
     report_name: str,
     applied_filter: str,
-) -> tuple[list[T], dict[str, Any]]:
-    """Sort, cut one page out and describe it as Zoho's `page_context` object."""
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Sort records by `key` (the value of the sort column as the list row shows it), render one page of them
+    and describe it as Zoho's `page_context` object; rows off the page are never rendered."""
     # A stable secondary order (creation order, the input order) keeps paging deterministic on ties.
     ordered = sorted(rows, key=key, reverse=listing.sort_order == "D")
     start = (listing.page - 1) * listing.per_page
-    chunk = ordered[start : start + listing.per_page]
+    chunk = [render(row) for row in ordered[start : start + listing.per_page]]
     context = {
         "page": listing.page,
         "per_page": listing.per_page,

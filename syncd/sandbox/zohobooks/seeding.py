@@ -55,17 +55,19 @@ def seed_books(
     invoice_ids: dict[int, str] = {}
     created = {"contacts": 0, "invoices": 0, "payments": 0}
 
+    def taken(name: str) -> bool:
+        return any(c.contact_name.lower() == name.lower() for c in ledger.contact_index.find("name", name.lower()))
+
     def contact_for(person: int) -> str:
         if person not in contact_ids:
             first = world.people[person]
             name = f"{first.first_name} {first.last_name}"
-            taken = {c.contact_name.lower() for c in ledger.live_contacts()}
-            if name.lower() in taken:
+            if taken(name):
                 company = world.companies[first.company].name if first.company < len(world.companies) else ""
                 name = f"{name} ({company})" if company else name
             suffix = 2
             base = name
-            while name.lower() in taken:
+            while taken(name):
                 name, suffix = f"{base} {suffix}", suffix + 1
             contact_ids[person] = contacts.create_contact(_contact_body(world, person, name)).contact_id
             created["contacts"] += 1

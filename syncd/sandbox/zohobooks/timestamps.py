@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 # The simulated organisation keeps its books in UTC; real ones use their own zone, which the format carries.
 ORG_TIMEZONE = UTC
 
 
+@lru_cache(maxsize=65536)  # list pages sort on it; records written in one burst share few distinct times
 def format_timestamp(epoch: float) -> str:
     """An epoch as Zoho writes `created_time`/`last_modified_time` (offset without a colon)."""
     return datetime.fromtimestamp(epoch, ORG_TIMEZONE).strftime(TIMESTAMP_FORMAT)

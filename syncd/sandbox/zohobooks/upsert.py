@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -20,8 +20,11 @@ class UpsertTarget:
     existing_id: str | None
 
 
-def resolve_upsert(request: web.Request, records: Iterable[tuple[str, dict[str, str]]], entity: str) -> UpsertTarget:
-    """Match the unique custom field value among live `(id, custom values)`; no match without X-Upsert: 404."""
+def resolve_upsert(
+    request: web.Request, holders: Callable[[str, str], Iterable[tuple[str, dict[str, str]]]], entity: str
+) -> UpsertTarget:
+    """Match the unique custom field value among the live `(id, custom values)` that `holders(key, value)` gives
+    (in creation order; at least every record holding it); no match without X-Upsert: 404."""
     key = request.headers.get("X-Unique-Identifier-Key", "")
     value = request.headers.get("X-Unique-Identifier-Value", "")
     upsert = request.headers.get("X-Upsert", "false").lower()
@@ -32,7 +35,7 @@ def resolve_upsert(request: web.Request, records: Iterable[tuple[str, dict[str, 
         raise invalid("X-Unique-Identifier-Value")
     if upsert not in ("true", "false"):
         raise invalid("X-Upsert")
-    matches = [record_id for record_id, custom in records if custom.get(key) == value]
+    matches = [record_id for record_id, custom in holders(key, value) if custom.get(key) == value]
     if matches:
         return UpsertTarget(key, value, matches[0])
     if upsert != "true":

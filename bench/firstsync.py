@@ -1,0 +1,194 @@
+"""First sync of N HubSpot contacts into Zoho Books, then an idle pass: `syncd sync --once` in its own process
+against the sandbox in another, limits lifted; wall time, CPU and peak RSS of the syncd process (from wait4),
+and the calls each simulator counted, by route, against the minimum that page and batch sizes allow."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from syncd.sandbox.command import KEY_FILE_NAME, MAPPINGS_DIR, build_config, ensure_token_key
+
+REPO = Path(__file__).resolve().parents[1]
+LIFTED = 1_000_000_000
+SYSTEMS = ("hubspot", "zohobooks")
+# Page and batch sizes the APIs allow: HubSpot lists 100 a page (search 200, but capped at 10,000 results),
+# batch reads and writes 100; Zoho Books lists 200 a page and writes one record a call.
+HUBSPOT_LIST_PAGE = 100
+ZOHO_PAGE = 200
+# Token grants and property descriptions are set-up, not data: counted, shown, left out of the ratio.
+SETUP_MARKERS = ("/oauth/", "/properties/")
+
+
+def is_setup(route: str) -> bool:
+    """Whether a route is set-up (token, schema), not a read or write of records."""
+    return any(marker in route for marker in SETUP_MARKERS)
+
+
+def minimum_routes(records: int, *, idle: bool) -> dict[str, dict[str, int]]:
+    """The fewest data calls per system and route a pass can make: a first sync of `records` new HubSpot contacts
+    into an empty Zoho Books (every contact read in pages, one create each; deals, invoices and payments, of
+    which there are none, one list call each), or an idle pass (one list call per object per side)."""
+    hubspot_reads = 2 if idle else math.ceil(records / HUBSPOT_LIST_PAGE) + 1
+    return {
+        "hubspot": {"GET /crm/v3/objects/{object_type}": hubspot_reads},
+        "zohobooks": {
+            "GET /books/v3/contacts": 1,
+            "PUT /books/v3/contacts": 0 if idle else records,
+            "GET /books/v3/invoices": 1,
+            "GET /books/v3/customerpayments": 1,
+        },
+    }
+
+
+@dataclass
+class Pass:
+    """One `syncd sync --once`: what it cost and what each system served, by route."""
+
+    wall_s: float
+    cpu_s: float
+    peak_rss_mb: float
+    exit_code: int
+    calls: dict[str, dict[str, int]] = field(default_factory=dict)  # system -> "METHOD /route" -> count
+
+    def data_calls(self, system: str) -> dict[str, int]:
+        """Reads and writes of records one system answered, by route (set-up calls left out)."""
+        return {route: n for route, n in self.calls.get(system, {}).items() if not is_setup(route)}
+
+
+@dataclass
+class FirstSync:
+    """A first sync of `records` contacts and the idle pass after it."""
+
+    records: int
+    first: Pass
+    idle: Pass
+
+    @property
+    def records_per_s(self) -> float:
+        """Records synced per second of wall time, end to end."""
+        return self.records / self.first.wall_s
+
+    @property
+    def cpu_per_1000(self) -> float:
+        """CPU seconds of the syncd process per 1,000 records."""
+        return self.first.cpu_s * 1000 / self.records
+
+
+def _request(url: str, body: Mapping[str, Any] | None = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="GET" if body is None else "POST",
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=600) as response:
+        return json.loads(response.read())
+
+
+class SandboxProcess:
+    """`syncd sandbox` in its own process on free ports, without seed data."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "syncd.sandbox.command", "--hubspot-port", "0", "--salesforce-port", "0",
+             "--zoho-port", "0", "--workdir", str(workdir)],
+            stdout=subprocess.PIPE, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+        )  # fmt: skip
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("the sandbox exited before printing its JSON line")
+        self.descriptor: dict[str, dict[str, str]] = json.loads(line)
+        self.roots = {
+            "hubspot": self.descriptor["hubspot"]["base_url"],
+            "zohobooks": self.descriptor["zohobooks"]["accounts_url"],
+        }
+
+    def control(self, system: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        """Call one simulator's control plane (`/_sandbox/<path>`)."""
+        return _request(f"{self.roots[system]}/_sandbox/{path}", body)
+
+    def prepare(self, contacts: int, *, limits: Mapping[str, Any] | None = None) -> None:
+        """Empty both systems, put `contacts` contacts in HubSpot, set the limits (lifted by default)."""
+        for system in SYSTEMS:
+            self.control(system, "reset", {})
+            self.control(system, "limits", limits or {"window_max": LIFTED, "daily_cap": LIFTED})
+        self.control("hubspot", "seed", {"contacts": contacts, "seed": 1})
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Requests each system has counted so far, by route (control plane excluded)."""
+        out: dict[str, dict[str, int]] = {}
+        for system in SYSTEMS:
+            requests = self.control(system, "stats")["requests"]
+            out[system] = {k: v for k, v in requests.items() if "/_sandbox/" not in k}
+        return out
+
+    def stop(self) -> None:
+        """Stop the sandbox process."""
+        self.process.send_signal(2)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def write_config(sandbox: SandboxProcess, directory: Path, rate_limit: Mapping[str, float] | None = None) -> Path:
+    """A syncd config for HubSpot ↔ Zoho Books only, pointing at the sandbox, with its own empty store."""
+    limit = dict(rate_limit or {"window_s": 1.0, "window_max": LIFTED})
+    config = build_config(sandbox.descriptor, directory, rate_limits={s: limit for s in SYSTEMS})
+    config["connections"] = {s: config["connections"][s] for s in SYSTEMS}
+    config["mappings"]["active"] = [str(MAPPINGS_DIR / "hubspot-zohobooks.toml")]
+    ensure_token_key(directory / KEY_FILE_NAME)
+    path = directory / "syncd.toml"
+    path.write_bytes(tomli_w.dumps(config).encode())
+    subprocess.run([sys.executable, "-m", "syncd", "db", "upgrade", "--config", str(path)], check=True,
+                   cwd=REPO, capture_output=True, env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    return path
+
+
+def run_pass(sandbox: SandboxProcess, config: Path) -> Pass:
+    """One `syncd sync --once` in a child process; its CPU and peak RSS come from the kernel (wait4)."""
+    before = sandbox.stats()
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "syncd", "sync", "--once", "--json", "--config", str(config)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    stderr = child.stderr.read().decode(errors="replace") if child.stderr else ""
+    if child.returncode != 0:
+        print(f"syncd sync exited {child.returncode}: {stderr[-2000:]}", file=sys.stderr)
+    after = sandbox.stats()
+    calls = {
+        system: {k: n - before[system].get(k, 0) for k, n in after[system].items() if n != before[system].get(k, 0)}
+        for system in SYSTEMS
+    }
+    # ru_maxrss is in KiB on Linux.
+    return Pass(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, child.returncode, calls)
+
+
+def run(contacts: int, sandbox: SandboxProcess) -> FirstSync:
+    """A first sync of `contacts` HubSpot contacts into an empty Zoho Books, then an idle pass."""
+    sandbox.prepare(contacts)
+    with tempfile.TemporaryDirectory(prefix="syncd-bench-sync-") as tmp:
+        config = write_config(sandbox, Path(tmp))
+        first = run_pass(sandbox, config)
+        idle = run_pass(sandbox, config)
+    return FirstSync(contacts, first, idle)
+
+
+__all__ = ["FirstSync", "Pass", "SandboxProcess", "minimum_routes", "run", "run_pass"]
