@@ -7,9 +7,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from syncd.connectors.base import Connector, FieldValue, Record, WriteOutcome
+from syncd.engine.match_index import FullRead, MatchIndex
 from syncd.engine.plan import PlannedAction
 from syncd.mapping.compiled import CompiledMapping, ObjectMapper
 from syncd.mapping.spec import Side
@@ -23,6 +24,9 @@ from syncd.store import (
     Link,
     LinkStore,
 )
+
+if TYPE_CHECKING:
+    from syncd.engine.targets import TargetLocks
 
 #: Called right after a connector's create returned and before the links are committed; a test raises here
 #: to show that a crash at the worst moment is repaired by the reference lookup, not by creating again.
@@ -126,8 +130,25 @@ class MappingRun:
     # Ids of the records read in this pass per (object, side): a record some linked record refers to that
     # changed is a reason to check that the linked record still exists (see `vanished`).
     read: dict[tuple[str, Side], set[str]] = field(default_factory=dict)
+    # First sync: each side of an object read whole once, indexed by match key, so first-time linking needs
+    # no lookup per record; a side read whole for the index is handed to that side's own read too.
+    match_indexes: dict[tuple[str, Side], MatchIndex] = field(default_factory=dict)
+    # Who else matches and creates on the same targets in this process (set by the reconciler).
+    target_locks: TargetLocks | None = None
+    full_reads: dict[tuple[str, Side], FullRead] = field(default_factory=dict)
     # Every read of this run happens after this moment (what a record's stamp is trusted against).
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def match_index(self, obj: str, side: Side, system_object: str) -> MatchIndex | None:
+        """The first sync's index of `side`, unless another mapping may have created there since it was read
+        (two CRMs into one organisation): then it is dropped, and matching looks each record up."""
+        index = self.match_indexes.get((obj, side))
+        locks = self.target_locks
+        if index is not None and locks is not None and locks.written_by_others((self.system(side), system_object),
+                                                                               self.name):
+            del self.match_indexes[(obj, side)]
+            return None
+        return index
 
     def connector(self, side: Side) -> Connector:
         """The connector of `side`."""

@@ -51,11 +51,16 @@ async def _unlinked_matches(
 ) -> dict[str, Record]:
     """The records of `side` with match key `key` that no link holds yet, by id."""
     mapper, run = scope.mapper, scope.run
-    field_name = mapper.fields[mapper.match_keys[0]].scalar.side_name(side)
-    found = await run.connector(side).find_by_field(side_object(mapper, side), field_name, values)
     candidates: dict[str, Record] = {}
-    for records in found.values():
-        for candidate in records:
-            if not candidate.deleted and mapper.match_key(side, candidate) == key:
-                candidates[candidate.id] = candidate
+    index = run.match_index(scope.obj, side, side_object(mapper, side))
+    if index is not None:
+        # A full read of that side this pass: no lookup per record.
+        candidates = {c.id: c for c in index.find(key)}
+    else:
+        field_name = mapper.fields[mapper.match_keys[0]].scalar.side_name(side)
+        found = await run.connector(side).find_by_field(side_object(mapper, side), field_name, values)
+        for records in found.values():
+            for candidate in records:
+                if not candidate.deleted and mapper.match_key(side, candidate) == key:
+                    candidates[candidate.id] = candidate
     return {i: c for i, c in candidates.items() if await run.lookup(scope.obj, side, c.id) is None}

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from syncd.connectors.base import ChangeEvent, Connector, Deletion, Record
+from syncd.connectors.base import ChangeEvent, Connector, Deletion, Page, Record
 from syncd.engine.context import (
     LifecyclePolicy,
     MappingRun,
@@ -18,6 +18,7 @@ from syncd.engine.context import (
     side_object,
 )
 from syncd.engine.history import activate
+from syncd.engine.match_index import FullRead, MatchIndex
 from syncd.engine.pairs import ReadCause
 from syncd.engine.pipeline import ObjectPipeline
 from syncd.engine.plan import PlannedAction, SyncReport, merge_reports
@@ -75,7 +76,8 @@ class Reconciler:
         self, pipeline: ObjectPipeline, side: Side, records: Sequence[Record], why: ReadCause = "poll"
     ) -> None:
         """One batch through the pipeline, holding the targets it may match and create on until it committed."""
-        async with self.targets.hold(creation_targets(pipeline.run.mapping, pipeline.mapper, side)):
+        targets = creation_targets(pipeline.run.mapping, pipeline.mapper, side)
+        async with self.targets.hold(targets, pipeline.run.name):
             await pipeline.sync(side, records, why=why)
 
     async def run_pass(self, *, dry_run: bool = False) -> SyncReport:
@@ -91,6 +93,7 @@ class Reconciler:
                 stores,
                 dry_run=dry_run,
                 hooks=self.hooks,
+                target_locks=self.targets,
                 policy=self.policy,
                 retry_after=self.retry_after,
             )
@@ -139,7 +142,10 @@ class Reconciler:
             ]
             if removed:
                 await self._sync_batch(pipeline, side, removed)
-        async for page in connector.changes(obj, since, self.overlap):
+        pages: AsyncIterator[Page] = connector.changes(obj, since, self.overlap)
+        if since is None and mapper.match_keys:
+            pages = await self._first_read(run, mapper, side)
+        async for page in pages:
             records = list(page.records)
             for start in range(0, len(records), self.batch_size):
                 await self._sync_batch(pipeline, side, records[start : start + self.batch_size])
@@ -150,6 +156,32 @@ class Reconciler:
             vanished = await find_vanished(run, mapper, side)
             if vanished:
                 await self._sync_batch(pipeline, side, vanished)
+
+    async def _first_read(self, run: MappingRun, mapper: ObjectMapper, side: Side) -> AsyncIterator[Page]:
+        """A side read for the first time, whole, with both sides indexed by match key: first-time linking
+        then compares in memory instead of looking each record up (the other side's read is kept for its own
+        first read in this pass, so each side is read once)."""
+        own = run.full_reads.pop((mapper.name, side), None) or await self._read_whole(run, mapper, side)
+        run.match_indexes[(mapper.name, side)] = MatchIndex.of(mapper, side, own.records)
+        there = other(side)
+        if (mapper.name, there) not in run.match_indexes:
+            whole = await self._read_whole(run, mapper, there)
+            run.match_indexes[(mapper.name, there)] = MatchIndex.of(mapper, there, whole.records)
+            run.full_reads[(mapper.name, there)] = whole
+
+        async def one_page() -> AsyncIterator[Page]:
+            yield Page(own.records, own.cursor)
+
+        return one_page()
+
+    async def _read_whole(self, run: MappingRun, mapper: ObjectMapper, side: Side) -> FullRead:
+        """Every record of one side of an object, as a first read pages through them."""
+        records: list[Record] = []
+        cursor: datetime | None = None
+        async for page in run.connector(side).changes(side_object(mapper, side), None, self.overlap):
+            records.extend(page.records)
+            cursor = page.cursor
+        return FullRead(records, cursor or datetime.now(UTC))
 
     async def _retry_parked(self, run: MappingRun, mapper: ObjectMapper, pipeline: ObjectPipeline) -> None:
         """Records parked with a retry time that has come: read them again and run them through."""
@@ -248,6 +280,7 @@ class Reconciler:
                     self._connector(active.mapping.acc_system),
                     Stores.on(self.db),
                     hooks=self.hooks,
+                    target_locks=self.targets,
                     policy=self.policy,
                     retry_after=self.retry_after,
                 )

@@ -55,11 +55,18 @@ class TargetLocks:
 
     def __init__(self) -> None:
         self._locks: dict[Target, asyncio.Lock] = {}
+        self._holders: dict[Target, set[str]] = {}
 
     @contextlib.asynccontextmanager
-    async def hold(self, targets: Iterable[Target]) -> AsyncIterator[None]:
-        """Hold the locks of every target in `targets` for the duration of the block."""
+    async def hold(self, targets: Iterable[Target], holder: str = "") -> AsyncIterator[None]:
+        """Hold the locks of every target in `targets` for the duration of the block, for mapping `holder`."""
         async with contextlib.AsyncExitStack() as stack:
             for target in sorted(set(targets)):
                 await stack.enter_async_context(self._locks.setdefault(target, asyncio.Lock()))
+                self._holders.setdefault(target, set()).add(holder)
             yield
+
+    def written_by_others(self, target: Target, mapping: str) -> bool:
+        """Whether a mapping other than `mapping` may have matched or created on `target` in this process: a
+        snapshot of it read earlier (a first sync's match index) may then lack what that mapping made."""
+        return bool(self._holders.get(target, set()) - {mapping})

@@ -1,0 +1,48 @@
+"""First sync without a lookup per record: every record of a side, read once, indexed by its match key."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from syncd.connectors.base import Record
+from syncd.mapping.compiled import FieldConversionError, ObjectMapper
+from syncd.mapping.spec import Side
+from syncd.mapping.values import CanonicalScalar
+
+MatchKey = tuple[CanonicalScalar, ...]
+
+
+@dataclass
+class MatchIndex:
+    """The live records of one side of one object by match key, from one full read of that side."""
+
+    by_key: dict[MatchKey, list[Record]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, mapper: ObjectMapper, side: Side, records: Iterable[Record]) -> MatchIndex:
+        """Index `records` of `side` on the mapper's match keys (records without a usable key are left out)."""
+        index = cls()
+        for record in records:
+            if record.deleted or record.merged_into is not None:
+                continue
+            try:
+                key = mapper.match_key(side, record)
+            except FieldConversionError:
+                continue  # it cannot be mapped at all; read as a change, it is parked with the reason
+            if key is not None:
+                index.by_key.setdefault(key, []).append(record)
+        return index
+
+    def find(self, key: MatchKey) -> list[Record]:
+        """The records holding `key`."""
+        return list(self.by_key.get(key, ()))
+
+
+@dataclass(frozen=True)
+class FullRead:
+    """Every record of one side of one object as one read found them, and the cursor that read may commit."""
+
+    records: list[Record]
+    cursor: datetime
