@@ -1,19 +1,23 @@
 """Writing a planned batch to both systems (creates, then updates), then committing what was written: links
-bound, bases moved, conflicts opened, audit rows and dead letters, in one transaction."""
+bound, bases moved, conflicts opened, audit rows and dead letters, in one transaction; a write a system refused
+is reported as an error with the system's code and message, never as the create or update it was meant to be."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from syncd.connectors.base import Create, Update, WriteOutcome
+from syncd.connectors.base import Create, Record, Update, WriteOutcome
 from syncd.engine.context import describe, jsonable, other, side_object
+from syncd.engine.failures import Refusal
 from syncd.engine.object_run import ObjectRun
 from syncd.engine.pairs import SIDES, Batch, CreateWork, PairWork
+from syncd.engine.plan import PlannedAction
 from syncd.engine.snapshot import decode_base, encode_base, encode_value
-from syncd.errors import DuplicateError, SkippableError
+from syncd.errors import ConnectorError, DuplicateError, FatalError, SkippableError
 from syncd.mapping.spec import Side
-from syncd.store import Link, StoreConflictError
+from syncd.store import ConnectionStore, Link, StoreConflictError
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -83,16 +87,17 @@ class BatchWriter:
 
     # --- commit --------------------------------------------------------------------------------------
     async def _commit(self, batch: Batch, created: Sequence[Created], updated: Sequence[Updated]) -> None:
-        """Links, bases, conflicts, audit rows and dead letters of the batch, in one transaction."""
-        failed: dict[int, str] = {}
+        """Links, bases, conflicts, audit rows and dead letters of the batch, in one transaction; the report's
+        actions settled by what the systems answered."""
+        refused: dict[int, dict[Side, ConnectorError]] = {}
         for pair, side, outcome in updated:
-            if not outcome.ok:
-                failed[id(pair)] = f"writing {side_object(self.mapper, side)}: {outcome.error}"
+            if outcome.error is not None:
+                refused.setdefault(id(pair), {})[side] = outcome.error
         async with self.run.stores.db.transaction() as session:
             for work, outcome in created:
                 await self._commit_create(session, work, outcome)
             for pair in batch.pairs:
-                await self._commit_pair(session, pair, failed.get(id(pair)))
+                await self._commit_pair(session, pair, refused.get(id(pair), {}))
 
     async def _commit_create(self, session: AsyncSession, work: CreateWork, outcome: WriteOutcome) -> None:
         """Bind a create's pending link to the record made (or found a duplicate), or park its source."""
@@ -100,8 +105,18 @@ class BatchWriter:
         target_id = outcome.id
         if not outcome.ok and isinstance(outcome.error, DuplicateError) and outcome.error.existing_id:
             target_id = outcome.error.existing_id
-        elif not outcome.ok or target_id is None:
-            await scope.park_in(session, other(work.target), work.source, str(outcome.error), retry=True)
+        elif outcome.error is not None or target_id is None:
+            error = outcome.error or FatalError(
+                "the create was answered without a record id", connection=self.run.connector(work.target).name
+            )
+            refusal = Refusal.of(error, self.run.connector(work.target))
+            target_object = side_object(self.mapper, work.target)
+            reason = refusal.reason(f"the create of {target_object} for {describe(work.source)}")
+            if refusal.error_class == "validation" and work.link is not None:
+                # Refused outright, so nothing was created: no intent to look up on every pass while the
+                # record waits for a change (a create is keyed by its reference, so a repeat stays single).
+                await self.run.stores.links.unbind(work.link.id, session=session)
+            await self._refused(session, work.reported, other(work.target), work.source, refusal, reason)
             return
         if not await self._bind_created(session, work, target_id):
             return
@@ -117,6 +132,28 @@ class BatchWriter:
         await self.run.stores.dead_letters.clear(
             self.run.name, scope.obj, other(work.target), work.source.id, session=session
         )
+
+    async def _refused(
+        self,
+        session: AsyncSession,
+        planned: PlannedAction | None,
+        side: Side,
+        record: Record,
+        refusal: Refusal,
+        reason: str,
+        *,
+        counterpart: Record | None = None,
+    ) -> None:
+        """A write the system refused: reported as an error (never as the create or update it was meant to
+        be), the record parked as the refusal's class decides, its connection paused if our grant was refused."""
+        if planned is not None:
+            self.run.settle(planned, replace(planned, kind="error", reason=reason))
+        await self.scope.park_in(session, side, record, reason, retry=refusal, counterpart=counterpart)
+        if refusal.error_class == "authorisation" and refusal.connection:
+            # The daemon pauses the jobs of a connection needing re-authorisation until `syncd auth` renews it.
+            connections = ConnectionStore(self.run.stores.db)
+            await connections.ensure(refusal.connection, refusal.system, session=session)
+            await connections.set_status(refusal.connection, "needs_reauth", reason, session=session)
 
     async def _bind_created(self, session: AsyncSession, work: CreateWork, target_id: str) -> bool:
         """Bind the pending link to `target_id`; False (the source parked) when another link holds it."""
@@ -142,13 +179,14 @@ class BatchWriter:
             return False
         return True
 
-    async def _commit_pair(self, session: AsyncSession, pair: PairWork, failure: str | None) -> None:
+    async def _commit_pair(
+        self, session: AsyncSession, pair: PairWork, refused: Mapping[Side, ConnectorError]
+    ) -> None:
         """Link (or move the base of) a pair whose writes succeeded, with its conflicts and audit rows;
-        park its source record if a write failed."""
+        report and park its source record if a system refused a write."""
         scope, stores = self.scope, self.run.stores
-        source_record = pair.record(pair.source_side)
-        if failure is not None:
-            await scope.park_in(session, pair.source_side, source_record, failure, retry=True)
+        if refused:
+            await self._pair_refused(session, pair, refused)
             return
         link = await self._bind_pair(session, pair)
         if link is None:
@@ -166,21 +204,62 @@ class BatchWriter:
                 session=session,
             )
         await stores.conflicts.mark_applied(pair.applied_conflicts, session=session)
-        for side, fields in pair.writes.items():
+        await self._audit_writes(session, pair, SIDES)
+        for side in SIDES:
+            # Either record may hold the pair's letter: the pair is in step now, whichever side was read.
+            await stores.dead_letters.clear(
+                self.run.name, scope.obj, side, pair.record(side).id, session=session
+            )
+
+    async def _pair_refused(
+        self, session: AsyncSession, pair: PairWork, refused: Mapping[Side, ConnectorError]
+    ) -> None:
+        """A pair a system refused to write: the side written anyway is audited, each refused write is an
+        error, nothing is linked, and the source record is parked (its counterpart's older letter goes)."""
+        await self._audit_writes(session, pair, [s for s in SIDES if s in pair.writes and s not in refused])
+        if "link" in pair.reported:
+            self.run.settle(pair.reported["link"], None)  # a first link is made only with its writes
+        refusals = [(side, Refusal.of(error, self.run.connector(side))) for side, error in refused.items()]
+        # A record refused as it is on one side but for now on the other is tried again when the wait is over.
+        governing = max(refusals, key=lambda found: found[1].error_class != "validation")[1]
+        reasons = []
+        for side, refusal in refusals:
+            target = pair.record(side)
+            reason = refusal.reason(f"the update of {target.object} {target.id}")
+            reasons.append(reason)
+            if side in pair.reported:
+                self.run.settle(pair.reported[side], replace(pair.reported[side], kind="error", reason=reason))
+        counterpart = other(pair.source_side)
+        await self.run.stores.dead_letters.clear(
+            self.run.name, self.scope.obj, counterpart, pair.record(counterpart).id, session=session
+        )
+        await self._refused(
+            session,
+            None,
+            pair.source_side,
+            pair.record(pair.source_side),
+            governing,
+            "; ".join(reasons),
+            counterpart=pair.record(counterpart),
+        )
+
+    async def _audit_writes(self, session: AsyncSession, pair: PairWork, sides: Iterable[Side]) -> None:
+        """One audit row for each of `sides` the pair wrote: what the target held before, what it holds now."""
+        for side in sides:
+            fields = pair.writes.get(side)
+            if not fields:
+                continue
             target_record = pair.record(side)
             before = {k: jsonable(target_record.fields.get(k)) for k in fields}
-            await stores.audit.record(
+            await self.run.stores.audit.record(
                 target_record.system,
                 target_record.object,
                 target_record.id,
                 before,
                 jsonable(fields),
-                scope.cause(f"from {pair.source}"),
+                self.scope.cause(f"from {pair.source}"),
                 session=session,
             )
-        await stores.dead_letters.clear(
-            self.run.name, scope.obj, pair.source_side, source_record.id, session=session
-        )
 
     async def _bind_pair(self, session: AsyncSession, pair: PairWork) -> Link | None:
         """The pair's link with its new base: made now for a first-time pair, or None (the source parked)
