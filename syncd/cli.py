@@ -25,6 +25,7 @@ _LAZY_COMMANDS = {
     "links": "syncd.store.reports:links_command",
     "conflicts": "syncd.store.reports:conflicts_command",
     "inbox": "syncd.store.inbox_command:inbox_command",
+    "deadletters": "syncd.store.deadletters_command:deadletters_command",
     "sync": "syncd.engine.command:sync_command",
     "run": "syncd.engine.command:run_command",
     "auth": "syncd.connectors.auth_command:auth_command",

@@ -1,4 +1,4 @@
-"""The admin listener: health, readiness, Prometheus metrics, and the conflicts/links/inbox API."""
+"""The admin listener: health, readiness, Prometheus metrics, and the conflicts/links/inbox/dead-letters API."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from syncd.store import (
     ConflictStore,
     ConnectionStore,
     Database,
+    DeadLetterStore,
     InboxStore,
     LinkState,
     LinkStore,
@@ -28,6 +29,7 @@ from syncd.store import (
     StoreNotFoundError,
     check_schema,
 )
+from syncd.store.deadletters_command import dead_letter_view
 from syncd.store.inbox_command import InboxListing, inbox_event_view
 from syncd.store.reports import conflict_view, link_view
 from syncd.web.metrics import Metrics
@@ -81,6 +83,7 @@ class AdminApi:
         self._links = LinkStore(db)
         self._connections = ConnectionStore(db)
         self._inbox = InboxStore(db)
+        self._dead_letters = DeadLetterStore(db)
 
     async def healthz(self, _request: web.Request) -> web.Response:
         """The process is up and serving."""
@@ -179,6 +182,29 @@ class AdminApi:
             self._on_requeue()  # the daemon's inbox takes it now, not at its next safety round
         return web.json_response(inbox_event_view(requeued))
 
+    async def list_dead_letters(self, request: web.Request) -> web.Response:
+        """`GET /api/deadletters?mapping=&object=&limit=&offset=`: records syncd could not sync, oldest first,
+        with the kind of failure, the system's code and message, and when they are tried again."""
+        limit, offset = _page(request)
+        found = await self._dead_letters.list(
+            mapping=request.query.get("mapping"), object=request.query.get("object"), limit=limit, offset=offset
+        )
+        return web.json_response([dead_letter_view(d) for d in found])
+
+    async def retry_dead_letter(self, request: web.Request) -> web.Response:
+        """`POST /api/deadletters/{id}/retry`: make a dead letter due now (the next run of its object syncs the
+        record again); needs the admin token."""
+        if not self._authorised(request):
+            return self._unauthorised()
+        letter_id = int(request.match_info["id"])  # the route admits digits only
+        try:
+            [requeued] = await self._dead_letters.requeue([letter_id])
+        except StoreNotFoundError:
+            return _error(404, f"dead letter {letter_id} does not exist")
+        log.info("dead letter requeued", id=letter_id, mapping=requeued.mapping, object=requeued.object,
+                 record=requeued.record_id)
+        return web.json_response(dead_letter_view(requeued))
+
     def _unauthorised(self) -> web.Response:
         """The 401 for a call without the admin token, saying whether one is configured at all."""
         reason = "admin.token is not configured" if self._token is None else "missing or wrong token"
@@ -227,8 +253,8 @@ async def _store_errors(request: web.Request, handler: Handler) -> web.StreamRes
 def build_admin_app(
     *, db: Database, settings: Settings, metrics: Metrics, on_requeue: Callable[[], None] | None = None
 ) -> web.Application:
-    """The admin application: /healthz, /readyz, /metrics and the /api/conflicts, /api/links, /api/inbox
-    endpoints; `on_requeue` is called after an inbox event is put back in the queue."""
+    """The admin application: /healthz, /readyz, /metrics and the /api/conflicts, /api/links, /api/inbox,
+    /api/deadletters endpoints; `on_requeue` is called after an inbox event is put back in the queue."""
     api = AdminApi(db=db, settings=settings, metrics=metrics, on_requeue=on_requeue)
     app = web.Application(middlewares=[_store_errors])
     app.router.add_get("/healthz", api.healthz)
@@ -239,4 +265,6 @@ def build_admin_app(
     app.router.add_get("/api/links", api.list_links)
     app.router.add_get("/api/inbox", api.list_inbox)
     app.router.add_post(r"/api/inbox/{id:\d+}/retry", api.retry_inbox_event)
+    app.router.add_get("/api/deadletters", api.list_dead_letters)
+    app.router.add_post(r"/api/deadletters/{id:\d+}/retry", api.retry_dead_letter)
     return app
