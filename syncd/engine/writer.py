@@ -215,7 +215,7 @@ class BatchWriter:
         self, session: AsyncSession, pair: PairWork, refused: Mapping[Side, ConnectorError]
     ) -> None:
         """A pair a system refused to write: the side written anyway is audited, each refused write is an
-        error, nothing is linked, and the source record is parked (its counterpart's older letter goes)."""
+        error, nothing is linked, and the pair is parked."""
         await self._audit_writes(session, pair, [s for s in SIDES if s in pair.writes and s not in refused])
         if "link" in pair.reported:
             self.run.settle(pair.reported["link"], None)  # a first link is made only with its writes
@@ -229,18 +229,10 @@ class BatchWriter:
             reasons.append(reason)
             if side in pair.reported:
                 self.run.settle(pair.reported[side], replace(pair.reported[side], kind="error", reason=reason))
-        counterpart = other(pair.source_side)
-        await self.run.stores.dead_letters.clear(
-            self.run.name, self.scope.obj, counterpart, pair.record(counterpart).id, session=session
-        )
+        # One letter per pair, kept on its CRM record whichever side was read, so a refusal repeated from
+        # the other side counts one more attempt of the same letter.
         await self._refused(
-            session,
-            None,
-            pair.source_side,
-            pair.record(pair.source_side),
-            governing,
-            "; ".join(reasons),
-            counterpart=pair.record(counterpart),
+            session, None, "crm", pair.crm, governing, "; ".join(reasons), counterpart=pair.acc
         )
 
     async def _audit_writes(self, session: AsyncSession, pair: PairWork, sides: Iterable[Side]) -> None:
