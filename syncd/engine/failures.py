@@ -7,11 +7,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
 from syncd.connectors.base import Connector, Record
+from syncd.engine.plan import ERROR_KIND, PlannedAction
 from syncd.errors import AuthError, ConnectorError, RetryableError, SkippableError
 from syncd.mapping.compiled import CompiledMapping
 from syncd.store import DeadLetter
@@ -75,6 +76,11 @@ class Refusal:
             "waiting": "retried later",
         }[self.error_class]
         return f"{self.system} refused {what}: {self.message}{code}; {then}"
+
+
+def as_error(planned: PlannedAction, reason: str) -> PlannedAction:
+    """A planned write as the report shows it once the system refused it: an error, with the reason."""
+    return replace(planned, kind=ERROR_KIND, reason=reason)
 
 
 def engine_class(retry: bool) -> ErrorClass:

@@ -5,12 +5,11 @@ is reported as an error with the system's code and message, never as the create 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from syncd.connectors.base import Create, Record, Update, WriteOutcome
 from syncd.engine.context import describe, jsonable, other, side_object
-from syncd.engine.failures import Refusal
+from syncd.engine.failures import Refusal, as_error
 from syncd.engine.object_run import ObjectRun
 from syncd.engine.pairs import SIDES, Batch, CreateWork, PairWork
 from syncd.engine.plan import PlannedAction
@@ -147,7 +146,7 @@ class BatchWriter:
         """A write the system refused: reported as an error (never as the create or update it was meant to
         be), the record parked as the refusal's class decides, its connection paused if our grant was refused."""
         if planned is not None:
-            self.run.settle(planned, replace(planned, kind="error", reason=reason))
+            self.run.settle(planned, as_error(planned, reason))
         await self.scope.park_in(session, side, record, reason, retry=refusal, counterpart=counterpart)
         if refusal.error_class == "authorisation" and refusal.connection:
             # The daemon pauses the jobs of a connection needing re-authorisation until `syncd auth` renews it.
@@ -228,7 +227,7 @@ class BatchWriter:
             reason = refusal.reason(f"the update of {target.object} {target.id}")
             reasons.append(reason)
             if side in pair.reported:
-                self.run.settle(pair.reported[side], replace(pair.reported[side], kind="error", reason=reason))
+                self.run.settle(pair.reported[side], as_error(pair.reported[side], reason))
         # One letter per pair, kept on its CRM record whichever side was read, so a refusal repeated from
         # the other side counts one more attempt of the same letter.
         await self._refused(

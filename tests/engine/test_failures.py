@@ -24,6 +24,7 @@ from syncd.store import ConnectionStore
 from syncd.store.columns import utcnow
 from tests.engine.conftest import World, _connection
 from tests.engine.test_customers import ann, next_second, settle
+from tests.engine.test_deals import pay, won_deal
 
 MAPPING = "hubspot-zohobooks"
 #: Zoho Books keeps a person's first name to 100 characters; HubSpot takes longer ones.
@@ -269,3 +270,21 @@ async def test_a_refused_grant_pauses_the_connection(world: World) -> None:
     [letter] = await world.stores.dead_letters.list()
     assert (letter.record_id, letter.error_class) == (hub_id, "authorisation")
     assert letter.next_attempt_at is not None
+
+
+async def test_a_void_zoho_refuses_is_an_error_not_a_void(world: World) -> None:
+    _, deal = await won_deal(world)
+    await world.reconciler().run_pass()
+    [invoice] = await world.zoho.all("invoices")
+    await settle(world)
+    await pay(world, "500", (invoice["id"], "500"))
+    await settle(world)
+    await world.hubspot.update("deals", deal, {"dealstage": "closedlost"})
+    report = await world.reconciler().run_pass()
+    assert not report.of_kind("void")
+    [failure] = report.failures
+    assert failure.target == f"zohobooks invoices {invoice['id']}"
+    assert "Invoices with payments recorded cannot be voided" in failure.reason
+    assert (await world.zoho.get("invoices", invoice["id"]))["status"] == "partially_paid"
+    assert not [row for row in await world.stores.audit.list(system="zohobooks", object="invoices")
+                if row.fields_after.get("status") == "void"]
