@@ -89,6 +89,7 @@ class ObjectRun:
         *,
         retry: bool | Refusal,
         counterpart: Record | None = None,
+        earlier_attempts: int = 0,
     ) -> None:
         """Hold `record` (and, re-read unchanged, its `counterpart` in a refused pair) as a dead letter in the
         caller's transaction: for the engine's own reasons retried later (`retry`) or held until it changes,
@@ -115,5 +116,6 @@ class ObjectRun:
             error_message=message,
             mapping_fingerprint=self.fingerprint,
             counterpart_id=counterpart.id if counterpart is not None else None,
+            earlier_attempts=earlier_attempts,
             session=session,
         )

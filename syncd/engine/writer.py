@@ -142,12 +142,15 @@ class BatchWriter:
         reason: str,
         *,
         counterpart: Record | None = None,
+        earlier_attempts: int = 0,
     ) -> None:
         """A write the system refused: reported as an error (never as the create or update it was meant to
         be), the record parked as the refusal's class decides, its connection paused if our grant was refused."""
         if planned is not None:
             self.run.settle(planned, as_error(planned, reason))
-        await self.scope.park_in(session, side, record, reason, retry=refusal, counterpart=counterpart)
+        await self.scope.park_in(
+            session, side, record, reason, retry=refusal, counterpart=counterpart, earlier_attempts=earlier_attempts
+        )
         if refusal.error_class == "authorisation" and refusal.connection:
             # The daemon pauses the jobs of a connection needing re-authorisation until `syncd auth` renews it.
             connections = ConnectionStore(self.run.stores.db)
@@ -228,10 +231,17 @@ class BatchWriter:
             reasons.append(reason)
             if side in pair.reported:
                 self.run.settle(pair.reported[side], as_error(pair.reported[side], reason))
-        # One letter per pair, kept on its CRM record whichever side was read, so a refusal repeated from
-        # the other side counts one more attempt of the same letter.
+        # One letter per pair, on the record read (the side its retry reads again): a letter the pair got
+        # when read from the other side is taken over, its attempts counted on.
+        source_side, counterpart_side = pair.source_side, other(pair.source_side)
+        source, counterpart = pair.record(source_side), pair.record(counterpart_side)
+        earlier = await self.run.stores.dead_letters.take(
+            self.run.name, self.scope.obj, counterpart_side, counterpart.id, counterpart_id=source.id,
+            session=session,
+        )
         await self._refused(
-            session, None, "crm", pair.crm, governing, "; ".join(reasons), counterpart=pair.acc
+            session, None, source_side, source, governing, "; ".join(reasons), counterpart=counterpart,
+            earlier_attempts=earlier.attempts if earlier is not None else 0,
         )
 
     async def _audit_writes(self, session: AsyncSession, pair: PairWork, sides: Iterable[Side]) -> None:

@@ -89,10 +89,12 @@ class DeadLetterStore:
         error_message: str | None = None,
         mapping_fingerprint: str | None = None,
         counterpart_id: str | None = None,
+        earlier_attempts: int = 0,
         session: AsyncSession | None = None,
     ) -> DeadLetter:
         """Park a record (or count one more failure); `next_attempt_at=None` means wait for a change or an
-        operator. `error_code`/`error_message` are the system's own, for a write it refused."""
+        operator. `error_code`/`error_message` are the system's own, for a write it refused; a new letter
+        continuing one taken from the pair's other record counts its `earlier_attempts` too."""
         now = utcnow()
         body = payload or {}
         reasons = {
@@ -109,7 +111,7 @@ class DeadLetterStore:
             side=side,
             record_id=record_id,
             error=error,
-            attempts=1,
+            attempts=earlier_attempts + 1,
             next_attempt_at=next_attempt_at,
             payload=body,
             created_at=now,
@@ -240,6 +242,33 @@ class DeadLetterStore:
         )
         async with self._db.scope(session) as s:
             return [_letter(r) for r in (await s.execute(stmt)).all()]
+
+    async def take(
+        self,
+        mapping: str,
+        object: str,
+        side: Side,
+        record_id: str,
+        *,
+        counterpart_id: str,
+        session: AsyncSession | None = None,
+    ) -> DeadLetter | None:
+        """Remove and return a refused pair's letter kept on its `side` record, if it names `counterpart_id`
+        as the pair's other record (the pair is parked again from the other side)."""
+        stmt = (
+            delete(DEAD_LETTER)
+            .where(
+                DEAD_LETTER.c.mapping == mapping,
+                DEAD_LETTER.c.object == object,
+                DEAD_LETTER.c.side == side,
+                DEAD_LETTER.c.record_id == record_id,
+                DEAD_LETTER.c.counterpart_id == counterpart_id,
+            )
+            .returning(*DEAD_LETTER.c)
+        )
+        async with self._db.scope(session) as s:
+            row = (await s.execute(stmt)).one_or_none()
+        return None if row is None else _letter(row)
 
     async def clear(
         self, mapping: str, object: str, side: Side, record_id: str, *, session: AsyncSession | None = None

@@ -135,3 +135,16 @@ async def test_audit_lists_newest_first_with_fields(database: Database) -> None:
     assert entries[1].fields_before == {"phone": None} and entries[1].fields_after == {"phone": "+44"}
     assert entries[1].at == t0
     assert [e.cause for e in await audit.list(system="hubspot", record_id="101")] == ["from zoho"]
+
+
+async def test_a_pair_letter_is_taken_over_with_its_attempts(database: Database) -> None:
+    letters = DeadLetterStore(database)
+    await letters.park("hub", "m", "customer", "crm", "1", "refused", next_attempt_at=None, counterpart_id="Z1")
+    await letters.park("hub", "m", "customer", "crm", "1", "refused", next_attempt_at=None, counterpart_id="Z1")
+    assert await letters.take("m", "customer", "crm", "1", counterpart_id="Z9") is None  # another pair's
+    taken = await letters.take("m", "customer", "crm", "1", counterpart_id="Z1")
+    assert taken is not None and taken.attempts == 2
+    again = await letters.park("zoho", "m", "customer", "accounting", "Z1", "refused", next_attempt_at=None,
+                               counterpart_id="1", earlier_attempts=taken.attempts)
+    assert again.attempts == 3
+    assert [d.record_id for d in await letters.list()] == ["Z1"]
