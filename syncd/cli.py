@@ -26,6 +26,7 @@ _LAZY_COMMANDS = {
     "conflicts": "syncd.store.reports:conflicts_command",
     "inbox": "syncd.store.inbox_command:inbox_command",
     "audit": "syncd.store.audit_command:audit_command",
+    "deadletters": "syncd.store.deadletters_command:deadletters_command",
     "sync": "syncd.engine.command:sync_command",
     "run": "syncd.engine.command:run_command",
     "auth": "syncd.connectors.auth_command:auth_command",

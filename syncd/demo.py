@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from syncd.connectors.base import Create, FieldValue, Update
@@ -104,8 +105,8 @@ async def _sync_until_settled(engine: Engine, console: Console, passes: list[Syn
             if action.kind == "conflict":
                 fields = ", ".join(f"{c.field}: CRM {c.old!s} ≠ accounting {c.new!s}" for c in action.changes)
                 console.print(f"  [yellow]conflict[/yellow] {action.source}: {fields}")
-        for error in report.errors:
-            console.print(f"  [red]error:[/red] {error}")
+        for error in report.error_lines():
+            console.print(f"  [red]error:[/red] {escape(error)}", highlight=False)
         if report.settled:
             return
 

@@ -45,7 +45,7 @@ def sync_command(once: bool, dry_run: bool, as_json: bool, config_path: Path) ->
         click.echo(report_json(report))
     else:
         render_table(report, Console())
-    return 1 if report.errors else 0
+    return 1 if report.error_count else 0
 
 
 async def run_until_signalled(settings: Settings) -> None:

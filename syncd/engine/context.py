@@ -150,6 +150,18 @@ class MappingRun:
             return None
         return index
 
+    def settle(self, planned: PlannedAction, outcome: PlannedAction | None) -> None:
+        """Replace an action reported when it was planned by what came of it (a refused write becomes an
+        error), or drop it (None) when it did not happen; the report then says what was done."""
+        # Searched from the end: the writer settles the batch it just planned, the report's latest actions.
+        for index in range(len(self.actions) - 1, -1, -1):
+            if self.actions[index] is planned:
+                if outcome is None:
+                    del self.actions[index]
+                else:
+                    self.actions[index] = outcome
+                return
+
     def connector(self, side: Side) -> Connector:
         """The connector of `side`."""
         return self.crm if side == "crm" else self.acc

@@ -49,15 +49,17 @@ async def plan_create(
         if pending is None:
             return
     run.planned_links[(scope.obj, side, record.id)] = NEW
-    batch.creates.append(
-        CreateWork(pending, record, target, reference, copy.fields, copy.base, copy.changes, after_status)
-    )
-    scope.action(
+    reported = scope.action(
         "create",
         describe(record),
         f"{run.system(target)} {side_object(mapper, target)} {NEW}",
         changes=copy.changes,
         reason=f"reference {reference}",
+    )
+    batch.creates.append(
+        CreateWork(
+            pending, record, target, reference, copy.fields, copy.base, copy.changes, after_status, reported
+        )
     )
 
 

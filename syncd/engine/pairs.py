@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Literal
 
 from syncd.connectors.base import FieldValue, Record
-from syncd.engine.plan import FieldChange
+from syncd.engine.plan import FieldChange, PlannedAction
 from syncd.mapping.spec import Side
 from syncd.mapping.values import CanonicalValue
 from syncd.store import Link
@@ -56,6 +56,8 @@ class PairWork:
     reopened_conflicts: tuple[int, ...] = ()  # resolved conflicts whose resolution cannot be carried out
     source: str = ""
     source_side: Side = "crm"
+    # The actions reported for it ("link", and each side written), which the write's outcome settles.
+    reported: dict[str, PlannedAction] = field(default_factory=dict, compare=False)
 
     def record(self, side: Side) -> Record:
         """The pair's record on `side`."""
@@ -74,6 +76,7 @@ class CreateWork:
     base: Mapping[str, CanonicalValue]
     changes: tuple[FieldChange, ...]
     after_status: str | None = None  # invoice status to reach by an action after the create
+    reported: PlannedAction | None = None  # the "create" reported for it, which the outcome settles
 
 
 @dataclass

@@ -10,6 +10,7 @@ from syncd.connectors.base import Record
 from syncd.engine import lifecycle
 from syncd.engine.context import MappingRun, create_reference, describe, other, side_id, side_object
 from syncd.engine.creates import plan_create
+from syncd.engine.failures import held_back
 from syncd.engine.fields import plan_fields
 from syncd.engine.history import History
 from syncd.engine.matching import AmbiguousMatchError, find_match
@@ -25,7 +26,8 @@ from syncd.mapping.compiled import FieldConversionError, ObjectMapper, writes_to
 from syncd.mapping.filters import FilterError
 from syncd.mapping.spec import Side
 from syncd.mapping.values import CanonicalValue
-from syncd.store import Conflict, DeadLetter, Link
+from syncd.store import Conflict, Link
+from syncd.store.columns import utcnow
 
 
 class ObjectPipeline:
@@ -46,12 +48,12 @@ class ObjectPipeline:
         """A record another one refers to, run through its own object's pipeline before the referring one."""
         await ObjectPipeline(self.run, mapper).sync(side, [record], why="announced")
 
-    async def _parked_for_good(self, side: Side, records: Mapping[str, Record]) -> dict[str, DeadLetter]:
-        """The dead letters holding records of this batch back until they change (a duplicate, an ambiguous
-        match), by record id; a deleted record, or one changed since it was parked, is free to go."""
+    async def _parked_for_good(self, side: Side, records: Mapping[str, Record]) -> dict[str, str]:
+        """Why records of this batch are held back by their dead letters, by record id: until they (or the
+        mapping) change, or until a back-off the system asked for has passed; a deleted record is free to go."""
         ids = [record_id for record_id, record in records.items() if not record.deleted]
-        letters = await self.run.stores.dead_letters.held(self.run.name, self.obj, side, ids)
-        return {i: letter for i, letter in letters.items() if records[i].modified_at <= letter.updated_at}
+        letters = await self.run.stores.dead_letters.of_records(self.run.name, self.obj, side, ids)
+        return held_back(letters, records, self.scope.fingerprint, utcnow())
 
     # --- the pipeline --------------------------------------------------------------------------------
     async def sync(self, side: Side, records: Sequence[Record], *, why: ReadCause = "poll") -> None:
@@ -76,7 +78,7 @@ class ObjectPipeline:
             held = parked.get(record.id)
             if held is not None:
                 # Re-read only because of the overlap window: planning it again would repeat what failed.
-                self.scope.skip(record, f"parked until it changes: {held.error}")
+                self.scope.skip(record, held)
                 continue
             link = links.get(record.id)
             if why == "poll" and link is not None and link.state == "linked" and seen_unchanged(link, side, record):
@@ -336,10 +338,12 @@ class ObjectPipeline:
                 else "matched on " + ", ".join(mapper.match_keys) if mapper.match_keys
                 else "matched the document already there"
             )  # fmt: skip
-            self.scope.action("link", work.source, describe(counterpart), reason=reason)
+            work.reported["link"] = self.scope.action("link", work.source, describe(counterpart), reason=reason)
         for side in SIDES:
             if side in work.writes:
-                self.scope.action("update", work.source, describe(work.record(side)), changes=work.changes[side])
+                work.reported[side] = self.scope.action(
+                    "update", work.source, describe(work.record(side)), changes=work.changes[side]
+                )
         await self._report_conflicts(work)
 
     async def _report_conflicts(self, work: PairWork) -> None:

@@ -11,14 +11,17 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from syncd.engine.snapshot import encode_value
 from syncd.mapping.values import CanonicalValue
 
-ActionKind = Literal["create", "update", "link", "delete", "void", "move", "conflict", "skip"]
+ActionKind = Literal["create", "update", "link", "delete", "void", "move", "conflict", "skip", "error"]
 #: Kinds that change something on a system; a pass whose plan has none of them has settled.
 WRITE_KINDS: frozenset[str] = frozenset({"create", "update", "delete", "void"})
+#: The kind a planned write becomes when the system refused it (with the system's reason).
+ERROR_KIND: ActionKind = "error"
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,20 @@ class SyncReport:
         """The actions of one kind."""
         return [a for a in self.actions if a.kind == kind]
 
+    @property
+    def failures(self) -> list[PlannedAction]:
+        """The writes a system refused, each with the system's reason."""
+        return self.of_kind(ERROR_KIND)
+
+    @property
+    def error_count(self) -> int:
+        """Everything that went wrong: refused writes and the pass's own errors (an object that failed)."""
+        return len(self.errors) + len(self.failures)
+
+    def error_lines(self) -> list[str]:
+        """Every error as one line: each refused write (record and reason), then the pass's own errors."""
+        return [f"{a.source}: {a.reason}" for a in self.failures] + list(self.errors)
+
 
 def _shown(value: CanonicalValue) -> str:
     if value is None:
@@ -96,8 +113,11 @@ def render_table(report: SyncReport, console: Console) -> None:
     console.print(table)
     summary = ", ".join(f"{n} {k}" for k, n in sorted(report.counts().items())) or "nothing to do"
     console.print(("Would do: " if report.dry_run else "Done: ") + summary)
-    for error in report.errors:
-        console.print(f"[red]error:[/red] {error}")
+    if report.error_count:
+        console.print(f"[red]{report.error_count} error{'s' if report.error_count != 1 else ''}:[/red]")
+    for error in report.error_lines():
+        # Escaped: a system's message may hold brackets that rich would read as markup.
+        console.print(f"[red]error:[/red] {escape(error)}", highlight=False)
 
 
 def _change_data(change: FieldChange) -> dict[str, Any]:
@@ -110,7 +130,8 @@ def report_data(report: SyncReport) -> dict[str, Any]:
         "dry_run": report.dry_run,
         "settled": report.settled,
         "counts": report.counts(),
-        "errors": list(report.errors),
+        "error_count": report.error_count,
+        "errors": report.error_lines(),
         "actions": [
             {
                 "kind": a.kind,

@@ -13,6 +13,7 @@ from syncd.engine.context import (
     PipelineHooks,
     Stores,
     describe,
+    jsonable,
     other,
     side_id,
     side_object,
@@ -244,8 +245,27 @@ class Reconciler:
                 if writes_to(mapper.fields[n].direction, target) and not mapper.fields[n].create_only
             }
             crm_id, acc_id = (record.id, None) if target == "crm" else (None, record.id)
+            source = (
+                f"{run.system(other(target))} {side_object(mapper, other(target))} "
+                f"{side_id(link, other(target))}"
+            )
+            # The create happened in the interrupted pass, which died before its audit row: written now,
+            # with the bind, saying it was recovered, and with what the record holds as its `after`.
+            written = mapper.read_fields(target)
+            after = {k: jsonable(v) for k, v in record.fields.items() if k in written}
+            cause = (
+                f"{run.name}:{mapper.name}: created from {source} "
+                f"(recovered an interrupted create by its reference {link.reference})"
+            )
             try:
-                await run.stores.links.bind(link.id, crm_id=crm_id, acc_id=acc_id, base=encode_base(base))
+                async with run.stores.db.transaction() as session:
+                    await run.stores.links.bind(
+                        link.id, crm_id=crm_id, acc_id=acc_id, base=encode_base(base), session=session
+                    )
+                    await run.stores.audit.record(
+                        run.system(target), side_object(mapper, target), record.id, {}, after, cause,
+                        session=session,
+                    )
             except StoreConflictError:
                 # What the reference found already belongs to another link: drop this intent; the source
                 # record's next read plans it afresh (and parks it as a duplicate if it still is one).
@@ -253,10 +273,6 @@ class Reconciler:
                 log.warning("pending create is a duplicate", mapping=run.name, object=link.object,
                             reference=link.reference, record=record.id)
                 continue
-            source = (
-                f"{run.system(other(target))} {side_object(mapper, other(target))} "
-                f"{side_id(link, other(target))}"
-            )
             run.actions.append(
                 PlannedAction(
                     "link",

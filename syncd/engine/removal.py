@@ -8,7 +8,10 @@ from typing import Any
 from syncd.connectors.base import Connector, Record
 from syncd.engine import lifecycle
 from syncd.engine.context import describe, other, side_id, side_object
+from syncd.engine.failures import Refusal, as_error
 from syncd.engine.object_run import ObjectRun
+from syncd.engine.plan import PlannedAction
+from syncd.errors import SkippableError
 from syncd.mapping.spec import Side
 from syncd.store import Link
 
@@ -29,14 +32,21 @@ async def plan_removal(scope: ObjectRun, side: Side, record: Record) -> None:
         if not run.dry_run:
             await run.stores.links.move(link.id, side, record.merged_into)
         return
-    _report_deletion(scope, side, record, link)
+    planned = _report_deletion(scope, side, record, link)
     if run.dry_run:
         return
-    await _apply_delete_policy(scope, side, record, link)
+    try:
+        await _apply_delete_policy(scope, side, record, link)
+    except SkippableError as exc:
+        # Refused as it is: reported as the error it is, and the link stays open. (A transient failure
+        # propagates: the object stops, its cursor stays, and the next pass lists the deletion again.)
+        refusal = Refusal.of(exc, run.connector(other(side)))
+        run.settle(planned, as_error(planned, refusal.reason(f"removing {planned.target}")))
+        return
     await run.stores.links.mark_deleted(link.id)
 
 
-def _report_deletion(scope: ObjectRun, side: Side, record: Record, link: Link) -> None:
+def _report_deletion(scope: ObjectRun, side: Side, record: Record, link: Link) -> PlannedAction:
     """What the delete policy does (or would do) to the counterpart of a record deleted on `side`."""
     mapper, run = scope.mapper, scope.run
     target = other(side)
@@ -44,23 +54,22 @@ def _report_deletion(scope: ObjectRun, side: Side, record: Record, link: Link) -
     policy = mapper.delete_policy
     target_object = side_object(mapper, target)
     if target_id is None or policy == "ignore" or (mapper.attach is not None):
-        scope.action("skip", describe(record), "", reason=f"deleted; delete policy {policy}: link closed")
-    elif policy == "delete":
-        scope.action(
+        return scope.action("skip", describe(record), "", reason=f"deleted; delete policy {policy}: link closed")
+    if policy == "delete":
+        return scope.action(
             "delete",
             describe(record),
             f"{run.system(target)} {target_object} {target_id}",
             reason="deleted; delete policy: delete",
         )
-    elif target == "accounting":
-        scope.action(
+    if target == "accounting":
+        return scope.action(
             "void" if lifecycle.is_invoice(mapper) else "update",
             describe(record),
             f"{run.system(target)} {target_object} {target_id}",
             reason="deleted; delete policy: deactivate",
         )
-    else:
-        scope.action("skip", describe(record), "", reason="deleted; the CRM side cannot be deactivated")
+    return scope.action("skip", describe(record), "", reason="deleted; the CRM side cannot be deactivated")
 
 
 async def _apply_delete_policy(scope: ObjectRun, side: Side, record: Record, link: Link) -> None:
@@ -75,8 +84,9 @@ async def _apply_delete_policy(scope: ObjectRun, side: Side, record: Record, lin
     connector = scope.run.connector(target)
     if policy == "delete":
         outcome = (await connector.delete_many(target_object, [target_id]))[0]
-        if outcome.ok:
-            await _audit_deletion(scope, connector, target_object, target_id, record, {"deleted": True})
+        if outcome.error is not None:
+            raise outcome.error
+        await _audit_deletion(scope, connector, target_object, target_id, record, {"deleted": True})
     elif policy == "deactivate" and target == "accounting":
         action = "void" if lifecycle.is_invoice(mapper) else "inactive"
         await connector.act(target_object, target_id, action)
@@ -99,10 +109,16 @@ async def plan_void(scope: ObjectRun, record: Record, link: Link) -> None:
     invoice = await scope.counterpart(link, "accounting")
     if invoice is None or lifecycle.invoice_status(invoice) == "void":
         return
-    scope.action("void", describe(record), describe(invoice), reason="deal left its won stage")
+    planned = scope.action("void", describe(record), describe(invoice), reason="deal left its won stage")
     if run.dry_run:
         return
-    await run.acc.act(scope.mapper.acc_object, invoice.id, "void")
+    try:
+        await run.acc.act(scope.mapper.acc_object, invoice.id, "void")
+    except SkippableError as exc:
+        # The system refuses to void it as it is (e.g. payments applied): an error with its reason, never
+        # reported as voided; the deal's next change tries again.
+        run.settle(planned, as_error(planned, Refusal.of(exc, run.acc).reason(f"voiding {describe(invoice)}")))
+        return
     await run.stores.audit.record(
         run.acc.system,
         scope.mapper.acc_object,

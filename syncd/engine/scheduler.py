@@ -236,11 +236,11 @@ class PollScheduler:
         try:
             async with self._locks.of(job.mapping):
                 report = await self._reconciler.run_object(job.mapping, job.object, (job.side,))
-            log.info("poll done", job=job.id, counts=report.counts(), errors=len(report.errors))
+            log.info("poll done", job=job.id, counts=report.counts(), errors=report.error_count)
             if self._metrics is not None:
                 self._metrics.count_poll(job.id, "ok")
                 self._metrics.count_sync("poll", job.mapping, job.object,
-                                         ((a.object, a.kind) for a in report.actions), len(report.errors))
+                                         ((a.object, a.kind) for a in report.actions), report.error_count)
             self.runs_completed += 1
             self.runs_by_job[job.id] += 1
             self.last_reports[job.id] = report

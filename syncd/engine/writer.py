@@ -1,24 +1,27 @@
 """Writing a planned batch to both systems (creates, then updates), then committing what was written: links
-bound, bases moved, conflicts opened, audit rows and dead letters, in one transaction."""
+bound, bases moved, conflicts opened, audit rows and dead letters, in one transaction; a write a system refused
+is reported as an error with the system's code and message, never as the create or update it was meant to be."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
-from syncd.connectors.base import Create, Update, WriteOutcome
+from syncd.connectors.base import Create, Record, Update, WriteOutcome
 from syncd.engine.context import describe, jsonable, other, side_object
+from syncd.engine.failures import Refusal, as_error
 from syncd.engine.object_run import ObjectRun
 from syncd.engine.pairs import SIDES, Batch, CreateWork, PairWork
+from syncd.engine.plan import PlannedAction
 from syncd.engine.signals import announce_conflicts
 from syncd.engine.snapshot import decode_base, encode_base, encode_value
 from syncd.engine.taken_names import rename_taken
 from syncd.engine.unchanged import settled_read, settled_write
-from syncd.errors import DuplicateError, NameTakenError, SkippableError
+from syncd.errors import ConnectorError, DuplicateError, FatalError, SkippableError
 from syncd.mapping.spec import Side
-from syncd.store import Conflict, Link, StoreConflictError
+from syncd.store import Conflict, ConnectionStore, Link, StoreConflictError
 from syncd.store.columns import utcnow
 from syncd.store.links import SeenStamps
 
@@ -99,15 +102,16 @@ class BatchWriter:
 
     # --- commit --------------------------------------------------------------------------------------
     async def _commit(self, batch: Batch, created: Sequence[Created], updated: Sequence[Updated]) -> None:
-        """Links, bases, conflicts, audit rows and dead letters of the batch, in one transaction."""
+        """Links, bases, conflicts, audit rows and dead letters of the batch, in one transaction; the report's
+        actions settled by what the systems answered."""
         if not (created or batch.pairs or batch.seen):
             return
-        failed: dict[int, str] = {}
+        refused: dict[int, dict[Side, ConnectorError]] = {}
         written: dict[tuple[int, Side], WriteOutcome] = {}
         for pair, side, outcome in updated:
             written[(id(pair), side)] = outcome
-            if not outcome.ok:
-                failed[id(pair)] = f"writing {side_object(self.mapper, side)}: {outcome.error}"
+            if outcome.error is not None:
+                refused.setdefault(id(pair), {})[side] = outcome.error
         started, self.opened = utcnow(), []
         async with self.run.stores.db.transaction() as session:
             for work, outcome in created:
@@ -120,7 +124,7 @@ class BatchWriter:
                     )
                     for side in SIDES
                 }
-                await self._commit_pair(session, pair, failed.get(id(pair)), seen)
+                await self._commit_pair(session, pair, refused.get(id(pair), {}), seen)
             stamps = [(i, side, t) for i, side, stamp in batch.seen if (t := self._read_stamp(side, stamp))]
             await self.run.stores.links.mark_seen(stamps, session=session)
         announce_conflicts(self.run.name, self.scope.obj, self.opened, since=started)
@@ -139,11 +143,18 @@ class BatchWriter:
         target_id = outcome.id
         if not outcome.ok and isinstance(outcome.error, DuplicateError) and outcome.error.existing_id:
             target_id = outcome.error.existing_id
-        elif not outcome.ok or target_id is None:
-            # Refused under every name tried: trying again is futile until the record (its name, e-mail or
-            # company) changes, so it waits for that instead of retrying each pass.
-            retry = not isinstance(outcome.error, NameTakenError)
-            await scope.park_in(session, other(work.target), work.source, str(outcome.error), retry=retry)
+        elif outcome.error is not None or target_id is None:
+            error = outcome.error or FatalError(
+                "the create was answered without a record id", connection=self.run.connector(work.target).name
+            )
+            refusal = Refusal.of(error, self.run.connector(work.target))
+            target_object = side_object(self.mapper, work.target)
+            reason = refusal.reason(f"the create of {target_object} for {describe(work.source)}")
+            if refusal.error_class == "validation" and work.link is not None:
+                # Refused outright, so nothing was created: no intent to look up on every pass while the
+                # record waits for a change (a create is keyed by its reference, so a repeat stays single).
+                await self.run.stores.links.unbind(work.link.id, session=session)
+            await self._refused(session, work.reported, other(work.target), work.source, refusal, reason)
             return
         seen: SeenStamps = {
             other(work.target): self._read_stamp(other(work.target), work.source.modified_at),
@@ -163,6 +174,31 @@ class BatchWriter:
         await self.run.stores.dead_letters.clear(
             self.run.name, scope.obj, other(work.target), work.source.id, session=session
         )
+
+    async def _refused(
+        self,
+        session: AsyncSession,
+        planned: PlannedAction | None,
+        side: Side,
+        record: Record,
+        refusal: Refusal,
+        reason: str,
+        *,
+        counterpart: Record | None = None,
+        earlier_attempts: int = 0,
+    ) -> None:
+        """A write the system refused: reported as an error (never as the create or update it was meant to
+        be), the record parked as the refusal's class decides, its connection paused if our grant was refused."""
+        if planned is not None:
+            self.run.settle(planned, as_error(planned, reason))
+        await self.scope.park_in(
+            session, side, record, reason, retry=refusal, counterpart=counterpart, earlier_attempts=earlier_attempts
+        )
+        if refusal.error_class == "authorisation" and refusal.connection:
+            # The daemon pauses the jobs of a connection needing re-authorisation until `syncd auth` renews it.
+            connections = ConnectionStore(self.run.stores.db)
+            await connections.ensure(refusal.connection, refusal.system, session=session)
+            await connections.set_status(refusal.connection, "needs_reauth", reason, session=session)
 
     async def _bind_created(
         self, session: AsyncSession, work: CreateWork, target_id: str, seen: SeenStamps
@@ -191,14 +227,13 @@ class BatchWriter:
         return True
 
     async def _commit_pair(
-        self, session: AsyncSession, pair: PairWork, failure: str | None, seen: SeenStamps
+        self, session: AsyncSession, pair: PairWork, refused: Mapping[Side, ConnectorError], seen: SeenStamps
     ) -> None:
         """Link (or move the base of) a pair whose writes succeeded, with its conflicts and audit rows;
-        park its source record if a write failed."""
+        report and park its source record if a system refused a write."""
         scope, stores = self.scope, self.run.stores
-        source_record = pair.record(pair.source_side)
-        if failure is not None:
-            await scope.park_in(session, pair.source_side, source_record, failure, retry=True)
+        if refused:
+            await self._pair_refused(session, pair, refused)
             return
         link = await self._bind_pair(session, pair, seen)
         if link is None:
@@ -217,21 +252,61 @@ class BatchWriter:
             )
             self.opened.append((link, conflict))
         await stores.conflicts.mark_applied(pair.applied_conflicts, session=session)
-        for side, fields in pair.writes.items():
+        await self._audit_writes(session, pair, SIDES)
+        for side in SIDES:
+            # Either record may hold the pair's letter: the pair is in step now, whichever side was read.
+            await stores.dead_letters.clear(
+                self.run.name, scope.obj, side, pair.record(side).id, session=session
+            )
+
+    async def _pair_refused(
+        self, session: AsyncSession, pair: PairWork, refused: Mapping[Side, ConnectorError]
+    ) -> None:
+        """A pair a system refused to write: the side written anyway is audited, each refused write is an
+        error, nothing is linked, and the pair is parked."""
+        await self._audit_writes(session, pair, [s for s in SIDES if s in pair.writes and s not in refused])
+        if "link" in pair.reported:
+            self.run.settle(pair.reported["link"], None)  # a first link is made only with its writes
+        refusals = [(side, Refusal.of(error, self.run.connector(side))) for side, error in refused.items()]
+        # A record refused as it is on one side but for now on the other is tried again when the wait is over.
+        governing = max(refusals, key=lambda found: found[1].error_class != "validation")[1]
+        reasons = []
+        for side, refusal in refusals:
+            target = pair.record(side)
+            reason = refusal.reason(f"the update of {target.object} {target.id}")
+            reasons.append(reason)
+            if side in pair.reported:
+                self.run.settle(pair.reported[side], as_error(pair.reported[side], reason))
+        # One letter per pair, on the record read (the side its retry reads again): a letter the pair got
+        # when read from the other side is taken over, its attempts counted on.
+        source_side, counterpart_side = pair.source_side, other(pair.source_side)
+        source, counterpart = pair.record(source_side), pair.record(counterpart_side)
+        earlier = await self.run.stores.dead_letters.take(
+            self.run.name, self.scope.obj, counterpart_side, counterpart.id, counterpart_id=source.id,
+            session=session,
+        )
+        await self._refused(
+            session, None, source_side, source, governing, "; ".join(reasons), counterpart=counterpart,
+            earlier_attempts=earlier.attempts if earlier is not None else 0,
+        )
+
+    async def _audit_writes(self, session: AsyncSession, pair: PairWork, sides: Iterable[Side]) -> None:
+        """One audit row for each of `sides` the pair wrote: what the target held before, what it holds now."""
+        for side in sides:
+            fields = pair.writes.get(side)
+            if not fields:
+                continue
             target_record = pair.record(side)
             before = {k: jsonable(target_record.fields.get(k)) for k in fields}
-            await stores.audit.record(
+            await self.run.stores.audit.record(
                 target_record.system,
                 target_record.object,
                 target_record.id,
                 before,
                 jsonable(fields),
-                scope.cause(f"from {pair.source}"),
+                self.scope.cause(f"from {pair.source}"),
                 session=session,
             )
-        await stores.dead_letters.clear(
-            self.run.name, scope.obj, pair.source_side, source_record.id, session=session
-        )
 
     async def _bind_pair(self, session: AsyncSession, pair: PairWork, seen: SeenStamps) -> Link | None:
         """The pair's link with its new base and stamps: made now for a first-time pair, or None (the source

@@ -201,6 +201,7 @@ class DeadLetterRow(SQLModel, table=True):
         UniqueConstraint("mapping", "object", "side", "record_id", name="uq_dead_letter_record"),
         CheckConstraint("side IN ('crm', 'accounting')", name="ck_dead_letter_side"),
         Index("ix_dead_letter_next_attempt", "next_attempt_at"),
+        Index("ix_dead_letter_counterpart", "mapping", "object", "counterpart_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -210,6 +211,14 @@ class DeadLetterRow(SQLModel, table=True):
     side: str = Field(nullable=False)
     record_id: str = Field(nullable=False)
     error: str = Field(sa_type=Text(), nullable=False)
+    # What kind of failure it is (validation, transient, authorisation, fatal, waiting), the system's own
+    # code and message for a refused write, and the mapped object's rules it failed under.
+    error_class: str | None = Field(default=None, nullable=True)
+    error_code: str | None = Field(default=None, nullable=True)
+    error_message: str | None = Field(default=None, sa_type=Text(), nullable=True)
+    mapping_fingerprint: str | None = Field(default=None, nullable=True)
+    # A refused pair's other record: re-read unchanged it stays held too, changed it frees the pair.
+    counterpart_id: str | None = Field(default=None, nullable=True)
     attempts: int = Field(default=1, nullable=False)
     next_attempt_at: datetime | None = _when(nullable=True)
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON(), nullable=False))

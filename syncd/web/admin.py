@@ -1,5 +1,5 @@
-"""The admin listener: health, readiness, Prometheus metrics, the conflicts/links/inbox API (Bearer token on every
-/api/ route) and the conflict review pages."""
+"""The admin listener: health, readiness, Prometheus metrics, the conflicts/links/inbox/dead-letters API (Bearer
+token on every /api/ route) and the conflict review pages."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from syncd.store import (
     ConflictStore,
     ConnectionStore,
     Database,
+    DeadLetterStore,
     InboxStore,
     LinkState,
     LinkStore,
@@ -29,6 +30,7 @@ from syncd.store import (
     StoreNotFoundError,
     check_schema,
 )
+from syncd.store.deadletters_command import dead_letter_view
 from syncd.store.inbox_command import InboxListing, inbox_event_view
 from syncd.store.reports import conflict_view, link_view
 from syncd.store.review import ReviewStore
@@ -100,6 +102,7 @@ class AdminApi:
         self._connections = ConnectionStore(db)
         self._inbox = InboxStore(db)
         self._review = ReviewStore(db)
+        self._dead_letters = DeadLetterStore(db)
 
     async def healthz(self, _request: web.Request) -> web.Response:
         """The process is up and serving."""
@@ -205,6 +208,27 @@ class AdminApi:
             return self._unauthorised()
         return await handler(request)
 
+    async def list_dead_letters(self, request: web.Request) -> web.Response:
+        """`GET /api/deadletters?mapping=&object=&limit=&offset=`: records syncd could not sync, oldest first,
+        with the kind of failure, the system's code and message, and when they are tried again."""
+        limit, offset = _page(request)
+        found = await self._dead_letters.list(
+            mapping=request.query.get("mapping"), object=request.query.get("object"), limit=limit, offset=offset
+        )
+        return web.json_response([dead_letter_view(d) for d in found])
+
+    async def retry_dead_letter(self, request: web.Request) -> web.Response:
+        """`POST /api/deadletters/{id}/retry`: make a dead letter due now (the next run of its object syncs the
+        record again)."""
+        letter_id = _path_id(request, "dead letter")
+        try:
+            [requeued] = await self._dead_letters.requeue([letter_id])
+        except StoreNotFoundError:
+            return _error(404, f"dead letter {letter_id} does not exist")
+        log.info("dead letter requeued", id=letter_id, mapping=requeued.mapping, object=requeued.object,
+                 record=requeued.record_id)
+        return web.json_response(dead_letter_view(requeued))
+
     def _unauthorised(self) -> web.Response:
         """The 401 for a call without the admin token, saying whether one is configured at all."""
         reason = "admin.token is not configured" if self._token is None else "missing or wrong token"
@@ -258,9 +282,10 @@ def build_admin_app(
     on_requeue: Callable[[], None] | None = None,
     objects: SystemObjects | None = None,
 ) -> web.Application:
-    """The admin application: /healthz, /readyz, /metrics, the /api/conflicts, /api/links, /api/inbox endpoints
-    and the /review pages; `on_requeue` is called after an inbox event is put back in the queue, `objects` names
-    the system objects of each (mapping, object) so the pages can link records into the systems."""
+    """The admin application: /healthz, /readyz, /metrics, the /api/conflicts, /api/links, /api/inbox,
+    /api/deadletters endpoints and the /review pages; `on_requeue` is called after an inbox event is put back in
+    the queue, `objects` names the system objects of each (mapping, object) so the pages can link records into
+    the systems."""
     api = AdminApi(db=db, settings=settings, metrics=metrics, on_requeue=on_requeue)
     app = web.Application(middlewares=[_store_errors, api.guard], client_max_size=MAX_BODY_BYTES)
     app.router.add_get("/healthz", api.healthz)
@@ -271,5 +296,7 @@ def build_admin_app(
     app.router.add_get("/api/links", api.list_links)
     app.router.add_get("/api/inbox", api.list_inbox)
     app.router.add_post(r"/api/inbox/{id:\d+}/retry", api.retry_inbox_event)
+    app.router.add_get("/api/deadletters", api.list_dead_letters)
+    app.router.add_post(r"/api/deadletters/{id:\d+}/retry", api.retry_dead_letter)
     add_review_pages(app, db=db, settings=settings, objects=objects or {}, on_requeue=on_requeue)
     return app

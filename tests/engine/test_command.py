@@ -88,3 +88,42 @@ async def test_dry_run_then_sync_against_the_sandbox(tmp_path: Path) -> None:
         code, out, err = await syncd("sync", "--once", "--json", "--config", str(config))
         assert code == 0, err
         assert json_of(out)["settled"]
+
+
+async def test_a_refused_write_makes_sync_once_report_an_error_and_exit_1(tmp_path: Path) -> None:
+    async with Sandbox.running(workdir=tmp_path / "sandbox", hubspot_port=0, salesforce_port=0, zoho_port=0,
+                               systems=("hubspot", "zohobooks")) as sandbox:
+        config = write_config(tmp_path, sandbox)
+        await upgrade(f"sqlite:///{tmp_path / 'syncd.db'}")
+        hub = sandbox.descriptor["hubspot"]
+        settings = HubSpotConnection.model_validate({"system": "hubspot", **{k: hub[k] for k in (
+            "base_url", "client_id", "client_secret", "refresh_token", "app_secret")}})
+        connector = HubSpotConnector("seed", settings)
+        await connector.start()
+        try:
+            made = await connector.create_many("contacts", [
+                Create("seed-1", {"email": "Ada.Mitchell@example.com", "firstname": "Ada", "lastname": "Mitchell"}),
+                # Zoho Books keeps first names to 100 characters; HubSpot does not.
+                Create("seed-2", {"email": "max@example.com", "firstname": "Maximiliana" * 10,
+                                  "lastname": "Mitchell"}),
+            ])
+            assert all(m.ok for m in made), made
+        finally:
+            await connector.close()
+        refused = made[1].id
+        code, out, err = await syncd("sync", "--once", "--json", "--config", str(config))
+        assert code == 1, err
+        summary = json_of(out)
+        assert summary["counts"] == {"create": 1, "error": 1} and summary["error_count"] == 1
+        [error] = summary["errors"]
+        assert error.startswith(f"hubspot contacts {refused}: zohobooks refused the create of contacts")
+        assert "Invalid value passed for first_name (code 4)" in error
+        # The next pass does not try it again: nothing to do, nothing failed.
+        code, out, err = await syncd("sync", "--once", "--config", str(config))
+        assert code == 0, err + out
+        assert "held back" in out and "error" not in out.split("Done:")[1]
+        code, out, err = await syncd("deadletters", "list", "--json", "--config", str(config))
+        assert code == 0, err
+        [letter] = json_of(out)
+        assert (letter["record_id"], letter["status"], letter["error_code"]) == (refused, "parked", "4")
+        assert letter["error_message"] == "Invalid value passed for first_name"

@@ -326,6 +326,27 @@ async def test_with_webhooks_off_polling_alone_brings_the_change(
     assert daemon.scheduler.runs_completed > polls
 
 
+async def test_a_create_zoho_refuses_is_counted_as_an_error_once_not_as_a_create(
+    tmp_path: Path, clean: Sandbox, http: aiohttp.ClientSession, running: Callable[[Settings], Any]
+) -> None:
+    daemon: Daemon = await running(await settings_for(tmp_path, clean, interval_s=0.5, webhooks=False))
+    await settled_start(daemon)
+    # Zoho Books keeps first names to 100 characters; HubSpot does not.
+    await create_hubspot_contact(http, clean, email="Max.Mitchell@example.com", firstname="Maximiliana" * 10,
+                                 lastname="Mitchell")
+    labels = {"mapping": "hubspot-zohobooks", "object": "customer", "via": "poll"}
+    await eventually(lambda: daemon.metrics.value("syncd_sync_errors_total", **labels) == 1,
+                     "the refused create to be counted as an error")
+    # Later polls re-read the contact (the overlap window) but do not try it again: still one error, no create.
+    runs = daemon.scheduler.runs_completed
+    await eventually(lambda: daemon.scheduler.runs_completed >= runs + 2 * len(daemon.scheduler.jobs),
+                     "more polls")
+    assert daemon.metrics.value("syncd_sync_errors_total", **labels) == 1
+    assert daemon.metrics.value("syncd_sync_actions_total", kind="error", **labels) == 1
+    assert daemon.metrics.value("syncd_sync_actions_total", kind="create", **labels) == 0
+    assert not [c for c in clean.zohobooks.records("contacts") or [] if "Mitchell" in str(c.get("contact_name"))]
+
+
 async def test_a_revoked_grant_stops_only_its_own_jobs(
     tmp_path: Path, clean: Sandbox, http: aiohttp.ClientSession, running: Callable[[Settings], Any]
 ) -> None:

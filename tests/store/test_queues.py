@@ -72,18 +72,43 @@ async def test_parking_a_record_again_counts_attempts_on_one_row(database: Datab
     assert {d.record_id for d in await letters.list(object="invoice")} == {"INV-1", "INV-3"}
 
 
-async def test_held_names_only_the_asked_records_parked_for_a_person(database: Database) -> None:
+async def test_of_records_names_only_the_asked_records_of_one_mapping_object_and_side(
+    database: Database,
+) -> None:
     letters = DeadLetterStore(database)
     now = datetime.now(UTC)
     await letters.park("hub", "m", "customer", "crm", "1", "ambiguous match", next_attempt_at=None)
-    await letters.park("hub", "m", "customer", "crm", "2", "HubSpot 503", next_attempt_at=now)  # retried
+    await letters.park("hub", "m", "customer", "crm", "2", "HubSpot 503", next_attempt_at=now,
+                       error_class="transient", error_code="503", error_message="Service Unavailable")
     await letters.park("hub", "m", "customer", "accounting", "1", "duplicate", next_attempt_at=None)  # other side
     await letters.park("hub", "other", "customer", "crm", "3", "duplicate", next_attempt_at=None)  # other mapping
     await letters.park("hub", "m", "customer", "crm", "4", "duplicate", next_attempt_at=None)
     asked = ["1", "2", "3", "4", *(str(n) for n in range(100, 1300))]  # more than one chunk of ids
-    held = await letters.held("m", "customer", "crm", asked)
-    assert {k: v.error for k, v in held.items()} == {"1": "ambiguous match", "4": "duplicate"}
-    assert await letters.held("m", "customer", "crm", []) == {}
+    found = await letters.of_records("m", "customer", "crm", asked)
+    assert {k: v.error for k, v in found.items()} == {"1": "ambiguous match", "2": "HubSpot 503", "4": "duplicate"}
+    assert (found["2"].error_class, found["2"].error_code, found["2"].error_message) == (
+        "transient", "503", "Service Unavailable"
+    )
+    assert await letters.of_records("m", "customer", "crm", []) == {}
+
+
+async def test_requeue_makes_letters_due_all_or_nothing(database: Database) -> None:
+    letters = DeadLetterStore(database)
+    later = datetime.now(UTC) + timedelta(hours=1)
+    held = await letters.park("zoho", "m", "customer", "crm", "1", "refused", next_attempt_at=None)
+    backing_off = await letters.park("zoho", "m", "invoice", "crm", "2", "429", next_attempt_at=later)
+    assert await letters.due() == []
+    with pytest.raises(StoreNotFoundError, match="dead letter 999 does not exist"):
+        await letters.requeue([held.id, 999])
+    assert await letters.due() == []  # the known one was not requeued either
+    [requeued] = await letters.requeue([held.id])
+    assert requeued.next_attempt_at is not None and requeued.attempts == 1
+    assert [d.id for d in await letters.due()] == [held.id]
+    assert await letters.requeue_all(object="invoice") == 1
+    assert {d.id for d in await letters.due()} == {held.id, backing_off.id}
+    assert (await letters.get(backing_off.id)).error == "429"
+    with pytest.raises(StoreNotFoundError):
+        await letters.get(999)
 
 
 async def test_connection_status_survives_ensure(database: Database) -> None:
@@ -110,3 +135,16 @@ async def test_audit_lists_newest_first_with_fields(database: Database) -> None:
     assert entries[1].fields_before == {"phone": None} and entries[1].fields_after == {"phone": "+44"}
     assert entries[1].at == t0
     assert [e.cause for e in await audit.list(system="hubspot", record_id="101")] == ["from zoho"]
+
+
+async def test_a_pair_letter_is_taken_over_with_its_attempts(database: Database) -> None:
+    letters = DeadLetterStore(database)
+    await letters.park("hub", "m", "customer", "crm", "1", "refused", next_attempt_at=None, counterpart_id="Z1")
+    await letters.park("hub", "m", "customer", "crm", "1", "refused", next_attempt_at=None, counterpart_id="Z1")
+    assert await letters.take("m", "customer", "crm", "1", counterpart_id="Z9") is None  # another pair's
+    taken = await letters.take("m", "customer", "crm", "1", counterpart_id="Z1")
+    assert taken is not None and taken.attempts == 2
+    again = await letters.park("zoho", "m", "customer", "accounting", "Z1", "refused", next_attempt_at=None,
+                               counterpart_id="1", earlier_attempts=taken.attempts)
+    assert again.attempts == 3
+    assert [d.record_id for d in await letters.list()] == ["Z1"]

@@ -14,7 +14,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from syncd.settings import AdminSettings, Settings
-from syncd.store import ConflictStore, ConnectionStore, Database, InboxStore, LinkStore, upgrade_database
+from syncd.store import (
+    ConflictStore,
+    ConnectionStore,
+    Database,
+    DeadLetterStore,
+    InboxStore,
+    LinkStore,
+    upgrade_database,
+)
 from syncd.web.admin import build_admin_app
 from syncd.web.metrics import Metrics
 
@@ -388,3 +396,32 @@ async def test_a_deeply_nested_or_oversized_resolve_body_is_refused(
                            headers={**AUTH, "Content-Type": "application/json"})
     assert big.status == 413
     assert [c.id for c in await ConflictStore(database).list(status="open")] == [conflict_id]
+
+
+async def test_dead_letters_are_listed_and_requeued_with_the_admin_token(
+    admin: TestClient[Any, Any], database: Database
+) -> None:
+    letters = DeadLetterStore(database)
+    refused = await letters.park(
+        "hs", "hubspot-zohobooks", "customer", "crm", "1001",
+        "zohobooks refused the update of contacts 4600: Invalid value passed for first_name (code 4)",
+        next_attempt_at=None, error_class="validation", error_code="4",
+        error_message="Invalid value passed for first_name", counterpart_id="4600",
+    )
+    await letters.park("hs", "hubspot-zohobooks", "invoice", "crm", "D-7", "customer not linked yet",
+                       next_attempt_at=None, error_class="validation")
+    listed = await (await admin.get("/api/deadletters?object=customer", headers=AUTH)).json()
+    assert [(d["id"], d["status"], d["error_code"], d["error_message"]) for d in listed] == [
+        (refused.id, "parked", "4", "Invalid value passed for first_name")
+    ]
+    assert len(await (await admin.get("/api/deadletters", headers=AUTH)).json()) == 2
+    assert (await admin.get("/api/deadletters?limit=0", headers=AUTH)).status == 400
+
+    assert (await admin.post(f"/api/deadletters/{refused.id}/retry")).status == 401
+    assert await letters.due() == []
+    response = await admin.post(f"/api/deadletters/{refused.id}/retry", headers=AUTH)
+    assert response.status == 200
+    body = await response.json()
+    assert (body["id"], body["status"], body["attempts"]) == (refused.id, "due", 1)
+    assert [d.id for d in await letters.due()] == [refused.id]
+    assert (await admin.post("/api/deadletters/9999/retry", headers=AUTH)).status == 404
