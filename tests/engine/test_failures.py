@@ -150,6 +150,8 @@ async def test_an_update_zoho_refuses_waits_until_the_record_its_counterpart_or_
 #: Customers one way, HubSpot to Zoho Books: a pass reads Zoho Books only to plan, and its updates are the
 #: pass's last Zoho calls.
 ONE_WAY = """
+name = "customers-one-way"
+
 [mapping]
 crm = "hubspot"
 accounting = "zohobooks"

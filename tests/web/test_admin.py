@@ -399,7 +399,7 @@ async def test_a_deeply_nested_or_oversized_resolve_body_is_refused(
 
 
 async def test_dead_letters_are_listed_and_requeued_with_the_admin_token(
-    admin: TestClient[Any, Any], database: Database
+    admin: TestClient[Any, Any], anonymous: TestClient[Any, Any], database: Database
 ) -> None:
     letters = DeadLetterStore(database)
     refused = await letters.park(
@@ -417,7 +417,8 @@ async def test_dead_letters_are_listed_and_requeued_with_the_admin_token(
     assert len(await (await admin.get("/api/deadletters", headers=AUTH)).json()) == 2
     assert (await admin.get("/api/deadletters?limit=0", headers=AUTH)).status == 400
 
-    assert (await admin.post(f"/api/deadletters/{refused.id}/retry")).status == 401
+    assert (await anonymous.post(f"/api/deadletters/{refused.id}/retry")).status == 401
+    assert (await anonymous.get("/api/deadletters")).status == 401
     assert await letters.due() == []
     response = await admin.post(f"/api/deadletters/{refused.id}/retry", headers=AUTH)
     assert response.status == 200
