@@ -223,7 +223,8 @@ class BudgetEstimate:
     left_today: int | None  # None: no daily cap known
     per_day: int | None
     calls_per_s: float
-    days: float
+    days: float  # from now until the last call, at the allowed pace
+    budgets: int = 1  # the days whose budget the work spends (today included)
 
     @property
     def fits_today(self) -> bool:
@@ -236,8 +237,12 @@ class BudgetEstimate:
         pace = f"{self.calls_per_s * 60:.0f} calls/min"
         if self.per_day is not None:
             pace += f", {self.per_day} a day"
-        when = f"~{self.days:.1f} days" if self.days >= 1 else f"~{self.days * 24 * 60:.0f} minutes"
-        return f"this work needs ~{self.calls} calls; {left}; it will take {when} at the allowed pace ({pace})"
+        hours = self.days * 24
+        when = f"~{self.days:.1f} days" if self.days >= 1 else f"~{hours:.1f} hours" if hours >= 1 else \
+            f"~{hours * 60:.0f} minutes"
+        spread = "" if self.budgets == 1 else f", over {self.budgets} days' budgets"
+        return (f"this work needs ~{self.calls} calls; {left}; it will take {when} at the allowed pace "
+                f"({pace}){spread}")
 
 
 def estimate(connection: str, calls: int, *, left_today: int | None, per_day: int | None,
@@ -251,7 +256,7 @@ def estimate(connection: str, calls: int, *, left_today: int | None, per_day: in
     further_days = math.ceil(after_today / per_day)
     last_day_calls = after_today - (further_days - 1) * per_day
     days = seconds_to_reset / DAY_S + (further_days - 1) + (last_day_calls / calls_per_s) / DAY_S
-    return BudgetEstimate(connection, calls, left_today, per_day, calls_per_s, days)
+    return BudgetEstimate(connection, calls, left_today, per_day, calls_per_s, days, 1 + further_days)
 
 
 def spend_share(cap: int, reserve_share: float) -> int:

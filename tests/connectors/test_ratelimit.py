@@ -139,8 +139,9 @@ async def test_the_estimate_says_how_many_days_work_needs_at_the_allowed_pace() 
     found = limiter.estimate(2000)
     assert (found.left_today, found.per_day, found.fits_today) == (600, 760, False)
     # 600 today, 760 tomorrow, 640 on the third day.
-    assert 2 < found.days < 3
+    assert 2 < found.days < 3 and found.budgets == 3
     assert found.message().startswith("this work needs ~2000 calls; today's budget leaves 600; it will take ~2.")
+    assert found.message().endswith("over 3 days' budgets")
     assert limiter.estimate(500).fits_today
 
 
