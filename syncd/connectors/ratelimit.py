@@ -234,7 +234,10 @@ class RateLimiter:
         if daily_used is not None:
             self.usage.report(daily_used)
         if window_remaining is not None and window_remaining <= 0 and window_reset_s:
-            self.pause(window_reset_s)
+            # The window is used up: the next call must not come early. Our own pacing already places it in
+            # the next window, so hold one slot (not the whole interval, which would waste a window each time
+            # the pace meets the maximum exactly); a 429 from others' calls then pauses for its Retry-After.
+            self.pause(min(window_reset_s, 1.0 / self.budget.calls_per_s))
 
     def refused(self, error: RateLimitedError, *, daily: bool) -> RateLimitedError:
         """The system refused a call for its quota: after a window refusal everyone waits the window out;
