@@ -88,6 +88,12 @@ class RateLimitedError(RetryableError):
     """The system refused the call because a rate limit or quota was spent."""
 
 
+class BudgetSpentError(RateLimitedError):
+    """The connection's share of the system's daily quota is spent: every call of the connection waits until
+    the day resets (`retry_after`). Never a record's failure: connectors let it through to end the pass, so
+    that cursors stay where the work stopped."""
+
+
 class UnknownOutcomeError(RetryableError):
     """A write may or may not have happened (timeout after sending): look it up before trying again."""
 

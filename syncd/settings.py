@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -17,6 +18,7 @@ from pydantic import (
     ModelWrapValidatorHandler,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -137,11 +139,28 @@ class MappingsSettings(_Strict):
 
 
 class RateLimitSettings(_Strict):
-    """A connection's budget: calls per window and per day (defaults are the system's documented limits)."""
+    """A connection's budget: calls per window and per day (defaults are the system's documented limits), the
+    share of the daily cap left to the account's other integrations, and the day the cap is counted in."""
 
     window_s: float = Field(gt=0)
     window_max: int = Field(gt=0)
     daily_cap: int | None = Field(default=None, gt=0)
+    # syncd never spends more than (1 - reserve_share) x daily_cap in a day.
+    reserve_share: float = Field(default=0.2, ge=0, lt=1)
+    # Of syncd's part, what polling leaves to webhook-driven work (so a long first sync never starves it).
+    webhook_share: float = Field(default=0.05, ge=0, lt=1)
+    # The time zone whose midnight resets the daily cap (HubSpot: the account's; Zoho Books: UTC, as far as
+    # known). Salesforce counts a rolling 24 hours and ignores it.
+    day_timezone: str = "UTC"
+
+    @field_validator("day_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("a time zone name such as UTC or Europe/Berlin") from None
+        return value
 
 
 class _ConnectionBase(_Strict):
@@ -378,7 +397,8 @@ def _translate(exc: ValidationError, source: TomlSource) -> list[Problem]:
         elif kind in ("union_tag_invalid", "union_tag_not_found"):
             message = f"`system` must be one of: {', '.join(SYSTEMS)}"
         else:
-            expected = err["msg"].removeprefix("Input should be ").removeprefix("Value should be ")
+            expected = (err["msg"].removeprefix("Input should be ").removeprefix("Value should be ")
+                        .removeprefix("Value error, "))
             given = err.get("input")
             secret = any(word in str(loc[-1]) for word in ("secret", "token", "key"))
             shown = "" if secret or isinstance(given, dict | list) else f" (got {given!r})"

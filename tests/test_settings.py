@@ -217,3 +217,16 @@ def test_a_key_file_of_the_wrong_shape_is_reported_with_the_file(tmp_path: Path)
     path = write(tmp_path, GOOD.replace('token_key = "${SYNCD_TOKEN_KEY}"', 'token_key_file = "token.key"'))
     problems = problems_of(path)
     assert len(problems) == 1 and f"security.token_key_file: expected a Fernet key (in {key_file})" in problems[0]
+
+
+def test_budget_keys_default_to_a_fifth_kept_free_and_bad_values_are_named(tmp_path: Path) -> None:
+    conn = load_settings(write(tmp_path, GOOD), env=ENV).connections["hs"]
+    assert conn.rate_limit is not None
+    assert (conn.rate_limit.reserve_share, conn.rate_limit.webhook_share, conn.rate_limit.day_timezone) == (
+        0.2, 0.05, "UTC")
+    bad = GOOD + 'reserve_share = 1.5\nday_timezone = "Mars/Olympus"\n'
+    problems = problems_of(write(tmp_path, bad))
+    assert len(problems) == 2
+    assert any("connections.hs.rate_limit.reserve_share: expected less than 1" in p for p in problems), problems
+    assert any("day_timezone: expected a time zone name such as UTC or Europe/Berlin (got 'Mars/Olympus')" in p
+               for p in problems), problems

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from syncd.connectors.base import ChangeEvent, Connector
+from syncd.connectors.budget import webhook_work
 from syncd.engine.context import side_object
 from syncd.engine.reconcile import Reconciler, read_sides
 from syncd.engine.scheduler import MappingLocks
@@ -237,8 +238,10 @@ class InboxDispatcher:
         changes = [change for _, change in group.events]
         try:
             for mapping in readers:
-                async with self._locks.of(mapping):
-                    report = await self._reconciler.sync_records(mapping, system, group.object, changes)
+                # Webhook-driven: its calls (and its turn at the mapping's lock) go before polling's.
+                with webhook_work():
+                    async with self._locks.of(mapping):
+                        report = await self._reconciler.sync_records(mapping, system, group.object, changes)
                 # Counted as it happened: a later mapping failing does not undo this one's writes.
                 if self._metrics is not None:
                     self._metrics.count_sync("webhook", mapping, group.object,

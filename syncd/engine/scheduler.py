@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from syncd.connectors.budget import PriorityLock
 from syncd.engine.context import side_object
 from syncd.engine.plan import SyncReport
 from syncd.engine.reconcile import Reconciler, read_sides
@@ -80,14 +81,15 @@ def poll_jobs(settings: Settings, reconciler: Reconciler) -> list[PollJob]:
 
 class MappingLocks:
     """One lock per mapping: its polling jobs and its inbox processing never run at the same time, because
-    they would read and commit the same links and cursors."""
+    they would read and commit the same links and cursors. Webhook work waiting for it goes before the next
+    poll (`webhook_work`)."""
 
     def __init__(self) -> None:
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, PriorityLock] = {}
 
-    def of(self, mapping: str) -> asyncio.Lock:
+    def of(self, mapping: str) -> PriorityLock:
         """The lock of `mapping` (created on first use)."""
-        return self._locks.setdefault(mapping, asyncio.Lock())
+        return self._locks.setdefault(mapping, PriorityLock())
 
 
 #: Called after every job run with the job and its report (the daemon checks connection health there).

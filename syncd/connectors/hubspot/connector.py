@@ -110,10 +110,7 @@ class HubSpotConnector:
         self.name = name
         self.settings = settings
         policy = retry_policy or RetryPolicy()
-        limits = settings.rate_limit
-        budget = (Budget(limits.window_s, limits.window_max, limits.daily_cap) if limits is not None
-                  else DEFAULT_BUDGET)
-        self.limiter = RateLimiter(name, budget)
+        self.limiter = RateLimiter(name, DEFAULT_BUDGET.configured(settings.rate_limit))
         self.oauth = HubSpotOAuth(name, settings, policy=policy)
         refresh = settings.refresh_token.get_secret_value() if settings.refresh_token is not None else None
         self.tokens = TokenManager(name, self.oauth.refresh, storage=storage, refresh_token=refresh)

@@ -30,6 +30,13 @@ log = get_logger(__name__)
 SEARCH_BUDGET = Budget(window_s=1.0, window_max=4, target=0.8)
 
 
+def _daily_refusal(error: RateLimitedError) -> bool:
+    """Whether HubSpot refused a call for the day's quota (`policyName: DAILY`, no daily calls remaining)."""
+    headers = getattr(error.__cause__, "headers", None)
+    rate = read_rate_headers(dict(headers.items()) if headers is not None and hasattr(headers, "items") else {})
+    return rate.daily_remaining == 0 or "daily" in error.vendor_message.lower()
+
+
 class SdkApis:
     """The SDK API objects for one access token, built once (each builds its own connection pool)."""
 
@@ -188,7 +195,9 @@ class HubSpotTransport:
                 self._observe(dict(headers.items()))
             if isinstance(error, RateLimitedError):
                 # A 429 on search is usually the search budget: hold searches, not every call.
-                (self.search_limiter if search else self.limiter).throttled_by_system(error.retry_after)
+                limiter = self.search_limiter if search else self.limiter
+                daily = not search and _daily_refusal(error)
+                raise limiter.refused(error, daily=daily) from error.__cause__
             raise
         self._observe(answer.headers)
         return answer

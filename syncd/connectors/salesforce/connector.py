@@ -44,6 +44,7 @@ from syncd.connectors.salesforce.transport import SalesforceTransport
 from syncd.connectors.salesforce.values import UNSELECTABLE_TYPES, ValueTypeError, parse_timestamp
 from syncd.connectors.tokens import Grant, TokenManager, TokenStorage
 from syncd.errors import (
+    BudgetSpentError,
     ConnectorError,
     DuplicateError,
     FatalError,
@@ -382,6 +383,8 @@ class SalesforceConnector:
                             error=str(exc))
                 unknown = exc
                 continue
+            except BudgetSpentError:
+                raise  # the connection's day is over, not this record's write: end the pass
             except ConnectorError as exc:
                 for index, _ in chunk:
                     outcomes[index] = WriteOutcome(None, exc)
@@ -430,6 +433,8 @@ class SalesforceConnector:
             try:
                 # Re-sending the same field values is harmless, so an update is retried like a read.
                 rows = await self._collection(f"update {object}", "PATCH", [b for _, b in chunk], idempotent=True)
+            except BudgetSpentError:
+                raise  # the connection's day is over, not this record's write: end the pass
             except ConnectorError as exc:
                 for index, _ in chunk:
                     outcomes[index] = WriteOutcome(items[index].id, exc)
@@ -454,6 +459,8 @@ class SalesforceConnector:
 
             try:
                 rows = self._rows_of(await self._transport.call(f"delete {object}", run), len(chunk))
+            except BudgetSpentError:
+                raise  # the connection's day is over, not this record's write: end the pass
             except ConnectorError as exc:
                 outcomes.extend(WriteOutcome(i, exc) for i in chunk)
                 continue

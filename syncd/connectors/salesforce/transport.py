@@ -13,6 +13,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from simple_salesforce.api import Salesforce
 
+from syncd.connectors.budget import DayWindow
 from syncd.connectors.ratelimit import Budget, RateLimiter
 from syncd.connectors.retry import RetryPolicy, retrying
 from syncd.connectors.salesforce.errors import SessionExpiredError, classify
@@ -24,16 +25,13 @@ from syncd.settings import SalesforceConnection
 T = TypeVar("T")
 # Salesforce's allocation is per 24 hours; the short window only spreads it so that a burst never starves
 # the org's other integrations.
-DEFAULT_BUDGET = Budget(window_s=1.0, window_max=25, daily_cap=100_000)
+DEFAULT_BUDGET = Budget(window_s=1.0, window_max=25, daily_cap=100_000, day=DayWindow(rolling=True))
 CALL_OPTIONS = "client=syncd"
 
 
 def budget_of(settings: SalesforceConnection) -> Budget:
     """The connection's configured budget, or Salesforce's default allocation."""
-    limit = settings.rate_limit
-    if limit is None:
-        return DEFAULT_BUDGET
-    return Budget(limit.window_s, limit.window_max, limit.daily_cap or DEFAULT_BUDGET.daily_cap)
+    return DEFAULT_BUDGET.configured(settings.rate_limit)
 
 
 def _session_expired(exc: BaseException) -> bool:
@@ -110,7 +108,9 @@ class SalesforceTransport:
             except Exception as exc:
                 error = classify(exc, connection=self.name, record=record, idempotent=idempotent)
                 if isinstance(error, RateLimitedError):
-                    self.limiter.throttled_by_system(error.retry_after)
+                    # Not taken as the end of the day: the allocation is a rolling 24 hours, so calls free up as
+                    # old ones age out, and every answer's `Sforce-Limit-Info` already stops us short of it.
+                    error = self.limiter.refused(error, daily=False)
                 raise error from None
             self._observe(sf)
             return result

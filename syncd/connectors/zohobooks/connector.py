@@ -46,6 +46,7 @@ from syncd.connectors.zohobooks.values import (
     unflatten,
 )
 from syncd.errors import (
+    BudgetSpentError,
     ConnectorError,
     DuplicateError,
     FatalError,
@@ -111,9 +112,7 @@ class ZohoBooksConnector:
     ) -> None:
         self.name = name
         self.settings = settings
-        limit = settings.rate_limit
-        budget = Budget(limit.window_s, limit.window_max, limit.daily_cap) if limit else DEFAULT_BUDGET
-        self.limiter = RateLimiter(name, budget)
+        self.limiter = RateLimiter(name, DEFAULT_BUDGET.configured(settings.rate_limit))
         self.policy = policy or DEFAULT_POLICY
         self.page_size = max(1, min(page_size, MAX_PAGE))
         self.tokens = TokenManager(
@@ -388,6 +387,8 @@ class ZohoBooksConnector:
         for item in items:
             try:
                 outcomes.append(await self._create(module, item))
+            except BudgetSpentError:
+                raise  # the connection's day is over, not this record's write: end the pass
             except ConnectorError as exc:
                 outcomes.append(WriteOutcome(None, error=exc))
             except UnwritableField as exc:
@@ -490,6 +491,8 @@ class ZohoBooksConnector:
         for item in items:
             try:
                 outcomes.append(await self._update(module, item))
+            except BudgetSpentError:
+                raise  # the connection's day is over, not this record's write: end the pass
             except ConnectorError as exc:
                 outcomes.append(WriteOutcome(item.id, error=exc))
             except UnwritableField as exc:
@@ -587,6 +590,8 @@ class ZohoBooksConnector:
                 outcomes.append(WriteOutcome(record_id))
             except NotFoundError:
                 outcomes.append(WriteOutcome(record_id))
+            except BudgetSpentError:
+                raise  # the connection's day is over, not this record's write: end the pass
             except ConnectorError as exc:
                 outcomes.append(WriteOutcome(record_id, error=exc))
         return outcomes

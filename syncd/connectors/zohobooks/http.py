@@ -311,8 +311,6 @@ class BooksHttp:
             # Only successful answers: a window 429 may report the daily remainder as 0 (the sandbox does).
             self._observe(got)
         if status == 429:
-            if isinstance(parsed, dict) and parsed.get("code") == CODE_DAILY_LIMIT:
-                self._limiter.observe(daily_remaining=0)
             error = classify(
                 status,
                 parsed,
@@ -321,10 +319,9 @@ class BooksHttp:
                 record=record,
                 window_s=self._limiter.budget.window_s,
             )
-            self._limiter.throttled_by_system(
-                error.retry_after if isinstance(error, RetryableError) else None
-            )
-            raise error
+            assert isinstance(error, RateLimitedError)
+            daily = isinstance(parsed, dict) and parsed.get("code") == CODE_DAILY_LIMIT
+            raise self._limiter.refused(error, daily=daily)
         if status >= 400 or not isinstance(parsed, dict) or parsed.get("code", 0) != 0:
             if status < 400 and not isinstance(parsed, dict):
                 raise RetryableError(
