@@ -166,6 +166,11 @@ class MappingRun:
         """The connector of `side`."""
         return self.crm if side == "crm" else self.acc
 
+    def read_from(self, side: Side) -> datetime:
+        """This run's start by `side`'s own clock (the one its stamps are on), as far as its answers tell."""
+        offset = getattr(self.connector(side), "clock_offset", None)
+        return self.started + offset if isinstance(offset, timedelta) else self.started
+
     def stamp_resolution(self, side: Side) -> timedelta:
         """How finely `side`'s system stamps modifications (whole seconds unless its connector says finer)."""
         resolution = getattr(self.connector(side), "stamp_resolution", None)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 
-from syncd.connectors.base import Record
+from syncd.connectors.base import Page, Record
 from syncd.mapping.compiled import FieldConversionError, ObjectMapper
 from syncd.mapping.spec import Side
 from syncd.mapping.values import CanonicalScalar
@@ -42,7 +41,12 @@ class MatchIndex:
 
 @dataclass(frozen=True)
 class FullRead:
-    """Every record of one side of one object as one read found them, and the cursor that read may commit."""
+    """Every record of one side of one object as one read found them, in its pages with the cursor each may
+    commit (so a first sync stopped half-way, by a spent budget say, resumes after the last page done)."""
 
-    records: list[Record]
-    cursor: datetime
+    pages: list[Page]
+
+    @property
+    def records(self) -> list[Record]:
+        """Every record read, in page order."""
+        return [r for page in self.pages for r in page.records]

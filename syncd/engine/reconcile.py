@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from syncd.connectors.base import ChangeEvent, Connector, Deletion, Page, Record
 from syncd.engine.context import (
@@ -170,19 +170,16 @@ class Reconciler:
             run.match_indexes[(mapper.name, there)] = MatchIndex.of(mapper, there, whole.records)
             run.full_reads[(mapper.name, there)] = whole
 
-        async def one_page() -> AsyncIterator[Page]:
-            yield Page(own.records, own.cursor)
+        async def pages() -> AsyncIterator[Page]:
+            for page in own.pages:
+                yield page
 
-        return one_page()
+        return pages()
 
     async def _read_whole(self, run: MappingRun, mapper: ObjectMapper, side: Side) -> FullRead:
         """Every record of one side of an object, as a first read pages through them."""
-        records: list[Record] = []
-        cursor: datetime | None = None
-        async for page in run.connector(side).changes(side_object(mapper, side), None, self.overlap):
-            records.extend(page.records)
-            cursor = page.cursor
-        return FullRead(records, cursor or datetime.now(UTC))
+        return FullRead([page async for page in run.connector(side).changes(side_object(mapper, side), None,
+                                                                              self.overlap)])
 
     async def _retry_parked(self, run: MappingRun, mapper: ObjectMapper, pipeline: ObjectPipeline) -> None:
         """Records parked with a retry time that has come: read them again and run them through."""

@@ -131,7 +131,7 @@ class BatchWriter:
 
     def _read_stamp(self, side: Side, stamp: datetime) -> datetime | None:
         """A stamp read in this run, as the seen stamp to keep (see `settled_read`)."""
-        return settled_read(stamp, self.run.stamp_resolution(side), self.run.started)
+        return settled_read(stamp, self.run.stamp_resolution(side), self.run.read_from(side))
 
     def _written_stamp(self, side: Side, outcome: WriteOutcome) -> datetime | None:
         """A write answer's stamp, as the seen stamp to keep (see `settled_write`)."""

@@ -9,6 +9,7 @@ import json
 import random
 import time
 from collections.abc import Mapping
+from email.utils import formatdate
 from typing import Any, ClassVar, Literal
 
 from aiohttp import web
@@ -136,6 +137,11 @@ class Simulator(abc.ABC):
 
     # --- the application ---
 
+    async def _server_date(self, request: web.Request, response: web.StreamResponse) -> None:
+        """`Date` from the simulator's own clock, as a real server's comes from its clock (which may differ
+        from the client's: clients that take the server's time from it get the simulator's)."""
+        response.headers["Date"] = formatdate(self.clock(), usegmt=True)
+
     def build_app(self) -> web.Application:
         """The aiohttp app: middlewares, control plane, the service's routes and lifecycle hooks."""
         app = web.Application(middlewares=[self._stats_middleware, loopback_guard, self._fault_middleware])
@@ -155,6 +161,7 @@ class Simulator(abc.ABC):
         ]
         app.add_routes(control)
         self.add_routes(app)
+        app.on_response_prepare.append(self._server_date)
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
         app.on_cleanup.append(self._on_cleanup)

@@ -26,7 +26,7 @@ from syncd.store import Database, LinkStore
 from tests.engine.conftest import GENEROUS, World
 
 MAPPING = "hubspot-zohobooks"
-CONTACTS = 24
+CONTACTS = 96
 # Zoho Books at a tiny plan: 60 calls a day on the system, 20% of it left to the account's other integrations.
 DAILY_CAP = 60
 RESERVE = 0.2
@@ -111,10 +111,10 @@ async def test_a_first_sync_larger_than_the_day_stops_at_syncds_share_and_resume
     small_plan: SmallPlan, db: Database,
 ) -> None:
     plan = small_plan
-    # Up front: roughly three Zoho calls a contact (match, create, read back) do not fit one day.
-    estimate = plan.zoho.limiter.estimate(CONTACTS * 3)
+    # Up front: a create a contact (Zoho Books has no batch create) does not fit one day.
+    estimate = plan.zoho.limiter.estimate(CONTACTS)
     assert not estimate.fits_today and estimate.left_today is not None and estimate.left_today < SYNCD_SHARE
-    assert estimate.budgets == 2 and estimate.message().startswith("this work needs ~72 calls; today's budget leaves")
+    assert estimate.budgets >= 2 and estimate.message().startswith(f"this work needs ~{CONTACTS} calls; today's")
 
     books_sim = plan.sandbox.simulators["zohobooks"]
     days = 0

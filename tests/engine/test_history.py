@@ -157,7 +157,7 @@ async def test_a_year_of_history_is_linked_not_invoiced_and_only_new_wins_get_a_
     [ambiguous, *later] = skips(reports, dave_deal)
     assert ambiguous.startswith("ambiguous match on customer, amount and date")
     assert dave_one in ambiguous and dave_two in ambiguous
-    assert later == [f"parked until it changes: {ambiguous}"] * 2  # parked for a person, not retried
+    assert later == [f"held back: {ambiguous}"] * 2  # parked for a person, not retried
     # What the invoices say comes back to the deal; the payments of the past are not pushed.
     shown = await world.hubspot.get("deals", ann_old)
     assert (shown["syncd_invoice_status"], shown["syncd_amount_paid"]) == ("paid", Decimal("4800.00"))

@@ -6,6 +6,8 @@ from syncd.mapping.compiled import UniqueName
 from syncd.mapping.loader import SHIPPED_MAPPINGS_DIR, check_text, load_mapping
 
 HEAD = """\
+name = "m"
+
 [mapping]
 crm = "salesforce"
 accounting = "zohobooks"
@@ -78,9 +80,9 @@ def test_a_unique_name_rule_on_a_field_compared_after_the_create_is_refused_with
     )
     problems = _problems(text)
     line, message = problems["objects.customer.create.acc_unique_name.field"]
-    assert line == 13 and "compared on every pass" in message and "create_only" in message
+    assert line == 15 and "compared on every pass" in message and "create_only" in message
     line, message = problems["objects.customer.create.acc_unique_name.alternatives[0]"]
-    assert line == 13 and "nickname" in message
+    assert line == 15 and "nickname" in message
     assert "creating there is off" in problems["objects.customer.create.crm_unique_name"][1]
     assert "at least one" in problems["objects.customer.create.crm_unique_name.alternatives"][1]
 

@@ -32,6 +32,7 @@ from syncd.connectors.hubspot.values import parse_timestamp, to_hubspot, typed_p
 from syncd.connectors.hubspot.webhooks import parse_events, verify_signature
 from syncd.connectors.ratelimit import Budget, RateLimiter
 from syncd.connectors.retry import RetryPolicy
+from syncd.connectors.server_clock import server_time
 from syncd.connectors.tokens import Grant, TokenManager, TokenStorage
 from syncd.errors import (
     ConnectorError,
@@ -63,6 +64,8 @@ DEAL_EXTRAS = frozenset({*DEAL_ASSOCIATIONS, "line_items"})
 DEFAULT_BUDGET = Budget(window_s=10.0, window_max=100, daily_cap=250_000)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UNKNOWN_OUTCOME_ROUNDS = 3
+# How long CRM search may take to index a change: a read's cursor stays this far behind the server's time.
+SEARCH_LAG = timedelta(seconds=30)
 
 
 def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
@@ -200,15 +203,16 @@ class HubSpotConnector:
         pending: dict[str, int] = {}
         newest_line: dict[str, int] = {}
         lines_cursor_ms: int | None = None
+        answered: list[datetime] = []  # the server's time of each search answer of this read
         if object == "deals":
             pending, newest_line, lines_cursor_ms = await self._deals_with_changed_lines(
-                since - overlap, read_started
+                since - overlap, read_started, answered
             )
         properties = await self._property_names(object)
         cursor = utc_floor(since, read_started)
         any_page = False
         search_pages = search_changes(
-            self._search_call(object), modified_property=MODIFIED_PROPERTY[object], properties=properties,
+            self._search_call(object, answered), modified_property=MODIFIED_PROPERTY[object], properties=properties,
             start=since - overlap, until=read_started,
         )
         async for window in search_pages:
@@ -230,8 +234,16 @@ class HubSpotConnector:
                 lines_cursor = datetime.fromtimestamp(lines_cursor_ms / 1000, tz=UTC)
                 cursor = max(cursor, utc_floor(lines_cursor, read_started))
             yield Page(records, cursor)
-        elif not any_page:
+            return
+        if not any_page:
             yield Page([], utc_floor(since, read_started))
+        if answered:
+            # Every search of this read is complete: what was indexed before the first answer (less the
+            # index's lag) has been handed out, so the cursor may move up to it by the server's clock. With
+            # nothing changing, the overlap window then empties instead of re-reading the last changes forever.
+            indexed = min(answered) - SEARCH_LAG
+            if indexed > cursor:
+                yield Page([], indexed)
 
     @staticmethod
     def _before_pending(cursor: datetime, pending: Mapping[str, int], since: datetime) -> datetime:
@@ -243,7 +255,7 @@ class HubSpotConnector:
         oldest = datetime.fromtimestamp(min(pending.values()) / 1000, tz=UTC)
         return max(min(cursor, oldest), min(since, cursor))
 
-    async def _deals_with_changed_lines(self, start: datetime, read_started: datetime
+    async def _deals_with_changed_lines(self, start: datetime, read_started: datetime, answered: list[datetime]
                                         ) -> tuple[dict[str, int], dict[str, int], int | None]:
         """Deals whose line items were modified since `start` (oldest and newest line change per deal, epoch
         ms), and the line search's last cursor (None when no line changed). One search per poll; association
@@ -252,7 +264,7 @@ class HubSpotConnector:
         changed: dict[str, int] = {}
         cursor_ms: int | None = None
         modified = MODIFIED_PROPERTY["line_items"]
-        async for window in search_changes(self._search_call("line_items"), modified_property=modified,
+        async for window in search_changes(self._search_call("line_items", answered), modified_property=modified,
                                            properties=[modified], start=start, until=read_started):
             cursor_ms = window.cursor_ms
             for raw in window.results:
@@ -268,17 +280,21 @@ class HubSpotConnector:
         return deals, newest, cursor_ms
 
     async def _list_all(self, object: str, read_started: datetime) -> AsyncIterator[Page]:
-        # Pages of a full read carry the epoch as cursor: only the last page may move it (to the read's start),
-        # because ids, not dates, order this listing.
+        """Every record, in pages of the largest size. Pages carry the epoch as cursor: only the last page may
+        move it, because ids, not dates, order this listing; it moves to the read's start by the server's clock
+        (the searches that follow compare the server's stamps), ours only when the server sends no `Date`."""
         properties = await self._property_names(object)
         after: str | None = None
+        started = read_started
         while True:
             answer = await self._list_page(object, properties, after, archived=False)
+            if after is None and (moment := server_time(answer.headers.get("date"))) is not None:
+                started = moment - SEARCH_LAG
             body = answer.body or {}
             records = await self._records(object, body.get("results", []), complete=False)
             after = ((body.get("paging") or {}).get("next") or {}).get("after")
             if after is None:
-                yield Page(records, read_started)
+                yield Page(records, started)
                 return
             yield Page(records, _EPOCH)
 
@@ -294,10 +310,13 @@ class HubSpotConnector:
 
         return await self._call(f"list {object}", call)
 
-    def _search_call(self, object: str) -> Any:
+    def _search_call(self, object: str, answered: list[datetime] | None = None) -> Any:
+        """A search function for `object`; each answer's server time (its `Date`) goes into `answered`."""
         async def search(body: dict[str, Any]) -> Mapping[str, Any]:
             answer = await self._call(f"search {object}", lambda a, t: a.objects_search.do_search_with_http_info(
                 object, body, _preload_content=False, _request_timeout=t), search=True)
+            if answered is not None and (moment := server_time(answer.headers.get("date"))) is not None:
+                answered.append(moment)
             return answer.body or {}
 
         return search
@@ -693,6 +712,11 @@ class HubSpotConnector:
         clone.record = record
         clone.args = (f"[{self.name} {record}] {exc.vendor_message}",)
         return clone
+
+    @property
+    def clock_offset(self) -> timedelta:
+        """How far HubSpot's clock runs from ours, as its last answer said (zero before the first)."""
+        return self.transport.server_clock.offset
 
     async def _call(self, what: str, call: Any, *, unsafe_write: bool = False, search: bool = False) -> RawAnswer:
         return await self.transport.call(what, call, unsafe_write=unsafe_write, search=search)

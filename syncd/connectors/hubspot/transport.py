@@ -20,6 +20,7 @@ from syncd.connectors.hubspot.errors import (
 )
 from syncd.connectors.ratelimit import Budget, RateLimiter
 from syncd.connectors.retry import RetryPolicy, retrying
+from syncd.connectors.server_clock import ServerClock
 from syncd.connectors.tokens import TokenManager, with_token
 from syncd.errors import ConnectorError, FatalError, RateLimitedError
 from syncd.logs import get_logger
@@ -118,6 +119,7 @@ class HubSpotTransport:
         self._apis_lock = threading.Lock()
         self._webhook_apis: WebhookApis | None = None
         self.attempts = 0
+        self.server_clock = ServerClock()
 
     def start(self) -> None:
         """Create the bounded executor the SDK's blocking calls run in."""
@@ -200,6 +202,7 @@ class HubSpotTransport:
                 raise limiter.refused(error, daily=daily) from error.__cause__
             raise
         self._observe(answer.headers)
+        self.server_clock.observe(answer.headers.get("date"))
         return answer
 
     async def _send(self, call: Callable[[Any, float], Any], apis: SdkApis | WebhookApis, *, record: str | None,

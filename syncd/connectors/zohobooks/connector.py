@@ -151,6 +151,11 @@ class ZohoBooksConnector:
             await self._session.close()
         self._session = self._http = self._accounts = None
 
+    @property
+    def clock_offset(self) -> timedelta:
+        """How far Zoho's clock runs from ours, as its last answer said (zero before the first)."""
+        return self._http.server_clock.offset if self._http is not None else timedelta(0)
+
     async def _client(self) -> BooksHttp:
         await self.start()
         assert self._http is not None
@@ -204,6 +209,13 @@ class ZohoBooksConnector:
     async def _list(
         self, module: Module, params: Mapping[str, str], page: int, per_page: int | None = None
     ) -> tuple[list[dict[str, Any]], bool]:
+        rows, more, _ = await self._list_timed(module, params, page, per_page)
+        return rows, more
+
+    async def _list_timed(
+        self, module: Module, params: Mapping[str, str], page: int, per_page: int | None = None
+    ) -> tuple[list[dict[str, Any]], bool, datetime | None]:
+        """One list page, whether more follow, and the server's time when it answered."""
         http = await self._client()
         query = {**params, "page": str(page), "per_page": str(per_page or self.page_size)}
         answer = await http.call("GET", module.path, params=query)
@@ -213,7 +225,7 @@ class ZohoBooksConnector:
         if isinstance(context, list):
             context = context[0] if context and isinstance(context[0], dict) else {}
         more = bool(context.get("has_more_page")) if isinstance(context, dict) else False
-        return [r for r in rows if isinstance(r, dict)], more
+        return [r for r in rows if isinstance(r, dict)], more, answer.server_time
 
     async def changes(self, object: str, since: datetime | None, overlap: timedelta) -> AsyncIterator[Page]:
         """Records modified after `since - overlap`, oldest first, with line items; see `_scan` for paging."""
@@ -243,11 +255,15 @@ class ZohoBooksConnector:
         passes = 0
         cursor = start if start is not None else datetime.fromtimestamp(0, UTC)
         max_seen: datetime | None = None
+        # The server's clock when it answered the first page: everything modified before it was listed.
+        server_started: datetime | None = None
         while True:
             params = {"sort_column": "last_modified_time", "sort_order": "A"}
             if low is not None:
                 params["last_modified_time"] = format_timestamp(low)
-            rows, more = await self._list(module, params, page)
+            rows, more, answered_at = await self._list_timed(module, params, page)
+            if server_started is None:
+                server_started = answered_at
             fresh: list[dict[str, Any]] = []
             for row in rows:
                 stamp = modified_at(row)
@@ -285,6 +301,11 @@ class ZohoBooksConnector:
                 # Timestamps have whole seconds: a later change in the last second seen must still be after
                 # the cursor, so the cursor stops one second short of it.
                 final = min(max_seen - SECOND, ceiling) if max_seen is not None else ceiling
+                if server_started is not None:
+                    # The whole list was read after the server's first answer: the cursor may go up to that
+                    # moment, by the server's clock (the filter compares its stamps), so that with nothing
+                    # changing the overlap window empties instead of re-listing the last changes forever.
+                    final = max(final, server_started - SECOND)
                 yield Page(records=records, cursor=max(cursor, final))
                 return
             next_low = (top - SECOND) if top is not None else None
@@ -353,7 +374,7 @@ class ZohoBooksConnector:
 
     async def _get_many(self, module: Module, ids: Sequence[str]) -> dict[str, Record]:
         unique = list(dict.fromkeys(ids))
-        started = _now()
+        started = _now() + self.clock_offset  # by Zoho's clock, which its stamps are on
         results = await self._bounded([lambda i=i: self._get_raw(module, i) for i in unique])  # type: ignore[misc]
         found: dict[str, Record] = {}
         for record_id, result in zip(unique, results, strict=True):

@@ -19,6 +19,7 @@ import aiohttp
 
 from syncd.connectors.ratelimit import RateLimiter
 from syncd.connectors.retry import RetryPolicy, retrying
+from syncd.connectors.server_clock import ServerClock
 from syncd.connectors.tokens import Grant, TokenManager, with_token
 from syncd.errors import (
     AuthError,
@@ -114,10 +115,11 @@ def is_unauthorised(exc: BaseException) -> bool:
 
 @dataclass(frozen=True)
 class Answer:
-    """A successful Books answer: status and parsed body."""
+    """A successful Books answer: status, parsed body, and the server's time by its `Date` header."""
 
     status: int
     body: dict[str, Any]
+    server_time: datetime | None = None
 
 
 def authorize_url(settings: ZohoBooksConnection, redirect_uri: str, state: str) -> str:
@@ -247,6 +249,7 @@ class BooksHttp:
         self._limiter = limiter
         self._policy = policy
         self._base = settings.base_url.rstrip("/")
+        self.server_clock = ServerClock()
 
     @property
     def root(self) -> str:
@@ -338,7 +341,7 @@ class BooksHttp:
                 record=record,
                 window_s=self._limiter.budget.window_s,
             )
-        return Answer(status, parsed)
+        return Answer(status, parsed, self.server_clock.observe(got.get("Date")))
 
     def _observe(self, headers: Mapping[str, str]) -> None:
         """Zoho reports the daily figures in `X-Rate-Limit-Limit/-Remaining`."""
@@ -350,3 +353,4 @@ class BooksHttp:
         except ValueError:
             return
         self._limiter.observe(daily_cap=cap, daily_remaining=remaining)
+

@@ -1,0 +1,182 @@
+"""Calls near the minimum: a first sync reads each side once in its largest pages and writes nothing twice; an
+idle pass costs a list call per object and side, however many records there are.
+
+The systems' clocks here run minutes behind ours, as a real system's may: a stamp is trusted to say
+"unchanged" only once it is older than the read by more than its precision, and in a test run in a few seconds
+no stamp would be.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import pytest
+
+from syncd.connectors.base import Create
+from syncd.sandbox.runner import Sandbox
+from tests.engine.conftest import World
+
+
+class ServerClock:
+    """The systems' clock: behind ours by `lag` seconds; lowering the lag is time passing on their side."""
+
+    def __init__(self, lag: float) -> None:
+        self.lag = lag
+
+    def __call__(self) -> float:
+        return time.time() - self.lag
+
+
+CLOCK = ServerClock(300)
+OVERLAP_S = 120  # the reconciler's default overlap window
+PEOPLE = 200  # in HubSpot
+SHARED = 60  # of them already customers in Zoho Books (history that predates syncd)
+ZOHO_ONLY = 20
+FIRST = ("Ann", "Bob", "Cy", "Dee", "Eli", "Fay", "Gus", "Hal")
+
+
+@pytest.fixture(scope="module")
+async def sandbox(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox]:
+    """The three systems with clocks running behind ours (this module's own sandbox)."""
+    async with Sandbox.running(
+        hubspot_port=0, salesforce_port=0, zoho_port=0, workdir=tmp_path_factory.mktemp("economy"),
+        clock=CLOCK,
+    ) as running:
+        yield running
+
+
+def person(i: int) -> tuple[str, str, str]:
+    """First name, last name and e-mail of person `i`: first names repeat, e-mails are unique."""
+    first, last = FIRST[i % len(FIRST)], f"Lee{i}"
+    return first, last, f"{first.lower()}.{last.lower()}@example.com"
+
+
+async def populate(world: World) -> None:
+    """HubSpot people (every third e-mail in mixed case); Zoho customers, some the same people, some not."""
+    contacts = []
+    for i in range(PEOPLE):
+        first, last, email = person(i)
+        contacts.append(Create(f"seed-h{i}", {"firstname": first, "lastname": last,
+                                               "email": email.title() if i % 3 == 0 else email}))
+    outcomes = await world.hubspot.connector.create_many("contacts", contacts)
+    assert all(o.ok for o in outcomes)
+    customers = []
+    for i in [*range(SHARED), *range(PEOPLE, PEOPLE + ZOHO_ONLY)]:
+        first, last, email = person(i)
+        customers.append(Create(f"seed-z{i}", {
+            "contact_name": f"{first} {last}", "contact_type": "customer", "primary_contact.first_name": first,
+            "primary_contact.last_name": last, "primary_contact.email": email, "billing_address.city": "Austin",
+        }))
+    outcomes = await world.zoho.connector.create_many("contacts", customers)
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes if not o.ok]
+
+
+async def routes(world: World) -> dict[str, Counter[str]]:
+    """Each system's API requests so far by route (control plane and token calls left out)."""
+    out: dict[str, Counter[str]] = {}
+    for system in (world.hubspot, world.zoho):
+        requests: Mapping[str, int] = (await system.stats())["requests"]
+        out[system.name] = Counter({k: n for k, n in requests.items() if "/_sandbox/" not in k and "oauth" not in k})
+    return out
+
+
+def spent(before: Mapping[str, Counter[str]], after: Mapping[str, Counter[str]]) -> dict[str, dict[str, int]]:
+    """The requests made between two snapshots, by system and route."""
+    return {s: {k: n for k, n in (after[s] - before[s]).items() if n} for s in after}
+
+
+async def pass_costs(world: World) -> tuple[Any, dict[str, dict[str, int]]]:
+    """One pass of the shipped HubSpot ↔ Zoho Books mapping, and the requests it made."""
+    before = await routes(world)
+    report = await world.reconciler().run_pass()
+    assert not report.errors, report.errors
+    return report, spent(before, await routes(world))
+
+
+async def test_first_sync_reads_each_side_once_and_an_idle_pass_costs_a_list_call_per_object(world: World) -> None:
+    CLOCK.lag = 300
+    await populate(world)
+    CLOCK.lag -= 60  # the history predates syncd
+
+    report, first = await pass_costs(world)
+    created_in_zoho = PEOPLE - SHARED
+    assert len(report.of_kind("link")) == SHARED and len(report.of_kind("create")) == created_in_zoho + ZOHO_ONLY
+    # HubSpot: every contact in pages of 100 (and the one page of deals); the Zoho-only people created, and
+    # the linked people given their billing city, each in one batch; no record read on its own.
+    assert first["hubspot"] == {
+        "GET /crm/v3/properties/{object_type}": 3,  # described once per connection: contacts, deals, lines
+        "GET /crm/v3/objects/{object_type}": PEOPLE // 100 + 1,
+        "POST /crm/v3/objects/{object_type}/batch/upsert": 1,
+        "POST /crm/v3/objects/{object_type}/batch/update": 1,
+    }
+    # Zoho Books: one page of customers serves matching and the Zoho side's own read; a customer is read in
+    # full only where the mapping needs what a list row lacks (its address): the matched ones and those copied
+    # to HubSpot; one create per person, as Zoho has no batch create; one page each of invoices and payments.
+    assert first["zohobooks"] == {
+        "GET /books/v3/contacts": 1,
+        "GET /books/v3/contacts/{contact_id}": SHARED + ZOHO_ONLY,
+        "PUT /books/v3/contacts": created_in_zoho,
+        "GET /books/v3/invoices": 1,
+        "GET /books/v3/customerpayments": 1,
+    }
+
+    # The next pass compares its own Zoho creates once: Zoho stamps whole seconds, so a create's stamp cannot
+    # tell our write from an edit landing in the same second. Nothing is written; HubSpot's millisecond
+    # stamps are trusted, so the contacts created there are not read back.
+    CLOCK.lag -= 10  # the next poll, some seconds later
+    report, echo = await pass_costs(world)
+    assert report.settled
+    assert echo["zohobooks"].get("GET /books/v3/contacts/{contact_id}") == created_in_zoho
+    assert not [k for k in echo["hubspot"] if k.endswith(("/batch/read", "/batch/upsert", "/batch/update"))]
+    assert not [k for k in echo["zohobooks"] if not k.startswith("GET ")]
+
+    # Time passes on the systems' side, past the overlap window, and nothing changes anywhere: a list call
+    # per mapped object on Zoho Books, searches and the deletion checks on HubSpot; no detail read, no write.
+    CLOCK.lag -= OVERLAP_S + 30
+    # The first pass after that re-lists the window before its cursor (clocks drift, indexes lag), and reads
+    # nothing in detail: each record comes back at the stamp it was last seen at.
+    report, window = await pass_costs(world)
+    assert report.settled
+    assert not [k for s in window.values() for k in s if "{" in k.removeprefix("GET /crm/v3/objects/{object_type}")
+                .removeprefix("POST /crm/v3/objects/{object_type}/search")]
+    for _ in range(2):
+        report, idle = await pass_costs(world)
+        assert report.settled
+        assert idle["zohobooks"] == {
+            "GET /books/v3/contacts": 1, "GET /books/v3/invoices": 1, "GET /books/v3/customerpayments": 1,
+        }
+        assert idle["hubspot"] == {
+            # contacts and deals: changes, merges; deals also their line items
+            "POST /crm/v3/objects/{object_type}/search": 5,
+            # archived contacts and deals (HubSpot lists no deletions by date)
+            "GET /crm/v3/objects/{object_type}": 2,
+        }
+
+
+async def test_an_edit_after_settling_costs_its_reads_and_its_write_only(world: World) -> None:
+    CLOCK.lag = 300
+    await populate(world)
+    CLOCK.lag -= 60
+    for _ in range(2):
+        await pass_costs(world)
+        CLOCK.lag -= 10
+    CLOCK.lag -= OVERLAP_S + 30
+    await pass_costs(world)
+    links = await world.stores.links.list("hubspot-zohobooks", "customer", "linked", limit=None)
+    edited = links[:5]
+    for link in edited:
+        assert link.crm_id is not None
+        await world.hubspot.update("contacts", link.crm_id, {"lastname": "Okafor"})
+    report, costs = await pass_costs(world)
+    assert len(report.of_kind("update")) == len(edited)
+    # The five changed contacts come with the poll; their customers are read (one GET each: Zoho has no batch
+    # read) and written; nothing else is read in detail.
+    assert costs["zohobooks"].get("GET /books/v3/contacts/{contact_id}", 0) <= 2 * len(edited)
+    assert costs["zohobooks"].get("PUT /books/v3/contacts/{contact_id}") == len(edited)
+    assert "POST /crm/v3/objects/contacts/batch/read" not in costs["hubspot"]
+    for link in edited:
+        assert link.acc_id is not None
+        assert (await world.zoho.get("contacts", link.acc_id))["primary_contact.last_name"] == "Okafor"
