@@ -25,12 +25,13 @@ from syncd.engine.pipeline import ObjectPipeline
 from syncd.engine.plan import PlannedAction, SyncReport, merge_reports
 from syncd.engine.snapshot import encode_base
 from syncd.engine.targets import TargetLocks, creation_targets
+from syncd.engine.unchanged import settled_read
 from syncd.engine.vanished import find_vanished
 from syncd.errors import ConnectorError, SkippableError
 from syncd.logs import get_logger
 from syncd.mapping.compiled import CompiledMapping, ObjectMapper, writes_to
 from syncd.mapping.spec import Side
-from syncd.store import Database, StoreConflictError, StoreError
+from syncd.store import Database, Link, StoreConflictError, StoreError
 
 log = get_logger(__name__)
 
@@ -216,70 +217,89 @@ class Reconciler:
                 await self._sync_batch(pipeline, side, [found[record_id]], why="resolution")
 
     async def _recover_pending(self, run: MappingRun) -> None:
-        """Pending creates from an interrupted pass: bind each to the record its reference finds, if any."""
+        """Pending creates from an interrupted pass: bind each to the record its reference finds, if any. The
+        references of one object and target are looked up together (one pass over the target at most)."""
+        groups: dict[tuple[str, Side], list[Link]] = {}
         for link in await run.stores.links.pending():
             if link.mapping != run.name or link.object not in run.mapping.objects:
                 continue
-            mapper = run.mapping.objects[link.object]
             target: Side = "accounting" if link.acc_id is None else "crm"
+            if run.mapping.objects[link.object].create.ref_field(target) is not None:
+                groups.setdefault((link.object, target), []).append(link)
+        for (name, target), links in groups.items():
+            mapper = run.mapping.objects[name]
             ref_field = mapper.create.ref_field(target)
-            if ref_field is None:
-                continue
+            assert ref_field is not None
+            obj = side_object(mapper, target)
             try:
-                found = await run.connector(target).find_by_field(
-                    side_object(mapper, target), ref_field, [link.reference]
-                )
+                found = await run.connector(target).find_by_field(obj, ref_field, [k.reference for k in links])
             except SkippableError:
                 continue
-            matches = [r for r in found.get(link.reference, []) if not r.deleted]
-            if len(matches) != 1:
-                continue  # not created after all: the source record's next read creates it, same reference
-            record = matches[0]
-            canonical = mapper.to_canonical(target, record)
-            base = {
-                n: v
-                for n, v in canonical.items()
-                if writes_to(mapper.fields[n].direction, target) and not mapper.fields[n].create_only
-            }
-            crm_id, acc_id = (record.id, None) if target == "crm" else (None, record.id)
-            source = (
-                f"{run.system(other(target))} {side_object(mapper, other(target))} "
-                f"{side_id(link, other(target))}"
-            )
-            # The create happened in the interrupted pass, which died before its audit row: written now,
-            # with the bind, saying it was recovered, and with what the record holds as its `after`.
-            written = mapper.read_fields(target)
-            after = {k: jsonable(v) for k, v in record.fields.items() if k in written}
-            cause = (
-                f"{run.name}:{mapper.name}: created from {source} "
-                f"(recovered an interrupted create by its reference {link.reference})"
-            )
-            try:
-                async with run.stores.db.transaction() as session:
-                    await run.stores.links.bind(
-                        link.id, crm_id=crm_id, acc_id=acc_id, base=encode_base(base), session=session
-                    )
-                    await run.stores.audit.record(
-                        run.system(target), side_object(mapper, target), record.id, {}, after, cause,
-                        session=session,
-                    )
-            except StoreConflictError:
-                # What the reference found already belongs to another link: drop this intent; the source
-                # record's next read plans it afresh (and parks it as a duplicate if it still is one).
-                await run.stores.links.unbind(link.id)
-                log.warning("pending create is a duplicate", mapping=run.name, object=link.object,
-                            reference=link.reference, record=record.id)
-                continue
-            run.actions.append(
-                PlannedAction(
-                    "link",
-                    run.name,
-                    mapper.name,
-                    source,
-                    describe(record),
-                    reason=f"recovered an interrupted create by its reference {link.reference}",
+            matches = {
+                k.reference: only[0]
+                for k in links
+                if len(only := [r for r in found.get(k.reference, []) if not r.deleted]) == 1
+            }  # none: not created after all; the source record's next read creates it, same reference
+            # A lookup answers list rows: what the base needs and they lack is read, in one call.
+            reads = mapper.read_fields(target)
+            partial = [r.id for r in matches.values() if r.missing and not r.missing.isdisjoint(reads)]
+            full = await run.connector(target).get_many(obj, partial) if partial else {}
+            for link in links:
+                if link.reference in matches:
+                    record = full.get(matches[link.reference].id, matches[link.reference])
+                    await self._recover_one(run, mapper, target, link, record)
+
+    async def _recover_one(self, run: MappingRun, mapper: ObjectMapper, target: Side, link: Link, record: Record
+                           ) -> None:
+        """Bind one pending create to the record its reference found, with the audit row the lost pass owed."""
+        canonical = mapper.to_canonical(target, record)
+        base = {
+            n: v
+            for n, v in canonical.items()
+            if writes_to(mapper.fields[n].direction, target) and not mapper.fields[n].create_only
+        }
+        crm_id, acc_id = (record.id, None) if target == "crm" else (None, record.id)
+        source = (
+            f"{run.system(other(target))} {side_object(mapper, other(target))} "
+            f"{side_id(link, other(target))}"
+        )
+        # The create happened in the interrupted pass, which died before its audit row: written now,
+        # with the bind, saying it was recovered, and with what the record holds as its `after`.
+        written = mapper.read_fields(target)
+        after = {k: jsonable(v) for k, v in record.fields.items() if k in written}
+        cause = (
+            f"{run.name}:{mapper.name}: created from {source} "
+            f"(recovered an interrupted create by its reference {link.reference})"
+        )
+        try:
+            async with run.stores.db.transaction() as session:
+                # Read now, in full: its stamp may stand for this content, as for any read (see `settled_read`).
+                seen = settled_read(record.modified_at, run.stamp_resolution(target), run.read_from(target))
+                await run.stores.links.bind(
+                    link.id, crm_id=crm_id, acc_id=acc_id, base=encode_base(base), seen={target: seen},
+                    session=session,
                 )
+                await run.stores.audit.record(
+                    run.system(target), side_object(mapper, target), record.id, {}, after, cause,
+                    session=session,
+                )
+        except StoreConflictError:
+            # What the reference found already belongs to another link: drop this intent; the source
+            # record's next read plans it afresh (and parks it as a duplicate if it still is one).
+            await run.stores.links.unbind(link.id)
+            log.warning("pending create is a duplicate", mapping=run.name, object=link.object,
+                        reference=link.reference, record=record.id)
+            return
+        run.actions.append(
+            PlannedAction(
+                "link",
+                run.name,
+                mapper.name,
+                source,
+                describe(record),
+                reason=f"recovered an interrupted create by its reference {link.reference}",
             )
+        )
 
     # --- entry points for the daemon: one object on its own schedule, or named records from webhooks ---
     def _mapping_run(self, mapping_name: str) -> MappingRun:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from syncd.connectors.base import Create
+from syncd.engine.context import PipelineHooks
 from syncd.sandbox.runner import Sandbox
 from tests.engine.conftest import World
 
@@ -180,3 +181,31 @@ async def test_an_edit_after_settling_costs_its_reads_and_its_write_only(world: 
     for link in edited:
         assert link.acc_id is not None
         assert (await world.zoho.get("contacts", link.acc_id))["primary_contact.last_name"] == "Okafor"
+
+
+async def test_interrupted_creates_are_recovered_with_one_read_of_the_target(world: World) -> None:
+    CLOCK.lag = 300
+    await populate(world)
+    CLOCK.lag -= 60
+
+    class Crash(Exception):
+        pass
+
+    def power_cut(system: str, obj: str, outcomes: object) -> None:
+        raise Crash(f"power cut after creating {system} {obj}")
+
+    with pytest.raises(Crash):
+        await world.reconciler(hooks=PipelineHooks(after_create=power_cut)).run_pass()
+    pending = await world.stores.links.pending()
+    assert len(pending) == 100 - SHARED  # the first batch's creates landed; none of them was linked
+    CLOCK.lag -= 10
+    report, costs = await pass_costs(world)
+    recovered = [a for a in report.of_kind("link") if "recovered an interrupted create" in a.reason]
+    assert len(recovered) == len(pending)
+    # One read of every customer serves every reference (Zoho Books cannot filter contacts by a custom
+    # field), one more is the Zoho side's first read; each recovered customer is read in full once for its
+    # base, and none is created again.
+    assert costs["zohobooks"]["GET /books/v3/contacts"] == 2
+    assert costs["zohobooks"]["GET /books/v3/contacts/{contact_id}"] == len(pending) + SHARED + ZOHO_ONLY
+    assert costs["zohobooks"]["PUT /books/v3/contacts"] == PEOPLE - SHARED - len(pending)
+    assert await world.stores.links.pending() == []
