@@ -125,6 +125,9 @@ class ZohoBooksConnector:
         self._http: BooksHttp | None = None
         self._accounts: ZohoAccounts | None = None
         self._fanout = asyncio.Semaphore(settings.max_concurrency)
+        # Writes have their own slots: a write that reads (a contact's persons) never waits on a read slot
+        # held by another write.
+        self._writing = asyncio.Semaphore(settings.max_concurrency)
         self._described: dict[str, Mapping[str, FieldInfo]] = {}
         # What each payment's webhooks said it was applied to, so a later event can name what it left.
         self._applied = webhooks.AppliedInvoices()
@@ -400,25 +403,35 @@ class ZohoBooksConnector:
     # --- writing ---
 
     async def create_many(self, object: str, items: Sequence[Create]) -> Sequence[WriteOutcome]:
-        """Create one at a time through the upsert on `cf_syncd_ref`, so a retried create finds the first."""
+        """Create each through the upsert on `cf_syncd_ref` (so a retried create finds the first), several at
+        once within the connection's fan-out: Zoho Books has no batch create."""
         if object == apps.APPLICATIONS:
             return [WriteOutcome(None, self._read_only(i.reference)) for i in items]
         module = self._module(object)
-        outcomes = []
-        for item in items:
-            try:
-                outcomes.append(await self._create(module, item))
-            except BudgetSpentError:
-                raise  # the connection's day is over, not this record's write: end the pass
-            except ConnectorError as exc:
-                outcomes.append(WriteOutcome(None, error=exc))
-            except UnwritableField as exc:
-                outcomes.append(
-                    WriteOutcome(
-                        None, error=SkippableError(str(exc), connection=self.name, record=item.reference)
-                    )
-                )
-        return outcomes
+        return await self._each(
+            [(item.reference, None, lambda item=item: self._create(module, item)) for item in items]  # type: ignore[misc]
+        )
+
+    async def _each(
+        self, writes: Sequence[tuple[str, str | None, Callable[[], Awaitable[WriteOutcome]]]]
+    ) -> list[WriteOutcome]:
+        """Run one write per (record, id, write) at most `max_concurrency` at a time, outcomes in order; a
+        refused write is its outcome, except a spent daily budget, which ends the pass."""
+
+        async def one(record: str, record_id: str | None, write: Callable[[], Awaitable[WriteOutcome]]
+                      ) -> WriteOutcome:
+            async with self._writing:
+                try:
+                    return await write()
+                except BudgetSpentError:
+                    raise  # the connection's day is over, not this record's write
+                except ConnectorError as exc:
+                    return WriteOutcome(record_id, error=exc)
+                except UnwritableField as exc:
+                    return WriteOutcome(record_id, error=SkippableError(str(exc), connection=self.name,
+                                                                        record=record))
+
+        return list(await asyncio.gather(*(one(*w) for w in writes)))
 
     async def _create(self, module: Module, item: Create) -> WriteOutcome:
         body, status = unflatten(module, item.fields)
@@ -504,25 +517,14 @@ class ZohoBooksConnector:
         await self.act(module.object, record_id, wanted)
 
     async def update_many(self, object: str, items: Sequence[Update]) -> Sequence[WriteOutcome]:
-        """Update one at a time; a contact's persons are read first so the other persons are kept."""
+        """Update each (several at once, see `_each`); a contact's persons are read first so the other persons
+        are kept."""
         if object == apps.APPLICATIONS:
             return [WriteOutcome(i.id, self._read_only(i.id)) for i in items]
         module = self._module(object)
-        outcomes = []
-        for item in items:
-            try:
-                outcomes.append(await self._update(module, item))
-            except BudgetSpentError:
-                raise  # the connection's day is over, not this record's write: end the pass
-            except ConnectorError as exc:
-                outcomes.append(WriteOutcome(item.id, error=exc))
-            except UnwritableField as exc:
-                outcomes.append(
-                    WriteOutcome(
-                        item.id, error=SkippableError(str(exc), connection=self.name, record=item.id)
-                    )
-                )
-        return outcomes
+        return await self._each(
+            [(item.id, item.id, lambda item=item: self._update(module, item)) for item in items]  # type: ignore[misc]
+        )
 
     async def _update(self, module: Module, item: Update) -> WriteOutcome:
         http = await self._client()
