@@ -209,3 +209,57 @@ async def test_interrupted_creates_are_recovered_with_one_read_of_the_target(wor
     assert costs["zohobooks"]["GET /books/v3/contacts/{contact_id}"] == len(pending) + SHARED + ZOHO_ONLY
     assert costs["zohobooks"]["PUT /books/v3/contacts"] == PEOPLE - SHARED - len(pending)
     assert await world.stores.links.pending() == []
+
+
+async def salesforce_pass(world: World) -> tuple[Any, dict[str, dict[str, int]]]:
+    """One pass of the shipped Salesforce ↔ Zoho Books mapping, and the requests it made."""
+    systems = (world.salesforce, world.zoho)
+    before = {s.name: Counter((await s.stats())["requests"]) for s in systems}
+    report = await world.reconciler("salesforce-zohobooks").run_pass()
+    assert not report.errors, report.errors
+    after = {s.name: Counter((await s.stats())["requests"]) for s in systems}
+    return report, {
+        name: {k: n for k, n in (after[name] - before[name]).items() if n and "/_sandbox/" not in k and "oauth" not in k}
+        for name in after
+    }
+
+
+async def test_the_same_economy_holds_for_salesforce(world: World) -> None:
+    CLOCK.lag = 300
+    [account] = await world.salesforce.connector.create_many("Account", [Create("acme", {"Name": "Acme"})])
+    contacts = []
+    for i in range(PEOPLE):
+        first, last, email = person(i)
+        contacts.append(Create(f"s{i}", {"FirstName": first, "LastName": last, "AccountId": account.id,
+                                         "Email": email.upper() if i % 4 == 0 else email}))
+    assert all(o.ok for o in await world.salesforce.connector.create_many("Contact", contacts))
+    CLOCK.lag -= 60
+
+    report, first = await salesforce_pass(world)
+    assert len(report.of_kind("create")) == PEOPLE
+    # One query each of contacts and opportunities (2,000 rows a page), a describe of each once per
+    # connection; an empty Zoho Books read; one create per person.
+    assert first["salesforce"] == {
+        "GET /services/data/{version}/sobjects/{sobject}/describe/": 2,
+        "GET /services/data/{version}/query/": 2,
+    }
+    assert first["zohobooks"] == {
+        "GET /books/v3/contacts": 1, "PUT /books/v3/contacts": PEOPLE,
+        "GET /books/v3/invoices": 1, "GET /books/v3/customerpayments": 1,
+    }
+    CLOCK.lag -= 10
+    report, echo = await salesforce_pass(world)
+    assert report.settled
+    assert echo["zohobooks"].get("GET /books/v3/contacts/{contact_id}") == PEOPLE  # our creates, compared once
+    CLOCK.lag -= OVERLAP_S + 30
+    await salesforce_pass(world)
+    report, idle = await salesforce_pass(world)
+    assert report.settled
+    assert idle["zohobooks"] == {
+        "GET /books/v3/contacts": 1, "GET /books/v3/invoices": 1, "GET /books/v3/customerpayments": 1,
+    }
+    assert idle["salesforce"] == {
+        "GET /services/data/{version}/query/": 2,  # changed contacts and opportunities
+        "GET /services/data/{version}/sobjects/{sobject}/deleted/": 2,  # deleted ones
+        "GET /services/data/{version}/queryAll/": 2,  # merged ones
+    }

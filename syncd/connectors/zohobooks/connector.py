@@ -265,8 +265,11 @@ class ZohoBooksConnector:
             if low is not None:
                 params["last_modified_time"] = format_timestamp(low)
             rows, more, answered_at = await self._list_timed(module, params, page)
-            if server_started is None:
+            if server_started is None and answered_at is not None:
+                # The read's start by Zoho's clock, which its stamps and filter are on: a cursor by ours would
+                # skip changes whenever Zoho's clock runs behind ours by more than the overlap.
                 server_started = answered_at
+                ceiling = answered_at - SECOND
             fresh: list[dict[str, Any]] = []
             for row in rows:
                 stamp = modified_at(row)
