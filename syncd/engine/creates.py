@@ -15,7 +15,7 @@ from syncd.engine.vanished import reference_marks
 from syncd.mapping.compiled import ObjectMapper
 from syncd.mapping.spec import Side
 from syncd.mapping.values import CanonicalValue
-from syncd.store import Link, StoreConflictError
+from syncd.store import Link
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,9 @@ async def plan_create(
     copy = _copy(mapper, side, record, references)
     copy.fields[ref_field] = reference
     after_status = _after_status(scope, target, copy.fields)
+    # A new create's pending link (its intent) is written by the writer with the batch's others, before any
+    # of them is sent.
     pending = link
-    if not run.dry_run and pending is None:
-        pending = await _intend(scope, side, record, reference)
-        if pending is None:
-            return
     run.planned_links[(scope.obj, side, record.id)] = NEW
     reported = scope.action(
         "create",
@@ -92,22 +90,3 @@ def _after_status(scope: ObjectRun, target: Side, fields: dict[str, FieldValue])
     if not mapper.create.mark_sent:
         return None
     return status if isinstance(status, str) and status != moved.initial else None
-
-
-async def _intend(scope: ObjectRun, side: Side, record: Record, reference: str) -> Link | None:
-    """The pending link written before the create, or None (reported) when another link holds the record."""
-    run = scope.run
-    ids = (record.id, None) if side == "crm" else (None, record.id)
-    try:
-        return await run.stores.links.intend(
-            run.name,
-            scope.obj,
-            run.mapping.crm_system,
-            ids[0],
-            run.mapping.acc_system,
-            ids[1],
-            reference,
-        )
-    except StoreConflictError:
-        scope.skip(record, "another link already holds this record")
-        return None

@@ -68,7 +68,7 @@ class PairWork:
 class CreateWork:
     """A record to create on `target` for a source record without a counterpart."""
 
-    link: Link | None  # the pending intent (None in a dry run)
+    link: Link | None  # the pending intent (None until the writer writes the batch's intents, and in a dry run)
     source: Record
     target: Side
     reference: str

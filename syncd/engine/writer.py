@@ -5,9 +5,10 @@ is reported as an error with the system's code and message, never as the create 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from syncd.connectors.base import Create, Record, Update, WriteOutcome
 from syncd.engine.context import describe, jsonable, other, side_object
@@ -44,7 +45,7 @@ class BatchWriter:
 
     async def write(self, batch: Batch) -> None:
         """Create and update on each side through its batch endpoints, then commit the batch."""
-        created = await self._create(batch.creates)
+        created = await self._create(await self._intend(batch.creates))
         updated = await self._update(batch.pairs)
         for work, outcome in created:
             if (
@@ -54,6 +55,32 @@ class BatchWriter:
             ):
                 await self._reach_status(work, outcome.id)
         await self._commit(batch, created, updated)
+
+    async def _intend(self, creates: Sequence[CreateWork]) -> list[CreateWork]:
+        """The pending links (intents) of the batch's new creates, written together before anything is created,
+        so that a crash never creates twice; a create whose record another link holds is dropped, reported."""
+        new = [w for w in creates if w.link is None]
+        if not new:
+            return list(creates)
+        run = self.run
+        intents = [
+            (w.source.id, None, w.reference) if w.target == "accounting" else (None, w.source.id, w.reference)
+            for w in new
+        ]
+        held = await run.stores.links.intend_many(
+            run.name, self.scope.obj, run.mapping.crm_system, run.mapping.acc_system, intents
+        )
+        out: list[CreateWork] = []
+        for work in creates:
+            if work.link is not None:
+                out.append(work)
+            elif (link := held.get(work.reference)) is not None:
+                out.append(replace(work, link=link))
+            else:
+                if work.reported is not None:
+                    run.settle(work.reported, None)
+                self.scope.skip(work.source, "another link already holds this record")
+        return out
 
     async def _create(self, creates: Sequence[CreateWork]) -> list[Created]:
         """Each side's creates in one batch call; the outcomes in the order of the work."""
@@ -114,8 +141,7 @@ class BatchWriter:
                 refused.setdefault(id(pair), {})[side] = outcome.error
         started, self.opened = utcnow(), []
         async with self.run.stores.db.transaction() as session:
-            for work, outcome in created:
-                await self._commit_create(session, work, outcome)
+            await self._commit_creates(session, created)
             for pair in batch.pairs:
                 seen: SeenStamps = {
                     side: (
@@ -136,6 +162,47 @@ class BatchWriter:
     def _written_stamp(self, side: Side, outcome: WriteOutcome) -> datetime | None:
         """A write answer's stamp, as the seen stamp to keep (see `settled_write`)."""
         return settled_write(outcome.modified_at, self.run.stamp_resolution(side))
+
+    async def _commit_creates(self, session: AsyncSession, created: Sequence[Created]) -> None:
+        """Bind the batch's creates: those made plainly together (one statement each for the links, the audit
+        rows and the dead letters cleared), the rest (refused, duplicates, a record held elsewhere) one by one."""
+        plain = [(w, o) for w, o in created if o.ok and o.id is not None and w.link is not None]
+        ids = [o.id for _, o in plain]
+        if len(set(ids)) != len(ids):
+            plain = []  # two creates answered with one record: each is bound on its own, to tell which
+        bound: set[int] = set()
+        if plain:
+            try:
+                async with session.begin_nested():
+                    await self._bind_together(session, plain)
+                bound = {id(w) for w, _ in plain}
+            except StoreConflictError:
+                pass  # a record already held by another link: one by one, each told apart
+        for work, outcome in created:
+            if id(work) not in bound:
+                await self._commit_create(session, work, outcome)
+
+    async def _bind_together(self, session: AsyncSession, plain: Sequence[Created]) -> None:
+        """Links, audit rows and cleared dead letters of creates made plainly, in one statement each."""
+        run, scope = self.run, self.scope
+        binds: list[tuple[int, str | None, str | None, dict[str, Any], SeenStamps]] = []
+        audits: list[tuple[str, str, str, dict[str, Any], dict[str, Any], str]] = []
+        sources: dict[Side, list[str]] = {}
+        for work, outcome in plain:
+            assert work.link is not None and outcome.id is not None
+            crm_id, acc_id = (outcome.id, None) if work.target == "crm" else (None, outcome.id)
+            seen: SeenStamps = {
+                other(work.target): self._read_stamp(other(work.target), work.source.modified_at),
+                work.target: self._written_stamp(work.target, outcome),
+            }
+            binds.append((work.link.id, crm_id, acc_id, encode_base(work.base), seen))
+            audits.append((run.system(work.target), side_object(self.mapper, work.target), outcome.id, {},
+                           jsonable(work.fields), scope.cause(f"created from {describe(work.source)}")))
+            sources.setdefault(other(work.target), []).append(work.source.id)
+        await run.stores.links.bind_many(binds, session=session)
+        await run.stores.audit.record_many(audits, session=session)
+        for side, record_ids in sources.items():
+            await run.stores.dead_letters.clear_many(run.name, scope.obj, side, record_ids, session=session)
 
     async def _commit_create(self, session: AsyncSession, work: CreateWork, outcome: WriteOutcome) -> None:
         """Bind a create's pending link to the record made (or found a duplicate), or park its source."""

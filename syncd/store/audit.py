@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -49,6 +50,24 @@ class AuditLog:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+
+    async def record_many(
+        self,
+        entries: Sequence[tuple[str, str, str, dict[str, Any], dict[str, Any], str]],
+        *,
+        session: AsyncSession | None = None,
+    ) -> None:
+        """Append entries (system, object, record id, before, after, cause) in one statement, all at one time."""
+        if not entries:
+            return
+        now = utcnow()
+        rows = [
+            {"at": now, "system": system, "object": obj, "record_id": record_id, "fields_before": before,
+             "fields_after": after, "cause": cause}
+            for system, obj, record_id, before, after, cause in entries
+        ]  # fmt: skip
+        async with self._db.scope(session) as s:
+            await s.execute(AUDIT.insert(), rows)
 
     async def record(
         self,

@@ -238,6 +238,86 @@ class LinkStore:
         assert found is not None  # inserted or already there, within this transaction
         return found
 
+    async def intend_many(
+        self,
+        mapping: str,
+        object: str,
+        crm_system: str,
+        acc_system: str,
+        intents: Sequence[tuple[str | None, str | None, str]],
+        *,
+        session: AsyncSession | None = None,
+    ) -> dict[str, Link | None]:
+        """`intend` for many (crm id, acc id, reference) in two statements: by reference, the pending link
+        (written now, or there from an earlier attempt), or None where another link already holds the record."""
+        if not intents:
+            return {}
+        now = utcnow()
+        rows: list[dict[str, Any]] = [
+            {"mapping": mapping, "object": object, "crm_system": crm_system, "crm_id": crm_id,
+             "acc_system": acc_system, "acc_id": acc_id, "state": "pending", "base": {}, "reference": reference,
+             "version": 1, "created_at": now, "updated_at": now}
+            for crm_id, acc_id, reference in intents
+        ]  # fmt: skip
+        references = [reference for _, _, reference in intents]
+        found: dict[str, Link] = {}
+        async with self._db.scope(session) as s:
+            # Any conflict leaves the row out: the reference exists already (an earlier attempt), or the record
+            # is held by another link (told apart below, by the ids the row holds).
+            for start in range(0, len(rows), 500):
+                await s.execute(self._db.insert(LINK).values(rows[start : start + 500]).on_conflict_do_nothing())
+            for start in range(0, len(references), 500):
+                stmt = (
+                    select(LinkRow)
+                    .where(
+                        col(LinkRow.mapping) == mapping,
+                        col(LinkRow.object) == object,
+                        col(LinkRow.reference).in_(references[start : start + 500]),
+                    )
+                    .execution_options(populate_existing=True)
+                )
+                found.update((row.reference, _link(row)) for row in await s.scalars(stmt))
+        out: dict[str, Link | None] = {}
+        for crm_id, acc_id, reference in intents:
+            link = found.get(reference)
+            mine = link is not None and (crm_id is None or link.crm_id == crm_id) and (
+                acc_id is None or link.acc_id == acc_id
+            )
+            out[reference] = link if mine else None
+        return out
+
+    async def bind_many(
+        self,
+        binds: Sequence[tuple[int, str | None, str | None, dict[str, Any], SeenStamps]],
+        *,
+        session: AsyncSession | None = None,
+    ) -> None:
+        """`bind` for many (link id, crm id, acc id, base, seen stamps) in one statement per kind of bind.
+
+        Raises `StoreConflictError` (from the unique constraints) if a record is already held by another link:
+        the caller binds one by one then, to tell which."""
+        now = utcnow()
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for link_id, crm_id, acc_id, base, seen in binds:
+            values: dict[str, Any] = {"state": "linked", "base": base, "last_synced_at": now, "updated_at": now,
+                                      **_seen_values(seen)}  # fmt: skip
+            if crm_id is not None:
+                values["crm_id"] = crm_id
+            if acc_id is not None:
+                values["acc_id"] = acc_id
+            # Bound parameters may not share a column's name in an UPDATE's SET: `v_` tells them apart.
+            groups.setdefault(tuple(sorted(values)), []).append(
+                {"link_id": link_id, **{f"v_{k}": v for k, v in values.items()}}
+            )
+        async with self._db.scope(session) as s:
+            for columns, rows in groups.items():
+                stmt = (
+                    update(LINK)
+                    .where(LINK.c.id == bindparam("link_id"))
+                    .values({**{c: bindparam(f"v_{c}") for c in columns}, "version": LINK.c.version + 1})
+                )
+                await s.execute(stmt, rows)
+
     async def bind(
         self,
         link_id: int,
