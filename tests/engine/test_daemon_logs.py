@@ -49,7 +49,7 @@ def read_lines(stream: io.StringIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines()]
 
 
-async def run_once_through(daemon: Daemon, http: aiohttp.ClientSession) -> None:
+async def run_once_through(daemon: Daemon, http: aiohttp.ClientSession) -> None:  # noqa: F811
     """Start the daemon, let every polling job run its start-up run, ask `/readyz` a few times, stop."""
     try:
         await daemon.start()
