@@ -11,7 +11,7 @@ import click
 
 from syncd.errors import ConfigError, MappingError, ProblemsError, SetupError, SyncdError
 from syncd.logs import configure_logging
-from syncd.settings import Settings, load_settings
+from syncd.settings import Settings, SettingsScope, load_settings
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -78,10 +78,11 @@ config_option = click.option(
 )
 
 
-def settings_from(path: Path) -> Settings:
+def settings_from(path: Path, scope: SettingsScope = "all") -> Settings:
     """Load the config a subcommand was given and set logging up from it (to stderr, secrets redacted);
-    problems propagate as `ConfigError` (exit 2)."""
-    settings = load_settings(path)
+    problems propagate as `ConfigError` (exit 2). A command on the store alone loads `scope="store"`, so that
+    connection secrets it never uses need not be set."""
+    settings = load_settings(path, scope=scope)
     configure_logging(settings.logging.level, settings.logging.format, secrets=settings.secret_values())
     return settings
 

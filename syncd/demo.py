@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from syncd.connectors.base import Create, FieldValue, Update
+from syncd.engine.command import pass_progress
 from syncd.engine.plan import SyncReport
 from syncd.engine.wiring import Engine, open_engine
 from syncd.logs import configure_logging
@@ -97,7 +98,10 @@ async def _sync_until_settled(engine: Engine, console: Console, passes: list[Syn
     """Reconcile pass after pass until one has nothing left to write."""
     for _ in range(MAX_PASSES):
         number = len(passes) + 1
-        with console.status(f"Pass {number}: reading changes, reconciling, writing…"):
+        # A bar per mapping and object while the pass runs (a line per object off a terminal).
+        with pass_progress(console, lambda tally: console.print(f"  {tally.line()}", highlight=False),
+                           transient=True) as observer:
+            engine.reconciler.observer = observer
             report = await engine.reconciler.run_pass()
         passes.append(report)
         console.print(f"Pass {number}: {_summary(report)}")

@@ -23,6 +23,10 @@ _INLINE_SECRETS = (
     re.compile(r"(?i)((?:access|refresh)_token|client_secret|code)=([^&\s\"']+)"),
 )
 _MIN_SECRET_LEN = 6
+# Libraries whose INFO lines are routine, not events: APScheduler says "Added job", "Running job" and "executed
+# successfully" for every poll, Alembic "Context impl" and "Will assume ..." for every schema check (each
+# `/readyz`). Their warnings and errors still come through; at level debug everything does.
+_ROUTINE_LOGGERS = ("apscheduler", "alembic")
 
 
 class SecretRegistry:
@@ -118,6 +122,8 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    for name in _ROUTINE_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if level == "debug" else logging.WARNING)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ModelWrapValidatorHandler,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -24,10 +25,19 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from syncd.errors import ConfigError, Problem
-from syncd.tomlsource import TomlSource, TomlSyntaxError
+from syncd.tomlsource import TomlSource, TomlSyntaxError, format_key_path
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 SYSTEMS = ("hubspot", "salesforce", "zohobooks")
+
+#: What a command needs from the environment: every reference resolved (`all`, the default: syncing, the daemon,
+#: `check-config`), or only those of the sections a command on the store alone uses (`store`: `links`,
+#: `conflicts`, `inbox`, `deadletters`, `audit`, `db`), which must not demand connection secrets they never use.
+SettingsScope = Literal["all", "store"]
+_SCOPE_SECTIONS: dict[str, frozenset[str] | None] = {
+    "all": None,
+    "store": frozenset({"store", "logging", "mappings"}),  # the mappings name the objects links are kept under
+}
 
 
 class _Strict(BaseModel):
@@ -275,6 +285,14 @@ class Settings(_Strict):
     daemon: DaemonSettings = DaemonSettings()
     mappings: MappingsSettings = MappingsSettings()
     connections: dict[str, Connection] = Field(default_factory=dict)
+    # Keys whose `${NAME}` was left as written, its variable unset, because the scope loaded did not need them.
+    _unresolved: frozenset[str] = PrivateAttr(default=frozenset())
+
+    @property
+    def unresolved(self) -> frozenset[str]:
+        """Key paths (`connections.hub.client_secret`) still holding an unset `${NAME}`: empty unless loaded with
+        a narrower scope than `all`; such settings must not be used for what those keys configure."""
+        return self._unresolved
 
     def secret_values(self) -> list[str]:
         """Every secret value in this configuration, so logging can redact them."""
@@ -295,8 +313,13 @@ class Settings(_Strict):
         return found
 
 
-def load_settings(path: Path | str, env: Mapping[str, str] | None = None) -> Settings:
-    """Load and check the config file; raise `ConfigError` listing every problem found."""
+def load_settings(
+    path: Path | str, env: Mapping[str, str] | None = None, *, scope: SettingsScope = "all"
+) -> Settings:
+    """Load and check the config file; raise `ConfigError` listing every problem found.
+
+    The whole file is always checked (keys, types, files); with `scope="store"` an unset `${NAME}` outside the
+    sections that scope uses is not a problem: it stays as written, its key listed in `Settings.unresolved`."""
     path = Path(path)
     environ = os.environ if env is None else env
     try:
@@ -304,44 +327,69 @@ def load_settings(path: Path | str, env: Mapping[str, str] | None = None) -> Set
     except TomlSyntaxError as exc:
         raise ConfigError([exc.problem]) from exc
     problems: list[Problem] = []
-    data = _resolve_env(source.data, (), source, environ, problems)
+    unresolved: set[str] = set()
+    data = _resolve_env(source.data, (), _EnvResolution(source, environ, _SCOPE_SECTIONS[scope], problems,
+                                                        unresolved))
     data = _resolve_paths(data, path.parent)
-    settings: Settings | None = None
-    try:
-        settings = Settings.model_validate(data)
-    except ValidationError as exc:
-        problems.extend(_translate(exc, source))
+    settings = _validated(data, source, problems, unresolved)
+    sections = _SCOPE_SECTIONS[scope]
+    if settings is None and not problems and sections is not None:
+        # Only values left as `${NAME}` failed (one may not have its key's type: a port, an id): what the
+        # scope uses is valid, so the settings hold just that.
+        settings = _validated({k: v for k, v in data.items() if k in sections}, source, problems, unresolved)
     if settings is not None:
-        problems.extend(_check_files(settings, source))
+        problems.extend(_check_files(settings, source, unresolved))
     if problems:
         problems.sort(key=lambda p: (p.line or 0, p.key_path))
         raise ConfigError(problems)
     assert settings is not None
+    settings._unresolved = frozenset(unresolved)
     return settings
 
 
-def _resolve_env(
-    value: Any,
-    key: tuple[str | int, ...],
-    source: TomlSource,
-    env: Mapping[str, str],
-    problems: list[Problem],
-) -> Any:
-    """Replace `${NAME}` references with the environment's values, noting each unset name as a problem."""
-    if isinstance(value, dict):
-        return {k: _resolve_env(v, (*key, k), source, env, problems) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_resolve_env(v, (*key, i), source, env, problems) for i, v in enumerate(value)]
-    if isinstance(value, str):
+def _validated(data: dict[str, Any], source: TomlSource, problems: list[Problem], unresolved: set[str]
+               ) -> Settings | None:
+    """`data` as Settings, or None with its problems added (except at keys left `unresolved`)."""
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(p for p in _translate(exc, source) if p.key_path not in unresolved)
+        return None
 
-        def substitute(match: re.Match[str]) -> str:
+
+class _EnvResolution:
+    """How `${NAME}` references are resolved in one load: from `env`, problems noted for the sections in scope
+    (`sections`, None for all), references elsewhere whose variable is unset left as written and noted."""
+
+    def __init__(self, source: TomlSource, env: Mapping[str, str], sections: frozenset[str] | None,
+                 problems: list[Problem], unresolved: set[str]) -> None:
+        self.source, self.env, self.sections = source, env, sections
+        self.problems, self.unresolved = problems, unresolved
+
+    def substitute(self, text: str, key: tuple[str | int, ...]) -> str:
+        """`text` with its references replaced by their values."""
+
+        def value_of(match: re.Match[str]) -> str:
             name = match.group(1)
-            if name not in env or env[name] == "":
-                problems.append(source.problem(key, f"environment variable {name} is not set"))
-                return ""
-            return env[name]
+            if name in self.env and self.env[name] != "":
+                return self.env[name]
+            if self.sections is not None and (not key or key[0] not in self.sections):
+                self.unresolved.add(format_key_path(key))
+                return match.group(0)
+            self.problems.append(self.source.problem(key, f"environment variable {name} is not set"))
+            return ""
 
-        return _ENV_REF.sub(substitute, value)
+        return _ENV_REF.sub(value_of, text)
+
+
+def _resolve_env(value: Any, key: tuple[str | int, ...], resolution: _EnvResolution) -> Any:
+    """Replace `${NAME}` references with the environment's values, as `resolution` says for unset names."""
+    if isinstance(value, dict):
+        return {k: _resolve_env(v, (*key, k), resolution) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_env(v, (*key, i), resolution) for i, v in enumerate(value)]
+    if isinstance(value, str):
+        return resolution.substitute(value, key)
     return value
 
 
@@ -425,15 +473,16 @@ def _allowed_keys(model: type[BaseModel], walk: list[str | int]) -> str:
     return f" (allowed here: {', '.join(sorted(model.model_fields))})"
 
 
-def _check_files(settings: Settings, source: TomlSource) -> list[Problem]:
-    """Check that the files the config names exist and the token key is usable."""
+def _check_files(settings: Settings, source: TomlSource, unresolved: set[str]) -> list[Problem]:
+    """Check that the files the config names exist and the token key is usable (unless left `unresolved`)."""
     problems = []
     for i, mapping in enumerate(settings.mappings.active):
         if not mapping.is_file():
             problems.append(source.problem(("mappings", "active", i), f"mapping file not found: {mapping}"))
     problems.extend(_check_store_url(settings.store.url, source))
     key_file = settings.security.token_key_file
-    if settings.security.token_key is not None and settings.security.token_key.get_secret_value():
+    if (settings.security.token_key is not None and settings.security.token_key.get_secret_value()
+            and "security.token_key" not in unresolved):
         # (An empty key is an unset `${VAR}`, already reported.)
         problems.extend(_check_key_shape(settings.security.token_key.get_secret_value(), ("security", "token_key"),
                                          source))

@@ -230,3 +230,35 @@ def test_budget_keys_default_to_a_fifth_kept_free_and_bad_values_are_named(tmp_p
     assert any("connections.hs.rate_limit.reserve_share: expected less than 1" in p for p in problems), problems
     assert any("day_timezone: expected a time zone name such as UTC or Europe/Berlin (got 'Mars/Olympus')" in p
                for p in problems), problems
+
+
+def test_the_store_scope_leaves_unset_secrets_elsewhere_as_written_and_says_which(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD + '[admin]\nport = "${ADMIN_PORT}"\n')
+    # Everything needed: each unset variable is a problem, as before.
+    unset = [p for p in problems_of(path, env={}) if "is not set" in p]
+    assert [p.split(": ")[1] for p in unset] == ["security.token_key", "connections.hs.client_secret", "admin.port"]
+    settings = load_settings(path, env={}, scope="store")
+    assert settings.store.url == f"sqlite:///{tmp_path}/data/syncd.db"
+    assert settings.unresolved == {"security.token_key", "connections.hs.client_secret", "admin.port"}
+    # A variable that is set is taken as ever; a store section still needs its own.
+    partly = load_settings(path, env={"HS_SECRET": "hs-secret-value"}, scope="store")
+    assert partly.unresolved == {"security.token_key", "admin.port"}
+    in_store = write(tmp_path, '[store]\nurl = "postgresql://u:${PG_PASSWORD}@db/syncd"\n[connections.hs]\n'
+                               'system = "hubspot"\nclient_id = "a"\nclient_secret = "${HS_SECRET}"\n'
+                               '[security]\ntoken_key = "${SYNCD_TOKEN_KEY}"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(in_store, env={}, scope="store")
+    assert [p.key_path for p in caught.value.problems] == ["store.url"]
+    # Other mistakes anywhere in the file are still reported.
+    typo = write(tmp_path, GOOD + "[connections.hs.rate_limt]\nwindow_s = 1\n")
+    with pytest.raises(ConfigError, match="rate_limt: unknown key"):
+        load_settings(typo, env={}, scope="store")
+
+
+async def test_settings_loaded_for_the_store_alone_cannot_start_the_engine(tmp_path: Path) -> None:
+    from syncd.engine.wiring import WiringError, open_engine
+
+    settings = load_settings(write(tmp_path, GOOD), env={}, scope="store")
+    with pytest.raises(WiringError, match=r"security\.token_key"):
+        async with open_engine(settings):
+            pass

@@ -23,6 +23,7 @@ from syncd.engine.match_index import FullRead, MatchIndex
 from syncd.engine.pairs import ReadCause
 from syncd.engine.pipeline import ObjectPipeline
 from syncd.engine.plan import PlannedAction, SyncReport, merge_reports
+from syncd.engine.progress import PassObserver, SilentObserver
 from syncd.engine.snapshot import encode_base
 from syncd.engine.targets import TargetLocks, creation_targets
 from syncd.engine.unchanged import settled_read
@@ -73,14 +74,19 @@ class Reconciler:
     retry_after: timedelta = timedelta(seconds=60)
     # Shared by every mapping: two mappings creating on one target (two CRMs into one Zoho Books) take turns.
     targets: TargetLocks = field(default_factory=TargetLocks)
+    # Told how a pass goes, object by object (a command shows it as progress); the daemon's passes go unwatched.
+    observer: PassObserver = field(default_factory=SilentObserver)
 
     async def _sync_batch(
         self, pipeline: ObjectPipeline, side: Side, records: Sequence[Record], why: ReadCause = "poll"
     ) -> None:
         """One batch through the pipeline, holding the targets it may match and create on until it committed."""
         targets = creation_targets(pipeline.run.mapping, pipeline.mapper, side)
+        before = len(pipeline.run.actions)
         async with self.targets.hold(targets, pipeline.run.name):
             await pipeline.sync(side, records, why=why)
+        self.observer.batch_synced(pipeline.run.name, pipeline.mapper.name, len(records),
+                                   pipeline.run.actions[before:])
 
     async def run_pass(self, *, dry_run: bool = False) -> SyncReport:
         """One pass over every mapping; with `dry_run` it plans and writes nothing (not even the store)."""
@@ -103,12 +109,14 @@ class Reconciler:
                 await activate(run)  # the mapping's history ends at its first pass (default `sync_from`)
                 await self._recover_pending(run)
             for name in active.mapping.order:
+                self.observer.object_started(active.name, name)
                 try:
                     await self._sync_object(run, active.mapping.objects[name])
                 except (ConnectorError, StoreError) as exc:
                     # The object stops here (its cursor stays where it was); the other objects go on.
                     log.warning("object sync failed", mapping=active.name, object=name, error=str(exc))
                     run.errors.append(f"{active.name}:{name}: {exc}")
+                self.observer.object_finished(active.name, name)
             reports.append(SyncReport(tuple(run.actions), dry_run=dry_run, errors=tuple(run.errors)))
         return merge_reports(reports, dry_run=dry_run)
 
@@ -149,6 +157,7 @@ class Reconciler:
             pages = await self._first_read(run, mapper, side)
         async for page in pages:
             records = list(page.records)
+            self.observer.records_read(run.name, mapper.name, len(records))
             for start in range(0, len(records), self.batch_size):
                 await self._sync_batch(pipeline, side, records[start : start + self.batch_size])
             if not run.dry_run:

@@ -79,6 +79,12 @@ def poll_jobs(settings: Settings, reconciler: Reconciler) -> list[PollJob]:
     return jobs
 
 
+def did_something(report: SyncReport) -> bool:
+    """Whether a run changed or found anything a person may want to know of: any action but a record skipped
+    (a filter or `sync_from` leaving it out, said again each time it is read), or any error."""
+    return report.error_count > 0 or any(action.kind != "skip" for action in report.actions)
+
+
 class MappingLocks:
     """One lock per mapping: its polling jobs and its inbox processing never run at the same time, because
     they would read and commit the same links and cursors. Webhook work waiting for it goes before the next
@@ -238,7 +244,9 @@ class PollScheduler:
         try:
             async with self._locks.of(job.mapping):
                 report = await self._reconciler.run_object(job.mapping, job.object, (job.side,))
-            log.info("poll done", job=job.id, counts=report.counts(), errors=report.error_count)
+            # One line per poll that did something; an idle poll every interval is no event.
+            say = log.info if did_something(report) else log.debug
+            say("poll done", job=job.id, counts=report.counts(), errors=report.error_count)
             if self._metrics is not None:
                 self._metrics.count_poll(job.id, "ok")
                 self._metrics.count_sync("poll", job.mapping, job.object,

@@ -16,7 +16,7 @@ from syncd.engine.reconcile import ActiveMapping, Reconciler
 from syncd.errors import MappingError, Problem, SyncdError
 from syncd.mapping.loader import load_mappings
 from syncd.settings import Settings
-from syncd.store import ConnectionStore, Database, LinkOwner, MappingNames, TokenVault, check_schema
+from syncd.store import ConnectionStore, Database, LinkOwner, MappingNames, TokenVault, prepare_schema
 
 
 class WiringError(SyncdError):
@@ -77,12 +77,16 @@ async def check_mapping_names(db: Database, mappings: Sequence[ActiveMapping]) -
 
 @contextlib.asynccontextmanager
 async def open_engine(settings: Settings, *, hooks: PipelineHooks | None = None) -> AsyncIterator[Engine]:
-    """Compile mappings, open the store (schema checked), start a connector per system; close all on exit."""
+    """Compile mappings, open the store (schema checked; a fresh SQLite store created), start a connector per
+    system; close all on exit."""
+    if settings.unresolved:
+        # Loaded for a command on the store alone: its connections may hold `${NAME}` where a secret belongs.
+        raise WiringError(f"settings loaded without {', '.join(sorted(settings.unresolved))} cannot start the engine")
     mappings = active_mappings(settings)
     db = await Database.open(settings.store.url)
     connectors: dict[str, Connector] = {}
     try:
-        await check_schema(db)
+        await prepare_schema(db)  # a fresh SQLite store is created here
         await check_mapping_names(db, mappings)
         key = settings.security.key_bytes()
         vault = TokenVault(db, key) if key is not None else None

@@ -20,7 +20,7 @@ from syncd.store.errors import (
 from syncd.store.inbox import InboxEvent, InboxStore
 from syncd.store.links import Link, LinkState, LinkStore, Side
 from syncd.store.mapping_names import LinkOwner, MappingNames, RenameCounts
-from syncd.store.schema import SchemaState, check_schema, upgrade, upgrade_database
+from syncd.store.schema import SchemaState, check_schema, prepare_schema, upgrade, upgrade_database
 from syncd.store.tokens import StoredToken, TokenVault
 
 __all__ = [
@@ -58,6 +58,7 @@ __all__ = [
     "TokenVault",
     "check_schema",
     "normalise_url",
+    "prepare_schema",
     "upgrade",
     "upgrade_database",
 ]

@@ -18,7 +18,7 @@ def _store_url(config_path: Path, url: str | None) -> str:
         return url
     from syncd.settings import load_settings
 
-    return load_settings(config_path).store.url
+    return load_settings(config_path, scope="store").store.url
 
 
 async def _upgrade(url: str) -> tuple[str, SchemaState, SchemaState]:

@@ -14,9 +14,10 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
+from syncd.settings import Settings
 from syncd.store.database import Database
 from syncd.store.errors import StoreError
-from syncd.store.schema import check_schema
+from syncd.store.schema import prepare_schema
 
 T = TypeVar("T")
 
@@ -40,16 +41,22 @@ limit_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
 
-def run_on_store(config_path: Path, work: Callable[[Database], Awaitable[T]]) -> T:
-    """Open the configured store, check its schema, run `work`, close it; store problems exit 1."""
-    from syncd.settings import load_settings  # config errors propagate: `syncd` maps them to exit 2
+def store_settings(config_path: Path) -> Settings:
+    """The config as a command on the store alone needs it (connection secrets not demanded), logging set up."""
+    from syncd.cli import settings_from  # config errors propagate: `syncd` maps them to exit 2
 
-    url = load_settings(config_path).store.url
+    return settings_from(config_path, scope="store")
+
+
+def run_on_store(config: Path | Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    """Open the configured store (a fresh SQLite one is created), check its schema, run `work`, close it; store
+    problems exit 1. Only the store's part of the config must resolve: connection secrets are not needed."""
+    url = (store_settings(config) if isinstance(config, Path) else config).store.url
 
     async def run() -> T:
         db = await Database.open(url)
         try:
-            await check_schema(db)
+            await prepare_schema(db)
             return await work(db)
         finally:
             await db.close()

@@ -67,10 +67,10 @@ def inbox_command() -> None:
 @click.option(
     "--status",
     type=click.Choice(["pending", "given-up", "all"]),
-    default="given-up",
+    default="pending",
     show_default=True,
-    help="Pending events (oldest first, backing-off ones included), given-up ones (latest first), or all "
-    "events, processed ones too (newest first).",
+    help="Pending events (waiting for their turn or backing off after a failure; oldest first), given-up ones "
+    "(latest first), or all events, processed ones too (newest first).",
 )
 @click.option("--connection", default=None, help="Only events received on this connection.")
 @limit_option

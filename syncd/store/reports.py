@@ -16,11 +16,21 @@ import click
 from rich.table import Table
 
 from syncd.cli import config_option
+from syncd.settings import Settings
 from syncd.store.columns import utcnow
-from syncd.store.command_io import console, echo_json, json_option, json_value, limit_option, run_on_store
+from syncd.store.command_io import (
+    console,
+    echo_json,
+    json_option,
+    json_value,
+    limit_option,
+    run_on_store,
+    store_settings,
+)
 from syncd.store.conflicts import Conflict, ConflictStatus, Resolution
 from syncd.store.database import Database
 from syncd.store.links import Link, LinkState, LinkStore
+from syncd.store.mapping_names import MappingNames
 from syncd.store.review import ConflictCase, ConflictQuery, ReviewStore, shown
 
 
@@ -47,6 +57,16 @@ def case_view(case: ConflictCase) -> dict[str, Any]:
         "acc_system": link.acc_system,
         "acc_id": link.acc_id,
     }
+
+
+async def known_objects(db: Database, settings: Settings, mapping: str | None = None) -> list[str]:
+    """The mapped objects links may be kept under (of `mapping`, if given), sorted: those the active mapping
+    files name, and those the store holds links of (a mapping since renamed or switched off included)."""
+    from syncd.mapping.loader import load_mappings  # mapping problems propagate: `syncd` maps them to exit 2
+
+    pairs = {(owner.mapping, owner.object) for owner in await MappingNames(db).link_owners()}
+    pairs |= {(m.name, obj) for m in load_mappings(settings.mappings.active) for obj in m.objects}
+    return sorted({obj for name, obj in pairs if mapping is None or name == mapping})
 
 
 # --- commands ---
@@ -79,8 +99,18 @@ def links_command(
     config_path: Path,
 ) -> None:
     """List the links between CRM and accounting records, oldest first."""
+    settings = store_settings(config_path)
 
     async def work(db: Database) -> list[Link]:
+        if object_name is not None:
+            known = await known_objects(db, settings, mapping)
+            if object_name not in known:
+                where = f" of mapping {mapping}" if mapping else ""
+                raise click.BadParameter(
+                    f"unknown object {object_name!r}; known objects{where}: "
+                    + (", ".join(known) or "none (no active mapping names one, and no link has one)"),
+                    param_hint="--object",
+                )
         return await LinkStore(db).list(
             mapping=mapping,
             object=object_name,
@@ -89,7 +119,7 @@ def links_command(
             offset=offset,
         )
 
-    links = run_on_store(config_path, work)
+    links = run_on_store(settings, work)
     if as_json:
         echo_json([link_view(link) for link in links])
         return

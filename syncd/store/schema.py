@@ -9,10 +9,14 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
+from sqlalchemy import Connection, inspect
+from sqlalchemy.exc import DBAPIError
 
+from syncd.logs import get_logger
 from syncd.store.database import Database
-from syncd.store.errors import SchemaOutdatedError
+from syncd.store.errors import SchemaOutdatedError, StoreError
+
+log = get_logger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -63,7 +67,13 @@ async def check_schema(db: Database) -> SchemaState:
         return state
     known = {script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
     if state.current is None:
-        raise SchemaOutdatedError(f"the store at {db.url} has no syncd schema yet: run `syncd db upgrade` to create it")
+        # Only a fresh SQLite file is created on first use (`prepare_schema`); a shared database is changed only
+        # when an operator asks.
+        who = " (syncd creates a new SQLite store by itself, a PostgreSQL database only when asked)" \
+            if db.dialect_name == "postgresql" else ""
+        raise SchemaOutdatedError(
+            f"the store at {db.url} has no syncd schema yet: run `syncd db upgrade` to create it{who}"
+        )
     if state.current not in known:
         raise SchemaOutdatedError(
             f"the store at {db.url} is at revision {state.current}, which this syncd does not know "
@@ -73,6 +83,32 @@ async def check_schema(db: Database) -> SchemaState:
         f"the store at {db.url} is at revision {state.current} but this syncd needs {state.head}: "
         "run `syncd db upgrade`"
     )
+
+
+def _has_tables(connection: Connection) -> bool:
+    return bool(inspect(connection).get_table_names())
+
+
+async def prepare_schema(db: Database) -> SchemaState:
+    """Check the schema before using the store (as `check_schema`), but first create it in a fresh SQLite store
+    (one without any table: the embedded default needs no setup step). PostgreSQL, and any SQLite file that holds
+    tables already, is only checked: migrating existing data, or a shared database, is the operator's call
+    (`syncd db upgrade`)."""
+    state = await schema_state(db)
+    if state.current is not None or db.dialect_name != "sqlite":
+        return await check_schema(db)
+    async with db.engine.connect() as conn:
+        if await conn.run_sync(_has_tables):
+            return await check_schema(db)
+    try:
+        state = await upgrade_database(db)
+    except DBAPIError as exc:
+        # Another syncd process creating the same fresh file at the same moment: fine if it got there.
+        if not (await schema_state(db)).up_to_date:
+            raise StoreError(f"cannot create the schema of the new store at {db.url}: {exc.orig}") from exc
+        return await check_schema(db)
+    log.info("store created", store=db.url, revision=state.current)
+    return state
 
 
 async def upgrade_database(db: Database, revision: str = "head") -> SchemaState:

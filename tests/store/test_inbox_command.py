@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.store import Database, InboxStore
+from syncd.store import Database, InboxStore, upgrade_database
 from tests.store.test_reports import Syncd, write_config
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -40,9 +40,9 @@ async def seed(database: Database) -> dict[str, int]:
     return ids
 
 
-async def test_given_up_events_are_listed_by_default_with_their_last_error(syncd: Syncd, database: Database) -> None:
+async def test_given_up_events_are_listed_with_their_last_error(syncd: Syncd, database: Database) -> None:
     ids = await seed(database)
-    code, out, _ = await syncd("inbox", "list", "--json")
+    code, out, _ = await syncd("inbox", "list", "--status", "given-up", "--json")
     assert code == 0
     listed = json.loads(out)
     # Latest given up first, the whole error and payload kept.
@@ -54,7 +54,7 @@ async def test_given_up_events_are_listed_by_default_with_their_last_error(syncd
     assert listed[1]["payload"] == {"kind": "updated", "object": "contacts", "record_id": "101"}
     assert listed[1]["processed_at"].startswith("2026-12-01T09:01:00")
 
-    code, out, _ = await syncd("inbox", "list")
+    code, out, _ = await syncd("inbox", "list", "--status", "given-up")
     assert code == 0
     assert "updated contacts 101" in out and "teleported invoices" in out
     assert "given up 2026-12-01T09:01:00" in out and "HubSpot 502 #3" in out
@@ -63,12 +63,14 @@ async def test_given_up_events_are_listed_by_default_with_their_last_error(syncd
     assert "waiting" not in out and "done" not in out
 
 
-async def test_pending_and_all_events_and_one_connections(syncd: Syncd, database: Database) -> None:
+async def test_pending_events_by_default_all_events_and_one_connections(syncd: Syncd, database: Database) -> None:
     ids = await seed(database)
-    code, out, _ = await syncd("inbox", "list", "--status", "pending", "--json")
-    assert code == 0
-    assert [(e["event_id"], e["status"]) for e in json.loads(out)] == [("waiting", "pending"), ("new", "pending")]
-    code, out, _ = await syncd("inbox", "list", "--status", "pending")
+    # What is waiting is what an operator asks about first: listed without any option.
+    for args in ((), ("--status", "pending")):
+        code, out, _ = await syncd("inbox", "list", *args, "--json")
+        assert code == 0
+        assert [(e["event_id"], e["status"]) for e in json.loads(out)] == [("waiting", "pending"), ("new", "pending")]
+    code, out, _ = await syncd("inbox", "list")
     assert "deleted deals D-7" in out and "due 2026-12-01T09:00:05" in out and "timeout" in out
     assert "due now" in out
 
@@ -81,7 +83,7 @@ async def test_pending_and_all_events_and_one_connections(syncd: Syncd, database
     code, out, _ = await syncd("inbox", "list", "--status", "all", "--limit", "2", "--json")
     assert [e["event_id"] for e in json.loads(out)] == ["done", "new"]
     code, out, _ = await syncd("inbox", "list", "--connection", "nowhere")
-    assert (code, out.strip()) == (0, "no given-up inbox events for connection nowhere")
+    assert (code, out.strip()) == (0, "no pending inbox events for connection nowhere")
 
 
 async def test_retry_requeues_the_named_events(syncd: Syncd, database: Database) -> None:
@@ -150,6 +152,7 @@ async def test_a_bad_status_exits_2(syncd: Syncd, database: Database) -> None:
 async def test_an_outdated_store_is_a_clear_error_exit_1(
     empty_database: Database, database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    await upgrade_database(empty_database, "0001")  # what an older syncd left
     syncd = Syncd(write_config(tmp_path, database_url), capsys)
     for args in (("inbox", "list"), ("inbox", "retry", "--all-given-up")):
         code, out, err = await syncd(*args)

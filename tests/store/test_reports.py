@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from syncd.cli import main
-from syncd.store import AuditLog, ConflictStore, Database, LinkStore
+from syncd.store import AuditLog, ConflictStore, Database, LinkStore, upgrade_database
 from syncd.store.columns import utcnow
 
 
@@ -163,6 +163,7 @@ async def test_resolve_usage_errors_exit_2_and_change_nothing(
 async def test_an_outdated_store_is_a_clear_error_exit_1(
     empty_database: Database, database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    await upgrade_database(empty_database, "0001")  # what an older syncd left
     syncd = Syncd(write_config(tmp_path, database_url), capsys)
     for args in (("links",), ("conflicts", "list")):
         code, out, err = await syncd(*args)

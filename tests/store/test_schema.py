@@ -9,7 +9,14 @@ from sqlalchemy import Connection, inspect, text
 
 from syncd.store.database import Database
 from syncd.store.errors import SchemaOutdatedError
-from syncd.store.schema import check_schema, head_revision, schema_state, upgrade, upgrade_database
+from syncd.store.schema import (
+    check_schema,
+    head_revision,
+    prepare_schema,
+    schema_state,
+    upgrade,
+    upgrade_database,
+)
 from syncd.store.tables import SQLModel
 
 EXPECTED_TABLES = {
@@ -94,3 +101,42 @@ async def test_check_schema_on_downgraded_store_says_run_upgrade(database: Datab
         await check_schema(database)
     await upgrade_database(database)
     assert (await check_schema(database)).up_to_date
+
+
+# --- the embedded default: a fresh SQLite store is created on first use, nothing else is touched ---------------
+
+async def test_a_fresh_sqlite_store_is_created_on_first_use(empty_database: Database) -> None:
+    if empty_database.dialect_name != "sqlite":
+        pytest.skip("the SQLite default only")
+    state = await prepare_schema(empty_database)
+    assert state.current == head_revision() and state.up_to_date
+    async with empty_database.engine.connect() as conn:
+        assert await conn.run_sync(_tables) == EXPECTED_TABLES
+    assert (await prepare_schema(empty_database)).up_to_date  # and the next use just checks it
+
+
+async def test_an_empty_postgres_database_is_left_to_syncd_db_upgrade(empty_database: Database) -> None:
+    if empty_database.dialect_name != "postgresql":
+        pytest.skip("PostgreSQL only")
+    with pytest.raises(SchemaOutdatedError, match=r"run `syncd db upgrade` to create it.*PostgreSQL database only"):
+        await prepare_schema(empty_database)
+    async with empty_database.engine.connect() as conn:
+        assert await conn.run_sync(_tables) == set()
+
+
+async def test_a_sqlite_file_holding_other_tables_is_not_taken_over(empty_database: Database) -> None:
+    # Someone else's database, or the config pointing at the wrong file: syncd adds nothing to it.
+    async with empty_database.engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE customers (id INTEGER PRIMARY KEY)"))
+    with pytest.raises(SchemaOutdatedError, match="no syncd schema yet"):
+        await prepare_schema(empty_database)
+    async with empty_database.engine.connect() as conn:
+        assert await conn.run_sync(_tables) == {"customers"}
+
+
+async def test_an_outdated_store_is_not_upgraded_behind_the_operators_back(empty_database: Database) -> None:
+    # Migrating data an older syncd left is the operator's call (after a backup): only `syncd db upgrade` does it.
+    await upgrade_database(empty_database, "0001")
+    with pytest.raises(SchemaOutdatedError, match=r"at revision 0001 but this syncd needs .*run `syncd db upgrade`"):
+        await prepare_schema(empty_database)
+    assert (await schema_state(empty_database)).current == "0001"
