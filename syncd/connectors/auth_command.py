@@ -25,7 +25,7 @@ from syncd.connectors import registry
 from syncd.connectors.storage import VaultTokenStorage
 from syncd.connectors.tokens import Grant, TokenStorage
 from syncd.settings import Settings, load_settings
-from syncd.store import ConnectionStore, Database, TokenVault, check_schema
+from syncd.store import ConnectionStore, Database, TokenVault, prepare_schema
 
 CALLBACK_PATH = "/callback"
 
@@ -185,7 +185,7 @@ async def vault_storage(settings: Settings) -> AsyncIterator[TokenStorage]:
     """The store named by the config (schema checked), its token vault keyed by `security.token_key(_file)`."""
     db = await Database.open(settings.store.url)
     try:
-        await check_schema(db)
+        await prepare_schema(db)
         vault = TokenVault(db, settings.security.key_bytes())
         # A new grant sealed with a key that cannot read the others would leave the store under two keys.
         await vault.check_key()
