@@ -204,7 +204,8 @@ class HubSpotConnection(_ConnectionBase):
     scopes: list[str] = Field(
         default_factory=lambda: ["crm.objects.contacts.read", "crm.objects.contacts.write",
                                  "crm.objects.companies.read", "crm.objects.companies.write",
-                                 "crm.objects.deals.read", "crm.objects.deals.write"]
+                                 "crm.objects.deals.read", "crm.objects.deals.write",
+                                 "crm.objects.line_items.read"]
     )
 
     @model_validator(mode="wrap")
