@@ -27,6 +27,7 @@ _LAZY_COMMANDS = {
     "inbox": "syncd.store.inbox_command:inbox_command",
     "audit": "syncd.store.audit_command:audit_command",
     "deadletters": "syncd.store.deadletters_command:deadletters_command",
+    "setup": "syncd.connectors.setup:setup_command",
     "sync": "syncd.engine.command:sync_command",
     "run": "syncd.engine.command:run_command",
     "auth": "syncd.connectors.auth_command:auth_command",

@@ -214,7 +214,8 @@ class HubSpotConnection(_ConnectionBase):
     scopes: list[str] = Field(
         default_factory=lambda: ["crm.objects.contacts.read", "crm.objects.contacts.write",
                                  "crm.objects.companies.read", "crm.objects.companies.write",
-                                 "crm.objects.deals.read", "crm.objects.deals.write"]
+                                 "crm.objects.deals.read", "crm.objects.deals.write",
+                                 "crm.objects.line_items.read"]
     )
 
     @model_validator(mode="wrap")
@@ -330,7 +331,8 @@ def load_settings(
     unresolved: set[str] = set()
     data = _resolve_env(source.data, (), _EnvResolution(source, environ, _SCOPE_SECTIONS[scope], problems,
                                                         unresolved))
-    data = _resolve_paths(data, path.parent)
+    data = _with_listen_host(data, environ.get(LISTEN_HOST_ENV) or None)
+    data = _resolve_paths(data, path.parent, Path(environ[DATA_DIR_ENV]) if environ.get(DATA_DIR_ENV) else None)
     settings = _validated(data, source, problems, unresolved)
     sections = _SCOPE_SECTIONS[scope]
     if settings is None and not problems and sections is not None:
@@ -393,8 +395,29 @@ def _resolve_env(value: Any, key: tuple[str | int, ...], resolution: _EnvResolut
     return value
 
 
-def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Make file paths in the config relative to the config file's folder, as a reader of the file expects."""
+# Defaults a service's environment may set, for what the config file leaves unsaid (a container image sets both):
+# the folder the SQLite store goes to, and the interface the listeners bind.
+DATA_DIR_ENV = "SYNCD_DATA_DIR"
+LISTEN_HOST_ENV = "SYNCD_LISTEN_HOST"
+
+
+def _with_listen_host(data: dict[str, Any], host: str | None) -> dict[str, Any]:
+    """`host` as the default of [webhooks] and [admin] (a container listens on every interface of its own
+    network namespace); a host the config names wins."""
+    if host is None:
+        return data
+    out = dict(data)
+    for section in ("webhooks", "admin"):
+        table = out.get(section, {})
+        if isinstance(table, dict) and "host" not in table:
+            out[section] = {**table, "host": host}
+    return out
+
+
+def _resolve_paths(data: dict[str, Any], base: Path, data_dir: Path | None = None) -> dict[str, Any]:
+    """Make file paths in the config relative to the config file's folder, as a reader of the file expects;
+    a relative SQLite store path (and the default store) goes to `data_dir` instead when one is given, so that
+    a service's state lands in its data folder, never beside a config it may not write to."""
 
     def rel(value: Any) -> Any:
         if isinstance(value, str) and value and not os.path.isabs(value):
@@ -413,7 +436,8 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
                 conn = {**conn, "ca_cert": rel(conn["ca_cert"])}
             conns[name] = conn
         out["connections"] = conns
-    # The default store too sits beside the config file, never in whatever folder the daemon was started from.
+    # The default store too sits beside the config file (or in the data folder), never in whatever folder the
+    # daemon was started from.
     store = out.get("store", {})
     if isinstance(store, dict) and "url" not in store:
         store = {**store, "url": StoreSettings().url}
@@ -421,7 +445,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
         url: str = store["url"]
         prefix = "sqlite:///"
         if url.startswith(prefix) and not url.startswith("sqlite:////") and url[len(prefix):] != ":memory:":
-            out["store"] = {**store, "url": prefix + str(base / url[len(prefix):])}
+            out["store"] = {**store, "url": prefix + str((data_dir or base) / url[len(prefix):])}
     return out
 
 

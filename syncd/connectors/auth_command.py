@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import webbrowser
 from collections.abc import AsyncIterator, Callable
@@ -24,7 +25,7 @@ from syncd.cli import config_option
 from syncd.connectors import registry
 from syncd.connectors.storage import VaultTokenStorage
 from syncd.connectors.tokens import Grant, TokenStorage
-from syncd.settings import Settings, load_settings
+from syncd.settings import LISTEN_HOST_ENV, Settings, load_settings
 from syncd.store import ConnectionStore, Database, TokenVault, prepare_schema
 
 CALLBACK_PATH = "/callback"
@@ -82,7 +83,8 @@ def build_connector(
 
 
 class RedirectListener:
-    """A one-shot aiohttp server on 127.0.0.1 that receives the OAuth redirect and checks its state."""
+    """A one-shot aiohttp server on 127.0.0.1 (or SYNCD_LISTEN_HOST) that receives the OAuth redirect and checks
+    its state."""
 
     def __init__(self, state: str, port: int = 0) -> None:
         self._state = state
@@ -98,7 +100,9 @@ class RedirectListener:
         app.router.add_get(CALLBACK_PATH, self._callback)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self._port)
+        # The redirect URI names 127.0.0.1 (what apps accept without TLS); in a container the listener binds
+        # SYNCD_LISTEN_HOST (0.0.0.0) so that the host's 127.0.0.1:PORT, published with `-p`, reaches it.
+        site = web.TCPSite(self._runner, os.environ.get(LISTEN_HOST_ENV) or "127.0.0.1", self._port)
         await site.start()
         port = int(self._runner.addresses[0][1])
         self.redirect_uri = f"http://127.0.0.1:{port}{CALLBACK_PATH}"

@@ -20,8 +20,8 @@ from syncd.engine.plan import SyncReport
 from syncd.engine.reconcile import ActiveMapping, read_sides
 from syncd.engine.scheduler import MappingLocks, PollJob, PollScheduler, poll_jobs
 from syncd.engine.signals import announce_reauthorisation
-from syncd.engine.wiring import Engine, open_engine
-from syncd.errors import SyncdError
+from syncd.engine.wiring import Engine, active_mappings, check_mapping_names, missing_connections, open_engine
+from syncd.errors import MappingError, SyncdError
 from syncd.logs import get_logger
 from syncd.settings import Settings
 from syncd.store import ConnectionStore, InboxStore, TokenVault
@@ -84,6 +84,8 @@ class Daemon:
         self._notifier: Notifier | None = None
         self._watcher: StoreWatcher | None = None
         self._started = False
+        self._objects: dict[tuple[str, str], tuple[str, str]] = {}  # what the review pages link, kept current
+        self._reloading = asyncio.Lock()
 
     # --- what tests and operators may look at -----------------------------------------------------------
     async def webhooks_registered(self) -> None:
@@ -146,6 +148,7 @@ class Daemon:
             self._notifier.start()
             self._watcher = StoreWatcher(engine.db, self._notifier)
             await self._watcher.start()
+        self._objects.update(system_objects(reconciler.mappings))
         locks = MappingLocks()
         self._dispatcher = InboxDispatcher(
             engine.db, reconciler, locks, usable=self._usable, interval_s=self._inbox_interval_s,
@@ -156,7 +159,7 @@ class Daemon:
         if settings.admin.enabled:
             self._admin = await self._listen(
                 build_admin_app(db=engine.db, settings=settings, metrics=self.metrics,
-                                on_requeue=self._dispatcher.wake, objects=system_objects(reconciler.mappings)),
+                                on_requeue=self._dispatcher.wake, objects=self._objects),
                 settings.admin.host, settings.admin.port, "admin", settings.admin.read_timeout_s,
             )
         if settings.webhooks.enabled:
@@ -187,6 +190,46 @@ class Daemon:
         log.info("daemon started", jobs=len(self._scheduler.jobs),
                  webhooks=self._webhooks.url if self._webhooks else None,
                  admin=self._admin.url if self._admin else None)
+
+    async def reload_mappings(self) -> bool:
+        """Read the active mapping files again (SIGHUP) and sync by them from now on, if all of them are valid
+        and can run here (their systems connected, their names owning the store's links); otherwise log every
+        problem and keep the running mappings. Polling jobs follow (new objects polled at once), work in
+        progress finishes under the mappings it started with, and webhook subscriptions are brought up to
+        date. Returns whether the new mappings were taken. The config file itself is not read again."""
+        async with self._reloading:
+            if self._engine is None or not self._started:
+                log.warning("mapping reload ignored: the daemon is not running")
+                return False
+            files = [str(path) for path in self.settings.mappings.active]
+            try:
+                mappings = active_mappings(self.settings)
+                await check_mapping_names(self._engine.db, mappings)
+            except MappingError as exc:
+                log.error("mapping files refused; the running mappings stay", files=files,
+                          problems=[str(problem) for problem in exc.problems])
+                return False
+            missing = missing_connections(mappings, self._engine.connectors)
+            if missing:
+                log.error("mapping files refused; the running mappings stay", files=files, problems=missing)
+                return False
+            reconciler = self._engine.reconciler
+            reconciler.mappings = mappings
+            self._objects.clear()
+            self._objects.update(system_objects(mappings))
+            if self._scheduler is not None:
+                self._scheduler.replace_jobs(poll_jobs(self.settings, reconciler))
+            if self._webhooks is not None:
+                previous, self._registration = self._registration, None
+                if previous is not None:
+                    previous.cancel()
+                    await asyncio.wait([previous])
+                self._registration = asyncio.create_task(
+                    self._register_webhooks(self.settings.webhooks.public_url or self._webhooks.url),
+                    name="webhook registration")
+            log.info("mappings reloaded", mappings=[m.name for m in mappings],
+                     jobs=len(self._scheduler.jobs) if self._scheduler is not None else 0)
+            return True
 
     async def stop(self) -> None:
         """Stop taking webhooks, let the running poll and inbox round finish within the grace period

@@ -121,6 +121,7 @@ class PollScheduler:
         self._metrics = metrics
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._paused: set[str] = set()  # job ids paused because a connection they use needs re-authorisation
+        self._unusable: frozenset[str] = frozenset()  # the connections needing re-authorisation
         self._running = 0
         self._idle = asyncio.Condition()
         self.runs_completed = 0
@@ -143,27 +144,56 @@ class PollScheduler:
     def start(self, *, unusable: Collection[str] = ()) -> None:
         """Schedule every job to run now (to catch up after downtime) and then on its interval; jobs using an
         `unusable` connection start paused."""
-        now = datetime.now(UTC)
         for job in self._jobs.values():
-            self._scheduler.add_job(
-                self._run,
-                "interval",
-                seconds=job.interval_s,
-                args=(job,),
-                id=job.id,
-                name=job.id,
-                next_run_time=now,
-                max_instances=1,
-                coalesce=True,
-                # A job late because the loop was busy still runs (once, thanks to coalesce), never skipped.
-                misfire_grace_time=None,
-            )
+            self._add(job)
         scheduler_log = logging.getLogger("apscheduler.scheduler")
         if _SKIPPED_RUN_FILTER not in scheduler_log.filters:
             scheduler_log.addFilter(_SKIPPED_RUN_FILTER)
         self._scheduler.add_listener(self._run_skipped, EVENT_JOB_MAX_INSTANCES)
         self._scheduler.start()
         self.set_unusable(unusable)
+
+    def _add(self, job: PollJob) -> None:
+        """Schedule `job` to run now and then every `interval_s`."""
+        self._scheduler.add_job(
+            self._run,
+            "interval",
+            seconds=job.interval_s,
+            args=(job,),
+            id=job.id,
+            name=job.id,
+            next_run_time=datetime.now(UTC),
+            max_instances=1,
+            coalesce=True,
+            # A job late because the loop was busy still runs (once, thanks to coalesce), never skipped.
+            misfire_grace_time=None,
+        )
+
+    def replace_jobs(self, jobs: Collection[PollJob]) -> None:
+        """Poll `jobs` from now on (the mapping files were reloaded): jobs no longer wanted stop (a run in
+        progress finishes), new ones run at once, kept ones keep their schedule (rescheduled if their interval
+        changed); those using a connection that needs re-authorisation stay paused."""
+        wanted = {job.id: job for job in jobs}
+        running = self._scheduler.running
+        for job_id in set(self._jobs) - set(wanted):
+            if running:
+                self._scheduler.remove_job(job_id)
+            self._paused.discard(job_id)
+            self._overrunning.discard(job_id)
+            self._skipped_meanwhile.discard(job_id)
+        for job_id, job in wanted.items():
+            old = self._jobs.get(job_id)
+            if not running or old == job:
+                continue
+            if old is None:
+                self._add(job)
+            elif old.interval_s != job.interval_s:
+                self._scheduler.modify_job(job_id, args=(job,))
+                self._scheduler.reschedule_job(job_id, trigger="interval", seconds=job.interval_s)
+            else:
+                self._scheduler.modify_job(job_id, args=(job,))
+        self._jobs = wanted
+        self.set_unusable(self._unusable)
 
     def _run_skipped(self, event: JobSubmissionEvent) -> None:
         """A run came due while the job's previous run still goes on: it is skipped (the next run reads from
@@ -193,6 +223,7 @@ class PollScheduler:
 
     def set_unusable(self, connections: Collection[str]) -> None:
         """Pause the jobs that use any of `connections` and resume those that no longer do."""
+        self._unusable = frozenset(connections)
         if not self._scheduler.running:
             return  # `start` applies the daemon's current set
         for job in self._jobs.values():
@@ -239,6 +270,8 @@ class PollScheduler:
 
     async def _run(self, job: PollJob) -> None:
         """One run of a job under its mapping's lock; never raises (a failure is logged, the job stays)."""
+        if self._jobs.get(job.id) != job:
+            return  # submitted just before a reload replaced or dropped it
         async with self._idle:
             self._running += 1
         try:

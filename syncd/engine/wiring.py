@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -68,6 +68,16 @@ def orphaned_links(mappings: Sequence[ActiveMapping], owners: Sequence[LinkOwner
     return problems
 
 
+def missing_connections(mappings: Sequence[ActiveMapping], connectors: Mapping[str, Connector]) -> list[str]:
+    """What stops `mappings` from running on `connectors` (by system): one message per system lacking one."""
+    return [
+        f"mapping {active.name} needs a {system} connection; none is enabled"
+        for active in mappings
+        for system in (active.mapping.crm_system, active.mapping.acc_system)
+        if system not in connectors
+    ]
+
+
 async def check_mapping_names(db: Database, mappings: Sequence[ActiveMapping]) -> None:
     """Refuse to start mappings that would orphan the store's links (raises `MappingError` listing each)."""
     problems = orphaned_links(mappings, await MappingNames(db).link_owners())
@@ -112,10 +122,9 @@ async def open_engine(settings: Settings, *, hooks: PipelineHooks | None = None)
                 tokens.needs_reauthorisation(state.last_error or "")
             await connector.start()
             connectors[conn.system] = connector
-        for active in mappings:
-            for system in (active.mapping.crm_system, active.mapping.acc_system):
-                if system not in connectors:
-                    raise WiringError(f"mapping {active.name} needs a {system} connection; none is enabled")
+        missing = missing_connections(mappings, connectors)
+        if missing:
+            raise WiringError(missing[0])
         overlap = timedelta(seconds=settings.polling.overlap_s)
         reconciler = Reconciler(db, mappings, connectors, overlap=overlap, hooks=hooks or PipelineHooks())
         yield Engine(db, connectors, reconciler)

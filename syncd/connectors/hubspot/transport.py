@@ -48,11 +48,12 @@ class SdkApis:
         self.objects_search: Any = crm.objects.search_api
         self.associations_batch: Any = crm.associations.v4.batch_api
         self.properties: Any = crm.properties.core_api
+        self.property_groups: Any = crm.properties.groups_api
 
     def close(self) -> None:
         """Close every pooled connection (open sockets would otherwise outlive the connector)."""
         for api in (self.objects_basic, self.objects_batch, self.objects_search, self.associations_batch,
-                    self.properties):
+                    self.properties, self.property_groups):
             api.api_client.rest_client.pool_manager.clear()
 
 

@@ -103,6 +103,7 @@ class HubSpotSimulator(Simulator):
         from syncd.sandbox.hubspot.webhooks_api import add_webhooks_routes
 
         app.router.add_post("/_sandbox/restore/{object}/{object_id}", self._handle_restore)
+        app.router.add_post("/_sandbox/fresh-portal", self._handle_fresh_portal)
         add_oauth_routes(app, self)
         add_object_routes(app, self)
         add_association_routes(app, self)
@@ -115,8 +116,10 @@ class HubSpotSimulator(Simulator):
         self.associations.clear()
 
     def restore_defaults(self) -> None:
-        """As after start, the app's webhook settings and subscriptions included (none)."""
+        """As after start, the app's webhook settings and subscriptions included (none), and the property
+        definitions (custom ones made since dropped, syncd's back)."""
         super().restore_defaults()
+        self.store.restore_definitions()
         self.set_app_settings(None)
         self.subscriptions.clear()
 
@@ -241,6 +244,13 @@ class HubSpotSimulator(Simulator):
             self.app_secret = self.client_secret
         if "limits" in state:
             self.apply_limits({k: v for k, v in state["limits"].items() if v is not None})
+
+    async def _handle_fresh_portal(self, request: web.Request) -> web.Response:
+        """POST /_sandbox/fresh-portal: no records, no custom properties or their groups (syncd's `syncd_*`
+        included), as in a new HubSpot account that `syncd setup` has not prepared yet."""
+        self.reset()
+        self.store.drop_custom_definitions()
+        return web.json_response({"properties": {obj: len(p) for obj, p in self.store.properties.items()}})
 
     async def _handle_restore(self, request: web.Request) -> web.Response:
         """POST /_sandbox/restore/{object}/{id}: what a user restoring a record from the recycle bin does."""

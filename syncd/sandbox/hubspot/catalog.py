@@ -203,3 +203,22 @@ def default_properties() -> dict[str, dict[str, PropertyDef]]:
         ],
     }
     return {obj: {p.name: p for p in [*props, *_system(obj)]} for obj, props in defs.items()}
+
+
+# Property groups every portal has (HubSpot's own per object), and the one syncd's custom properties sit in,
+# which the sandbox portal starts with as if `syncd setup` had run (`POST /_sandbox/fresh-portal` drops it).
+_GROUP_LABELS: dict[str, str] = {
+    "contactinformation": "Contact information",
+    "companyinformation": "Company information",
+    "dealinformation": "Deal information",
+    "lineiteminformation": "Line item information",
+    "syncd": "syncd",
+}
+
+
+def default_groups(properties: dict[str, dict[str, PropertyDef]]) -> dict[str, dict[str, str]]:
+    """Per object type, the property groups (name -> label) that `properties` use."""
+    return {
+        obj: {p.group: _GROUP_LABELS.get(p.group, p.group) for p in props.values()}
+        for obj, props in properties.items()
+    }

@@ -8,7 +8,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from syncd.sandbox.hubspot.catalog import MODIFIED_PROPERTY, SINGULAR, PropertyDef, default_properties
+from syncd.sandbox.hubspot.catalog import (
+    MODIFIED_PROPERTY,
+    SINGULAR,
+    PropertyDef,
+    default_groups,
+    default_properties,
+)
 from syncd.sandbox.hubspot.errors import HubSpotError, validation_error
 from syncd.sandbox.hubspot.values import InvalidValue, iso_ms, normalise
 
@@ -72,6 +78,7 @@ class CrmStore:
         self.clock = clock
         self.on_change = on_change
         self.properties: dict[str, dict[str, PropertyDef]] = default_properties()
+        self.groups: dict[str, dict[str, str]] = default_groups(self.properties)  # object -> name -> label
         self.records: dict[str, dict[int, Record]] = {obj: {} for obj in self.properties}
         self._next_id = 1001
         # (object, property) -> value -> record id, for every property with hasUniqueValue.
@@ -83,6 +90,19 @@ class CrmStore:
         # only moves forward; `_log_ordered` is false once it went back, and searches then read every record.
         self._log: dict[str, list[tuple[float, int]]] = {obj: [] for obj in self.properties}
         self._log_ordered: dict[str, bool] = {obj: True for obj in self.properties}
+
+    def restore_definitions(self) -> None:
+        """The property definitions and groups a new sandbox portal has (syncd's custom ones included)."""
+        self.properties = default_properties()
+        self.groups = default_groups(self.properties)
+
+    def drop_custom_definitions(self) -> None:
+        """Drop every custom property and the groups only they used: a portal nobody set up for syncd."""
+        self.properties = {obj: {n: p for n, p in props.items() if p.hubspot_defined}
+                           for obj, props in self.properties.items()}
+        self.groups = {obj: {g: label for g, label in groups.items()
+                             if any(p.group == g for p in self.properties[obj].values())}
+                       for obj, groups in self.groups.items()}
 
     def clear(self) -> None:
         """Drop every record (property definitions stay)."""
@@ -322,11 +342,22 @@ class CrmStore:
                 ]
                 for obj, props in self.properties.items()
             },
+            "groups": {obj: dict(groups) for obj, groups in self.groups.items()},
+            # Built-in custom properties dropped (a fresh portal), so that a reload does not bring them back.
+            "dropped_built_in": {
+                obj: sorted(_BUILT_IN_CUSTOM & (set(default_properties()[obj]) - set(props)))
+                for obj, props in self.properties.items()
+            },
         }
 
     def load(self, state: Mapping[str, Any]) -> None:
         """Restore what dump produced."""
-        self.properties = default_properties()
+        self.restore_definitions()
+        for obj, names in state.get("dropped_built_in", {}).items():
+            for name in names:
+                self.properties[obj].pop(name, None)
+        if "groups" in state:
+            self.groups = {obj: dict(groups) for obj, groups in state["groups"].items()}
         for obj, props in state.get("custom_properties", {}).items():
             for p in props:
                 self.properties[obj][p["name"]] = PropertyDef(
