@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from syncd.connectors.base import ChangeEvent, Connector, Deletion, Page, Record
 from syncd.engine.context import (
+    RECHECK_AFTER,
     LifecyclePolicy,
     MappingRun,
     PipelineHooks,
@@ -70,6 +71,7 @@ class Reconciler:
     hooks: PipelineHooks = field(default_factory=PipelineHooks)
     policy: LifecyclePolicy = field(default_factory=LifecyclePolicy)
     retry_after: timedelta = timedelta(seconds=60)
+    recheck_after: timedelta = RECHECK_AFTER
     # Shared by every mapping: two mappings creating on one target (two CRMs into one Zoho Books) take turns.
     targets: TargetLocks = field(default_factory=TargetLocks)
 
@@ -97,6 +99,7 @@ class Reconciler:
                 target_locks=self.targets,
                 policy=self.policy,
                 retry_after=self.retry_after,
+                recheck_after=self.recheck_after,
             )
             if not dry_run:
                 await activate(run)  # the mapping's history ends at its first pass (default `sync_from`)
@@ -299,6 +302,7 @@ class Reconciler:
                     target_locks=self.targets,
                     policy=self.policy,
                     retry_after=self.retry_after,
+                recheck_after=self.recheck_after,
                 )
         raise StoreError(f"no active mapping named {mapping_name!r}")
 
