@@ -96,3 +96,7 @@ class Batch:
     # When this batch read records (event-loop clock, taken as each read was asked), by (side, id): a
     # record read here recently enough is written without reading it again (see `recheck`).
     read_at: dict[tuple[Side, str], float] = field(default_factory=dict)
+    # Targets read again just before their write (see `recheck`); only their write answers' stamps are kept
+    # as seen: any other target may have taken an edit between its read and our write, which our stamp
+    # would cover, so its echo is compared once on its next read instead.
+    checked: set[tuple[Side, str]] = field(default_factory=set)

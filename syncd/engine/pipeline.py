@@ -125,18 +125,29 @@ class ObjectPipeline:
         so an edit landing after the planning read is compared three-way (a `manual` field becomes a conflict)
         instead of being overwritten, and the audit row's `before` is what the target held."""
         clock = asyncio.get_running_loop()
-        for side in SIDES:
-            stale = stale_targets(batch, side, self.run.recheck_after, clock.time())
-            if not stale:
-                continue
-            ids = [work.record(side).id for work in stale]
-            now_there = self._as_planned(side, await self._read_fresh(side, ids, batch))
-            for work in stale:
-                fresh = now_there.get(work.record(side).id)
-                if fresh is None:
-                    continue  # gone meanwhile: the write is refused as for any vanished record
-                source = work.record(work.source_side)
-                await self._guarded(work.source_side, source, self._replan_moved(batch, work, side, fresh))
+        while True:
+            # A pair planned again may write a side it did not before: that target is checked in the next round.
+            rounds = [
+                (side, [w for w in stale_targets(batch, side, self.run.recheck_after, clock.time())
+                        if (side, w.record(side).id) not in batch.checked])
+                for side in SIDES
+            ]  # fmt: skip
+            if not any(stale for _, stale in rounds):
+                return
+            for side, stale in rounds:
+                if not stale:
+                    continue
+                ids = [work.record(side).id for work in stale]
+                now_there = self._as_planned(side, await self._read_fresh(side, ids, batch))
+                batch.checked.update((side, i) for i in ids)
+                for work in stale:
+                    if not any(p is work for p in batch.pairs):
+                        continue  # planned again in this round already
+                    fresh = now_there.get(work.record(side).id)
+                    if fresh is None:
+                        continue  # gone meanwhile: the write is refused as for any vanished record
+                    source = work.record(work.source_side)
+                    await self._guarded(work.source_side, source, self._replan_moved(batch, work, side, fresh))
 
     async def _replan_moved(self, batch: Batch, work: PairWork, side: Side, fresh: Record) -> None:
         """`work` planned again with `fresh` as its `side` record, if that moved since it was planned; what was
