@@ -107,18 +107,25 @@ async def play(story: Story, script: Sequence[Edit | Pass]) -> None:
         if isinstance(step, Edit):
             await story.apply(step)
             continue
-        pending = list(step.mid)
-
-        async def land(targets: Mapping[str, Sequence[str]]) -> None:
-            while pending:
-                await story.apply(pending.pop(0))
-
+        landing = MidPass(story, list(step.mid))
         # Every target is checked before its write, as when the planning read is older than the default bound.
-        hooks = PipelineHooks(before_write=land)
+        hooks = PipelineHooks(before_write=landing)
         report = await story.world.reconciler(hooks=hooks, recheck_after=timedelta(0)).run_pass()
         assert not report.errors
-        for edit in pending:  # the pass had no batch to land them in
-            await story.apply(edit)
+        await landing({})  # the pass had no batch to land them in
+
+
+@dataclass
+class MidPass:
+    """The hook landing a pass's mid-pass edits in its first batch, after the read and before the write."""
+
+    story: Story
+    pending: list[Edit]
+
+    async def __call__(self, targets: Mapping[str, Sequence[str]]) -> None:
+        """Make the edits still pending."""
+        while self.pending:
+            await self.story.apply(self.pending.pop(0))
 
 
 def known_to(audits: Sequence[AuditEntry], story: Story, side: Who, name: str, value: str, before: int) -> bool:
