@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -25,12 +25,20 @@ from syncd.store import (
     LinkStore,
 )
 
+#: How old the read a write was planned from may be before the target is read again to check it did not move:
+#: systems without a conditional batch update leave this (plus one round trip) as the window in which an
+#: edit landing after syncd's read can still be overwritten.
+RECHECK_AFTER = timedelta(seconds=1)
+
 if TYPE_CHECKING:
     from syncd.engine.targets import TargetLocks
 
 #: Called right after a connector's create returned and before the links are committed; a test raises here
 #: to show that a crash at the worst moment is repaired by the reference lookup, not by creating again.
 AfterCreateHook = Callable[[str, str, Sequence[WriteOutcome]], None]
+#: Awaited once a batch is planned, before its targets are checked and written, with the ids it is about to
+#: update per system; a test edits a target here to land an edit between syncd's read and its write.
+BeforeWriteHook = Callable[[Mapping[str, Sequence[str]]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,7 @@ class PipelineHooks:
     """Points where tests (and only tests) may interrupt the pipeline."""
 
     after_create: AfterCreateHook | None = None
+    before_write: BeforeWriteHook | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +130,8 @@ class MappingRun:
     policy: LifecyclePolicy = field(default_factory=LifecyclePolicy)
     # How long a parked record (failed write, missing dependency) waits before it is tried again.
     retry_after: timedelta = timedelta(seconds=60)
+    # A target read longer ago than this is read again just before it is written (see `recheck`).
+    recheck_after: timedelta = RECHECK_AFTER
     actions: list[PlannedAction] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     # Records already handled in this pass, so a dependency synced on demand is not planned twice.

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from syncd.connectors.base import FieldValue, Record
 from syncd.engine.plan import FieldChange, PlannedAction
 from syncd.mapping.spec import Side
 from syncd.mapping.values import CanonicalValue
 from syncd.store import Link
+
+if TYPE_CHECKING:
+    from syncd.engine.references import CrmReference
 
 #: Stands for the other side's id of a record this run creates (or, in a dry run, would create).
 NEW = "(new)"
@@ -58,6 +61,9 @@ class PairWork:
     source_side: Side = "crm"
     # The actions reported for it ("link", and each side written), which the write's outcome settles.
     reported: dict[str, PlannedAction] = field(default_factory=dict, compare=False)
+    # What it was planned with besides its records, so that a target found moved is planned again alike.
+    first_base: Mapping[str, CanonicalValue] | None = None
+    crm_refs: Mapping[str, CrmReference] | None = None
 
     def record(self, side: Side) -> Record:
         """The pair's record on `side`."""
@@ -87,3 +93,10 @@ class Batch:
     creates: list[CreateWork] = field(default_factory=list)
     # Linked records read again in step with base: (link id, side, stamp), remembered as seen.
     seen: list[tuple[int, Side, datetime]] = field(default_factory=list)
+    # When this batch read records (event-loop clock, taken as each read was asked), by (side, id): a
+    # record read here recently enough is written without reading it again (see `recheck`).
+    read_at: dict[tuple[Side, str], float] = field(default_factory=dict)
+    # Targets read again just before their write (see `recheck`); only their write answers' stamps are kept
+    # as seen: any other target may have taken an edit between its read and our write, which our stamp
+    # would cover, so its echo is compared once on its next read instead.
+    checked: set[tuple[Side, str]] = field(default_factory=set)

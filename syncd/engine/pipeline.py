@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
@@ -17,6 +18,7 @@ from syncd.engine.matching import AmbiguousMatchError, find_match
 from syncd.engine.object_run import ObjectRun
 from syncd.engine.pairs import NEW, SIDES, Batch, PairWork, ReadCause, WaitingError
 from syncd.engine.plan import FieldChange
+from syncd.engine.recheck import moved, stale_targets
 from syncd.engine.references import CrmReference, References
 from syncd.engine.removal import plan_removal, plan_void
 from syncd.engine.snapshot import decode_base, decode_value, encode_value
@@ -86,14 +88,14 @@ class ObjectPipeline:
             todo.append(record)
         linked: list[tuple[Record, Link]] = []
         matched: list[tuple[Record, Record]] = []
-        for record in await self._completed(side, todo):
+        for record in await self._completed(side, todo, batch):
             await self._guarded(
                 side, record, self._plan(side, record, links.get(record.id), batch, linked, matched, why)
             )
         if linked or matched:
             # The counterparts and matches of the whole batch, read in one call per side and batch size.
-            counterparts = await self._counterparts(side, [link for _, link in linked])
-            complete = {m.id: m for m in await self._completed(other(side), [m for _, m in matched])}
+            counterparts = await self._counterparts(side, [link for _, link in linked], batch)
+            complete = {m.id: m for m in await self._completed(other(side), [m for _, m in matched], batch)}
             for record, link in linked:
                 await self._guarded(side, record, self._plan_linked(batch, side, record, link, counterparts))
             for record, match in matched:
@@ -104,7 +106,65 @@ class ObjectPipeline:
                 pair = (record, full) if side == "crm" else (full, record)
                 await self._guarded(side, record, self._plan_pair(batch, None, *pair, source=side))
         if not self.run.dry_run:
+            if self.run.hooks.before_write is not None:
+                await self.run.hooks.before_write(self._targets(batch))
+            await self._recheck(batch)
             await self.writer.write(batch)
+
+    def _targets(self, batch: Batch) -> dict[str, list[str]]:
+        """The records `batch` is about to update, by system."""
+        targets: dict[str, list[str]] = {}
+        for work in batch.pairs:
+            for side in work.writes:
+                targets.setdefault(self.run.system(side), []).append(work.record(side).id)
+        return targets
+
+    async def _recheck(self, batch: Batch) -> None:
+        """Before writing (syncd/engine/recheck.py): targets read longer ago than the run's bound are read
+        again, in one call per side; a pair whose target moved since is planned again from what it holds now,
+        so an edit landing after the planning read is compared three-way (a `manual` field becomes a conflict)
+        instead of being overwritten, and the audit row's `before` is what the target held."""
+        clock = asyncio.get_running_loop()
+        while True:
+            # A pair planned again may write a side it did not before: that target is checked in the next round.
+            rounds = [
+                (side, [w for w in stale_targets(batch, side, self.run.recheck_after, clock.time())
+                        if (side, w.record(side).id) not in batch.checked])
+                for side in SIDES
+            ]  # fmt: skip
+            if not any(stale for _, stale in rounds):
+                return
+            for side, stale in rounds:
+                if not stale:
+                    continue
+                ids = [work.record(side).id for work in stale]
+                now_there = self._as_planned(side, await self._read_fresh(side, ids, batch))
+                batch.checked.update((side, i) for i in ids)
+                for work in stale:
+                    if not any(p is work for p in batch.pairs):
+                        continue  # planned again in this round already
+                    fresh = now_there.get(work.record(side).id)
+                    if fresh is None:
+                        continue  # gone meanwhile: the write is refused as for any vanished record
+                    source = work.record(work.source_side)
+                    await self._guarded(work.source_side, source, self._replan_moved(batch, work, side, fresh))
+
+    async def _replan_moved(self, batch: Batch, work: PairWork, side: Side, fresh: Record) -> None:
+        """`work` planned again with `fresh` as its `side` record, if that moved since it was planned; what was
+        reported for it is withdrawn first (a failing plan leaves the pair out of the batch, parked)."""
+        if not moved(self.mapper, side, work.record(side), fresh):
+            return
+        for action in work.reported.values():
+            self.run.settle(action, None)
+        batch.pairs[:] = [p for p in batch.pairs if p is not work]
+        crm, acc = (fresh, work.acc) if side == "crm" else (work.crm, fresh)
+        crm_refs = work.crm_refs
+        if side == "crm" and crm_refs is not None:
+            crm_refs = await self.references.crm_references(crm, wait=work.source_side == "crm")
+        await self._plan_pair(
+            batch, work.link, crm, acc, source=work.source_side, crm_id=work.crm_id, acc_id=work.acc_id,
+            crm_refs=crm_refs, first_base=work.first_base,
+        )  # fmt: skip
 
     async def _guarded(self, side: Side, record: Record, step: Awaitable[None]) -> None:
         """Run one record's planning step; what stops the record parks it, with the reason, instead."""
@@ -117,16 +177,16 @@ class ObjectPipeline:
         except (FieldConversionError, FilterError) as exc:
             await self.scope.park(side, record, f"cannot map this record: {exc}", retry=False)
 
-    async def _completed(self, side: Side, records: Sequence[Record]) -> list[Record]:
+    async def _completed(self, side: Side, records: Sequence[Record], batch: Batch) -> list[Record]:
         """`records` with what their list answer left out read in one call, where the mapping needs it; a
-        record gone meanwhile is dropped (its deletion is read as such)."""
+        record gone meanwhile is dropped (its deletion is read as such). The reads are noted in `batch`."""
         wanted = [
             r.id for r in records
             if not r.deleted and r.merged_into is None and needs_detail(self._reads[side], r)
         ]
         if not wanted:
             return list(records)
-        found = await self.run.connector(side).get_many(side_object(self.mapper, side), wanted)
+        found = await self._read_fresh(side, wanted, batch)
         out: list[Record] = []
         for record in records:
             if record.id not in wanted:
@@ -136,16 +196,26 @@ class ObjectPipeline:
                 out.append(replace(full, modified_at=max(full.modified_at, record.modified_at)))
         return out
 
-    async def _counterparts(self, side: Side, links: Sequence[Link]) -> dict[str, Record]:
-        """The other side's records of `links`, read fresh in one call (a CRM deal with its amount line)."""
+    async def _counterparts(self, side: Side, links: Sequence[Link], batch: Batch) -> dict[str, Record]:
+        """The other side's records of `links`, read fresh in one call, as a pair is planned from them."""
         target = other(side)
         ids = [i for link in links if (i := side_id(link, target)) is not None]
-        if not ids:
-            return {}
-        found = await self.run.connector(target).get_many(side_object(self.mapper, target), ids)
-        if target == "crm":
-            return {i: lifecycle.with_amount_line(self.mapper, r) for i, r in found.items()}
-        return dict(found)
+        return self._as_planned(target, await self._read_fresh(target, ids, batch)) if ids else {}
+
+    async def _read_fresh(self, side: Side, ids: Sequence[str], batch: Batch) -> Mapping[str, Record]:
+        """Records of `side` by id in one call, noted in `batch` as read when the call was asked (what the
+        check before writing trusts)."""
+        asked = asyncio.get_running_loop().time()
+        found = await self.run.connector(side).get_many(side_object(self.mapper, side), ids)
+        for record_id in found:
+            batch.read_at[(side, record_id)] = asked
+        return found
+
+    def _as_planned(self, side: Side, records: Mapping[str, Record]) -> dict[str, Record]:
+        """Records as a linked pair is planned from them: a CRM deal with its amount line."""
+        if side == "crm":
+            return {i: lifecycle.with_amount_line(self.mapper, r) for i, r in records.items()}
+        return dict(records)
 
     async def _plan(
         self,
@@ -186,7 +256,7 @@ class ObjectPipeline:
             seen = await self.history.first_sight(side, record, resolve, attached=attached)
             if seen.counterpart is not None:
                 # A lookup answers list rows: what they lack is read before the document is adopted.
-                completed = await self._completed(other(side), [seen.counterpart])
+                completed = await self._completed(other(side), [seen.counterpart], batch)
                 if not completed:
                     raise WaitingError(f"its matching document {seen.counterpart.id} is gone")
                 counterpart = completed[0]
@@ -239,7 +309,7 @@ class ObjectPipeline:
         if target_id == NEW:
             self.scope.skip(record, f"waits for its {mapper.attach.reference}, which this run would create")
             return
-        found = await run.connector(target).get_many(side_object(mapper, target), [target_id])
+        found = await self._read_fresh(target, [target_id], batch)
         if target_id not in found:
             raise WaitingError(f"{mapper.attach.reference} {target_id} is not readable yet")
         counterpart = found[target_id]
@@ -301,6 +371,8 @@ class ObjectPipeline:
             tuple(references.reopened),
             source=describe(source_record),
             source_side=source,
+            first_base=first_base,
+            crm_refs=crm_refs,
         )
         if link is None:
             run.planned_links[(self.obj, "crm", crm.id)] = acc.id

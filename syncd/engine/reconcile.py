@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from syncd.connectors.base import ChangeEvent, Connector, Deletion, Page, Record
 from syncd.engine.context import (
+    RECHECK_AFTER,
     LifecyclePolicy,
     MappingRun,
     PipelineHooks,
@@ -72,6 +73,7 @@ class Reconciler:
     hooks: PipelineHooks = field(default_factory=PipelineHooks)
     policy: LifecyclePolicy = field(default_factory=LifecyclePolicy)
     retry_after: timedelta = timedelta(seconds=60)
+    recheck_after: timedelta = RECHECK_AFTER
     # Shared by every mapping: two mappings creating on one target (two CRMs into one Zoho Books) take turns.
     targets: TargetLocks = field(default_factory=TargetLocks)
     # Told how a pass goes, object by object (a command shows it as progress); the daemon's passes go unwatched.
@@ -104,6 +106,7 @@ class Reconciler:
                 target_locks=self.targets,
                 policy=self.policy,
                 retry_after=self.retry_after,
+                recheck_after=self.recheck_after,
             )
             if not dry_run:
                 await activate(run)  # the mapping's history ends at its first pass (default `sync_from`)
@@ -325,6 +328,7 @@ class Reconciler:
                     target_locks=self.targets,
                     policy=self.policy,
                     retry_after=self.retry_after,
+                recheck_after=self.recheck_after,
                 )
         raise StoreError(f"no active mapping named {mapping_name!r}")
 

@@ -145,7 +145,8 @@ class BatchWriter:
             for pair in batch.pairs:
                 seen: SeenStamps = {
                     side: (
-                        self._written_stamp(side, w) if (w := written.get((id(pair), side)))
+                        self._written_stamp(side, w)
+                        if (w := written.get((id(pair), side))) and (side, pair.record(side).id) in batch.checked
                         else self._read_stamp(side, pair.record(side).modified_at)
                     )
                     for side in SIDES
