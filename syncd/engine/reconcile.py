@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -182,12 +183,31 @@ class Reconciler:
             whole = await self._read_whole(run, mapper, there)
             run.match_indexes[(mapper.name, there)] = MatchIndex.of(mapper, there, whole.records)
             run.full_reads[(mapper.name, there)] = whole
+        self._estimate_creates(run, mapper, side, own)
 
         async def pages() -> AsyncIterator[Page]:
             for page in own.pages:
                 yield page
 
         return pages()
+
+    @staticmethod
+    def _estimate_creates(run: MappingRun, mapper: ObjectMapper, side: Side, own: FullRead) -> None:
+        """Say up front whether the creates a first sync needs on the other side fit that connection's budget
+        today (its rate limiter logs the estimate: a warning, with the days it takes, when they do not)."""
+        there = other(side)
+        if not mapper.create.may_create_on(there):
+            return
+        index = run.match_indexes[(mapper.name, there)]
+        unmatched = 0
+        for record in own.records:
+            key = None if record.deleted else mapper.match_key(side, record)
+            unmatched += key is None or not index.find(key)
+        connector = run.connector(there)
+        estimate = getattr(getattr(connector, "limiter", None), "estimate", None)
+        per_call = getattr(connector, "create_batch", 1)
+        if unmatched and callable(estimate) and isinstance(per_call, int):
+            estimate(math.ceil(unmatched / per_call))
 
     async def _read_whole(self, run: MappingRun, mapper: ObjectMapper, side: Side) -> FullRead:
         """Every record of one side of an object, as a first read pages through them."""

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from syncd.connectors.base import ChangeEvent
 from syncd.connectors.budget import Priority, webhook_work
@@ -121,7 +122,12 @@ async def test_a_first_sync_larger_than_the_day_stops_at_syncds_share_and_resume
     created_by_day: list[int] = []
     while True:
         books_sim.stats.clear()
-        errors = await plan.sync_day()
+        with capture_logs() as logged:
+            errors = await plan.sync_day()
+        if days == 0:
+            # The first read says up front that the creates will not fit today, and how long they will take.
+            [said] = [e for e in logged if e["event"].startswith(f"this work needs ~{CONTACTS} calls")]
+            assert said["log_level"] == "warning" and said["connection"] == "books"
         # The simulator counts every request it received: never more than syncd's share of the cap.
         assert plan.zoho_calls() <= SYNCD_SHARE
         assert books_sim.stats.rate_limited == 0  # stopped by its own budget, not by the system's 429

@@ -99,6 +99,8 @@ class HubSpotConnector:
     system = "hubspot"
     # How finely the system stamps modifications: whether a stamp seen again proves nothing changed.
     stamp_resolution = timedelta(milliseconds=1)
+    # Records one create call takes (HubSpot batch create): what a first sync's estimate counts calls by.
+    create_batch = BATCH
     # Every HubSpot property is written directly; nothing moves by actions alone.
     action_fields: Mapping[str, ActionField] = MappingProxyType({})
 

@@ -79,6 +79,8 @@ class SalesforceConnector:
     system = SYSTEM
     # How finely the system stamps modifications: whether a stamp seen again proves nothing changed.
     stamp_resolution = timedelta(seconds=1)
+    # Records one create call takes (sObject Collections): what a first sync's estimate counts calls by.
+    create_batch = COLLECTION_MAX
     # Every Salesforce field is written directly; nothing moves by actions alone.
     action_fields: Mapping[str, ActionField] = MappingProxyType({})
 

@@ -98,6 +98,8 @@ class ZohoBooksConnector:
     system = "zohobooks"
     # How finely the system stamps modifications: whether a stamp seen again proves nothing changed.
     stamp_resolution = timedelta(seconds=1)
+    # Records one create call takes (Zoho Books has no batch create): what a first sync's estimate counts by.
+    create_batch = 1
     # An invoice is created a draft and its status moves only by actions (`status/sent`, `status/void`).
     action_fields: Mapping[str, ActionField] = MappingProxyType({"invoices": ActionField("status", "draft")})
 
