@@ -63,7 +63,7 @@ def first_sync_section(sizes: Sequence[int], runs: int, log: Callable[[str], Non
                 for n in range(runs):
                     result = firstsync.run(size, sandbox)
                     log(f"first sync {size:,} run {n + 1}: {result.records_per_s:,.1f} records/s, "
-                        f"exit {result.first.exit_code}/{result.idle.exit_code}")  # fmt: skip
+                        f"exit {result.first.exit_code}/{result.echo.exit_code}/{result.idle.exit_code}")  # fmt: skip
                     results.setdefault(size, []).append(result)
         finally:
             sandbox.stop()
@@ -87,7 +87,11 @@ def first_sync_section(sizes: Sequence[int], runs: int, log: Callable[[str], Non
     for size, rows in results.items():
         out += ["", f"### Calls, first sync of {size:,} (target ≤ 1.05 × the minimum)", ""]
         out += calls_table([r.first for r in rows], firstsync.minimum_routes(size, idle=False))
-        out += ["", f"### Calls, idle pass after {size:,} (target: one list call per object per side)", ""]
+        out += ["", f"### Calls, the pass after the first sync of {size:,} (syncd's own Zoho creates compared once)",
+                ""]
+        out += calls_table([r.echo for r in rows], firstsync.echo_routes(size))
+        out += ["", f"### Calls, idle pass after {size:,}, the overlap window past (target: one list call per object "
+                "per side; HubSpot also checks deletions and merges)", ""]
         out += calls_table([r.idle for r in rows], firstsync.minimum_routes(size, idle=True))
     return out
 
