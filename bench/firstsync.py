@@ -163,7 +163,7 @@ class SandboxProcess:
 
 def write_config(sandbox: SandboxProcess, directory: Path, rate_limit: Mapping[str, float] | None = None) -> Path:
     """A syncd config for HubSpot ↔ Zoho Books only, pointing at the sandbox, with its own empty store."""
-    limit = dict(rate_limit or {"window_s": 1.0, "window_max": LIFTED})
+    limit = dict(rate_limit or {"window_s": 1.0, "window_max": LIFTED, "daily_cap": LIFTED})
     config = build_config(sandbox.descriptor, directory, rate_limits={s: limit for s in SYSTEMS})
     config["connections"] = {s: config["connections"][s] for s in SYSTEMS}
     config["mappings"]["active"] = [str(MAPPINGS_DIR / "hubspot-zohobooks.toml")]
