@@ -181,15 +181,17 @@ def run_pass(sandbox: SandboxProcess, config: Path) -> Pass:
     """One `syncd sync --once` in a child process; its CPU and peak RSS come from the kernel (wait4)."""
     before = sandbox.stats()
     started = time.perf_counter()
-    child = subprocess.Popen(
-        [sys.executable, "-m", "syncd", "sync", "--once", "--json", "--config", str(config)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )  # fmt: skip
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - started
-    child.returncode = os.waitstatus_to_exitcode(status)
-    stderr = child.stderr.read().decode(errors="replace") if child.stderr else ""
+    # stderr goes to a file: a pipe read only at the end fills up with the pass's log lines and blocks it.
+    with tempfile.TemporaryFile() as errors:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "syncd", "sync", "--once", "--json", "--config", str(config)],
+            stdout=subprocess.DEVNULL, stderr=errors, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+        )  # fmt: skip
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        errors.seek(0)
+        stderr = errors.read().decode(errors="replace")
     if child.returncode != 0:
         print(f"syncd sync exited {child.returncode}: {stderr[-2000:]}", file=sys.stderr)
     after = sandbox.stats()
