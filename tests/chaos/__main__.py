@@ -8,8 +8,10 @@ import asyncio
 import sys
 import tempfile
 from pathlib import Path
+from typing import cast
 
-from tests.chaos.harness import Plan, run_plan
+from syncd.logs import configure_logging
+from tests.chaos.harness import Mode, Plan, run_plan
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,16 +26,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--kill-after", type=float, nargs=2, default=(4.0, 20.0), metavar=("MIN_S", "MAX_S"),
                         help="a SIGKILL lands between MIN_S and MAX_S seconds after each start")
+    parser.add_argument("--min-edits", type=int, default=100,
+                        help="kills go on until this many edits of linked people were confirmed (or 15 minutes)")
     parser.add_argument("--workdir", type=Path, default=None, help="keep configs, stores and logs here")
     args = parser.parse_args(argv)
+    configure_logging("warning", "console")  # the harness's own connectors: only what goes wrong
     modes = ("run", "once") if args.mode == "both" else (args.mode,)
     faults = (False, True) if args.faults == "both" else (args.faults == "on",)
     root = args.workdir or Path(tempfile.mkdtemp(prefix="syncd-chaos-"))
     failed = False
     for mode in modes:
         for with_faults in faults:
-            plan = Plan(people=args.people, kills=args.kills, mode=mode, faults=with_faults, seed=args.seed,
-                        kill_after_s=tuple(args.kill_after))  # type: ignore[arg-type]
+            low, high = args.kill_after
+            plan = Plan(people=args.people, kills=args.kills, mode=cast(Mode, mode), faults=with_faults,
+                        seed=args.seed, kill_after_s=(low, high), min_edits=args.min_edits, longest_s=900.0)
             workdir = root / f"{mode}-{'faults' if with_faults else 'clean'}"
             outcome = asyncio.run(run_plan(plan, workdir))
             print(outcome.summary(), flush=True)

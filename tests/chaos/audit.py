@@ -4,6 +4,7 @@ conflicts exactly where a field was changed differently on both sides, one invoi
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -157,7 +158,7 @@ async def _customer_links(result: AuditResult, sandbox: SandboxProcess, links: l
             result.violations.append(f"wrong link: {_describe(row)} joins {crm_email} and {acc_email}")
         per_person[(row["mapping"], crm_email)] += 1
     for email in people:
-        for crm, mapping in MAPPINGS.items():
+        for mapping in MAPPINGS.values():
             if per_person[(mapping, email)] != 1:
                 result.violations.append(f"link count: {email} has {per_person[(mapping, email)]} {mapping} "
                                          f"customer links")  # fmt: skip
@@ -271,8 +272,10 @@ def _clashes(result: AuditResult, editor: Editor, people: dict[str, dict[str, li
                        and crm_value in {canonical(clash.field, v) for v in _values(a["fields_before"])}
                        and acc_value in {canonical(clash.field, v) for v in _values(a["fields_after"])}
                        for a in store.audit):  # fmt: skip
-                result.violations.append(f"unaudited rule: {clash.person} {clash.field} {crm_value!r} in "
-                                         f"{clash.crm} replaced by the accounting rule without an audit row")  # fmt: skip
+                result.violations.append(
+                    f"unaudited rule: {clash.person} {clash.field} {crm_value!r} in {clash.crm} replaced by the "
+                    f"accounting rule without an audit row"
+                )
         for system, value in want.items():
             if held[system] != value:
                 result.violations.append(f"lost edit: clash on {clash.person} {clash.field}: {system} holds "
@@ -288,7 +291,5 @@ def _clashes(result: AuditResult, editor: Editor, people: dict[str, dict[str, li
 
 
 def _values(raw: Any) -> list[Any]:
-    import json
-
     data = json.loads(raw) if isinstance(raw, str) else raw
     return list(data.values()) if isinstance(data, dict) else []

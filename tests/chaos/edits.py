@@ -5,16 +5,19 @@ what each of those edits should leave behind.
 Every (person, field) the background editor touches is edited in one system only, and only once syncd has
 linked that person in every mapping (the records then share a base), so its last edit must reach every system.
 (An edit landing before the first link is a first-sync difference: without a base, a `manual` field rightly
-becomes a conflict, which this harness could not predict without knowing the moment of the link.) Clashes (the same field changed differently on a CRM and in Zoho Books) are made only while no
-syncd process runs, so syncd is certain to see both changes at once: a `manual` field must then be an open
-conflict, an `accounting` field must end as Zoho Books has it."""
+becomes a conflict, which this harness could not predict without knowing the moment of the link.)
+
+Clashes (the same field changed differently on a CRM and in Zoho Books) are made only while no syncd process
+runs, so syncd is certain to see both changes at once: a `manual` field must then be an open conflict, an
+`accounting` field must end as Zoho Books has it."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -86,6 +89,7 @@ def connection(sandbox: SandboxProcess, system: str, refresh_token: str | None =
     if refresh_token is not None:
         described["refresh_token"] = refresh_token
     common: dict[str, Any] = {"timeout_s": 10.0, "rate_limit": CONNECTION_LIMIT}
+    keys: tuple[str, ...]
     if system == "hubspot":
         keys = ("base_url", "client_id", "client_secret", "refresh_token", "app_secret")
         return HubSpotConnection(system="hubspot", **{k: described[k] for k in keys}, **common)
@@ -123,6 +127,7 @@ class Editor:
         self.failed_writes = 0
         self._origin: dict[tuple[str, str], str] = {}
         self._pending: list[_Pending] = []
+        self._busy: set[tuple[str, str]] = set()  # fields with a write under way or waiting to be retried
         everyone = list(population.people.values())
         rng.shuffle(everyone)
         # People kept for clashes are never edited in the background: what they end with depends on the clash.
@@ -159,14 +164,17 @@ class Editor:
                                   {EMAIL_KEYS[system]: mixed_case(person.email)})  # fmt: skip
         return len(chosen)
 
-    async def run(self, stop: asyncio.Event, pace_s: float) -> None:
-        """Edit until `stop` is set, one change every ~`pace_s` seconds (the pace of a busy team)."""
-        while not stop.is_set():
-            await self.step()
-            try:
-                await asyncio.wait_for(stop.wait(), self.rng.uniform(0.5, 1.5) * pace_s)
-            except TimeoutError:
-                pass
+    async def run(self, stop: asyncio.Event, pace_s: float, workers: int = 3) -> None:
+        """Edit until `stop` is set: `workers` people at once, each making a change every ~`pace_s` seconds (a
+        write held up by a system's Retry-After holds up only its own worker)."""
+
+        async def worker() -> None:
+            while not stop.is_set():
+                await self.step()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.rng.uniform(0.5, 1.5) * pace_s)
+
+        await asyncio.gather(*(worker() for _ in range(workers)))
 
     async def step(self) -> None:
         """One change: first a write that failed before, else a deal won or a field edited."""
@@ -192,15 +200,18 @@ class Editor:
             return
         person = self.rng.choice(ready)
         name = self.rng.choice(tuple(FIELD_KEYS))
-        origin = self._origin.setdefault((person.email, name), self.rng.choice(sorted(person.ids)))
-        if origin in self.paused:
-            return
+        key = (person.email, name)
+        origin = self._origin.setdefault(key, self.rng.choice(sorted(person.ids)))
+        if origin in self.paused or key in self._busy:
+            return  # one write at a time per field: the order they land in is the order they were made
+        self._busy.add(key)
         value = self.value(name)
         edit = FieldEdit(origin, value)
 
         def confirmed() -> None:
-            self.expected[(person.email, name)] = edit
+            self.expected[key] = edit
             self.edits += 1
+            self._busy.discard(key)
 
         await self._attempt(_Pending(origin, CONTACT_OBJECTS[origin], person.ids[origin],
                                      {FIELD_KEYS[name][origin]: value}, confirmed))  # fmt: skip

@@ -42,17 +42,20 @@ class Shares:
             zoho_only=people - hubspot - salesforce_only,
         )  # fmt: skip
 
+    @staticmethod
+    def _companies(people: int) -> int:
+        return math.ceil(people / 5)  # five people a company, as the seeded world has it
+
     def seed_bodies(self, seed: int) -> dict[str, list[dict[str, int]]]:
         """The control-plane `seed` bodies for each system, in order."""
-        companies = lambda n: math.ceil(n / 5)  # noqa: E731 - five people a company, as the seeded world has it
         return {
-            "hubspot": [{"seed": seed, "contacts": self.hubspot, "companies": companies(self.hubspot),
+            "hubspot": [{"seed": seed, "contacts": self.hubspot, "companies": self._companies(self.hubspot),
                          "deals": self.hubspot}],
             "salesforce": [
-                {"seed": seed, "contacts": self.salesforce, "companies": companies(self.salesforce),
+                {"seed": seed, "contacts": self.salesforce, "companies": self._companies(self.salesforce),
                  "deals": self.salesforce},
                 {"seed": seed + 1, "contacts": self.salesforce_only,
-                 "companies": companies(self.salesforce_only), "deals": self.salesforce_only},
+                 "companies": self._companies(self.salesforce_only), "deals": self.salesforce_only},
             ],
             "zohobooks": [
                 {"seed": seed, "contacts": self.zoho, "invoices": self.invoices, "payments": self.payments},

@@ -50,8 +50,9 @@ class SandboxProcess:
     """`syncd sandbox` on free ports in its own process, and a client of its three control planes."""
 
     def __init__(self, process: asyncio.subprocess.Process, descriptor: dict[str, dict[str, str]],
-                 session: aiohttp.ClientSession) -> None:
+                 session: aiohttp.ClientSession, log: Any) -> None:
         self.process = process
+        self.log = log
         self.descriptor = descriptor
         self.session = session
         self.roots = {
@@ -63,17 +64,20 @@ class SandboxProcess:
     @classmethod
     async def start(cls, workdir: Path) -> SandboxProcess:
         """Start the sandbox and wait for its JSON line."""
+        log = (workdir / "sandbox.log").open("wb")
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "syncd", "sandbox", "--hubspot-port", "0", "--salesforce-port", "0",
             "--zoho-port", "0", "--workdir", str(workdir),
-            stdout=asyncio.subprocess.PIPE, stderr=(workdir / "sandbox.log").open("wb"), cwd=REPO, env=child_env(),
+            stdout=asyncio.subprocess.PIPE, stderr=log, cwd=REPO, env=child_env(),
         )  # fmt: skip
         assert process.stdout is not None
         line = await process.stdout.readline()
         if not line:
+            await process.wait()
+            log.close()
             raise RuntimeError(f"the sandbox exited before printing its JSON line; see {workdir / 'sandbox.log'}")
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False), trust_env=False)
-        return cls(process, json.loads(line), session)
+        return cls(process, json.loads(line), session, log)
 
     async def control(self, system: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
         """Call one simulator's control plane (`/_sandbox/<path>`): GET without a body, POST with one."""
@@ -104,6 +108,7 @@ class SandboxProcess:
             except TimeoutError:
                 self.process.kill()
                 await self.process.wait()
+        self.log.close()
 
 
 def write_config(sandbox: SandboxProcess, directory: Path, webhook_port: int, poll_interval_s: float) -> Path:
