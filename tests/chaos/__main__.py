@@ -37,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     for mode in modes:
         for with_faults in faults:
-            low, high = args.kill_after
+            # Under faults a daemon needs longer to get anywhere (each injected Zoho Books 429 asks for 60 s).
+            low, high = (max(args.kill_after[0], 15.0), max(args.kill_after[1], 60.0)) if with_faults \
+                else args.kill_after
             plan = Plan(people=args.people, kills=args.kills, mode=cast(Mode, mode), faults=with_faults,
                         seed=args.seed, kill_after_s=(low, high), min_edits=args.min_edits, longest_s=900.0)
             workdir = root / f"{mode}-{'faults' if with_faults else 'clean'}"

@@ -182,6 +182,8 @@ class Run:
         finally:
             await editor.close()
         self.outcome.seconds = self._elapsed()
+        # Every violation in full (the summary shows the first 40), for the post-mortem.
+        (self.workdir / "violations.txt").write_text("".join(f"{v}\n" for v in self.outcome.audit.violations))
         return self.outcome
 
     async def _kill_loop(self, sandbox: SandboxProcess, config: Path, editor: Editor, population: Population) -> None:
