@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint typecheck bench clean
+.PHONY: demo test test-fast lint typecheck bench chaos clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The full-size crash and fault suites (2,000 people, 20 SIGKILLs per run; `syncd run` and `sync --once`, with
+# and without faults): each run prints its summary. CI runs a bounded size as part of the slow tests.
+chaos: $(STAMP)
+	$(BIN)/python -m tests.chaos --people 2000 --kills 20
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
