@@ -269,9 +269,14 @@ class ObjectPipeline:
         if attached:
             await self._plan_attached(batch, side, record, link, references)
             return
-        if link is None:
+        if link is None or link.state == "pending":
+            # A pending link here is an intent never carried out (its reference found nothing when this run
+            # began): the person may have been made on the other side since, by another mapping or process,
+            # so they are matched again before anything is created.
             match = await find_match(self.scope, side, record)
             if match is not None:
+                if link is not None and not self.run.dry_run:
+                    await self.run.stores.links.unbind(link.id)
                 matched.append((record, match))
                 return
         await plan_create(self.scope, batch, side, record, link, references)

@@ -7,6 +7,7 @@ import asyncio
 from collections import Counter
 from itertools import product
 
+from syncd.engine.context import create_reference
 from tests.engine.conftest import World
 
 FIRST = ("Ana", "Bilal", "Chen", "Dara", "Elif", "Femi", "Greta", "Hiro")
@@ -57,3 +58,27 @@ async def test_both_crms_creating_the_same_people_at_once_make_one_customer_each
     assert await world.hubspot.count("contacts") == len(people)
     assert await world.salesforce.count("Contact") == len(people)
     assert await world.zoho.count("contacts") == len(people)
+
+
+async def test_an_intent_left_by_a_killed_process_is_matched_again_before_it_creates(world: World) -> None:
+    # Found by the chaos harness: a process killed after writing the Salesforce mapping's intent for Ann and
+    # before creating her; the HubSpot mapping then created her in Zoho Books. The intent, carried out as it
+    # stood, made her a second customer (and then a second Salesforce contact from that one).
+    ann = {"FirstName": "Ann", "LastName": "Lee", "Email": "Ann.Lee@example.com"}
+    sf_id = await world.salesforce.put("Contact", ann)
+    await world.hubspot.put("contacts", {"email": "ann.lee@example.com", "firstname": "Ann", "lastname": "Lee"})
+    reference = create_reference(SALESFORCE, "customer", "crm", sf_id)
+    await world.stores.links.intend(SALESFORCE, "customer", "salesforce", sf_id, "zohobooks", None, reference)
+    reconciler = world.reconciler(HUBSPOT, SALESFORCE)
+    assert not (await reconciler.run_object(HUBSPOT, "customer", ("crm",))).errors
+    report = await reconciler.run_object(SALESFORCE, "customer", ("crm",))
+    assert not report.errors and not report.of_kind("create")
+    [customer] = await world.zoho.all("contacts")
+    link = await world.stores.links.lookup_crm(SALESFORCE, "customer", "salesforce", sf_id)
+    assert link is not None and link.state == "linked" and link.acc_id == customer["id"]
+    assert await world.stores.links.pending() == []
+    for _ in range(3):
+        if (await reconciler.run_pass()).settled:
+            break
+    assert await world.zoho.count("contacts") == 1
+    assert await world.salesforce.count("Contact") == 1 and await world.hubspot.count("contacts") == 1
