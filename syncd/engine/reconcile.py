@@ -186,8 +186,8 @@ class Reconciler:
         self._estimate_creates(run, mapper, side, own)
 
         async def pages() -> AsyncIterator[Page]:
-            for page in own.pages:
-                yield page
+            while own.pages:
+                yield own.pages.pop(0)  # let each page go once it is synced (the index keeps what it needs)
 
         return pages()
 
