@@ -36,6 +36,10 @@ async def test_sigkilled_syncd_reaches_the_end_state_of_a_clean_run(mode: str, t
     assert outcome.audit.counts["edits"] > 0
 
 
+# With faults on, a write whose commit a SIGKILL lost leaves base behind: an edit made afterwards on one side
+# then meets a rule (`latest`, record-level stamps) and is overwritten, audited, but not what the harness
+# expects; and the killed write has no audit row. README, "Chaos runs", says what remains.
+@pytest.mark.open_finding
 async def test_faults_tokens_and_a_revoked_grant_change_nothing_in_the_end(tmp_path: Path) -> None:
     # Longer between kills: under 10% of 429s (Zoho Books asks for a 60 s pause each time) a daemon killed
     # within seconds would never get past its first read.
