@@ -156,6 +156,13 @@ class BatchWriter:
             await self.run.stores.links.mark_seen(stamps, session=session)
         announce_conflicts(self.run.name, self.scope.obj, self.opened, since=started)
 
+    def _created_seen(self, work: CreateWork, outcome: WriteOutcome) -> SeenStamps:
+        """The stamps a created pair's link keeps: the source as read, the new record as its create answered."""
+        return {
+            other(work.target): self._read_stamp(other(work.target), work.source.modified_at),
+            work.target: self._written_stamp(work.target, outcome),
+        }
+
     def _read_stamp(self, side: Side, stamp: datetime) -> datetime | None:
         """A stamp read in this run, as the seen stamp to keep (see `settled_read`)."""
         return settled_read(stamp, self.run.stamp_resolution(side), self.run.read_from(side))
@@ -192,11 +199,7 @@ class BatchWriter:
         for work, outcome in plain:
             assert work.link is not None and outcome.id is not None
             crm_id, acc_id = (outcome.id, None) if work.target == "crm" else (None, outcome.id)
-            seen: SeenStamps = {
-                other(work.target): self._read_stamp(other(work.target), work.source.modified_at),
-                work.target: self._written_stamp(work.target, outcome),
-            }
-            binds.append((work.link.id, crm_id, acc_id, encode_base(work.base), seen))
+            binds.append((work.link.id, crm_id, acc_id, encode_base(work.base), self._created_seen(work, outcome)))
             audits.append((run.system(work.target), side_object(self.mapper, work.target), outcome.id, {},
                            jsonable(work.fields), scope.cause(f"created from {describe(work.source)}")))
             sources.setdefault(other(work.target), []).append(work.source.id)
@@ -224,11 +227,7 @@ class BatchWriter:
                 await self.run.stores.links.unbind(work.link.id, session=session)
             await self._refused(session, work.reported, other(work.target), work.source, refusal, reason)
             return
-        seen: SeenStamps = {
-            other(work.target): self._read_stamp(other(work.target), work.source.modified_at),
-            work.target: self._written_stamp(work.target, outcome),
-        }
-        if not await self._bind_created(session, work, target_id, seen):
+        if not await self._bind_created(session, work, target_id, self._created_seen(work, outcome)):
             return
         await self.run.stores.audit.record(
             self.run.system(work.target),

@@ -145,24 +145,12 @@ class LinkStore:
         id_column = col(LinkRow.crm_id) if side == "crm" else col(LinkRow.acc_id)
         system_column = col(LinkRow.crm_system) if side == "crm" else col(LinkRow.acc_system)
         found: dict[str, Link] = {}
-        unique = list(dict.fromkeys(record_ids))
         async with self._db.scope(session) as s:
-            for start in range(0, len(unique), 500):
-                stmt = (
-                    select(LinkRow)
-                    .where(
-                        col(LinkRow.mapping) == mapping,
-                        col(LinkRow.object) == object,
-                        system_column == system,
-                        id_column.in_(unique[start : start + 500]),
-                    )
-                    .execution_options(populate_existing=True)
-                )
-                for row in await s.scalars(stmt):
-                    link = _link(row)
-                    record_id = link.crm_id if side == "crm" else link.acc_id
-                    assert record_id is not None
-                    found[record_id] = link
+            conditions = (col(LinkRow.mapping) == mapping, col(LinkRow.object) == object, system_column == system)
+            for link in await _where_in(s, id_column, record_ids, *conditions):
+                record_id = link.crm_id if side == "crm" else link.acc_id
+                assert record_id is not None
+                found[record_id] = link
         return found
 
     async def mark_seen(
@@ -266,17 +254,8 @@ class LinkStore:
             # is held by another link (told apart below, by the ids the row holds).
             for start in range(0, len(rows), 500):
                 await s.execute(self._db.insert(LINK).values(rows[start : start + 500]).on_conflict_do_nothing())
-            for start in range(0, len(references), 500):
-                stmt = (
-                    select(LinkRow)
-                    .where(
-                        col(LinkRow.mapping) == mapping,
-                        col(LinkRow.object) == object,
-                        col(LinkRow.reference).in_(references[start : start + 500]),
-                    )
-                    .execution_options(populate_existing=True)
-                )
-                found.update((row.reference, _link(row)) for row in await s.scalars(stmt))
+            conditions = (col(LinkRow.mapping) == mapping, col(LinkRow.object) == object)
+            found.update((k.reference, k) for k in await _where_in(s, col(LinkRow.reference), references, *conditions))
         out: dict[str, Link | None] = {}
         for crm_id, acc_id, reference in intents:
             link = found.get(reference)
@@ -442,6 +421,20 @@ class LinkStore:
                     f"link {link_id} is at version {current.version}, not {expected_version}: re-read it"
                 )
             return _link(await _row(s, link_id))
+
+
+async def _where_in(session: AsyncSession, column: Any, values: Sequence[str], *conditions: Any) -> list[Link]:
+    """The links meeting `conditions` whose `column` is one of `values`, read 500 values to a query."""
+    unique = list(dict.fromkeys(values))
+    links: list[Link] = []
+    for start in range(0, len(unique), 500):
+        stmt = (
+            select(LinkRow)
+            .where(*conditions, column.in_(unique[start : start + 500]))
+            .execution_options(populate_existing=True)
+        )
+        links.extend(_link(row) for row in await session.scalars(stmt))
+    return links
 
 
 async def _row(session: AsyncSession, link_id: int) -> LinkRow:
