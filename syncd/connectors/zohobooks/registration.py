@@ -1,0 +1,20 @@
+"""Zoho Books' registration: its settings, connector, simulator and what its objects mean to syncd."""
+
+from __future__ import annotations
+
+from syncd.systems import InvoiceLifecycle, SystemRegistration
+
+REGISTRATION = SystemRegistration(
+    name="zohobooks",
+    label="Zoho Books",
+    role="accounting",
+    settings="syncd.settings:ZohoBooksConnection",
+    connector="syncd.connectors.zohobooks:ZohoBooksConnector",
+    setup="syncd.connectors.zohobooks.setup",
+    simulator="syncd.sandbox.zohobooks:ZohoBooksSimulator",
+    default_port=8903,
+    objects=("contacts", "invoices", "customerpayments", "items", "invoicepayments"),
+    invoices=InvoiceLifecycle(object="invoices", status_field="status", editable=frozenset({"draft"}),
+                              void_status="void", void_action="void", payment_object="customerpayments"),
+    mapping_files=("hubspot-zohobooks.toml", "salesforce-zohobooks.toml"),
+)
