@@ -173,7 +173,7 @@ class RateLimitSettings(_Strict):
         return value
 
 
-class _ConnectionBase(_Strict):
+class ConnectionBase(_Strict):
     """What every connection has, whatever the system."""
 
     enabled: bool = True
@@ -189,14 +189,14 @@ class _ConnectionBase(_Strict):
     record_urls: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _record_urls_take_an_id(self) -> _ConnectionBase:
+    def _record_urls_take_an_id(self) -> ConnectionBase:
         for obj, url in self.record_urls.items():
             if not url.startswith(("http://", "https://")) or "{id}" not in url:
                 raise ValueError(f"record_urls.{obj} must be an http(s) URL containing {{id}}")
         return self
 
 
-class HubSpotConnection(_ConnectionBase):
+class HubSpotConnection(ConnectionBase):
     """A HubSpot portal reached through an OAuth app."""
 
     system: Literal["hubspot"]
@@ -246,7 +246,7 @@ class HubSpotConnection(_ConnectionBase):
         return connection
 
 
-class SalesforceConnection(_ConnectionBase):
+class SalesforceConnection(ConnectionBase):
     """A Salesforce org reached through a connected app."""
 
     system: Literal["salesforce"]
@@ -257,7 +257,7 @@ class SalesforceConnection(_ConnectionBase):
     scopes: list[str] = Field(default_factory=lambda: ["api", "refresh_token"])
 
 
-class ZohoBooksConnection(_ConnectionBase):
+class ZohoBooksConnection(ConnectionBase):
     """A Zoho Books organisation reached through a Zoho API console client."""
 
     system: Literal["zohobooks"]
