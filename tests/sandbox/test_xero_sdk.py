@@ -67,12 +67,11 @@ class Session:
     def __init__(self, harness: ContractHarness) -> None:
         sim = harness.sim
         self.token: dict[str, Any] = {}
-        self.client = ApiClient(
-            Configuration(oauth2_token=OAuth2Token(client_id=sim.tokens.client_id,
-                                                   client_secret=sim.tokens.client_secret)),
-            oauth2_token_getter=lambda: self.token,
-            oauth2_token_saver=self.token.update,
-        )  # fmt: skip
+        configuration = Configuration()
+        # Configuration() copies the first one ever made: the token must be set on the copy.
+        configuration.oauth2_token = OAuth2Token(client_id=sim.tokens.client_id, client_secret=sim.tokens.client_secret)
+        self.client = ApiClient(configuration, oauth2_token_getter=lambda: self.token,
+                                oauth2_token_saver=self.token.update)
         # urllib3 would otherwise retry a 429 after its Retry-After by itself: the test must see every answer.
         self.client.rest_client.pool_manager.connection_pool_kw["retries"] = False
         self.tokens = TokenApi(self.client, sim.tokens.client_id, sim.tokens.client_secret)
