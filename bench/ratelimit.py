@@ -19,10 +19,12 @@ from pathlib import Path
 
 from syncd.connectors.base import Connector, Create, FieldValue, Update
 from syncd.connectors.hubspot import HubSpotConnector
+from syncd.connectors.hubspot.settings import HubSpotConnection
 from syncd.connectors.zohobooks import ZohoBooksConnector
+from syncd.connectors.zohobooks.settings import ZohoBooksConnection
 from syncd.sandbox.runner import Sandbox
 from syncd.sandbox.seeding import SeedCounts, SeedWorld
-from syncd.settings import HubSpotConnection, RateLimitSettings, ZohoBooksConnection
+from syncd.settings import RateLimitSettings
 
 
 @dataclass(frozen=True)

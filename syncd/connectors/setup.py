@@ -17,7 +17,8 @@ from syncd.cli import config_option, settings_from
 from syncd.connectors.base import Connector
 from syncd.mapping.compiled import CompiledMapping, ObjectMapper, ScalarField
 from syncd.mapping.spec import Side
-from syncd.settings import Connection, Settings
+from syncd.settings import ConnectionBase, Settings
+from syncd.systems import registration
 
 # What a field holds, as far as syncd needs to say what to create: from the transforms the mapping applies.
 FieldKind = Literal["string", "number", "date", "datetime", "bool", "reference"]
@@ -156,12 +157,8 @@ def scope_items(connection: str, system_label: str, configured: Iterable[str], n
     )]
 
 
-SetUp = Callable[[Connector, Connection, SystemNeeds], Awaitable[list[SetupItem]]]
-_SETUP_MODULES = {
-    "hubspot": "syncd.connectors.hubspot.setup",
-    "salesforce": "syncd.connectors.salesforce.setup",
-    "zohobooks": "syncd.connectors.zohobooks.setup",
-}
+#: A system's setup: its module (the registration's `setup`) has one `set_up` of this shape.
+SetUp = Callable[[Connector, ConnectionBase, SystemNeeds], Awaitable[list[SetupItem]]]
 
 
 @dataclass(frozen=True)
@@ -188,8 +185,12 @@ async def set_up(settings: Settings, names: Sequence[str]) -> list[ConnectionSet
             if connector is None:
                 known = ", ".join(sorted(by_name)) or "none"
                 raise click.UsageError(f"no enabled connection named {name!r} (enabled: {known})")
-            module = importlib.import_module(_SETUP_MODULES[connector.system])
-            system_set_up: SetUp = module.set_up
+            setup_module = registration(connector.system).setup
+            if setup_module is None:
+                outcome.append(ConnectionSetup(name, connector.system, [SetupItem(
+                    "present", "nothing to set up: this system's registration names no setup")]))
+                continue
+            system_set_up: SetUp = importlib.import_module(setup_module).set_up
             items = await system_set_up(connector, settings.connections[name], needs_of(mappings, connector.system))
             outcome.append(ConnectionSetup(name, connector.system, items))
         return outcome

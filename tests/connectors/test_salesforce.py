@@ -22,10 +22,10 @@ from syncd.connectors.base import Create, Record, Update, WebhookRejected, Webho
 from syncd.connectors.retry import RetryPolicy
 from syncd.connectors.salesforce import SalesforceConnector
 from syncd.connectors.salesforce.cdc import parse_feed, verify_feed
+from syncd.connectors.salesforce.settings import SalesforceConnection
 from syncd.connectors.tokens import TokenStorage
 from syncd.errors import NotFoundError, SkippableError
 from syncd.sandbox.runner import Sandbox
-from syncd.settings import SalesforceConnection
 from tests.connectors.conftest import ControlPlane
 
 # Fast but bounded retries: faults are injected, the waiting need not be realistic.

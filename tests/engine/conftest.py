@@ -17,13 +17,15 @@ from sqlalchemy import MetaData, select
 
 from syncd.connectors.base import Connector, Create, FieldValue, Record, Update
 from syncd.connectors.hubspot import HubSpotConnector
+from syncd.connectors.hubspot.settings import HubSpotConnection
 from syncd.connectors.ratelimit import Budget, RateLimiter
 from syncd.connectors.registry import build_connector
+from syncd.connectors.salesforce.settings import SalesforceConnection
+from syncd.connectors.zohobooks.settings import ZohoBooksConnection
 from syncd.engine.context import PipelineHooks, Stores
 from syncd.engine.reconcile import ActiveMapping, Reconciler
 from syncd.mapping.loader import SHIPPED_MAPPINGS_DIR, load_mapping
 from syncd.sandbox.runner import Sandbox
-from syncd.settings import HubSpotConnection, SalesforceConnection, ZohoBooksConnection
 from syncd.store import Database
 from syncd.store.schema import upgrade_database
 

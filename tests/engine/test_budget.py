@@ -16,13 +16,14 @@ from structlog.testing import capture_logs
 from syncd.connectors.base import ChangeEvent
 from syncd.connectors.budget import Priority, webhook_work
 from syncd.connectors.hubspot import HubSpotConnector
+from syncd.connectors.hubspot.settings import HubSpotConnection
 from syncd.connectors.ratelimit import Budget, RateLimiter
 from syncd.connectors.zohobooks import ZohoBooksConnector
+from syncd.connectors.zohobooks.settings import ZohoBooksConnection
 from syncd.engine.reconcile import ActiveMapping, Reconciler
 from syncd.mapping.loader import SHIPPED_MAPPINGS_DIR, load_mapping
 from syncd.sandbox.runner import Sandbox
 from syncd.sandbox.seeding import SeedCounts, SeedWorld
-from syncd.settings import HubSpotConnection, ZohoBooksConnection
 from syncd.store import Database, LinkStore
 from tests.engine.conftest import GENEROUS, World
 

@@ -14,9 +14,9 @@ from cryptography.fernet import Fernet
 
 from syncd.connectors.base import Create
 from syncd.connectors.hubspot import HubSpotConnector
+from syncd.connectors.hubspot.settings import HubSpotConnection
 from syncd.mapping.loader import SHIPPED_MAPPINGS_DIR
 from syncd.sandbox.runner import Sandbox
-from syncd.settings import HubSpotConnection
 from syncd.store.schema import upgrade
 
 

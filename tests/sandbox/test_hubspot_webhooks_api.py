@@ -26,11 +26,12 @@ from hubspot.webhooks import (
     ThrottlingSettings,
 )
 
+from syncd.connectors.hubspot.settings import HubSpotConnection
 from syncd.sandbox.command import write_config
 from syncd.sandbox.hubspot import HubSpotSimulator
 from syncd.sandbox.hubspot.app import APP_ID
 from syncd.sandbox.runner import Sandbox
-from syncd.settings import HubSpotConnection, load_settings
+from syncd.settings import load_settings
 from tests.contracts.hubspot.harness import ContractHarness
 
 TIMEOUT = 10

@@ -40,6 +40,7 @@ from syncd.connectors.salesforce.records import (
     to_record,
     write_body,
 )
+from syncd.connectors.salesforce.settings import SalesforceConnection
 from syncd.connectors.salesforce.transport import SalesforceTransport
 from syncd.connectors.salesforce.values import UNSELECTABLE_TYPES, ValueTypeError, parse_timestamp
 from syncd.connectors.tokens import Grant, TokenManager, TokenStorage
@@ -52,7 +53,6 @@ from syncd.errors import (
     UnknownOutcomeError,
 )
 from syncd.logs import get_logger
-from syncd.settings import SalesforceConnection
 from syncd.textkeys import ascii_lower
 
 log = get_logger(__name__)

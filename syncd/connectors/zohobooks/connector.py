@@ -29,6 +29,7 @@ from syncd.connectors.tokens import Grant, TokenManager, TokenStorage
 from syncd.connectors.zohobooks import applications as apps
 from syncd.connectors.zohobooks import webhooks
 from syncd.connectors.zohobooks.http import Answer, BooksHttp, ZohoAccounts, authorize_url
+from syncd.connectors.zohobooks.settings import ZohoBooksConnection
 from syncd.connectors.zohobooks.values import (
     CONTACTS,
     INVOICES,
@@ -56,7 +57,6 @@ from syncd.errors import (
     UnknownOutcomeError,
 )
 from syncd.logs import get_logger
-from syncd.settings import ZohoBooksConnection
 from syncd.textkeys import ascii_lower
 
 log = get_logger(__name__)
