@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
 
+from syncd.systems import Role, registrations
 from syncd.tomlsource import format_key_path
 
 Direction = Literal["both", "crm_to_accounting", "accounting_to_crm"]
@@ -175,11 +176,23 @@ class ObjectSpec(_Strict):
     fields: dict[str, FieldSpec] = Field(default_factory=dict)
 
 
-class MappingHeader(_Strict):
-    """Which two systems the file connects."""
+def _registered_as(role: Role) -> Callable[[str], str]:
+    """A check that a system name is registered in `role` (the registry in `syncd.systems` is the only list)."""
 
-    crm: Literal["hubspot", "salesforce"]
-    accounting: Literal["zohobooks"]
+    def check(name: str) -> str:
+        known = [entry.name for entry in registrations(role)]
+        if name not in known:
+            raise ValueError(f"expected a registered {role} system: {', '.join(known) or 'none'}")
+        return name
+
+    return check
+
+
+class MappingHeader(_Strict):
+    """Which two systems the file connects: a registered CRM and a registered accounting system."""
+
+    crm: Annotated[str, AfterValidator(_registered_as("crm"))]
+    accounting: Annotated[str, AfterValidator(_registered_as("accounting"))]
     default_currency: str = "USD"
     description: str = ""
 
