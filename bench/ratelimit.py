@@ -88,7 +88,7 @@ async def run(seconds: float, window_s: float | None = None, window_max: int | N
     window_s = window_s or under_test.window_s
     window_max = window_max or under_test.window_max
     with tempfile.TemporaryDirectory() as workdir:
-        async with Sandbox.running(hubspot_port=0, zoho_port=0, workdir=Path(workdir),
+        async with Sandbox.running(workdir=Path(workdir),
                                    systems=(system,)) as sandbox:
             simulator = sandbox.simulators[system]
             simulator.seed(SeedWorld.build(7, 600), SeedCounts(contacts=600, companies=0, deals=0, invoices=0,

@@ -60,7 +60,7 @@ class DemoOutcome:
 
 async def run_demo(workdir: Path, console: Console, *, seed: int = 7) -> DemoOutcome:
     """Start the sandbox, seed it, sync until nothing is left to write, and return what happened."""
-    async with Sandbox.running(hubspot_port=0, salesforce_port=0, zoho_port=0, workdir=workdir) as sandbox:
+    async with Sandbox.running(workdir=workdir) as sandbox:
         world = SeedWorld.build(seed, max(c.size for c in DEMO_DATA.values()))
         table = Table(title="Seeded (overlapping people across systems)")
         for column in ("system", "records"):

@@ -44,6 +44,7 @@ class SystemRegistration:
     setup: str | None = None  # module with its `syncd setup` checks
     simulator: str | None = None  # its sandbox simulator class (`syncd sandbox`, `syncd demo`, tests)
     default_port: int = 0  # the simulator's port under `syncd sandbox` (`--<name>-port`)
+    option_aliases: tuple[str, ...] = ()  # other names in command-line options (`--<alias>-port`), kept for scripts
     objects: tuple[str, ...] = ()  # the objects a mapping may name on this system
     deals: DealShape | None = None  # CRMs: their deal object
     invoices: InvoiceLifecycle | None = None  # accounting systems: their invoice lifecycle

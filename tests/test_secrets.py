@@ -14,8 +14,7 @@ from syncd.store import upgrade
 
 
 async def test_no_secret_in_debug_logs_or_in_the_sqlite_file(tmp_path: Path) -> None:
-    async with Sandbox.running(workdir=tmp_path / "sandbox", hubspot_port=0, salesforce_port=0,
-                               zoho_port=0) as sandbox:
+    async with Sandbox.running(workdir=tmp_path / "sandbox") as sandbox:
         sandbox.simulators["hubspot"].seed(*_small_world())
         for system, limits in DEMO_LIMITS.items():  # seconds, not Zoho's real 100 calls a minute
             sandbox.simulators[system].apply_limits(limits)

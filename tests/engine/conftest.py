@@ -51,7 +51,7 @@ ID_KEYS = {
 async def sandbox(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox]:
     """All three simulators on free loopback ports for the whole session (state not saved)."""
     async with Sandbox.running(
-        hubspot_port=0, salesforce_port=0, zoho_port=0, workdir=tmp_path_factory.mktemp("engine-sandbox")
+        workdir=tmp_path_factory.mktemp("engine-sandbox")
     ) as running:
         yield running
 

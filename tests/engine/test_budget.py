@@ -78,7 +78,7 @@ async def small_plan(tmp_path: Path, db: Database) -> AsyncIterator[SmallPlan]:
     """The sandbox on a hand-moved clock, HubSpot seeded with contacts, Zoho Books capped at DAILY_CAP a day
     (on the sandbox and in the connection's config), syncd's day counted on the same clock."""
     clock = ManualClock()
-    async with Sandbox.running(hubspot_port=0, zoho_port=0, workdir=tmp_path / "sandbox",
+    async with Sandbox.running(workdir=tmp_path / "sandbox",
                                systems=("hubspot", "zohobooks"), clock=clock) as sandbox:
         hub_sim, books_sim = sandbox.simulators["hubspot"], sandbox.simulators["zohobooks"]
         hub_sim.apply_limits({"window_s": 1.0, "window_max": 100_000, "search_per_s": 10_000})

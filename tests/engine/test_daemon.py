@@ -56,8 +56,7 @@ async def eventually(condition: Callable[[], Any], what: str, timeout: float = D
 @pytest.fixture(scope="module")
 async def sandbox(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox]:
     """The three simulators on free loopback ports for this module."""
-    async with Sandbox.running(workdir=tmp_path_factory.mktemp("daemon-sandbox"), hubspot_port=0,
-                               salesforce_port=0, zoho_port=0) as running:
+    async with Sandbox.running(workdir=tmp_path_factory.mktemp("daemon-sandbox")) as running:
         yield running
 
 

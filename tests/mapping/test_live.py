@@ -25,8 +25,7 @@ async def syncd(*args: str) -> tuple[int, str, str]:
 
 
 async def test_shipped_mappings_match_the_live_systems_and_a_typo_is_caught_with_its_line(tmp_path: Path) -> None:
-    async with Sandbox.running(workdir=tmp_path / "sandbox", hubspot_port=0, salesforce_port=0,
-                               zoho_port=0) as sandbox:
+    async with Sandbox.running(workdir=tmp_path / "sandbox") as sandbox:
         for system, limits in DEMO_LIMITS.items():
             sandbox.simulators[system].apply_limits(limits)
         config = tmp_path / "syncd.toml"

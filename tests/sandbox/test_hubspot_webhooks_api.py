@@ -270,7 +270,7 @@ async def test_settings_subscriptions_and_key_survive_a_restart_and_reset_all_cl
 
 
 async def test_the_written_sandbox_config_carries_the_app_id_and_developer_key(tmp_path: Path) -> None:
-    async with Sandbox.running(workdir=tmp_path / "sandbox", hubspot_port=0, systems=("hubspot",)) as sandbox:
+    async with Sandbox.running(workdir=tmp_path / "sandbox", systems=("hubspot",)) as sandbox:
         described = sandbox.descriptor["hubspot"]
         assert described["app_id"] == str(APP_ID)
         sim = sandbox.hubspot

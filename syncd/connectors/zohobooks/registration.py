@@ -13,6 +13,7 @@ REGISTRATION = SystemRegistration(
     setup="syncd.connectors.zohobooks.setup",
     simulator="syncd.sandbox.zohobooks:ZohoBooksSimulator",
     default_port=8903,
+    option_aliases=("zoho",),  # `syncd sandbox --zoho-port`, as it was before systems were registered
     objects=("contacts", "invoices", "customerpayments", "items", "invoicepayments"),
     invoices=InvoiceLifecycle(object="invoices", status_field="status", editable=frozenset({"draft"}),
                               void_status="void", void_action="void", payment_object="customerpayments"),
