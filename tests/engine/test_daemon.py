@@ -249,6 +249,8 @@ async def test_duplicate_deliveries_change_nothing_more(
     await settled_start(daemon)
     assert daemon.webhook_listener is not None
     clean.hubspot.set_webhook_targets([daemon.webhook_listener.url + "/webhooks/hub"])
+    # Zoho Books' webhooks come from a workflow rule an admin makes; here the sandbox's side sets them.
+    clean.zohobooks.set_webhook_targets([daemon.webhook_listener.url + "/webhooks/books"])
 
     await create_hubspot_contact(http, clean, email="grace@example.com", firstname="Grace", lastname="Hopper")
     await eventually(lambda: zoho_customers(clean, "grace@example.com"), "the Zoho customer")
