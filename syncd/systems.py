@@ -49,6 +49,9 @@ class SystemRegistration:
     deals: DealShape | None = None  # CRMs: their deal object
     invoices: InvoiceLifecycle | None = None  # accounting systems: their invoice lifecycle
     mapping_files: tuple[str, ...] = ()  # shipped mapping files (in mappings/) that use this system
+    # Module of its steps in `syncd demo` (syncd/demo.py): a CRM's `win_a_deal(connector, customer_ids)`, an
+    # accounting system's `pay_part(connector, invoice)`; each returns the line to show, or None.
+    demo: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # capabilities only this system's code reads
 
 

@@ -10,6 +10,7 @@ REGISTRATION = SystemRegistration(
     role="crm",
     settings="syncd.connectors.hubspot.settings:HubSpotConnection",
     connector="syncd.connectors.hubspot:HubSpotConnector",
+    demo="syncd.connectors.hubspot.demo",
     setup="syncd.connectors.hubspot.setup",
     simulator="syncd.sandbox.hubspot:HubSpotSimulator",
     default_port=8901,

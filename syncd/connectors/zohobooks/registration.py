@@ -10,6 +10,7 @@ REGISTRATION = SystemRegistration(
     role="accounting",
     settings="syncd.connectors.zohobooks.settings:ZohoBooksConnection",
     connector="syncd.connectors.zohobooks:ZohoBooksConnector",
+    demo="syncd.connectors.zohobooks.demo",
     setup="syncd.connectors.zohobooks.setup",
     simulator="syncd.sandbox.zohobooks:ZohoBooksSimulator",
     default_port=8903,
