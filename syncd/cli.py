@@ -91,7 +91,7 @@ def settings_from(path: Path, scope: SettingsScope = "all") -> Settings:
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="syncd")
 def cli() -> None:
-    """syncd keeps CRMs (HubSpot, Salesforce) and Zoho Books in step, in both directions."""
+    """syncd keeps CRMs and accounting systems in step, in both directions."""
 
 
 @cli.command("check-config")

@@ -95,7 +95,7 @@ class WebhookSettings(ListenerSettings):
 
     public_url: str | None = None
     # Processed inbox events are kept this long, then deleted. While kept, a redelivery is recognised as a copy;
-    # beyond the longest freshness window (Salesforce, 72 h) a redelivery is refused as stale anyway, so at
+    # beyond the longest freshness window of a connector (72 h) a redelivery is refused as stale anyway, so at
     # least 3 days.
     keep_processed_days: float = Field(default=7.0, ge=3)
 
@@ -159,8 +159,8 @@ class RateLimitSettings(_Strict):
     reserve_share: float = Field(default=0.2, ge=0, lt=1)
     # Of syncd's part, what polling leaves to webhook-driven work (so a long first sync never starves it).
     webhook_share: float = Field(default=0.05, ge=0, lt=1)
-    # The time zone whose midnight resets the daily cap (HubSpot: the account's; Zoho Books: UTC, as far as
-    # known). Salesforce counts a rolling 24 hours and ignores it.
+    # The time zone whose midnight resets the daily cap (the account's, or UTC, as the system counts); a system
+    # counting a rolling 24 hours ignores it.
     day_timezone: str = "UTC"
 
     @field_validator("day_timezone")
@@ -188,7 +188,7 @@ class ConnectionBase(_Strict):
     max_concurrency: int = Field(default=8, gt=0, le=64)
     rate_limit: RateLimitSettings | None = None
     # Where a person opens a record in the system's own UI, by system object: a URL with `{id}` in it, e.g.
-    # contacts = "https://app.hubspot.com/contacts/PORTAL/record/0-1/{id}". The review page links to them.
+    # contacts = "https://crm.example.com/contacts/{id}". The review page links to them.
     record_urls: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -1,6 +1,7 @@
-"""`syncd setup`: make what the active mappings need on each system where its API allows (HubSpot's `syncd_*`
-custom properties), and print a checklist of what a person must make or grant by hand (Salesforce custom objects
-and fields, Zoho Books custom fields, OAuth scopes and object permissions). Running it again creates nothing."""
+"""`syncd setup`: make what the active mappings need on each system where its API allows (custom properties
+made through a CRM's API), and print a checklist of what a person must make or grant by hand (custom objects and
+fields, OAuth scopes and object permissions). Each system's part is its registration's `setup` module. Running it
+again creates nothing."""
 
 from __future__ import annotations
 
@@ -141,7 +142,7 @@ def scope_items(connection: str, system_label: str, configured: Iterable[str], n
                 covering: Iterable[str] = ()) -> list[SetupItem]:
     """Compare the scopes `syncd auth` asks for with those needed (scope, why); a scope in `covering` grants
     every one. Missing scopes must be added to the config and the app, then the connection authorised again.
-    Names are compared ignoring case (Zoho's are case-insensitive; HubSpot's and Salesforce's are lower-case)."""
+    Names are compared ignoring case (some systems' scopes are case-insensitive, the others lower-case)."""
     have = {scope.lower() for scope in configured}
     covered = sorted(scope for scope in covering if scope.lower() in have)
     if covered:
@@ -201,7 +202,7 @@ async def set_up(settings: Settings, names: Sequence[str]) -> list[ConnectionSet
 @config_option
 def setup_command(connections: tuple[str, ...], config_path: Path) -> int:
     """Create what the active mappings need on each CONNECTION (default: all), where the system's API allows
-    (HubSpot's syncd_* properties and their group), and print a checklist of what to create or grant by hand.
+    (custom properties and their group), and print a checklist of what to create or grant by hand.
     Safe to run again: what exists is left alone. Exit 1 while something known to be missing remains."""
     outcome = asyncio.run(set_up(settings_from(config_path), connections))
     for done in outcome:

@@ -86,7 +86,7 @@ class FieldSpec(_Strict):
 
 
 class UniqueNameSpec(_Strict):
-    """A field the side keeps unique by value (Zoho Books refuses a second customer with a display name in use):
+    """A field the side keeps unique by value (a system refusing a second customer with a display name in use):
     the names a refused create is tried again under, in turn. `$value` is the refused name, other placeholders
     are canonical field names; an alternative with a blank placeholder is passed over. Without `alternatives`,
     the e-mail is appended, else the company (`$value ($email)`, `$value ($company)`, as far as mapped)."""
@@ -108,7 +108,7 @@ class CreateSpec(_Strict):
     #: A field written on create that the side keeps unique, and the names to try when it is taken.
     crm_unique_name: UniqueNameSpec | None = None
     acc_unique_name: UniqueNameSpec | None = None
-    #: Move a created record on by the system's action to the status its fields ask for (a Zoho Books invoice
+    #: Move a created record on by the system's action to the status its fields ask for (an invoice
     #: to `sent`). Off by default: the system's initial status (a draft) waits for a person to send it.
     mark_sent: bool = False
 
@@ -155,7 +155,7 @@ class SyncFromSpec(_Strict):
 
 
 class ObjectSpec(_Strict):
-    """One synced object pair, such as HubSpot deals ↔ Zoho Books invoices."""
+    """One synced object pair, such as a CRM's deals ↔ an accounting system's invoices."""
 
     crm_object: str
     acc_object: str

@@ -48,8 +48,8 @@ def build_config(descriptor: Mapping[str, Mapping[str, str]], config_dir: Path,
     `rate_limits` (by system) sets a connection's budget where the sandbox's limits were changed."""
     connections: dict[str, dict[str, Any]] = {}
     for system, credentials in descriptor.items():
-        # Everything the sandbox describes, its (not real) secrets as plain values; with HubSpot's app_id and
-        # developer_api_key in, `syncd run` registers HubSpot's webhooks itself.
+        # Everything the sandbox describes, its (not real) secrets as plain values; with what a system needs to
+        # register webhooks through its API (an app id and key) in, `syncd run` registers them itself.
         connections[system] = {"system": system, **credentials}
         if str(credentials.get("app_id", "")).isdigit():
             connections[system]["app_id"] = int(credentials["app_id"])  # an id, written as TOML's integer

@@ -63,7 +63,7 @@ def _real_simulator(system: str, *, clock: Clock, rng_seed: int, workdir: Path) 
 def route_webhook_urls(urls: Sequence[str], systems: Sequence[str]) -> dict[str, list[str]]:
     """Which webhook URLs each system calls.
 
-    `hubspot=http://...` goes to that system only; a plain URL goes to every system, with `{system}` in it
+    `<system>=http://...` goes to that system only; a plain URL goes to every system, with `{system}` in it
     replaced by the system's name (e.g. `http://127.0.0.1:8080/webhooks/{system}`).
     """
     routed: dict[str, list[str]] = {system: [] for system in systems}
