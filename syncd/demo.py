@@ -63,6 +63,15 @@ def demo_limits(simulator: Simulator) -> dict[str, float]:
     return {"window_s": window_s, "window_max": int(DEMO_CALLS_PER_S * window_s), "daily_cap": DEMO_DAILY_CAP}
 
 
+def lift_limits(sandbox: Sandbox) -> dict[str, dict[str, float]]:
+    """Lift every served simulator's limits as `demo_limits` says; returns them by system, for the config's
+    `rate_limit` tables (`write_config(..., rate_limits=...)`)."""
+    limits = {system: demo_limits(simulator) for system, simulator in sandbox.simulators.items()}
+    for system, lifted in limits.items():
+        sandbox.simulator(system).apply_limits(lifted)
+    return limits
+
+
 def _steps(entry: SystemRegistration) -> ModuleType | None:
     """A system's `syncd demo` steps (its registration's `demo` module), if it has any."""
     return importlib.import_module(entry.demo) if entry.demo is not None else None
@@ -98,9 +107,7 @@ async def run_demo(workdir: Path, console: Console, *, seed: int = 7, accounting
             table.add_row(system, ", ".join(f"{n} {obj}" for obj, n in created.items() if n))
         console.print(table)
 
-        limits = {system: demo_limits(sandbox.simulator(system)) for system in counts}
-        for system, lifted in limits.items():
-            sandbox.simulator(system).apply_limits(lifted)
+        limits = lift_limits(sandbox)
         config = workdir / "syncd.toml"
         write_config(config, sandbox.descriptor, rate_limits=limits)
         settings = load_settings(config)
