@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -162,3 +164,14 @@ def test_production_code_neither_imports_the_sandbox_nor_calls_its_control_plane
             found += [f"syncd/{where}:{node.lineno}: imports {name}" for name in names
                       if name == "syncd.sandbox" or name.startswith("syncd.sandbox.")]
     assert found == []
+
+
+@pytest.mark.parametrize("command", ["sandbox", "demo"])
+def test_without_the_sandbox_extra_its_commands_say_how_to_install_it(command: str) -> None:
+    # As on an install without `syncd[sandbox]`: its dependency (faker) cannot be imported.
+    script = f"import sys; sys.modules['faker'] = None; from syncd.cli import main; main([{command!r}])"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)})
+    assert result.returncode == 1
+    assert f"`syncd {command}` is not available in this build of syncd: it needs faker: " \
+           "pip install 'syncd[sandbox]'" in result.stderr
