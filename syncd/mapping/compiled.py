@@ -30,6 +30,7 @@ from syncd.mapping.values import (
     fields_of,
     lookup,
 )
+from syncd.systems import DealShape, InvoiceLifecycle
 from syncd.textkeys import text_key
 
 Record = RecordLike | Mapping[str, FieldValue]
@@ -71,6 +72,14 @@ def _invert(steps: Sequence[Transform], value: CanonicalScalar) -> FieldScalar:
             return None
         current = step.to_side(current)
     return current
+
+
+#: The canonical names a mapping file gives an invoice's lines and their parts (README, "Mapping files"), so that
+#: a deal without line items can be invoiced as one line of its amount, named after the deal.
+LINES_FIELD = "line_items"
+LINE_NAME = "name"
+LINE_PRICE = frozenset({"rate", "amount", "price"})
+LINE_QUANTITY = "quantity"
 
 
 @dataclass(frozen=True)
@@ -144,7 +153,7 @@ REFUSED_NAME = "value"
 
 @dataclass(frozen=True)
 class UniqueName:
-    """A field a side keeps unique (a Zoho Books display name), written only on create, and the templates of
+    """A field a side keeps unique (an accounting customer's display name), written only on create, and the templates of
     the names a refused create is tried again under, in turn."""
 
     field: str
@@ -297,6 +306,10 @@ class ObjectMapper:
     acc_extra_fields: tuple[str, ...] = ()
     match: DocumentMatch | None = None
     sync_from: CutOff | None = None
+    # The lifecycle words of the two systems, from their registrations: set when this object is the CRM's deal
+    # object, and when it is the accounting system's invoice object (then the invoice lifecycle applies).
+    deal: DealShape | None = None
+    invoice: InvoiceLifecycle | None = None
 
     # --- reading -----------------------------------------------------------------------------------
     def crm_to_canonical(self, record: Record) -> dict[str, CanonicalValue]:
@@ -480,6 +493,6 @@ class CompiledMapping:
         return self.spec.name
 
     def for_object(self, side: Side, system_object: str) -> list[ObjectMapper]:
-        """Mapped objects reading `system_object` on `side` (HubSpot deals feed both invoices and payments)."""
+        """Mapped objects reading `system_object` on `side` (a CRM's deals feed both invoices and payments)."""
         attr: Literal["crm_object", "acc_object"] = "crm_object" if side == "crm" else "acc_object"
         return [self.objects[n] for n in self.order if getattr(self.objects[n], attr) == system_object]
