@@ -47,8 +47,11 @@ def invoice_status(mapper: ObjectMapper, record: Record) -> str:
 
 
 def is_void(mapper: ObjectMapper, record: Record) -> bool:
-    """Whether an invoice is voided already."""
-    return mapper.invoice is not None and invoice_status(mapper, record) == mapper.invoice.void_status
+    """Whether an invoice is voided already (or cancelled in another of its system's words)."""
+    if mapper.invoice is None:
+        return False
+    status = invoice_status(mapper, record)
+    return status == mapper.invoice.void_status or status in mapper.invoice.also_void
 
 
 def frozen_status(mapper: ObjectMapper, editable: Collection[str] | None, record: Record) -> str | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from syncd.connectors.base import FieldValue
@@ -29,6 +29,9 @@ class Books:
     # What an idle pass of the shipped HubSpot mapping costs it, by route as its simulator counts them: one list
     # call per polled object.
     idle_routes: Mapping[str, int]
+    # The edit a user makes to a draft invoice before it can take a payment (Xero: approve it, with a due date),
+    # None where a draft takes payments as it is.
+    approve: Callable[[date], dict[str, FieldValue]] | None = None
 
     def create_calls(self, records: int) -> int:
         """Calls that creating `records` records takes."""
@@ -40,11 +43,22 @@ def _zoho_payment(customer: str, invoice: str, amount: Decimal, day: date, refer
             "customer_id": customer, "invoices": [{"invoice_id": invoice, "amount_applied": amount}]}
 
 
+def _xero_payment(customer: str, invoice: str, amount: Decimal, day: date, reference: str) -> dict[str, FieldValue]:
+    # A Xero payment pays one invoice, into a bank account (090 is the simulator's, as in Xero's demo company).
+    return {"Invoice.InvoiceID": invoice, "Account.Code": "090", "Amount": amount, "Date": day, "Reference": reference}
+
+
 #: Every accounting system the shared scenarios run on, by registered name.
 BOOKS: dict[str, Books] = {
     "zohobooks": Books(
         system="zohobooks", customers="contacts", invoices="invoices", payments="customerpayments",
         payment=_zoho_payment, create_batch=1,
         idle_routes={"GET /books/v3/contacts": 1, "GET /books/v3/invoices": 1, "GET /books/v3/customerpayments": 1},
+    ),
+    "xero": Books(
+        system="xero", customers="Contacts", invoices="Invoices", payments="Payments", payment=_xero_payment,
+        create_batch=50,
+        idle_routes={"GET /api.xro/2.0/Contacts": 1, "GET /api.xro/2.0/Invoices": 1, "GET /api.xro/2.0/Payments": 1},
+        approve=lambda day: {"Status": "AUTHORISED", "DueDate": day + timedelta(days=30)},
     ),
 }

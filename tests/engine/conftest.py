@@ -44,6 +44,10 @@ ID_KEYS = {
     "invoices": "invoice_id",
     "customerpayments": "payment_id",
     "items": "item_id",
+    "Contacts": "ContactID",
+    "Invoices": "InvoiceID",
+    "Payments": "PaymentID",
+    "Items": "ItemID",
 }
 
 

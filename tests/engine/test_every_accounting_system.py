@@ -54,7 +54,7 @@ CLOCK = ServerClock(600)
 @pytest.fixture(scope="module")
 async def sandbox(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox]:
     """Every simulator, with clocks running behind ours (this module's own sandbox)."""
-    async with Sandbox.running(hubspot_port=0, salesforce_port=0, zoho_port=0, clock=CLOCK,
+    async with Sandbox.running(clock=CLOCK,
                                workdir=tmp_path_factory.mktemp("every-accounting-system")) as running:
         yield running
 
@@ -195,12 +195,13 @@ async def test_people_converge_once_across_both_crms(shelf: Shelf) -> None:
     emails = Counter(str(c["email"]).lower() for c in customers)
     assert emails == Counter({"jennifer.mitchell@acme.test": 1, "jen.mitchell@globex.test": 1,
                               "omar.haddad@initech.test": 1, "li.wei@umbrella.test": 1, "sara.berg@hooli.test": 1})
-    # Five people, five creates on the accounting side as its batches group them, and nobody made twice.
+    # Five people, five creates on the accounting side as its batches group them (HubSpot's four in its mapping's
+    # batches, Salesforce's one in its own), and nobody made twice.
     creates = sum(n for route, n in _spent(before, await shelf.requests())[shelf.acc.name].items()
                   if route.split()[0] in ("POST", "PUT") and route.rstrip("/").split("/")[-1].lower()
                   == shelf.books.customers.lower())
     # (the second Jennifer Mitchell is refused her name once, then made under the mapping's alternative)
-    assert creates == shelf.books.create_calls(5) + 1
+    assert creates == shelf.books.create_calls(4) + shelf.books.create_calls(1) + 1
     hub_emails = Counter(str(c["email"]).lower() for c in await shelf.hubspot.all("contacts"))
     assert max(hub_emails.values()) == 1 and "sara.berg@hooli.test" in hub_emails
 
@@ -214,6 +215,8 @@ async def test_a_won_deal_makes_one_draft_invoice_and_payments_come_back_once(sh
     assert len(invoices) == 1  # the lost deal is never invoiced
     invoice = await _invoice_of(shelf, deal)
     [customer] = await shelf.acc.all(shelf.books.customers)
+    if shelf.books.approve is not None:  # the accountant approves the draft before it can be paid
+        await shelf.acc.update(shelf.books.invoices, invoice, shelf.books.approve(TODAY))
     await shelf.acc.put(shelf.books.payments,
                         shelf.books.payment(customer["id"], invoice, Decimal("500"), TODAY, "P-1"))
     await shelf.reconciler().run_pass()
@@ -240,7 +243,7 @@ async def test_a_deal_lost_after_invoicing_voids_its_invoice(shelf: Shelf) -> No
     mapper = shelf.mapping("hubspot").objects["invoice"]
     assert mapper.invoice is not None
     status = (await shelf.acc.get(shelf.books.invoices, invoice)).get(mapper.invoice.status_field)
-    assert str(status).lower() == mapper.invoice.void_status
+    assert str(status).lower() in {mapper.invoice.void_status, *mapper.invoice.also_void}
     assert await shelf.settle() == 1
     assert len(await shelf.canonical("hubspot", "invoice")) <= 1
 

@@ -15,6 +15,7 @@ REGISTRATION = SystemRegistration(
     objects=("Contacts", "Invoices", "Payments", "Items"),
     # Xero's words: DRAFT, SUBMITTED, AUTHORISED, PAID, VOIDED, DELETED. A draft Xero will not void is deleted.
     invoices=InvoiceLifecycle(object="Invoices", status_field="Status", editable=frozenset({"draft", "submitted"}),
-                              void_status="voided", void_action="void", payment_object="Payments"),
+                              void_status="voided", also_void=frozenset({"deleted"}), void_action="void",
+                              payment_object="Payments"),
     mapping_files=("hubspot-xero.toml", "salesforce-xero.toml"),
 )
