@@ -10,6 +10,7 @@ REGISTRATION = SystemRegistration(
     role="accounting",
     settings="syncd.connectors.xero.settings:XeroConnection",
     connector="syncd.connectors.xero:XeroConnector",
+    demo="syncd.connectors.xero.demo",
     simulator="syncd.sandbox.xero:XeroSimulator",
     default_port=8904,
     objects=("Contacts", "Invoices", "Payments", "Items"),
