@@ -89,6 +89,8 @@ class XeroSimulator(Simulator):
     def _notify(self) -> None:
         """Queue a webhook event for each contact or invoice changed by the last write."""
         changed, self.books.changed = self.books.changed, []
+        if not self.webhooks.targets:
+            return  # no verified subscription: nothing is sent, and no sequence number is used
         for kind, record, created in changed:
             if kind.event_category is None:
                 continue
@@ -109,6 +111,12 @@ class XeroSimulator(Simulator):
         """Drop every record (the app, grants, tenant and webhook key stay)."""
         self.books.clear()
         self.routes.replays.clear()
+
+    def restore_defaults(self) -> None:
+        """As after start: also no verified webhook targets and event sequence numbers from 1 again."""
+        super().restore_defaults()
+        self.intent.clear()
+        self.event_sequence = 0
 
     def seed(self, world: SeedWorld, counts: SeedCounts) -> dict[str, int]:
         """Contacts from people, authorised invoices from seed invoices, payments on them (no webhooks)."""
