@@ -67,6 +67,7 @@ LOOKUP_CHUNK = 20  # equalities OR-ed in one `where` (the URL stays short)
 STAMP = timedelta(milliseconds=1)
 SECOND = timedelta(seconds=1)
 CREATE_ROUNDS = 5
+STATUS_CACHE = 10_000
 INVOICE_ACTIONS = {"void": "VOIDED", "voided": "VOIDED", "sent": "AUTHORISED", "authorised": "AUTHORISED",
                    "approved": "AUTHORISED", "submitted": "SUBMITTED", "draft": "DRAFT", "deleted": "DELETED"}
 CONTACT_ACTIONS = {"inactive": "ARCHIVED", "archived": "ARCHIVED", "active": "ACTIVE"}
@@ -115,6 +116,9 @@ class XeroConnector:
         self._transport: XeroTransport | None = None
         self._tenant: str | None = settings.tenant_id
         self._tenant_lock = asyncio.Lock()
+        # Each invoice's status as last read, so voiding a draft goes straight to DELETED (Xero voids only
+        # approved invoices); bounded, oldest first out.
+        self._invoice_status: dict[str, str] = {}
 
     # --- lifecycle ---
 
@@ -174,10 +178,18 @@ class XeroConnector:
         return found
 
     def _record(self, coll: XeroCollection, raw: Mapping[str, Any]) -> Record:
+        if coll is INVOICES and raw.get("Status"):
+            self._note_status(str(raw[coll.id_key]), str(raw["Status"]))
         fields = flatten(raw)
         deleted = raw.get("Status") == "DELETED" or raw.get("ContactStatus") == "ARCHIVED"
         return Record(system=self.system, object=coll.object, id=str(raw[coll.id_key]), fields=fields,
                       modified_at=modified_at(raw), deleted=deleted)  # fmt: skip
+
+    def _note_status(self, invoice_id: str, status: str) -> None:
+        self._invoice_status.pop(invoice_id, None)
+        self._invoice_status[invoice_id] = status
+        while len(self._invoice_status) > STATUS_CACHE:
+            self._invoice_status.pop(next(iter(self._invoice_status)))
 
     async def _list(self, coll: XeroCollection, *, since: datetime | None = None, where: str | None = None,
                     page: int = 1, page_size: int | None = None, ids: Sequence[str] = ()) -> tuple[
@@ -378,6 +390,7 @@ class XeroConnector:
 
     async def _outcome(self, coll: XeroCollection, sent: Mapping[str, Any], row: Mapping[str, Any],
                        own_id: str | None) -> WriteOutcome:
+        """One element's outcome from its row in a batch answer (refusals typed, a taken name as NameTakenError)."""
         messages = validation_messages(row)
         if row.get("HasValidationErrors") or messages:
             message = "; ".join(messages) or "refused by Xero"
@@ -385,6 +398,8 @@ class XeroConnector:
                 return WriteOutcome(own_id, error=await self._name_taken(coll, sent, message, own_id))
             return WriteOutcome(own_id, error=SkippableError(message, connection=self.name, status=400,
                                                              vendor_code="ValidationException", record=own_id))
+        if coll is INVOICES and row.get("Status"):
+            self._note_status(str(row[coll.id_key]), str(row["Status"]))
         return WriteOutcome(str(row[coll.id_key]), modified_at=modified_at(row))
 
     async def _name_taken(self, coll: XeroCollection, sent: Mapping[str, Any], message: str, own_id: str | None
@@ -469,6 +484,8 @@ class XeroConnector:
             raise SkippableError(f"{coll.object} has no action {action!r} (allowed: {', '.join(table) or 'none'})",
                                  connection=self.name, record=id)  # fmt: skip
         field = "Status" if coll is INVOICES else "ContactStatus"
+        if status == "VOIDED" and self._invoice_status.get(id) in ("DRAFT", "SUBMITTED"):
+            status = "DELETED"  # as last read, a draft: Xero deletes it rather than voiding it
         outcome = await self._set_status(coll, id, field, status)
         if outcome.error is not None and status == "VOIDED" and NOT_EDITABLE in outcome.error.vendor_message:
             # Xero voids only approved invoices; a draft (or submitted) one is deleted instead.

@@ -1,0 +1,167 @@
+"""HubSpot (and Salesforce) ↔ Xero on the simulators through the shipped mappings, with exact Xero calls by route:
+people converge once (shared names, mixed-case e-mails), a won deal makes one draft invoice in one call, partial
+and full payments come back once (polled: Xero sends no payment webhooks), a lost deal's draft is deleted, an idle
+pass lists each object once, and a crash between create and link leaves no duplicate."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from syncd.connectors.base import Connector
+from syncd.connectors.hubspot import HubSpotConnector
+from syncd.connectors.ratelimit import Budget, RateLimiter
+from syncd.connectors.registry import build_connector
+from syncd.engine.context import PipelineHooks
+from syncd.sandbox.runner import Sandbox
+from syncd.store import Database
+from tests.engine.books import BOOKS
+from tests.engine.conftest import SANDBOX_LIMITS, System, _connection
+from tests.engine.test_every_accounting_system import (
+    CLOCK,
+    OVERLAP_S,
+    TODAY,
+    Shelf,
+    _connection_of,
+    _hubspot_people,
+    _invoice_of,
+    _links,
+    _spent,
+    _won_deal,
+    sandbox,
+)
+
+__all__ = ["sandbox"]  # the module's sandbox (clocks behind ours), shared with the every-system scenarios
+API = "/api.xro/2.0"
+
+
+@pytest.fixture
+async def shelf(sandbox: Sandbox, db: Database, control_session: aiohttp.ClientSession) -> AsyncIterator[Shelf]:
+    """Empty HubSpot, Salesforce and Xero behind freshly started connectors."""
+    sandbox.restore_defaults()
+    connectors: dict[str, Connector] = {}
+    try:
+        for system in ("hubspot", "salesforce", "xero"):
+            limits = SANDBOX_LIMITS.get(system, {"window_s": 1.0, "window_max": 100_000, "daily_cap": 10_000_000})
+            async with control_session.post(f"{sandbox.control_url(system)}/_sandbox/limits", json=limits) as r:
+                r.raise_for_status()
+            settings = _connection(sandbox, system) if system != "xero" else _connection_of(sandbox, system)
+            connector = build_connector(system[:4], settings)
+            if isinstance(connector, HubSpotConnector):
+                connector.transport.search_limiter = RateLimiter("hubspot/search", Budget(1.0, 10_000))
+            await connector.start()
+            connectors[system] = connector
+        systems = {name: System(name, c, control_session, sandbox.control_url(name)) for name, c in connectors.items()}
+        yield Shelf(db, BOOKS["xero"], systems["hubspot"], systems["salesforce"], systems["xero"])
+    finally:
+        for connector in connectors.values():
+            await connector.close()
+
+
+async def test_people_converge_once_with_a_taken_name(shelf: Shelf) -> None:
+    await _hubspot_people(shelf, [
+        ("Jennifer", "Mitchell", "jennifer.mitchell@acme.test"),
+        ("Jennifer", "Mitchell", "Jen.Mitchell@Globex.test"),
+        ("Omar", "Haddad", "Omar.Haddad@Initech.test"),
+    ])  # fmt: skip
+    await shelf.salesforce.put("Contact", {"FirstName": "Omar", "LastName": "Haddad",
+                                           "Email": "omar.haddad@initech.test"})
+    before = await shelf.requests()
+    assert await shelf.settle("hubspot", "salesforce") <= 3
+    # Two passes of two mappings list each object four times; the HubSpot mapping's three people go in one PUT,
+    # the second Jennifer Mitchell is refused her name (its holder looked up once) and made under the alternative
+    # in a second PUT; Omar, in both CRMs, is matched on e-mail by one lookup and made once.
+    assert _spent(before, await shelf.requests())["xero"] == {
+        f"GET {API}/Contacts": 6, f"PUT {API}/Contacts": 2, f"GET {API}/Invoices": 4, f"GET {API}/Payments": 4}
+    names = sorted(c["Name"] for c in await shelf.acc.all("Contacts"))
+    assert names == ["Jennifer Mitchell", "Jennifer Mitchell (jen.mitchell@globex.test)", "Omar Haddad"]
+
+
+async def test_won_deal_makes_one_draft_and_a_polled_payment_comes_back(shelf: Shelf) -> None:
+    [contact] = await _hubspot_people(shelf, [("Ann", "Lee", "Ann.Lee@Example.test")])
+    await shelf.settle()
+    before = await shelf.requests()
+    deal = await _won_deal(shelf, contact, "1200")
+    await shelf.reconciler().run_pass()
+    # One list per object, the invoice's match lookups (by Reference, then by contact/total/date), one PUT.
+    assert _spent(before, await shelf.requests())["xero"] == {
+        f"GET {API}/Contacts": 1, f"GET {API}/Invoices": 3, f"GET {API}/Payments": 1, f"PUT {API}/Invoices": 1}
+    invoice = await _invoice_of(shelf, deal)
+    fields = await shelf.acc.get("Invoices", invoice)
+    assert (fields["Status"], fields["Total"], fields["Type"]) == ("DRAFT", Decimal("1200.00"), "ACCREC")
+    await shelf.acc.update("Invoices", invoice, {"Status": "AUTHORISED", "DueDate": TODAY})
+    await shelf.acc.put("Payments", shelf.books.payment("", invoice, Decimal("500"), TODAY, "P-1"))
+    before = await shelf.requests()
+    await shelf.reconciler().run_pass()
+    # The payment is polled: one list per object, nothing written to Xero.
+    assert _spent(before, await shelf.requests())["xero"] == {
+        f"GET {API}/Contacts": 1, f"GET {API}/Invoices": 1, f"GET {API}/Payments": 1}
+    deal_fields = await shelf.hubspot.get("deals", deal)
+    assert (deal_fields["syncd_amount_paid"], deal_fields["syncd_invoice_balance"]) == (Decimal("500.00"),
+                                                                                       Decimal("700.00"))
+    assert deal_fields["syncd_invoice_status"] == "authorised"
+    await shelf.acc.put("Payments", shelf.books.payment("", invoice, Decimal("700"), TODAY, "P-2"))
+    await shelf.reconciler().run_pass()
+    deal_fields = await shelf.hubspot.get("deals", deal)
+    assert (deal_fields["syncd_amount_paid"], deal_fields["syncd_invoice_balance"]) == (Decimal("1200.00"),
+                                                                                       Decimal("0.00"))
+    assert deal_fields["syncd_invoice_status"] == "paid"
+    writes = await shelf.hubspot.writes() + await shelf.acc.writes()
+    assert await shelf.settle() == 1
+    assert await shelf.hubspot.writes() + await shelf.acc.writes() == writes  # each payment reflected once
+
+
+async def test_lost_deal_deletes_its_draft(shelf: Shelf) -> None:
+    [contact] = await _hubspot_people(shelf, [("Ann", "Lee", "ann.lee@example.test")])
+    deal = await _won_deal(shelf, contact)
+    await shelf.settle()
+    invoice = await _invoice_of(shelf, deal)
+    await shelf.hubspot.update("deals", deal, {"dealstage": "closedlost"})
+    before = await shelf.requests()
+    await shelf.reconciler().run_pass()
+    # The invoice is read once more (its current state), and the draft deleted in one POST (Xero voids only
+    # approved invoices; the connector knows this one is a draft from its last read).
+    assert _spent(before, await shelf.requests())["xero"] == {
+        f"GET {API}/Contacts": 1, f"GET {API}/Invoices": 2, f"GET {API}/Payments": 1, f"POST {API}/Invoices": 1}
+    assert (await shelf.acc.get("Invoices", invoice))["Status"] == "DELETED"
+    assert await shelf.settle() == 1
+
+
+async def test_an_idle_pass_lists_each_object_once(shelf: Shelf) -> None:
+    ids = await _hubspot_people(shelf, [("Ann", "Lee", "ann.lee@example.test"), ("Ann", "Lee", "ann@lee.test")])
+    await _won_deal(shelf, ids[0])
+    await shelf.settle()
+    CLOCK.lag -= OVERLAP_S + 30
+    reconciler = shelf.reconciler()
+    await reconciler.run_pass()
+    before = await shelf.requests()
+    report = await reconciler.run_pass()
+    assert not report.errors and report.settled
+    assert _spent(before, await shelf.requests())["xero"] == {f"GET {API}/Contacts": 1, f"GET {API}/Invoices": 1,
+                                                              f"GET {API}/Payments": 1}
+
+
+async def test_a_crash_between_create_and_link_leaves_no_duplicate(shelf: Shelf, tmp_path: Path) -> None:
+    [hub_id] = await _hubspot_people(shelf, [("Ann", "Lee", "ann.lee@example.test")])
+
+    class Crash(Exception):
+        pass
+
+    def crash(system: str, obj: str, outcomes: object) -> None:
+        raise Crash(f"power cut after creating {system} {obj}")
+
+    with pytest.raises(Crash):
+        await shelf.reconciler(hooks=PipelineHooks(after_create=crash)).run_pass()
+    before = await shelf.requests()
+    await shelf.settle()
+    # Recovery finds the contact by its ContactNumber (syncd's reference) in one lookup and writes nothing.
+    assert _spent(before, await shelf.requests())["xero"] == {
+        f"GET {API}/Contacts": 2, f"GET {API}/Invoices": 1, f"GET {API}/Payments": 1}
+    assert await shelf.acc.count("Contacts") == 1
+    link = await _links(shelf).lookup_crm(shelf.mapping("hubspot").name, "customer", "hubspot", hub_id)
+    assert link is not None and link.state == "linked"
+
