@@ -11,6 +11,7 @@ REGISTRATION = SystemRegistration(
     settings="syncd.connectors.xero.settings:XeroConnection",
     connector="syncd.connectors.xero:XeroConnector",
     demo="syncd.connectors.xero.demo",
+    setup="syncd.connectors.xero.setup",
     simulator="syncd.sandbox.xero:XeroSimulator",
     default_port=8904,
     objects=("Contacts", "Invoices", "Payments", "Items"),
