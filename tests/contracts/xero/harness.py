@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from xero_python.accounting import AccountingApi
+from xero_python.api_client.deserializer import deserialize
+from xero_python.identity import IdentityApi
 
 from syncd.sandbox.xero import XeroSimulator
 from syncd.sandbox.xero.app import API_PREFIX
+from syncd.sandbox.xero.books import KINDS
 from tests.contracts.openapi import assert_valid_response, load_spec
 from tests.contracts.xero_rule import fix_xero_spec
 
@@ -62,9 +68,11 @@ class ContractHarness:
         return response
 
     def check(self) -> int:
-        """Validate every Accounting API response recorded since the last check; returns how many were."""
+        """Validate every Accounting API response recorded since the last check against the spec, and parse every
+        successful one with xero-python's own deserializer (the SDK round-trips it); returns how many were."""
         checked = 0
         for exchange in self.exchanges:
+            sdk_parse(exchange)
             if not exchange.path.startswith(API_PREFIX + "/") or exchange.status not in DOCUMENTED:
                 continue
             assert_valid_response(
@@ -83,6 +91,35 @@ class ContractHarness:
             template = "/".join("{id}" if len(p) == 36 and p.count("-") == 4 else p for p in parts)
             seen.add(f"{exchange.method} {template}")
         return seen
+
+
+def sdk_parse(exchange: Exchange) -> None:
+    """Parse a successful answer into xero-python's models (what an SDK user gets), checking ids and stamps."""
+    if exchange.status != 200 or not exchange.body:
+        return
+    data = json.loads(exchange.body, parse_float=Decimal)
+    if exchange.path.lower() == "/connections":
+        parsed = deserialize("list[Connection]", data, IdentityApi().get_model_finder())
+        assert [str(c.tenant_id) for c in parsed] == [d["tenantId"] for d in data]
+        assert all(c.updated_date_utc is not None for c in parsed)
+        return
+    collection = exchange.path.removeprefix(API_PREFIX + "/").split("/")[0]
+    if not exchange.path.startswith(API_PREFIX + "/") or collection not in KINDS:
+        return
+    kind = KINDS[collection]
+    parsed = deserialize(collection, data, AccountingApi().get_model_finder())
+    rows = getattr(parsed, collection.lower())
+    assert len(rows) == len(data[collection])
+    for row, raw in zip(rows, data[collection], strict=True):
+        if kind.id_key in raw:
+            assert str(getattr(row, _snake(kind.id_key))) == raw[kind.id_key]
+        if "UpdatedDateUTC" in raw:
+            assert row.updated_date_utc.tzinfo is not None
+
+
+def _snake(name: str) -> str:
+    """`ContactID` → `contact_id`, as the SDK names model attributes."""
+    return name.removesuffix("ID").lower() + "_id"
 
 
 def all_records(sim: XeroSimulator, obj: str) -> list[dict[str, Any]]:
