@@ -202,3 +202,25 @@ async def test_webhook_signature_intent_to_receive_and_events(harness: ContractH
         assert (event.object, event.record_id, event.kind) == ("Contacts", "717f2bfc-c6d4-41fd-b238-3f2f0c0cf777",
                                                               "updated")
         assert not await connector.register_webhooks("https://syncd.example/webhooks/xero", {})
+
+
+async def test_a_create_whose_answer_is_lost_is_sent_again_and_replayed_not_duplicated(xero: ContractHarness) -> None:
+    async with open_xero(xero) as connector:
+        xero.lose_answers = 2  # applied, then the connection drops: twice
+        made = await connector.create_many("Contacts", [Create("syncd-lost", {"Name": "Lost Answer Ltd",
+                                                                              "ContactNumber": "syncd-lost"})])
+        assert made[0].ok and made[0].id
+        assert [c["ContactID"] for c in xero.sim.records("Contacts") or []] == [made[0].id]
+        await read_all(connector.changes("Contacts", None, timedelta(seconds=5)))
+    assert calls(xero)["PUT /api.xro/2.0/Contacts"] == 3  # the first, and the same request twice more
+
+
+async def test_a_minute_limit_429_is_waited_out(xero: ContractHarness) -> None:
+    async with open_xero(xero) as connector:
+        xero.sim.apply_limits({"window_s": 1, "window_max": 3})
+        made = await connector.create_many("Contacts", [Create(f"syncd-r{n}", {"Name": f"R {n}"}) for n in range(2)])
+        pages = await read_all(connector.changes("Contacts", None, timedelta(seconds=5)))
+        for _ in range(3):
+            await connector.get_many("Contacts", [made[0].id or ""])
+        assert len([r for p in pages for r in p.records]) == 2
+        assert xero.sim.stats.rate_limited >= 1 and connector.limiter.throttled >= 1

@@ -28,7 +28,7 @@ from syncd.connectors.retry import RetryPolicy
 from syncd.connectors.tokens import Grant, TokenManager, TokenStorage
 from syncd.connectors.xero import webhooks
 from syncd.connectors.xero.settings import XeroConnection
-from syncd.connectors.xero.transport import RAW, XeroTransport, validation_messages
+from syncd.connectors.xero.transport import XeroTransport, validation_messages
 from syncd.connectors.xero.values import (
     COLLECTIONS,
     CONTACTS,
@@ -153,7 +153,7 @@ class XeroConnector:
         async with self._tenant_lock:
             if self._tenant is None:
                 http = await self._http()
-                answer = await http.call("GET /connections", lambda api: api.get_connections(**RAW),
+                answer = await http.call("GET /connections", lambda api: api.get_connections(**http.raw),
                                          idempotent=True, identity=True)  # fmt: skip
                 tenants = [c for c in answer.body if isinstance(c, Mapping) and c.get("tenantType") == "ORGANISATION"]
                 if len(tenants) != 1:
@@ -197,7 +197,7 @@ class XeroConnector:
         """One list page (rows, whether more follow, the server's time of the answer)."""
         http = await self._http()
         tenant = await self.tenant()
-        kw: dict[str, Any] = {**RAW, "order": "UpdatedDateUTC ASC"}
+        kw: dict[str, Any] = {**http.raw, "order": "UpdatedDateUTC ASC"}
         if since is not None:
             kw["if_modified_since"] = since
         if where:
@@ -372,7 +372,7 @@ class XeroConnector:
         wrapped = {coll.object: body}
 
         def invoke(api: Any) -> Any:
-            return getattr(api, method)(tenant, wrapped, summarize_errors=False, idempotency_key=key, **RAW)
+            return getattr(api, method)(tenant, wrapped, summarize_errors=False, idempotency_key=key, **http.raw)
 
         for _round in range(CREATE_ROUNDS):
             try:
@@ -472,7 +472,7 @@ class XeroConnector:
         body = {"Status": "DELETED"}
         key = write_key(record_id)
         await http.call("POST Payments/{id}", lambda api: api.delete_payment(
-            tenant, record_id, body, idempotency_key=key, **RAW), idempotent=True, record=record_id)  # fmt: skip
+            tenant, record_id, body, idempotency_key=key, **http.raw), idempotent=True, record=record_id)  # fmt: skip
 
     async def act(self, object: str, id: str, action: str) -> None:
         """Invoice status moves (`void` → VOIDED, or DELETED for a draft Xero will not void; `sent` →

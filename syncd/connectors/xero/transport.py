@@ -130,6 +130,27 @@ class _ThreadToken(OAuth2Token):  # type: ignore[misc]
         return {"type": "oauth2", "in": "header", "key": "Authorization", "value": f"Bearer {self._local.token}"}
 
 
+class _TimedTokenApi(TokenApi):  # type: ignore[misc]
+    """The SDK's token API with a request timeout (its own `refresh_token` sets none, so a silent identity server
+    would hold the refresh, and every call waiting on it, for ever)."""
+
+    def __init__(self, api_client: ApiClient, client_id: str, client_secret: str, timeout: tuple[float, float]
+                 ) -> None:
+        super().__init__(api_client, client_id, client_secret)
+        self.timeout = timeout
+
+    def refresh_token(self, refresh_token: str, scope: list[str]) -> Any:
+        """As `TokenApi.refresh_token` (the same form and parsing), bounded by the timeout."""
+        post_data = {"grant_type": "refresh_token", "scope": " ".join(scope), "refresh_token": refresh_token,
+                     "client_id": self.client_id, "client_secret": self.client_secret}  # fmt: skip
+        response, _status, _headers = self.api_client.call_api(
+            self.refresh_token_url, "POST",
+            header_params={"Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded"},
+            post_params=post_data, auth_settings=None, _preload_content=False, _request_timeout=self.timeout,
+        )  # fmt: skip
+        return self.parse_token_response(response)
+
+
 class XeroTransport:
     """The SDK's clients for one connection, and the one way calls go out."""
 
@@ -153,7 +174,11 @@ class XeroTransport:
         self.accounting = AccountingApi(self.client, base_url=settings.base_url.rstrip("/"))
         parts = urlsplit(settings.base_url)
         self.identity = IdentityApi(self.client, base_url=f"{parts.scheme}://{parts.netloc}")
-        self._token_api = TokenApi(self.client, settings.client_id, settings.client_secret.get_secret_value())
+        # Every SDK call is bounded by the connection's timeout (connect, read): the SDK sets none by itself.
+        self.timeout = (settings.timeout_s, settings.timeout_s)
+        self.raw: dict[str, Any] = {**RAW, "_request_timeout": self.timeout}
+        self._token_api = _TimedTokenApi(self.client, settings.client_id, settings.client_secret.get_secret_value(),
+                                         self.timeout)
         self._token_api.refresh_token_url = settings.identity_url.rstrip("/") + "/connect/token"
         self.server_clock = ServerClock()
 

@@ -46,6 +46,9 @@ class ContractHarness:
     def __init__(self, sim: XeroSimulator) -> None:
         self.sim = sim
         self.exchanges: list[Exchange] = []
+        # Writes whose answer is lost after the simulator applied them (the connection drops): a network fault
+        # the simulator's own faults (which drop before applying) do not make.
+        self.lose_answers = 0
         app = sim.build_app()
         app.middlewares.insert(0, self._record)
         self.server = TestServer(app, host="127.0.0.1", port=0)
@@ -60,6 +63,11 @@ class ContractHarness:
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         response = await handler(request)
+        if self.lose_answers and request.method in ("PUT", "POST") and request.path.startswith(API_PREFIX):
+            self.lose_answers -= 1
+            if request.transport is not None:
+                request.transport.close()
+            raise ConnectionResetError("answer lost after the write was applied")
         body = getattr(response, "body", b"")
         self.exchanges.append(Exchange(
             request.method, request.path, request.query_string, response.status, dict(response.headers),
