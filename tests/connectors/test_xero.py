@@ -162,7 +162,10 @@ async def test_deltas_cursor_and_idle_pass(xero: ContractHarness) -> None:
 
 async def test_updates_are_batched_and_refusals_per_record(xero: ContractHarness) -> None:
     async with open_xero(xero) as connector:
-        made = await connector.create_many("Contacts", [Create(f"syncd-u{n}", {"Name": f"U {n}"}) for n in range(3)])
+        made = await connector.create_many("Contacts", [Create(f"syncd-u{n}", {
+            "Name": f"U {n}", "Addresses.POBOX.AddressLine1": f"{n} Rue Neuve", "Addresses.POBOX.City": "Paris"})
+            for n in range(3)])  # fmt: skip
+        xero.sim.stats.clear()
         outcomes = await connector.update_many("Contacts", [
             Update(made[0].id or "", {"EmailAddress": "u0@example.com"}),
             Update(made[1].id or "", {"Name": "U 2"}),  # taken by the third
@@ -170,7 +173,13 @@ async def test_updates_are_batched_and_refusals_per_record(xero: ContractHarness
         ])  # fmt: skip
         assert outcomes[0].ok and outcomes[2].ok
         assert isinstance(outcomes[1].error, NameTakenError) and outcomes[1].error.holder_id == made[2].id
-    assert calls(xero)["POST /api.xro/2.0/Contacts"] == 1
+        moved = (await connector.get_many("Contacts", [made[2].id or ""]))[made[2].id or ""]
+        # Only the city was mapped and changed: the street the accountant keeps is sent along, not blanked.
+        assert (moved.fields["Addresses.POBOX.City"], moved.fields["Addresses.POBOX.AddressLine1"]) == (
+            "Lyon", "2 Rue Neuve")
+    # One POST for the three; one read for the address to complete; one lookup of the taken name's holder; the
+    # check's read.
+    assert calls(xero) == {"POST /api.xro/2.0/Contacts": 1, "GET /api.xro/2.0/Contacts": 3}
 
 
 def _signed(key: str, body: bytes) -> WebhookRequest:

@@ -35,6 +35,7 @@ from syncd.connectors.xero.values import (
     INVOICES,
     LINE_FIELDS,
     PAYMENTS,
+    TYPED_LISTS,
     condition,
     flatten,
     modified_at,
@@ -427,6 +428,7 @@ class XeroConnector:
         for start in range(0, len(items), BATCH):
             chunk = items[start : start + BATCH]
             body = [{**self._element(coll, i.fields), coll.id_key: i.id} for i in chunk]
+            await self._keep_typed_entries(coll, chunk, body)
             if coll is INVOICES:
                 for element, item in zip(body, chunk, strict=True):
                     if "Type" not in item.fields:
@@ -442,6 +444,25 @@ class XeroConnector:
             for sent, item, row in zip(body, chunk, rows, strict=True):
                 outcomes.append(await self._outcome(coll, sent, row, item.id))
         return outcomes
+
+    async def _keep_typed_entries(self, coll: XeroCollection, items: Sequence[Update], body: list[dict[str, Any]]
+                                  ) -> None:
+        """An address or phone sent is the whole entry of its type to Xero: one that changes some of its parts
+        (the city) is completed from the record as it is now (read for the batch in one call per 20), so the
+        parts syncd does not map (the street) are kept."""
+        touched = [i.id for i in items if any(k.split(".", 1)[0] in TYPED_LISTS for k in i.fields)]
+        if not touched:
+            return
+        current = await self.get_many(coll.object, touched)
+        for element in body:
+            record = current.get(str(element.get(coll.id_key)))
+            if record is None:
+                continue
+            for key, type_key in TYPED_LISTS.items():
+                for entry in element.get(key) or []:
+                    prefix = f"{key}.{entry[type_key]}."
+                    have = {n[len(prefix):]: v for n, v in record.fields.items() if n.startswith(prefix)}
+                    entry.update({k: v for k, v in unflatten(have).items() if k not in entry})
 
     async def delete_many(self, object: str, ids: Sequence[str]) -> Sequence[WriteOutcome]:
         """Contacts archived, invoices voided (or deleted, drafts), payments deleted; items are refused."""

@@ -495,11 +495,13 @@ def _refused_move(status: str, wanted: str, paid: bool, new_lines: bool) -> bool
 
 
 def _merge_typed(current: list[Any], sent: list[Any], type_key: str) -> list[dict[str, Any]]:
-    """Addresses/phones are keyed by their type: a sent one replaces the one of its type."""
+    """Addresses/phones are keyed by their type: a sent one replaces the whole entry of its type (parts not sent
+    are blank afterwards), the other types stay. Unverified: Xero's docs do not say whether parts not sent are
+    kept; this is the stricter reading, which a client that sends whole entries handles either way."""
     merged = {str(e.get(type_key)): dict(e) for e in current if isinstance(e, Mapping)}
     for entry in sent:
         if isinstance(entry, Mapping) and entry.get(type_key):
-            merged[str(entry[type_key])] = {**merged.get(str(entry[type_key]), {}), **entry}
+            merged[str(entry[type_key])] = dict(entry)
     return list(merged.values())
 
 
