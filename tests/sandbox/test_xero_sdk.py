@@ -245,3 +245,17 @@ def test_stamps_are_milliseconds_in_utc() -> None:
     assert outcome.record["UpdatedDateUTC"] == int(moment.timestamp() * 1000)
     assert moment + timedelta(0) == moment
 
+
+
+async def test_organisation_accounts_and_item_deletion_for_other_clients(xero: ContractHarness, sdk: Session) -> None:
+    api, tenant = sdk.accounting, sdk.tenant
+    [organisation] = (await off_loop(lambda: api.get_organisations(tenant))).organisations
+    assert str(organisation.organisation_id) == tenant and organisation.base_currency.value == "USD"
+    accounts = (await off_loop(lambda: api.get_accounts(tenant))).accounts
+    banks = [a.code for a in accounts if a.type.value == "BANK"]
+    assert banks == ["090", "091"] and all(a.enable_payments_to_account for a in accounts if a.type.value == "BANK")
+    made = (await off_loop(lambda: api.create_items(tenant, Items(items=[Item(code="GONE", name="Gone")])))).items[0]
+    await off_loop(lambda: api.delete_item(tenant, made.item_id))
+    assert (await off_loop(lambda: api.get_items(tenant))).items == []
+    with pytest.raises(NotFoundException):
+        await off_loop(lambda: api.delete_item(tenant, made.item_id))

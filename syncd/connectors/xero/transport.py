@@ -278,10 +278,14 @@ class XeroTransport:
         return Answer(status, body, headers, self.server_clock.observe(headers.get("Date")))
 
     def _observe(self, headers: Mapping[str, str]) -> None:
-        """The organisation's remaining calls today and this minute, as Xero reports them."""
+        """The organisation's remaining calls today and this minute, and the app's this minute (shared by every
+        organisation the app serves), as Xero reports them."""
         try:
             day = int(headers["X-DayLimit-Remaining"]) if "X-DayLimit-Remaining" in headers else None
             minute = int(headers["X-MinLimit-Remaining"]) if "X-MinLimit-Remaining" in headers else None
+            app = int(headers["X-AppMinLimit-Remaining"]) if "X-AppMinLimit-Remaining" in headers else None
         except ValueError:
             return
+        if app is not None and (minute is None or app < minute):
+            minute = app  # the app's minute runs out first: the same wait applies
         self._limiter.observe(daily_remaining=day, window_remaining=minute, window_reset_s=60.0)

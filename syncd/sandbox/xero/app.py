@@ -21,6 +21,7 @@ from syncd.sandbox.xero.api import AccountingRoutes
 from syncd.sandbox.xero.books import INVOICES, KINDS, XeroBooks, render
 from syncd.sandbox.xero.guard import XeroGuard, rate_limited
 from syncd.sandbox.xero.identity import IdentityServer, RotatingTokenStore, new_tenant
+from syncd.sandbox.xero.organisation import OrganisationRoutes
 from syncd.sandbox.xero.seeding import seed_xero
 from syncd.sandbox.xero.webhooks import SIGNATURE_HEADER, encode_events, intent_to_receive, signature
 from syncd.sandbox.xero.wire import json_response
@@ -85,6 +86,8 @@ class XeroSimulator(Simulator):
         app.middlewares.append(self.guard.middleware)
         IdentityServer(lambda: self.tokens, lambda: self.tenant).add_to(app)
         self.routes.add_to(app, API_PREFIX)
+        OrganisationRoutes(tenant=lambda: self.tenant, books=lambda: self.books, now_ms=self._now_ms,
+                           after_write=self._notify).add_to(app, API_PREFIX)  # fmt: skip
 
     def _notify(self) -> None:
         """Queue a webhook event for each contact or invoice changed by the last write."""

@@ -80,6 +80,12 @@ class StampOrder:
         self._stamp[record_id] = stamp
         bisect.insort(self._keys, (stamp, record_id))
 
+    def drop(self, record_id: str) -> None:
+        """Forget a deleted record."""
+        old = self._stamp.pop(record_id, None)
+        if old is not None:
+            del self._keys[bisect.bisect_left(self._keys, (old, record_id))]
+
     def after(self, stamp_ms: int | None) -> Iterator[str]:
         """Ids modified after `stamp_ms` (all when None), oldest first."""
         start = 0 if stamp_ms is None else bisect.bisect_right(self._keys, (stamp_ms, "\uffff"))
@@ -479,6 +485,12 @@ class XeroBooks:
                 sales["UnitPrice"] = decimal(sales["UnitPrice"]) or Decimal("0")
             record["SalesDetails"] = sales
         return Outcome(self._store(ITEMS, record, created=existing is None), created=existing is None)
+
+    def delete_item(self, item: Mapping[str, Any]) -> None:
+        """Remove an item for good (Xero deletes items; invoice lines keep their code as text)."""
+        self.records[ITEMS.collection].pop(str(item["ItemID"]), None)
+        self.order[ITEMS.collection].drop(str(item["ItemID"]))
+        self.item_codes.pop(str(item["Code"]).lower(), None)
 
 
 def _refused_move(status: str, wanted: str, paid: bool, new_lines: bool) -> bool:
