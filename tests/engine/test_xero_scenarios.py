@@ -165,3 +165,15 @@ async def test_a_crash_between_create_and_link_leaves_no_duplicate(shelf: Shelf,
     link = await _links(shelf).lookup_crm(shelf.mapping("hubspot").name, "customer", "hubspot", hub_id)
     assert link is not None and link.state == "linked"
 
+
+
+async def test_a_first_sync_of_120_people_creates_them_in_three_calls(shelf: Shelf) -> None:
+    people = [(f"Person{n:03d}", "Example", f"Person{n:03d}@Example.test") for n in range(120)]
+    await _hubspot_people(shelf, people)
+    before = await shelf.requests()
+    assert await shelf.settle() <= 2
+    spent = _spent(before, await shelf.requests())["xero"]
+    # 120 creates in PUTs of 50, and two passes of one list per object: 9 calls (Xero allows 60 a minute).
+    assert spent == {f"PUT {API}/Contacts": 3, f"GET {API}/Contacts": 2, f"GET {API}/Invoices": 2,
+                     f"GET {API}/Payments": 2}
+    assert await shelf.acc.count("Contacts") == 120
