@@ -26,7 +26,7 @@ def _oauth_error(status_code: str, message: str) -> web.Response:
 
 
 def add_oauth_routes(app: web.Application, sim: HubSpotSimulator) -> None:
-    """POST /oauth/v1/token and GET /oauth/authorize."""
+    """POST /oauth/v1/token (and its v3 and 2026-03 successors) and GET /oauth/authorize."""
 
     async def token(request: web.Request) -> web.Response:
         if request.content_type != "application/x-www-form-urlencoded":
@@ -82,7 +82,10 @@ def add_oauth_routes(app: web.Application, sim: HubSpotSimulator) -> None:
         separator = "&" if "?" in redirect_uri else "?"
         raise web.HTTPFound(f"{redirect_uri}{separator}{urlencode(params)}")
 
-    app.router.add_post("/oauth/v1/token", token)
+    # The same grant under the newer published paths (v3, and the date-versioned 2026-03 one that current
+    # readers such as Singer's tap-hubspot call); the v1 path is deprecated but still served by HubSpot.
+    for path in ("/oauth/v1/token", "/oauth/v3/token", "/oauth/2026-03/token"):
+        app.router.add_post(path, token)
     app.router.add_get("/oauth/authorize", authorize)
 
 

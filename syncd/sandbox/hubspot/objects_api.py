@@ -89,7 +89,9 @@ class ObjectRoutes:
         if associations:
             found: dict[str, Any] = {}
             for to_raw in associations:
-                to_obj = self.sim.object_type(to_raw)
+                to_obj = self.sim.associated_type(to_raw)
+                if to_obj is None:
+                    continue
                 results = [
                     {"id": str(to_id), "type": self._type_name(obj, to_obj, specs)}
                     for to_id, specs in self.sim.associations.targets(obj, record.id, to_obj)
