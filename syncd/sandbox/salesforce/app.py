@@ -17,6 +17,7 @@ from syncd.sandbox.control_plane import Handler, json_error
 from syncd.sandbox.oauth_tokens import TokenStore
 from syncd.sandbox.quota import QuotaCounter
 from syncd.sandbox.salesforce.auth import OAuthEndpoints
+from syncd.sandbox.salesforce.bulk import BulkQueryEndpoints
 from syncd.sandbox.salesforce.cdc import ChangeFeed
 from syncd.sandbox.salesforce.collections import CollectionEndpoints
 from syncd.sandbox.salesforce.query import QueryEndpoints
@@ -85,6 +86,7 @@ class SalesforceSimulator(Simulator):
         self.queries = QueryEndpoints(self.store, self.clock)
         self.sobjects = SObjectEndpoints(self.store, self.clock)
         self.collections = CollectionEndpoints(self.store)
+        self.bulk_queries = BulkQueryEndpoints(self.store, self.clock)
 
     # --- routes ---
 
@@ -118,6 +120,8 @@ class SalesforceSimulator(Simulator):
             ("GET", f"{v}/composite/sobjects/{{sobject}}", self.collections.retrieve),
             ("POST", f"{v}/composite/sobjects/{{sobject}}", self.collections.retrieve),
             ("PATCH", f"{v}/composite/sobjects/{{sobject}}/{{field}}", self.collections.upsert),
+            # Bulk API 2.0 query jobs: syncd does not use them, ETL readers of Salesforce do.
+            *self.bulk_queries.routes(v),
         ]
         for method, path, handler in routes:
             # Salesforce answers with and without the trailing slash, and the SDKs use both.
@@ -209,6 +213,7 @@ class SalesforceSimulator(Simulator):
         """Drop every record and open query cursor; credentials stay."""
         self.store.purge()
         self.queries.cursors.clear()
+        self.bulk_queries.jobs.clear()
 
     def seed(self, world: SeedWorld, counts: SeedCounts) -> dict[str, int]:
         """Accounts, Contacts and Opportunities with line items from the seed world."""
