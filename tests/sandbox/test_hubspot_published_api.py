@@ -215,3 +215,31 @@ async def test_v3_association_batch_read_lists_a_company_s_contacts(hub: Contrac
     assert by_company == {c["id"]: set(c["associations"]["contacts"]) for c in companies}
     # The v3 type names the unlabelled edge, as v3 object reads with associations do.
     assert {t["type"] for row in body["results"] for t in row["to"]} == {"company_to_contact_unlabeled"}
+
+
+async def test_token_metadata_and_introspection_describe_the_grant(hub: ContractHarness) -> None:
+    token = hub.sim.tokens.issue_access_token().access_token
+    refresh = hub.sim.tokens.refresh_token
+    async with aiohttp.ClientSession(base_url=hub.base_url) as session:
+        async with session.get(f"/oauth/v1/access-tokens/{token}") as got:
+            info = await got.json()
+        assert got.status == 200 and 0 < info["expires_in"] <= 1800
+        assert "crm.objects.contacts.read" in info["scopes"] and info["hub_id"] == 62515
+        async with session.get(f"/oauth/v1/refresh-tokens/{refresh}") as got:
+            assert got.status == 200 and (await got.json())["client_id"] == hub.sim.client_id
+        form = {"client_id": hub.sim.client_id, "client_secret": hub.sim.client_secret}
+        for path in ("/oauth/v3/token/introspect", "/oauth/2026-03/token/introspect"):
+            async with session.post(path, data=form | {"token": token}) as got:
+                described = await got.json()
+            assert (described["active"], described["token_use"]) == (True, "access_token")
+        async with session.post("/oauth/v3/token/introspect", data=form | {"token": refresh}) as got:
+            assert (await got.json())["token_use"] == "refresh_token"
+        assert hub.check() == 4  # the v1 reads and the v3 introspections (no file describes the 2026-03 path)
+        hub.sim.tokens.expire_all()
+        async with session.get(f"/oauth/v1/access-tokens/{token}") as got:
+            assert got.status == 404
+        async with session.post("/oauth/v3/token/introspect", data=form | {"token": token}) as got:
+            assert await got.json() == {"active": False}
+        async with session.post("/oauth/v3/token/introspect", data={"token": token}) as got:
+            assert got.status == 400 and (await got.json())["error"] == "invalid_client"
+    hub.exchanges.clear()  # {"active": false} is RFC 7662's answer, which the file's schema does not describe

@@ -111,11 +111,13 @@ class HubSpotSimulator(Simulator):
         from syncd.sandbox.hubspot.pipelines import add_pipeline_routes
         from syncd.sandbox.hubspot.properties_api import add_property_routes
         from syncd.sandbox.hubspot.schemas_api import add_schema_routes
+        from syncd.sandbox.hubspot.token_info import add_token_info_routes
         from syncd.sandbox.hubspot.webhooks_api import add_webhooks_routes
 
         app.router.add_post("/_sandbox/restore/{object}/{object_id}", self._handle_restore)
         app.router.add_post("/_sandbox/fresh-portal", self._handle_fresh_portal)
         add_oauth_routes(app, self)
+        add_token_info_routes(app, self, APP_ID)
         add_object_routes(app, self)
         add_association_routes(app, self)
         add_property_routes(app, self)
