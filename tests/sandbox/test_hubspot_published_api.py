@@ -132,6 +132,8 @@ async def test_legacy_properties_list_the_v3_definitions(http: aiohttp.ClientSes
             assert set(legacy) == set(v3)
             assert all(legacy[n]["groupName"] == v3[n]["groupName"] for n in v3)
     assert {p["name"] for p in await get(http, "/companies/v2/properties")} >= {"name", "domain"}
+    # Airbyte's HubSpot source names the object in the singular (`/properties/v2/contact/properties`).
+    assert {p["name"] for p in await get(http, "/properties/v2/contact/properties")} >= {"email", "firstname"}
     phone = await get(http, "/properties/v1/contacts/properties/named/phone")
     assert phone["type"] == "string"  # the legacy API had no phone_number type
     groups = await get(http, "/properties/v2/deals/groups", includeProperties="true")
