@@ -62,6 +62,8 @@ async def test_the_deal_pipeline_is_served_by_v3_and_legacy_paths(hub: ContractH
     assert (await get(http, "/crm/v3/pipelines/deals/default/stages/contractsent"))["label"] == "Contract Sent"
     await get(http, "/crm/v3/pipelines/deals/other", status=404)
     await get(http, "/crm/v3/pipelines/contacts", status=400)
+    # Tickets have pipelines in HubSpot, but the sandbox app has no tickets scope.
+    assert (await get(http, "/crm-pipelines/v1/pipelines/tickets", status=403))["category"] == "MISSING_SCOPES"
     legacy = await get(http, "/deals/v1/pipelines")
     assert [s["stageId"] for s in legacy[0]["stages"]] == stage_ids
     assert [s["closedWon"] for s in legacy[0]["stages"]].count(True) == 1
@@ -112,7 +114,7 @@ async def test_schemas_list_no_custom_objects_and_describe_the_standard_ones(
     assert (await get(http, "/crm-object-schemas/v3/schemas/0-3"))["name"] == "deal"
 
 
-async def test_owners_v3_and_v2_list_the_installing_user(http: aiohttp.ClientSession) -> None:
+async def test_owners_and_users_list_the_installing_user(http: aiohttp.ClientSession) -> None:
     owners = (await get(http, "/crm/v3/owners/", limit="500"))["results"]
     assert len(owners) == 1
     owner = owners[0]
@@ -122,6 +124,9 @@ async def test_owners_v3_and_v2_list_the_installing_user(http: aiohttp.ClientSes
     assert (await get(http, "/crm/v3/owners", email="nobody@example.com"))["results"] == []
     await get(http, "/crm/v3/owners", limit="501", status=400)
     assert [o["ownerId"] for o in await get(http, "/owners/v2/owners")] == [int(owner["id"])]
+    users = (await get(http, "/settings/v3/users/"))["results"]
+    assert [(u["id"], u["email"]) for u in users] == [(str(owner["userId"]), owner["email"])]
+    assert (await get(http, f"/settings/v3/users/{owner['email']}", idProperty="EMAIL"))["id"] == users[0]["id"]
 
 
 async def test_legacy_properties_list_the_v3_definitions(http: aiohttp.ClientSession) -> None:

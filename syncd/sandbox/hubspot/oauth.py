@@ -15,9 +15,13 @@ if TYPE_CHECKING:
 
 HUB_ID = 62515
 USER_ID = 4567
+# What the sandbox app is granted: the objects the portal holds, their schemas (properties, pipelines), and the
+# owners and users that readers list beside them.
 SCOPES = ("crm.objects.contacts.read", "crm.objects.contacts.write", "crm.objects.companies.read",
           "crm.objects.companies.write", "crm.objects.deals.read", "crm.objects.deals.write",
-          "crm.objects.line_items.read", "crm.objects.line_items.write", "crm.schemas.contacts.read", "oauth")
+          "crm.objects.line_items.read", "crm.objects.line_items.write", "crm.schemas.contacts.read",
+          "crm.schemas.companies.read", "crm.schemas.deals.read", "crm.schemas.line_items.read",
+          "crm.objects.owners.read", "settings.users.read", "oauth")
 
 
 # RFC 6749 error codes, which the v3 and 2026-03 token endpoints add beside HubSpot's own (`error`,

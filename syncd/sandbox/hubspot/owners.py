@@ -1,4 +1,5 @@
-"""The portal's one owner (the user who installed the app) and the Owners API: v3 and the legacy v2 list."""
+"""The portal's one user, who installed the app and owns its records: the Owners API (v3 and the legacy v2 list)
+and the Users API (`/settings/v3/users`)."""
 
 from __future__ import annotations
 
@@ -39,9 +40,15 @@ def owner_v2_json() -> dict[str, Any]:
     }
 
 
+def user_json() -> dict[str, Any]:
+    """The user as the Users API (`PublicUser`) answers it."""
+    return {"id": str(USER_ID), "email": OWNER_EMAIL, "firstName": OWNER_FIRST, "lastName": OWNER_LAST,
+            "roleIds": [], "primaryTeamId": None, "secondaryTeamIds": [], "superAdmin": True}
+
+
 def add_owner_routes(app: web.Application, sim: HubSpotSimulator) -> None:
-    """GET /crm/v3/owners (limit, after, email, archived), GET /crm/v3/owners/{ownerId} (idProperty id|userId)
-    and GET /owners/v2/owners."""
+    """GET /crm/v3/owners (limit, after, email, archived), GET /crm/v3/owners/{ownerId} (idProperty id|userId),
+    GET /owners/v2/owners, and GET /settings/v3/users[/{userId}] (idProperty USER_ID|EMAIL)."""
 
     async def list_owners(request: web.Request) -> web.Response:
         raw_limit = request.query.get("limit", "100")
@@ -73,3 +80,20 @@ def add_owner_routes(app: web.Application, sim: HubSpotSimulator) -> None:
     app.router.add_get("/crm/v3/owners/{owner_id}", sim.api(get_owner))
     app.router.add_get("/owners/v2/owners", sim.api(list_v2))
     app.router.add_get("/owners/v2/owners/", sim.api(list_v2))
+
+    async def list_users(request: web.Request) -> web.Response:
+        after = request.query.get("after")
+        return json_response({"results": [user_json()] if not after else []})
+
+    async def get_user(request: web.Request) -> web.Response:
+        id_property = request.query.get("idProperty", "USER_ID")
+        wanted = {"USER_ID": str(USER_ID), "EMAIL": OWNER_EMAIL}.get(id_property)
+        if wanted is None:
+            raise validation_error(f"idProperty must be USER_ID or EMAIL; got {id_property!r}.")
+        if request.match_info["user_id"].lower() != wanted:
+            raise not_found(f"No user with {id_property} {request.match_info['user_id']}.")
+        return json_response(user_json())
+
+    for path in ("/settings/v3/users", "/settings/v3/users/"):
+        app.router.add_get(path, sim.api(list_users))
+    app.router.add_get("/settings/v3/users/{user_id}", sim.api(get_user))

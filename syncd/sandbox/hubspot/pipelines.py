@@ -129,8 +129,7 @@ def add_pipeline_routes(app: web.Application, sim: HubSpotSimulator) -> None:
         return json_response([pipeline_deals_v1_json()])
 
     async def crm_v1(request: web.Request) -> web.Response:
-        if request.match_info["object_type"] != "deals":
-            raise validation_error(f"Object type {request.match_info['object_type']} does not support pipelines.")
+        deals_only(request)
         return json_response({"results": [pipeline_crm_v1_json()]})
 
     base = "/crm/v3/pipelines/{object_type}"
