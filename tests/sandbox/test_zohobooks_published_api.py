@@ -1,5 +1,5 @@
-"""Zoho Books endpoints syncd does not call but other readers do: a contact's persons on their own and the
-organisations list; every answer is checked against Zoho's OpenAPI files for them."""
+"""Zoho Books endpoints syncd does not call but other readers do: a contact's persons on their own, items marked
+inactive, and the organisations list; every answer is checked against Zoho's OpenAPI files for them."""
 
 from __future__ import annotations
 
@@ -78,4 +78,24 @@ async def test_organizations_list_the_sandbox_organisation_without_an_organizati
     assert status == 404, answer
     # Everything else still needs the organisation.
     status, answer = await books.call("GET", "/contacts", organization=None)
+    assert status == 400, answer
+
+
+async def test_items_can_be_marked_inactive_and_filtered_by_status(books: Books) -> None:
+    made = []
+    for name in ("Annual licence", "Support plan"):
+        status, answer = await books.call("POST", "/items", json_body={"name": name, "rate": 100})
+        assert status == 201, answer
+        made.append(answer["item"]["item_id"])
+    status, answer = await books.call("POST", f"/items/{made[0]}/inactive")
+    assert status == 200, answer
+    status, listed = await books.call("GET", "/items", params={"filter_by": "Status.Active"})
+    assert [i["item_id"] for i in listed["items"]] == [made[1]]
+    status, listed = await books.call("GET", "/items", params={"filter_by": "Status.Inactive"})
+    assert [(i["item_id"], i["status"]) for i in listed["items"]] == [(made[0], "inactive")]
+    status, answer = await books.call("POST", f"/items/{made[0]}/active")
+    assert status == 200, answer
+    status, listed = await books.call("GET", "/items")
+    assert {i["status"] for i in listed["items"]} == {"active"}
+    status, answer = await books.call("GET", "/items", params={"filter_by": "Status.Sold"})
     assert status == 400, answer
