@@ -4,6 +4,7 @@ objects the portal does not hold. Responses the vendor's OpenAPI files cover are
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -250,3 +251,45 @@ async def test_token_metadata_and_introspection_describe_the_grant(hub: Contract
         async with session.post("/oauth/v3/token/introspect", data={"token": token}) as got:
             assert got.status == 400 and (await got.json())["error"] == "invalid_client"
     hub.exchanges.clear()  # {"active": false} is RFC 7662's answer, which the file's schema does not describe
+
+
+async def test_property_definitions_in_batches_updates_and_archives(hub: ContractHarness,
+                                                                   http: aiohttp.ClientSession) -> None:
+    async def send(method: str, path: str, body: Any, status: int) -> Any:
+        async with http.request(method, path, json=body) as got:
+            text = await got.text()
+            assert got.status == status, text
+            return None if status == 204 else json.loads(text)
+
+    read = await send("POST", "/crm/v3/properties/contacts/batch/read",
+                      {"inputs": [{"name": "email"}, {"name": "nope"}], "archived": False,
+                       "dataSensitivity": "non_sensitive"}, 207)
+    assert [p["name"] for p in read["results"]] == ["email"] and read["numErrors"] == 1
+    wanted = [{"name": f"shoe_{i}", "label": f"Shoe {i}", "type": "string", "fieldType": "text",
+               "groupName": "contactinformation"} for i in (1, 2)]
+    made = await send("POST", "/crm/v3/properties/contacts/batch/create", {"inputs": wanted}, 201)
+    assert sorted(p["name"] for p in made["results"]) == ["shoe_1", "shoe_2"]
+    # One name already taken fails the whole batch.
+    await send("POST", "/crm/v3/properties/contacts/batch/create",
+               {"inputs": [wanted[0] | {"name": "shoe_3"}, wanted[1]]}, 409)
+    await get(http, "/crm/v3/properties/contacts/shoe_3", status=404)
+    renamed = await send("PATCH", "/crm/v3/properties/contacts/shoe_1", {"label": "Shoe size"}, 200)
+    assert renamed["label"] == "Shoe size"
+    await send("PATCH", "/crm/v3/properties/contacts/email", {"type": "number"}, 400)
+    await send("DELETE", "/crm/v3/properties/contacts/email", None, 400)
+    await send("DELETE", "/crm/v3/properties/contacts/shoe_1", None, 204)
+    await send("POST", "/crm/v3/properties/contacts/batch/archive", {"inputs": [{"name": "shoe_2"}]}, 204)
+    names = {p["name"] for p in (await get(http, "/crm/v3/properties/contacts"))["results"]}
+    assert not names & {"shoe_1", "shoe_2"}
+    # A write naming an archived property is refused, as for any unknown property.
+    await send("POST", "/crm/v3/objects/contacts", {"properties": {"email": "a@b.example", "shoe_1": "9"}}, 400)
+
+    group = await get(http, "/crm/v3/properties/deals/groups/dealinformation")
+    assert group["label"] == "Deal information"
+    relabelled = await send("PATCH", "/crm/v3/properties/deals/groups/dealinformation", {"label": "Deal facts"}, 200)
+    assert relabelled["label"] == "Deal facts"
+    await send("DELETE", "/crm/v3/properties/deals/groups/dealinformation", None, 400)  # still holds properties
+    await send("POST", "/crm/v3/properties/deals/groups", {"name": "spare", "label": "Spare"}, 201)
+    await send("DELETE", "/crm/v3/properties/deals/groups/spare", None, 204)
+    await get(http, "/crm/v3/properties/deals/groups/spare", status=404)
+    assert hub.check() >= 15
