@@ -293,3 +293,25 @@ async def test_property_definitions_in_batches_updates_and_archives(hub: Contrac
     await send("DELETE", "/crm/v3/properties/deals/groups/spare", None, 204)
     await get(http, "/crm/v3/properties/deals/groups/spare", status=404)
     assert hub.check() >= 15
+
+
+async def test_gdpr_delete_removes_a_contact_for_good(hub: ContractHarness, http: aiohttp.ClientSession) -> None:
+    contacts = [r for r in hub.sim.records("contacts") or [] if r["associations"].get("companies")]
+    gone, by_email = contacts[0], contacts[1]
+    company = gone["associations"]["companies"][0]
+    async with http.post("/crm/v3/objects/contacts/gdpr-delete", json={"objectId": gone["id"]}) as got:
+        assert got.status == 204
+    await get(http, f"/crm/v3/objects/contacts/{gone['id']}", status=404)
+    await get(http, f"/crm/v3/objects/contacts/{gone['id']}", status=404, archived="true")
+    listed = await get(http, f"/crm/v4/objects/companies/{company}/associations/contacts")
+    assert gone["id"] not in {str(r["toObjectId"]) for r in listed["results"]}
+    # By e-mail, and the address is free again.
+    email = by_email["properties"]["email"]
+    async with http.post("/crm/v3/objects/contacts/gdpr-delete",
+                         json={"objectId": email, "idProperty": "email"}) as got:
+        assert got.status == 204
+    async with http.post("/crm/v3/objects/contacts", json={"properties": {"email": email}}) as got:
+        assert got.status == 201
+    async with http.post("/crm/v3/objects/contacts/gdpr-delete", json={"objectId": "999999"}) as got:
+        assert got.status == 404
+    assert not any(r["id"] in (gone["id"], by_email["id"]) for r in hub.sim.records("contacts") or [])
