@@ -20,6 +20,7 @@ from syncd.sandbox.salesforce.auth import OAuthEndpoints
 from syncd.sandbox.salesforce.bulk import BulkQueryEndpoints
 from syncd.sandbox.salesforce.cdc import ChangeFeed
 from syncd.sandbox.salesforce.collections import CollectionEndpoints
+from syncd.sandbox.salesforce.identity import IdentityEndpoints
 from syncd.sandbox.salesforce.query import QueryEndpoints
 from syncd.sandbox.salesforce.records import RecordError, RecordStore
 from syncd.sandbox.salesforce.responses import (
@@ -95,6 +96,7 @@ class SalesforceSimulator(Simulator):
         app.middlewares.append(self._api_middleware)
         app.router.add_post("/_sandbox/merge/{object}", self._handle_merge)
         app.add_routes(self.oauth.routes())
+        app.add_routes(IdentityEndpoints(self.tokens).routes())
         v = f"/services/data/{{version:{VERSION_PATTERN}}}"
         routes: list[tuple[str, str, Handler]] = [
             ("GET", "/services/data", self._versions),
