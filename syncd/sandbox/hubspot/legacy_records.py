@@ -44,7 +44,7 @@ class LegacyRender:
             return str(ms) if ms is not None else text
         return text
 
-    def names(self, obj: str, record: Record, wanted: list[str] | None) -> list[str]:
+    def names(self, record: Record, wanted: list[str] | None) -> list[str]:
         """The properties to show: the requested ones that have a value, or every one with a value."""
         if wanted is None:
             return sorted(record.properties)
@@ -59,7 +59,7 @@ class LegacyRender:
     ) -> dict[str, Any]:
         """Companies v2 / deals v1 properties: value, timestamp, source and (with `history`) versions."""
         out: dict[str, Any] = {}
-        for name in self.names(obj, record, wanted):
+        for name in self.names(record, wanted):
             value = self.value(obj, name, record.properties[name])
             stamp = self.stamp(record, name)
             entry: dict[str, Any] = {"value": value, "timestamp": stamp, "source": "API", "sourceId": None}
@@ -71,7 +71,7 @@ class LegacyRender:
     def contact_properties(self, record: Record, wanted: list[str] | None, *, versions: bool) -> dict[str, Any]:
         """Contacts v1 properties: value, with versions on a profile read."""
         out: dict[str, Any] = {}
-        for name in self.names("contacts", record, wanted):
+        for name in self.names(record, wanted):
             value = self.value("contacts", name, record.properties[name])
             entry: dict[str, Any] = {"value": value}
             if versions:
