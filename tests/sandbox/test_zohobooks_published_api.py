@@ -99,3 +99,17 @@ async def test_items_can_be_marked_inactive_and_filtered_by_status(books: Books)
     assert {i["status"] for i in listed["items"]} == {"active"}
     status, answer = await books.call("GET", "/items", params={"filter_by": "Status.Sold"})
     assert status == 400, answer
+
+
+async def test_item_details_reads_several_items_in_one_call(books: Books) -> None:
+    made = []
+    for name in ("Annual licence", "Support plan", "Implementation package"):
+        status, answer = await books.call("POST", "/items", json_body={"name": name, "rate": 100})
+        made.append(answer["item"]["item_id"])
+    status, answer = await books.call("GET", "/itemdetails", params={"item_ids": f"{made[2]},{made[0]}"})
+    assert status == 200, answer
+    assert [i["item_id"] for i in answer["items"]] == [made[2], made[0]]
+    status, answer = await books.call("GET", "/itemdetails", params={"item_ids": f"{made[0]},123456789"})
+    assert status == 404, answer
+    status, answer = await books.call("GET", "/itemdetails")
+    assert status == 400, answer

@@ -25,6 +25,7 @@ SPEC_FILES = {
     "invoices": "zoho-books-invoices.yml",
     "customerpayments": "zoho-books-customer-payments.yml",
     "items": "zoho-books-items.yml",
+    "itemdetails": "zoho-books-items.yml",
     "organizations": "zoho-books-organizations.yml",
 }
 # Paths under /contacts that Zoho documents in a file of their own.
