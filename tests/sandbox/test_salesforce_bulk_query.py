@@ -1,17 +1,22 @@
-"""Bulk API 2.0 query jobs on the Salesforce simulator, which ETL readers use for large reads, driven by
-simple-salesforce's own Bulk 2.0 client (`sf.bulk2`): CSV results page by page behind `Sforce-Locator`, queryAll
-with deleted records, parent fields, and the refusals."""
+"""Bulk query jobs on the Salesforce simulator, which ETL readers use for large reads, driven by simple-salesforce's
+own clients: Bulk API 2.0 (`sf.bulk2`: CSV results page by page behind `Sforce-Locator`, queryAll with deleted
+records, parent fields, refusals) and Bulk API 1.0 in JSON (`sf.bulk`: query jobs and their refusals)."""
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from simple_salesforce.api import Salesforce
-from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceResourceNotFound
+from simple_salesforce.exceptions import (
+    SalesforceGeneralError,
+    SalesforceMalformedRequest,
+    SalesforceResourceNotFound,
+)
 
 from syncd.sandbox.seeding import SeedCounts, SeedWorld
 from tests.sandbox.test_salesforce import Org, call, served
@@ -92,3 +97,32 @@ async def test_bad_bulk_queries_are_refused(org: Org, sf: Any) -> None:
     assert aborted["state"] == "Aborted"
     with pytest.raises(SalesforceMalformedRequest):
         await call(sf.bulk2.Contact._client.get_query_results, job["id"])
+
+
+async def test_a_bulk_v1_query_through_simple_salesforce_reads_every_contact(org: Org, sf: Any) -> None:
+    org.simulator.seed(SeedWorld.build(3, 30), SeedCounts(contacts=30, companies=6))
+    org.simulator.stats.clear()
+    read = await call(sf.bulk.Contact.query, "SELECT Id, Email, CreatedDate, Account.Name FROM Contact", wait=0)
+    contacts = {c["Id"]: c for c in org.simulator.records("Contact") or [] if not c["IsDeleted"]}
+    assert {r["Id"] for r in read} == set(contacts)
+    first = read[0]
+    assert first["attributes"]["type"] == "Contact"
+    # Bulk API 1.0 writes dates in JSON as epoch milliseconds.
+    created = dt.datetime.strptime(contacts[first["Id"]]["CreatedDate"], "%Y-%m-%dT%H:%M:%S.%f%z")
+    assert first["CreatedDate"] == round(created.timestamp() * 1000)
+    assert all(r["Account"] is None or set(r["Account"]) == {"attributes", "Name"} for r in read)
+    # Job, batch, close, one batch poll, the result list and the result set.
+    assert sum(org.simulator.stats.requests.values()) == 6
+
+
+async def test_bulk_v1_refusals(org: Org, sf: Any) -> None:
+    with pytest.raises(SalesforceGeneralError) as bad_query:
+        await call(sf.bulk.Contact.query, "SELECT Shoe_Size__c FROM Contact", wait=0)
+    assert "INVALID_FIELD" in str(bad_query.value)
+    with pytest.raises(SalesforceMalformedRequest) as insert:
+        await call(sf.bulk.Contact.insert, [{"LastName": "Lee"}])
+    assert insert.value.content["exceptionCode"] == "InvalidJob"
+    dead = Salesforce(instance_url=org.url, session_id="00D!nope", session=sf.session, version="59.0")
+    with pytest.raises(SalesforceMalformedRequest) as session:
+        await call(dead.bulk.Contact.query, "SELECT Id FROM Contact", wait=0)
+    assert session.value.content["exceptionCode"] == "InvalidSessionId"

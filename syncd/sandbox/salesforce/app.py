@@ -18,6 +18,7 @@ from syncd.sandbox.oauth_tokens import TokenStore
 from syncd.sandbox.quota import QuotaCounter
 from syncd.sandbox.salesforce.auth import OAuthEndpoints
 from syncd.sandbox.salesforce.bulk import BulkQueryEndpoints
+from syncd.sandbox.salesforce.bulk_v1 import BulkV1Endpoints
 from syncd.sandbox.salesforce.cdc import ChangeFeed
 from syncd.sandbox.salesforce.collections import CollectionEndpoints
 from syncd.sandbox.salesforce.identity import IdentityEndpoints
@@ -88,6 +89,7 @@ class SalesforceSimulator(Simulator):
         self.sobjects = SObjectEndpoints(self.store, self.clock)
         self.collections = CollectionEndpoints(self.store)
         self.bulk_queries = BulkQueryEndpoints(self.store, self.clock)
+        self.bulk_v1 = BulkV1Endpoints(self.store, self.tokens, self.quota, self.clock)
 
     # --- routes ---
 
@@ -97,6 +99,8 @@ class SalesforceSimulator(Simulator):
         app.router.add_post("/_sandbox/merge/{object}", self._handle_merge)
         app.add_routes(self.oauth.routes())
         app.add_routes(IdentityEndpoints(self.tokens).routes())
+        # Bulk API 1.0 lives outside /services/data and checks its own session header.
+        app.add_routes(self.bulk_v1.routes())
         v = f"/services/data/{{version:{VERSION_PATTERN}}}"
         routes: list[tuple[str, str, Handler]] = [
             ("GET", "/services/data", self._versions),
@@ -216,6 +220,7 @@ class SalesforceSimulator(Simulator):
         self.store.purge()
         self.queries.cursors.clear()
         self.bulk_queries.jobs.clear()
+        self.bulk_v1.jobs.clear()
 
     def seed(self, world: SeedWorld, counts: SeedCounts) -> dict[str, int]:
         """Accounts, Contacts and Opportunities with line items from the seed world."""
