@@ -181,6 +181,7 @@ class LegacyRoutes:
     # --- contacts v1 ---
 
     async def all_contacts(self, request: web.Request) -> web.Response:
+        """`/contacts/v1/lists/all/contacts/all`: id order, the next page after `vid-offset`."""
         count = _count(request, "count", 20, CONTACTS_MAX)
         wanted = _wanted(request, "property") or list(CONTACT_LIST_DEFAULTS)
         page = list(islice(self._live("contacts", _offset(request, "vidOffset")), count + 1))
@@ -212,6 +213,7 @@ class LegacyRoutes:
         })
 
     async def contact_profile(self, request: web.Request) -> web.Response:
+        """`/contacts/v1/contact/vid|email/.../profile`: every property, with versions."""
         if "vid" in request.match_info:
             record = self._record("contacts", request.match_info["vid"])
         else:
@@ -256,6 +258,7 @@ class LegacyRoutes:
         })
 
     async def one(self, request: web.Request, *, obj: str) -> web.Response:
+        """`/companies/v2/companies/{id}` and `/deals/v1/deal/{id}`: every property, with versions."""
         record = self._record(obj, request.match_info["record_id"])
         return json_response(self._row(request, obj, record, None, True))
 
