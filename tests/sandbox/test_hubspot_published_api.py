@@ -315,3 +315,25 @@ async def test_gdpr_delete_removes_a_contact_for_good(hub: ContractHarness, http
     async with http.post("/crm/v3/objects/contacts/gdpr-delete", json={"objectId": "999999"}) as got:
         assert got.status == 404
     assert not any(r["id"] in (gone["id"], by_email["id"]) for r in hub.sim.records("contacts") or [])
+
+
+async def test_v3_association_batch_create_and_archive_name_the_v3_types(hub: ContractHarness,
+                                                                         http: aiohttp.ClientSession) -> None:
+    deal = (hub.sim.records("deals") or [])[0]
+    company = next(c for c in hub.sim.records("companies") or [] if c["id"] not in deal["associations"]["companies"])
+    pair = {"from": {"id": deal["id"]}, "to": {"id": company["id"]}}
+    async with http.post("/crm/v3/associations/deals/companies/batch/create",
+                         json={"inputs": [pair | {"type": "deal_to_company"}]}) as got:
+        made = await got.json()
+    assert got.status == 201 and made["results"][0]["type"] == "deal_to_company"
+    linked = await get(http, f"/crm/v4/objects/deals/{deal['id']}/associations/companies")
+    assert company["id"] in {str(r["toObjectId"]) for r in linked["results"]}
+    async with http.post("/crm/v3/associations/deals/companies/batch/create",
+                         json={"inputs": [pair | {"type": "deal_to_contact"}]}) as refused:
+        assert refused.status == 400
+    for kind in ("deal_to_company", "deal_to_company_unlabeled"):
+        async with http.post("/crm/v3/associations/deals/companies/batch/archive",
+                             json={"inputs": [pair | {"type": kind}]}) as got:
+            assert got.status == 204
+    linked = await get(http, f"/crm/v4/objects/deals/{deal['id']}/associations/companies")
+    assert company["id"] not in {str(r["toObjectId"]) for r in linked["results"]}

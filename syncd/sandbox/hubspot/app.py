@@ -104,6 +104,7 @@ class HubSpotSimulator(Simulator):
         """OAuth, objects, search, properties, associations, the Webhooks management API, and the published
         endpoints other readers call: schemas, pipelines, owners, legacy v1/v2 properties and records."""
         from syncd.sandbox.hubspot.associations_api import add_association_routes
+        from syncd.sandbox.hubspot.associations_v3 import add_v3_association_routes
         from syncd.sandbox.hubspot.legacy_properties import add_legacy_property_routes
         from syncd.sandbox.hubspot.legacy_records import add_legacy_record_routes
         from syncd.sandbox.hubspot.objects_api import add_object_routes
@@ -124,6 +125,7 @@ class HubSpotSimulator(Simulator):
         add_webhooks_routes(app, self)
         # What syncd does not call but other readers of HubSpot do (issue 11: users point their tools here too).
         add_schema_routes(app, self)
+        add_v3_association_routes(app, self)
         add_pipeline_routes(app, self)
         add_owner_routes(app, self)
         add_legacy_property_routes(app, self)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from syncd.sandbox.hubspot.associations import DEFAULT_TYPES, AssociationType, type_name, valid_type
+from syncd.sandbox.hubspot.associations import DEFAULT_TYPES, AssociationType, valid_type
 from syncd.sandbox.hubspot.catalog import OBJECT_TYPE_IDS
 from syncd.sandbox.hubspot.errors import json_response, not_found, standard_error, validation_error
 from syncd.sandbox.hubspot.values import iso_ms
@@ -34,8 +34,6 @@ def add_association_routes(app: web.Application, sim: HubSpotSimulator) -> None:
     app.router.add_post(batch + "/archive", sim.api(routes.batch_archive))
     app.router.add_post(batch + "/labels/archive", sim.api(routes.batch_labels_archive))
     app.router.add_post(batch + "/associate/default", sim.api(routes.batch_default))
-    # The v3 associations API's batch read, which readers such as Singer's tap-hubspot still call.
-    app.router.add_post("/crm/v3/associations/{object_type}/{to_type}/batch/read", sim.api(routes.batch_read_v3))
 
 
 def _spec_json(spec: AssociationType) -> dict[str, Any]:
@@ -201,26 +199,6 @@ class AssociationRoutes:
                 results.append(entry)
             else:
                 missing.append(ident)  # HubSpot reports records without associations as errors too
-        errors = [standard_error("OBJECT_NOT_FOUND", f"No {to_obj} is associated with {from_obj} {i}.",
-                                 {"fromObjectId": [i]}) for i in missing]
-        return self._batch_response(results, errors, 200)
-
-    async def batch_read_v3(self, request: web.Request) -> web.Response:
-        """v3 shape: each result lists `to` as {id, type} with the v3 type name; no paging per record."""
-        from_obj, to_obj = self._pair(request)
-        results, missing = [], []
-        for item in self._inputs(await self.sim.json_body(request), BATCH_MAX):
-            ident = str(item.get("id", "")) if isinstance(item, Mapping) else ""
-            record = self.sim.store.get(from_obj, ident)
-            targets = self.sim.associations.targets(from_obj, record.id, to_obj) if record is not None else []
-            if not targets:
-                missing.append(ident)  # unknown records and records without associations are both errors
-                continue
-            results.append({
-                "from": {"id": str(record.id) if record is not None else ident},
-                "to": [{"id": str(to_id), "type": type_name(from_obj, to_obj, max(specs, key=lambda s: s.type_id))}
-                       for to_id, specs in targets],
-            })
         errors = [standard_error("OBJECT_NOT_FOUND", f"No {to_obj} is associated with {from_obj} {i}.",
                                  {"fromObjectId": [i]}) for i in missing]
         return self._batch_response(results, errors, 200)
