@@ -66,7 +66,9 @@ async def test_query_all_jobs_include_deleted_records_and_jobs_can_be_listed_and
                                                                                         sf: Any) -> None:
     made = [await call(sf.Account.create, {"Name": f"Acme {i}"}) for i in range(3)]
     await call(sf.Account.delete, made[0]["id"])
-    live = rows(await call(lambda: list(sf.bulk2.Account.query("SELECT Id FROM Account", wait=0))))
+    live = rows(await call(lambda: list(sf.bulk2.Account.query("SELECT Id, CreatedDate FROM Account", wait=0))))
+    # Bulk API 2.0 writes date-times in UTC with a Z where the REST API writes +0000.
+    assert {r["CreatedDate"] for r in live} == {"2025-06-02T09:00:00.000Z"}
     every = rows(await call(lambda: list(sf.bulk2.Account.query_all("SELECT Id, IsDeleted FROM Account", wait=0))))
     assert {r["Id"] for r in live} == {m["id"] for m in made[1:]}
     assert {(r["Id"], r["IsDeleted"]) for r in every} == {(made[0]["id"], "true")} | {

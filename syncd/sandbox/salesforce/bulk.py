@@ -17,7 +17,7 @@ from syncd.sandbox.salesforce.ids import mint_id
 from syncd.sandbox.salesforce.records import RecordError, RecordStore, SfError, format_timestamp
 from syncd.sandbox.salesforce.responses import read_object, sf_json, version_number
 from syncd.sandbox.salesforce.schema import INTEGRATION_USER_ID
-from syncd.sandbox.salesforce.soql import SoqlError, run_soql
+from syncd.sandbox.salesforce.soql import CompiledQuery, SoqlError, run_soql
 
 JOB_KEY_PREFIX = "750"
 DEFAULT_MAX_RECORDS = 10_000  # a results page without maxRecords holds at most this many rows here
@@ -57,25 +57,31 @@ class QueryJob:
         return body
 
 
-def _cell(value: Any) -> str:
-    """A field value as Bulk API CSV writes it: empty for null, lower-case booleans."""
+def _cell(value: Any, field_type: str | None) -> str:
+    """A field value as Bulk API 2.0 CSV writes it: empty for null, lower-case booleans, date-times in UTC with
+    a `Z` (the REST API writes `+0000`)."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if field_type == "datetime" and isinstance(value, str) and value.endswith("+0000"):
+        return value[: -len("+0000")] + "Z"
     return str(value)
 
 
-def _flatten(projected: dict[str, Any], columns: list[str]) -> list[str]:
+def _flatten(compiled: CompiledQuery, projected: dict[str, Any]) -> list[str]:
     """The CSV row of a projected record: parent fields (`Account.Name`) read from their nested object."""
     row = []
-    for column in columns:
+    for column in compiled.fields:
         relationship, _, parent_field = column.partition(".")
         if parent_field:
             parent = projected.get(relationship)
-            row.append(_cell(parent.get(parent_field) if isinstance(parent, dict) else None))
+            described = compiled.relations[relationship][1].field(parent_field)
+            value = parent.get(parent_field) if isinstance(parent, dict) else None
         else:
-            row.append(_cell(projected.get(column)))
+            described = compiled.spec.field(column)
+            value = projected.get(column)
+        row.append(_cell(value, described.type if described is not None else None))
     return row
 
 
@@ -125,7 +131,7 @@ class BulkQueryEndpoints:
         if compiled.count_only:
             raise RecordError(400, [SfError("API_ERROR", "COUNT() is not supported by Bulk API query jobs")])
         columns = list(compiled.fields)
-        rows = [_flatten(compiled.project(r, self._parent), columns) for r in records]
+        rows = [_flatten(compiled, compiled.project(r, self._parent)) for r in records]
         self._serial += 1
         now = self.clock()
         job = QueryJob(mint_id(JOB_KEY_PREFIX, self._serial), operation, compiled.spec.name, now,
