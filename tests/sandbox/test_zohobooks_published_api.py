@@ -113,3 +113,29 @@ async def test_item_details_reads_several_items_in_one_call(books: Books) -> Non
     assert status == 404, answer
     status, answer = await books.call("GET", "/itemdetails")
     assert status == 400, answer
+
+
+async def test_a_contact_s_further_addresses(books: Books) -> None:
+    ann = await new_contact(books, "Ann Lee")
+    path = f"/contacts/{ann['contact_id']}/address"
+    status, made = await books.call("POST", path, json_body={"attention": "Accounts", "address": "1 Main St",
+                                                            "city": "Boston", "country": "USA"})
+    assert status == 200, made
+    address_id = made["address_info"]["address_id"]
+    status, listed = await books.call("GET", path)
+    assert [(a["address_id"], a["city"]) for a in listed["addresses"]] == [(address_id, "Boston")]
+    status, updated = await books.call("PUT", f"{path}/{address_id}", json_body={"address_id": address_id,
+                                                                                 "city": "Salem"})
+    assert status == 200 and updated["address_info"]["address"] == "1 Main St"
+    assert updated["address_info"]["city"] == "Salem"
+    status, answer = await books.call("POST", path, json_body={"city": 42})
+    assert status == 400, answer
+    status, answer = await books.call("DELETE", f"{path}/{address_id}")
+    assert status == 200, answer
+    status, answer = await books.call("DELETE", f"{path}/{address_id}")
+    assert status == 404, answer
+    status, listed = await books.call("GET", path)
+    assert listed["addresses"] == []
+    # The contact's billing address is its own, untouched.
+    status, contact = await books.call("GET", f"/contacts/{ann['contact_id']}")
+    assert contact["contact"]["billing_address"]["city"] == ""

@@ -16,6 +16,7 @@ from syncd.sandbox.quota import QuotaCounter
 from syncd.sandbox.seeding import SeedCounts, SeedWorld
 from syncd.sandbox.webhook_dispatcher import WebhookDispatcher
 from syncd.sandbox.zohobooks.accounts import AccountsServer
+from syncd.sandbox.zohobooks.addresses import AddressRoutes
 from syncd.sandbox.zohobooks.contact_persons import ContactPersonRoutes
 from syncd.sandbox.zohobooks.contacts import ContactRoutes, contact_json
 from syncd.sandbox.zohobooks.context import BooksContext
@@ -78,6 +79,7 @@ class ZohoBooksSimulator(Simulator):
         self.payment_routes = PaymentRoutes(self.ctx)
         self.item_routes = ItemRoutes(self.ctx)
         self.person_routes = ContactPersonRoutes(self.ctx)
+        self.address_routes = AddressRoutes(self.ctx)
         self.organization_routes = OrganizationRoutes(lambda: self.organization_id)
 
     # --- the application ---
@@ -93,9 +95,9 @@ class ZohoBooksSimulator(Simulator):
         )
         app.middlewares.append(guard.middleware)
         AccountsServer(lambda: self.tokens, lambda request: f"{request.scheme}://{request.host}").add_to(app)
-        # Contact persons and organisations are not called by syncd: other readers of Books call them.
+        # Contact persons, addresses and organisations are not called by syncd: other readers of Books call them.
         for routes in (self.contact_routes, self.invoice_routes, self.payment_routes, self.item_routes,
-                       self.person_routes, self.organization_routes):
+                       self.person_routes, self.address_routes, self.organization_routes):
             routes.add_to(app, API_PREFIX)
 
     def _count_rate_limited(self) -> None:
