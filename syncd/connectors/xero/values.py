@@ -197,8 +197,15 @@ def is_guid(value: str) -> bool:
     return GUID.fullmatch(value) is not None
 
 
+# Fields Xero compares without case where it matters to syncd (a contact's e-mail, its unique Name): asked with
+# `.ToLower()` (Xero's documented filter form), so the lookup finds them whatever the case of the stored value.
+CASELESS = frozenset({"EmailAddress", "Name"})
+
+
 def condition(field: str, value: str) -> str:
-    """One equality of a `where` filter, GUID-typed for id fields."""
+    """One equality of a `where` filter: GUID-typed for id fields, lower-cased on both sides for `CASELESS`."""
     if field.endswith("ID") and is_guid(value):
         return f'{field}==guid("{value}")'
+    if field in CASELESS:
+        return f"{field}.ToLower()=={quote(value.lower())}"
     return f"{field}=={quote(value)}"

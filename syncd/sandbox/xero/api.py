@@ -115,6 +115,8 @@ class AccountingRoutes:
         indexed: list[str] | None = None
         if kind is CONTACTS and isinstance(equal.get("Name"), str):
             indexed = _present(books.contact_names.get(equal["Name"].strip().lower()))
+        elif kind is CONTACTS and isinstance(equal.get("EmailAddress"), str):
+            indexed = sorted(books.contact_emails.get(equal["EmailAddress"].lower(), ()))
         elif kind is CONTACTS and isinstance(equal.get("ContactNumber"), str):
             indexed = _present(books.contact_numbers.get(equal["ContactNumber"]))
         elif kind is INVOICES and isinstance(equal.get("InvoiceNumber"), str):

@@ -108,6 +108,7 @@ class XeroBooks:
         self.order: dict[str, StampOrder] = {k: StampOrder() for k in KINDS}
         self.contact_names: dict[str, str] = {}  # lower-cased active Name -> ContactID
         self.contact_numbers: dict[str, str] = {}
+        self.contact_emails: dict[str, set[str]] = {}  # lower-cased EmailAddress -> ContactIDs
         self.invoice_numbers: dict[str, str] = {}
         self.item_codes: dict[str, str] = {}
         self.payments_of: dict[str, list[str]] = {}  # InvoiceID -> PaymentIDs
@@ -146,10 +147,11 @@ class XeroBooks:
         if stamp:
             record["UpdatedDateUTC"] = max(self.now_ms(), int(record.get("UpdatedDateUTC", 0)))
         record_id = str(record[kind.id_key])
+        previous = self.records[kind.collection].get(record_id)
         self.records[kind.collection][record_id] = record
         self.order[kind.collection].put(record_id, int(record["UpdatedDateUTC"]))
         if kind is CONTACTS:
-            self._index_contact(record)
+            self._index_contact(record, previous)
         elif kind is INVOICES and record.get("InvoiceNumber"):
             self.invoice_numbers[str(record["InvoiceNumber"]).lower()] = record_id
         elif kind is ITEMS:
@@ -163,15 +165,21 @@ class XeroBooks:
             self.changed.append((kind, record, created))
         return record
 
-    def _index_contact(self, record: dict[str, Any]) -> None:
+    def _index_contact(self, record: dict[str, Any], previous: Mapping[str, Any] | None) -> None:
+        """Move a contact's entries in the name, number and e-mail indexes from its previous version."""
         record_id = record["ContactID"]
-        for key, holder in list(self.contact_names.items()):
-            if holder == record_id:
-                del self.contact_names[key]
+        if previous is not None:
+            if self.contact_names.get(str(previous.get("Name", "")).strip().lower()) == record_id:
+                del self.contact_names[str(previous["Name"]).strip().lower()]
+            self.contact_emails.get(str(previous.get("EmailAddress", "")).lower(), set()).discard(record_id)
+            if self.contact_numbers.get(str(previous.get("ContactNumber", ""))) == record_id:
+                del self.contact_numbers[str(previous["ContactNumber"])]
         if record.get("ContactStatus") == "ACTIVE":
             self.contact_names[str(record["Name"]).strip().lower()] = record_id
         if record.get("ContactNumber"):
             self.contact_numbers[str(record["ContactNumber"])] = record_id
+        if record.get("EmailAddress"):
+            self.contact_emails.setdefault(str(record["EmailAddress"]).lower(), set()).add(record_id)
 
     # --- contacts ---
 

@@ -1,5 +1,6 @@
-"""Xero's `where` filter: `Field=="text"`, `Contact.ContactID==guid("…")`, `Status!="DELETED"`, `.Contains("x")`,
-`.StartsWith("x")`, numbers and booleans, joined by AND / OR (AND binds tighter; no parentheses).
+"""Xero's `where` filter: `Field=="text"`, `Name.ToLower()=="text"`, `Contact.ContactID==guid("…")`,
+`Status!="DELETED"`, `.Contains("x")`, `.StartsWith("x")`, numbers and booleans, joined by AND / OR (AND binds
+tighter; no parentheses).
 
 Text compares case-insensitively (unverified: Xero's filters run on its database's collation, which users report
 as case-insensitive; clients that need exact matches must check the answer themselves)."""
@@ -13,8 +14,8 @@ from decimal import Decimal
 from typing import Any
 
 _TERM = re.compile(
-    r"""\s*(?P<field>[A-Za-z][A-Za-z0-9]*(?:\.[A-Za-z][A-Za-z0-9]*)*?)
-        (?:(?P<op>==|!=|>=|<=|>|<)\s*(?P<value>"(?:[^"\\]|\\.)*"|[Gg]uid\("[^"]*"\)|-?\d+(?:\.\d+)?|true|false|null)
+    r"""\s*(?P<field>[A-Za-z][A-Za-z0-9]*(?:\.[A-Za-z][A-Za-z0-9]*)*?)(?P<case>\.ToLower\(\)|\.ToUpper\(\))?
+        \s*(?:(?P<op>==|!=|>=|<=|>|<)\s*(?P<value>"(?:[^"\\]|\\.)*"|[Gg]uid\("[^"]*"\)|-?\d+(?:\.\d+)?|true|false|null)
           |\.(?P<method>Contains|StartsWith|EndsWith)\("(?P<arg>(?:[^"\\]|\\.)*)"\))\s*""",
     re.VERBOSE,
 )
