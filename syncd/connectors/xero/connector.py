@@ -366,7 +366,7 @@ class XeroConnector:
 
     async def _write(self, coll: XeroCollection, verb: str, body: list[dict[str, Any]], key: str,
                      record: str | None) -> list[Mapping[str, Any]]:
-        """One batched write; the same request (same key) again after a lost answer, a few times."""
+        """One batched write; the same request (same `Idempotency-Key`) again after a lost answer, a few times."""
         http = await self._http()
         tenant = await self.tenant()
         method = f"{'create' if verb == 'create' else 'update_or_create'}_{coll.object.lower()}"
@@ -377,8 +377,10 @@ class XeroConnector:
 
         for _round in range(CREATE_ROUNDS):
             try:
+                # A lost answer comes back as UnknownOutcomeError and the same request (same key) goes again here,
+                # so Xero replays what it did; after CREATE_ROUNDS the outcome stays unknown, said as such.
                 answer = await http.call(f"{'PUT' if verb == 'create' else 'POST'} {coll.object}", invoke,
-                                         idempotent=True, record=record)  # fmt: skip
+                                         idempotent=False, record=record)  # fmt: skip
             except UnknownOutcomeError:
                 continue
             rows = answer.body.get(coll.object) or []
