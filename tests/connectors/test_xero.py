@@ -10,11 +10,13 @@ import json
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from decimal import Decimal
+from urllib.parse import parse_qsl, urlsplit
 
+import aiohttp
 import pytest
 
 from syncd.connectors.base import Create, Update, WebhookRejected, WebhookRequest
-from syncd.errors import NameTakenError, SkippableError
+from syncd.errors import AuthError, NameTakenError, SkippableError
 from syncd.sandbox.xero import XeroSimulator
 from syncd.sandbox.xero.books import INVOICES
 from tests.connectors.conftest import StoredTokens
@@ -233,3 +235,22 @@ async def test_a_minute_limit_429_is_waited_out(xero: ContractHarness) -> None:
             await connector.get_many("Contacts", [made[0].id or ""])
         assert len([r for p in pages for r in p.records]) == 2
         assert xero.sim.stats.rate_limited >= 1 and connector.limiter.throttled >= 1
+
+
+async def test_syncd_auth_code_flow_stores_a_grant_the_connector_then_uses(
+    xero: ContractHarness, stored_tokens: StoredTokens
+) -> None:
+    async with open_xero(xero, refresh_token=None, storage=stored_tokens.storage) as connector:
+        redirect = "http://127.0.0.1:9/callback"
+        url = connector.authorize_url(redirect, "st4te")
+        assert "offline_access" in url and "response_type=code" in url
+        async with aiohttp.ClientSession() as session, session.get(url, allow_redirects=False) as consent:
+            assert consent.status == 302
+            location = consent.headers["Location"]
+        query = dict(parse_qsl(urlsplit(location).query))
+        assert location.startswith(redirect) and query["state"] == "st4te"
+        grant = await connector.exchange_code(query["code"], redirect)
+        assert grant.refresh_token and grant.expires_at is not None
+        await read_all(connector.changes("Contacts", None, timedelta(seconds=5)))  # with the new grant
+        with pytest.raises(AuthError):  # a code is single-use
+            await connector.exchange_code(query["code"], redirect)

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlencode
 
 from syncd.connectors.base import (
     ActionField,
@@ -45,6 +46,7 @@ from syncd.connectors.xero.values import (
     Collection as XeroCollection,
 )
 from syncd.errors import (
+    AuthError,
     BudgetSpentError,
     ConnectorError,
     FatalError,
@@ -146,6 +148,24 @@ class XeroConnector:
 
     async def _refresh(self, refresh_token: str) -> Grant:
         return await (await self._http()).refresh(refresh_token)
+
+    # --- OAuth for `syncd auth` ---
+
+    def authorize_url(self, redirect_uri: str, state: str) -> str:
+        """Xero's consent URL (it redirects back with `code` and `state`); `offline_access` brings a refresh
+        token."""
+        query = urlencode({"response_type": "code", "client_id": self.settings.client_id,
+                           "redirect_uri": redirect_uri, "scope": " ".join(self.settings.scopes), "state": state})
+        return f"{self.settings.authorize_url}?{query}"
+
+    async def exchange_code(self, code: str, redirect_uri: str) -> Grant:
+        """Trade the code from the redirect for tokens; the token manager uses them from now on."""
+        grant = await (await self._http()).exchange_code(code, redirect_uri)
+        if not grant.refresh_token:
+            raise AuthError("Xero issued no refresh token: add offline_access to the connection's scopes",
+                            connection=self.name)  # fmt: skip
+        self.tokens.reauthorised(grant)
+        return grant
 
     async def tenant(self) -> str:
         """The organisation's `xero-tenant-id`: from the settings, else the one organisation the grant reaches."""

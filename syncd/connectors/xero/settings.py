@@ -15,6 +15,7 @@ class XeroConnection(ConnectionBase):
     system: Literal["xero"]
     base_url: str = "https://api.xero.com/api.xro/2.0"
     identity_url: str = "https://identity.xero.com"
+    authorize_url: str = "https://login.xero.com/identity/connect/authorize"
     # The organisation (`xero-tenant-id`); when unset, the one organisation `GET /connections` lists.
     tenant_id: str | None = None
     webhook_key: SecretStr | None = None

@@ -141,8 +141,14 @@ class _TimedTokenApi(TokenApi):  # type: ignore[misc]
 
     def refresh_token(self, refresh_token: str, scope: list[str]) -> Any:
         """As `TokenApi.refresh_token` (the same form and parsing), bounded by the timeout."""
-        post_data = {"grant_type": "refresh_token", "scope": " ".join(scope), "refresh_token": refresh_token,
-                     "client_id": self.client_id, "client_secret": self.client_secret}  # fmt: skip
+        return self._grant({"grant_type": "refresh_token", "scope": " ".join(scope), "refresh_token": refresh_token})
+
+    def exchange_code(self, code: str, redirect_uri: str) -> Any:
+        """The authorization_code grant (the SDK leaves the code flow to the app), the same way."""
+        return self._grant({"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri})
+
+    def _grant(self, form: dict[str, str]) -> Any:
+        post_data = {**form, "client_id": self.client_id, "client_secret": self.client_secret}
         response, _status, _headers = self.api_client.call_api(
             self.refresh_token_url, "POST",
             header_params={"Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded"},
@@ -204,11 +210,17 @@ class XeroTransport:
         return await retrying(self.connection, "xero token refresh", lambda: self._refresh(refresh_token),
                               self._policy)  # fmt: skip
 
+    async def exchange_code(self, code: str, redirect_uri: str) -> Grant:
+        """Trade the code of `syncd auth`'s redirect for tokens (not retried: a code is single-use)."""
+        return await self._token(lambda: self._token_api.exchange_code(code, redirect_uri))
+
     async def _refresh(self, refresh_token: str) -> Grant:
+        return await self._token(lambda: self._token_api.refresh_token(refresh_token, self._settings.scopes))
+
+    async def _token(self, request: Callable[[], Any]) -> Grant:
         started = time.time()
         try:
-            answer = await self._in_thread(
-                None, lambda: self._token_api.refresh_token(refresh_token, self._settings.scopes))
+            answer = await self._in_thread(None, request)
         except ApiException as exc:
             body = parse_json(exc.body or b"")
             error = body.get("error") if isinstance(body, Mapping) else None

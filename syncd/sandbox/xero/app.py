@@ -38,7 +38,7 @@ class XeroSimulator(Simulator):
     """One Xero organisation, one OAuth app and its webhook subscription."""
 
     name: ClassVar[str] = "xero"
-    fault_exempt_prefixes: ClassVar[tuple[str, ...]] = ("/connect/", "/connections", "/Connections")
+    fault_exempt_prefixes: ClassVar[tuple[str, ...]] = ("/connect/", "/identity/", "/connections", "/Connections")
 
     def __init__(self, *, clock: Clock = time.time, rng_seed: int = 0) -> None:
         super().__init__(clock=clock, rng_seed=rng_seed)
@@ -205,6 +205,7 @@ class XeroSimulator(Simulator):
         return {
             "base_url": base + API_PREFIX,
             "identity_url": base,
+            "authorize_url": base + "/identity/connect/authorize",
             "client_id": self.tokens.client_id,
             "client_secret": self.tokens.client_secret,
             "refresh_token": self.tokens.refresh_token,

@@ -1,5 +1,6 @@
-"""Xero's identity server on the simulator's port: `POST /connect/token` (refresh grant, rotating refresh tokens)
-and `GET /connections` (the organisations a token reaches, each with its `tenantId`).
+"""Xero's identity server on the simulator's port: `GET /identity/connect/authorize` (consent, approved at once,
+redirecting with a code), `POST /connect/token` (authorization_code and refresh_token grants, rotating refresh
+tokens) and `GET /connections` (the organisations a token reaches, each with its `tenantId`).
 
 Refresh tokens rotate on every use; the one just used stays good for a grace period (Xero: 30 minutes) so that a
 client whose answer was lost may retry with it. A refused grant is 400 `{"error": "invalid_grant"}`."""
@@ -12,6 +13,7 @@ import secrets
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
@@ -71,18 +73,38 @@ class IdentityServer:
 
     def add_to(self, app: web.Application) -> None:
         """Register `/connect/token` and `/connections`."""
+        app.router.add_get("/identity/connect/authorize", self.authorize)
         app.router.add_post("/connect/token", self.token)
         # Xero's paths are case-insensitive: its docs write /connections, xero-python calls /Connections.
         app.router.add_get("/connections", self.connections)
         app.router.add_get("/Connections", self.connections)
 
+    async def authorize(self, request: web.Request) -> web.Response:
+        """The consent page, approved at once: a redirect to `redirect_uri` with `code` and `state`."""
+        query = request.query
+        redirect_uri = query.get("redirect_uri", "")
+        if query.get("response_type") != "code" or not urlsplit(redirect_uri).scheme.startswith("http"):
+            return json_response({"error": "invalid_request"}, status=400)
+        try:
+            code = self._tokens().authorize(query.get("client_id", ""), redirect_uri, query.get("scope", ""))
+        except ValueError:
+            return json_response({"error": "unauthorized_client"}, status=400)
+        params = {"code": code, "scope": query.get("scope", ""), **({"state": query["state"]} if "state" in query
+                                                                      else {})}  # fmt: skip
+        raise web.HTTPFound(redirect_uri + ("&" if urlsplit(redirect_uri).query else "?") + urlencode(params))
+
     async def token(self, request: web.Request) -> web.Response:
-        """The refresh grant (the only one syncd runs unattended)."""
+        """The authorization_code grant (`syncd auth`) and the refresh grant (every 30 minutes after)."""
         form = await request.post()
-        if form.get("grant_type") != "refresh_token":
-            return json_response({"error": "unsupported_grant_type"}, status=400)
+        grant = form.get("grant_type")
         client_id, secret = _client(request, form)
-        issued = self._tokens().refresh(client_id, secret, str(form.get("refresh_token", "")))
+        if grant == "authorization_code":
+            issued = self._tokens().exchange_code(client_id, secret, str(form.get("code", "")),
+                                                  str(form.get("redirect_uri", "")))  # fmt: skip
+        elif grant == "refresh_token":
+            issued = self._tokens().refresh(client_id, secret, str(form.get("refresh_token", "")))
+        else:
+            return json_response({"error": "unsupported_grant_type"}, status=400)
         if issued is None:
             return json_response({"error": "invalid_grant"}, status=400)
         body: dict[str, Any] = {
