@@ -173,7 +173,8 @@ async def test_invoice_lines_status_moves_payments_and_items(xero: ContractHarne
     contact = (await off_loop(lambda: api.create_contacts(tenant, eve))).contacts[0]
     invoice = Invoice(type="ACCREC", contact=Contact(contact_id=contact.contact_id), date=date(2026, 3, 2),
                       due_date=date(2026, 4, 1), reference="deal-42", status="DRAFT",
-                      line_items=[LineItem(description="Setup", quantity=2, unit_amount=Decimal("150.25")),
+                      line_items=[LineItem(description="Setup", quantity=2, unit_amount=Decimal("150.25"),
+                                           account_code="200"),
                                   LineItem(item_code="CONSULT", description="Hours", quantity=1, unit_amount=100)])
     made = (await off_loop(lambda: api.create_invoices(tenant, Invoices(invoices=[invoice]),
                                                        idempotency_key="syncd-inv-1"))).invoices[0]  # fmt: skip

@@ -354,6 +354,10 @@ class XeroConnector:
         body = unflatten(fields)
         if coll is INVOICES:
             body.setdefault("Type", "ACCREC")  # syncd invoices customers (sales invoices)
+            account = self.settings.sales_account_code
+            for line in body.get("LineItems") or []:
+                if account and not line.get("AccountCode") and not line.get("ItemCode"):
+                    line["AccountCode"] = account
         if coll is PAYMENTS and "Account" not in body:
             raise SkippableError("a payment needs Account.Code (the bank account it was paid into)",
                                  connection=self.name)  # fmt: skip

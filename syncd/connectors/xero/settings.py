@@ -19,6 +19,9 @@ class XeroConnection(ConnectionBase):
     # The organisation (`xero-tenant-id`); when unset, the one organisation `GET /connections` lists.
     tenant_id: str | None = None
     webhook_key: SecretStr | None = None
+    # The sales account invoice lines post to when the mapping names none (Xero approves no invoice whose lines
+    # lack one; 200 is "Sales" in Xero's default chart of accounts).
+    sales_account_code: str | None = "200"
     scopes: list[str] = Field(
         default_factory=lambda: ["offline_access", "accounting.transactions", "accounting.contacts",
                                  "accounting.settings.read"]

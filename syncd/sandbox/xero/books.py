@@ -295,7 +295,8 @@ class XeroBooks:
         if "Contact" in body:
             record["Contact"] = self._contact_ref(body.get("Contact"), errors)
         if "LineItems" in body:
-            record["LineItems"] = self._lines(body.get("LineItems"), errors, require=wanted != "DRAFT")
+            record["LineItems"] = self._lines(body.get("LineItems"), errors,
+                                              require=wanted in ("SUBMITTED", "AUTHORISED"))
         for key in ("Date", "DueDate"):
             if key in body:
                 day = parse_day(body.get(key))
@@ -303,6 +304,10 @@ class XeroBooks:
                     errors.append(f"{key} is not a valid date")
                 else:
                     record[key] = day.isoformat()
+        if wanted in ("SUBMITTED", "AUTHORISED") and "LineItems" not in body and any(
+            not line.get("AccountCode") and not line.get("ItemCode") for line in record["LineItems"]
+        ):
+            errors.append("Account code must be specified for each line item of an approved invoice")
         if wanted == "AUTHORISED" and not record.get("DueDate"):
             errors.append("Due Date is mandatory for an approved invoice")
         if errors:
@@ -352,18 +357,23 @@ class XeroBooks:
                 errors.append(f"Item code '{item_code}' is not valid")
             if not description and not item_code:
                 errors.append("Description needs to be specified for a line item")
-            account = str(entry.get("AccountCode") or "200")
-            if account not in SALES_ACCOUNTS and account not in BANK_ACCOUNTS:
+            account = str(entry.get("AccountCode") or "")
+            if account and account not in SALES_ACCOUNTS and account not in BANK_ACCOUNTS:
                 errors.append(f"Account code '{account}' is not a valid code for this document.")
+            elif require and not account and not item_code:
+                # A draft may leave it out; an approved invoice must say where each line posts.
+                errors.append("Account code must be specified for each line item of an approved invoice")
             discount = decimal(entry.get("DiscountRate", 0)) or Decimal("0")
             amount = (quantity * unit * (1 - discount / 100)).quantize(CENT, ROUND_HALF_UP)
             line: dict[str, Any] = {
                 "LineItemID": str(entry.get("LineItemID") or self._new_id()), "Description": description or "",
-                "Quantity": quantity, "UnitAmount": unit, "AccountCode": account, "TaxType": "NONE",
+                "Quantity": quantity, "UnitAmount": unit, "TaxType": "NONE",
                 "TaxAmount": Decimal("0.00"), "LineAmount": amount, "Tracking": [],
             }  # fmt: skip
             if item_code:
                 line["ItemCode"] = item_code
+            if account:
+                line["AccountCode"] = account
             if discount:
                 line["DiscountRate"] = discount
             lines.append(line)
