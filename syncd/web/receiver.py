@@ -93,10 +93,13 @@ class WebhookReceiver:
         self._max_body = max_body
 
     def _answer(
-        self, connection: str, outcome: WebhookOutcome, status: int, body: dict[str, object]
+        self, connection: str, outcome: WebhookOutcome, status: int, body: dict[str, object], *, bare: bool = False
     ) -> web.Response:
-        """Count the delivery's outcome and answer it with a short JSON body."""
+        """Count the delivery's outcome and answer it with a short JSON body, or with none for a sender that wants
+        none (the connector's `bare_acknowledgement`)."""
         self._metrics.count_webhook(connection, outcome)
+        if bare:
+            return web.Response(status=status)
         return web.json_response(body, status=status)
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -132,7 +135,8 @@ class WebhookReceiver:
             log.error("webhook not stored: store unavailable", connection=name, error=str(exc))
             return self._answer(name, "store_error", 503, {"error": "store unavailable, retry later"})
         outcome = "accepted" if new or not events else "duplicate"
-        response = self._answer(name, outcome, 200, {"received": len(events), "new": new})
+        response = self._answer(name, outcome, 200, {"received": len(events), "new": new},
+                                bare=bool(getattr(source, "bare_acknowledgement", False)))
         if new:
             self._wake(name)
         return response

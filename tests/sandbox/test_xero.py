@@ -12,13 +12,15 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yaml  # type: ignore[import-untyped]  # no stubs installed; only safe_load is used
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from jsonschema import Draft202012Validator
 
 from syncd.sandbox.seeding import SeedCounts, SeedWorld
 from syncd.sandbox.xero import XeroSimulator
 from syncd.sandbox.xero.app import API_PREFIX
-from tests.contracts.xero.harness import ContractHarness
+from tests.contracts.xero.harness import HERE, ContractHarness
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +144,7 @@ class Receiver:
         if self.checks and request.headers.get("x-xero-signature") != expected:
             return web.Response(status=401)
         self.bodies.append(json.loads(raw))
-        return web.Response(status=200)
+        return web.Response(status=200)  # no body, as Xero requires
 
 
 async def test_webhooks_go_only_to_targets_that_pass_intent_to_receive(xero: ContractHarness, http: Api) -> None:
@@ -162,12 +164,26 @@ async def test_webhooks_go_only_to_targets_that_pass_intent_to_receive(xero: Con
     finally:
         await good.server.close()
         await lax.server.close()
+    schema = webhook_schema()
+    # The intent-to-receive payloads carry sequence 0 as Xero documents them, below the schema's minimum of 1:
+    # only event deliveries are held to the schema.
+    for body in [b for b in good.bodies + lax.bodies if b["events"]]:
+        # `format` is an annotation in JSON Schema 2020-12 (OpenAPI 3.1): Xero's own example `eventDateUtc`,
+        # "2024-06-21T01:15:39.902", has no zone, and the simulator writes it the same way.
+        errors = [e.message for e in Draft202012Validator(schema).iter_errors(body)]
+        assert errors == [], (body, errors)  # held to xero-webhooks.yaml's WebhookEvent
     events = [e for body in good.bodies for e in body["events"]]
     assert [(e["eventCategory"], e["eventType"], e["resourceId"]) for e in events] == [
         ("CONTACT", "CREATE", made["Contacts"][0]["ContactID"])]
     assert good.bodies[-1]["firstEventSequence"] == good.bodies[-1]["lastEventSequence"] == 1
     # The lax target got the intent-to-receive deliveries (and answered 200 to the bad one), then nothing.
     assert all(body["events"] == [] for body in lax.bodies)
+
+
+def webhook_schema() -> dict[str, Any]:
+    """`WebhookEvent` of Xero's webhooks file (OpenAPI 3.1: JSON Schema 2020-12), its `$ref`s resolved."""
+    doc = yaml.safe_load((HERE / "xero-webhooks.yaml").read_text())
+    return {**doc["components"]["schemas"]["WebhookEvent"], "$defs": {}}
 
 
 def test_seeded_books_dump_and_load_the_same() -> None:

@@ -104,6 +104,8 @@ class XeroConnector:
     create_batch = BATCH
     # An invoice is created a draft; it is approved (AUTHORISED) or voided by a status write (`act`).
     action_fields: Mapping[str, ActionField] = MappingProxyType({"Invoices": ActionField("Status", "DRAFT")})
+    # Xero wants a delivery acknowledged by a 200 with no body (its intent-to-receive check insists on it).
+    bare_acknowledgement = True
 
     def __init__(self, name: str, settings: XeroConnection, *, storage: TokenStorage | None = None,
                  policy: RetryPolicy | None = None, page_size: int = MAX_PAGE) -> None:

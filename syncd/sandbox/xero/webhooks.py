@@ -4,8 +4,9 @@
 Body: `{"events": [{resourceUrl, resourceId, eventDateUtc, eventType: CREATE|UPDATE, eventCategory:
 CONTACT|INVOICE, tenantId, tenantType: ORGANISATION}], "firstEventSequence", "lastEventSequence", "entropy"}`.
 Intent to receive: before a target gets events, Xero posts empty payloads, one signed correctly and one not; the
-target must answer 200 to the first and 401 to the second, else the subscription stays unverified and gets
-nothing."""
+target must answer 200 with no body to the first and 401 to the second, else the subscription stays unverified
+and gets nothing. The check's payloads carry sequence numbers 0 (Xero's documentation shows them so; the webhooks
+file's schema says at least 1 for event deliveries)."""
 
 from __future__ import annotations
 
@@ -60,10 +61,11 @@ async def intent_to_receive(url: str, key: str, rng: random.Random, timeout_s: f
         async with ClientSession(timeout=ClientTimeout(total=timeout_s)) as session:
             async with session.post(url, data=good, headers={"Content-Type": "application/json",
                                                              SIGNATURE_HEADER: signature(key, good)}) as first:
-                await first.read()
+                answered = await first.read()
             async with session.post(url, data=bad, headers={"Content-Type": "application/json",
                                                             SIGNATURE_HEADER: wrong}) as second:
                 await second.read()
     except (ClientError, TimeoutError, OSError):
         return False
-    return first.status == 200 and second.status == 401
+    # Xero's rules for the receiver: 200 with no body for a good signature, 401 for a bad one.
+    return first.status == 200 and not answered and second.status == 401
