@@ -107,18 +107,14 @@ async def test_the_sandbox_serves_a_registered_system_on_its_port_option(toybook
 
 # ------------------------------------------------------------------------------------------ the only list
 
-#: Where a registered system's name may appear: its own folders, the registry, and (with a reason) these.
-ALLOWED = {
-    # The lead's lifecycle-as-data work (issue 11 item 2) takes the vendor words out of these three.
-    "engine/lifecycle.py": "lifecycle as data (lead)",
-    "engine/removal.py": "lifecycle as data (lead)",
-    "engine/context.py": "lifecycle as data (lead)",
-}
+#: Where a registered system's name may appear besides its own folders and the registry, each with its reason.
+ALLOWED: dict[str, str] = {}
 
 
 def system_words() -> re.Pattern[str]:
-    """Each registered system's name and label, as words, in any case."""
-    words = {word for entry in registrations() for word in (entry.name, entry.label)}
+    """Each registered system's name and label (and a label's first word alone, as people say "Zoho"), as words,
+    in any case."""
+    words = {word for entry in registrations() for word in (entry.name, entry.label, entry.label.split()[0])}
     return re.compile("|".join(rf"\b{re.escape(word)}\b" for word in sorted(words)), re.IGNORECASE)
 
 
