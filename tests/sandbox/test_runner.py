@@ -160,6 +160,8 @@ async def test_command_prints_one_json_line_serves_and_stops_cleanly_on_sigint(t
         code = await asyncio.wait_for(process.wait(), 30)
         stderr = await process.stderr.read()
     assert code == 0, stderr.decode()
+    assert "sandbox: webhooks go to http://127.0.0.1:8080/webhooks/{system} (the written config's listener)" \
+        in stderr.decode()
     assert state_file.exists()
     assert set(json.loads(state_file.read_text())) >= set(SYSTEMS)
 
