@@ -171,3 +171,18 @@ def test_without_the_sandbox_extra_its_commands_say_how_to_install_it(command: s
     assert result.returncode == 1
     assert f"`syncd {command}` is not available in this build of syncd: it needs faker: " \
            "pip install 'syncd[sandbox]'" in result.stderr
+
+
+def test_reading_the_registry_and_settings_models_imports_no_vendor_sdk() -> None:
+    # Settings validation loads every configured system's model: a system's package must keep its SDK (and its
+    # connector) for when a connection is used, as the shipped ones' lazy `__init__` does.
+    script = (
+        "import sys; import syncd.settings; before = {m.split('.')[0] for m in sys.modules}; "
+        "from syncd.systems import registrations; from syncd.settings import connection_model; "
+        "[connection_model(entry.name) for entry in registrations()]; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} - before))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
