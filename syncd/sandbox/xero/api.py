@@ -29,6 +29,7 @@ from syncd.sandbox.xero.wire import json_response, ms_date, not_found, parse_sta
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 MAX_KEY = 128
+MAX_REPLAYS = 50_000
 WRITERS: dict[str, Callable[[XeroBooks, Mapping[str, Any], bool], Outcome]] = {
     "Contacts": lambda b, e, c: b.write_contact(e, create_only=c),
     "Invoices": lambda b, e, c: b.write_invoice(e, create_only=c),
@@ -202,6 +203,8 @@ class AccountingRoutes:
         response = self._apply(kind, elements, create_only, summarize)
         if key is not None and response.status < 500:
             self.replays[key] = (response.status, str(response.text))
+            while len(self.replays) > MAX_REPLAYS:  # the oldest keys are forgotten first, as a store with a TTL
+                self.replays.pop(next(iter(self.replays)))
         return response
 
     def _apply(self, kind: Kind, elements: list[dict[str, Any]], create_only: bool, summarize: bool
