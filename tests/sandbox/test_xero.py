@@ -133,6 +133,7 @@ class Receiver:
     def __init__(self, key: str, *, checks: bool) -> None:
         self.key = key
         self.checks = checks
+        self.up = True
         self.bodies: list[dict[str, Any]] = []
         app = web.Application()
         app.router.add_post("/hook", self.hook)
@@ -140,6 +141,8 @@ class Receiver:
 
     async def hook(self, request: web.Request) -> web.Response:
         raw = await request.read()
+        if not self.up:
+            return web.Response(status=503)
         expected = base64.b64encode(hmac.new(self.key.encode(), raw, hashlib.sha256).digest()).decode()
         if self.checks and request.headers.get("x-xero-signature") != expected:
             return web.Response(status=401)
@@ -178,6 +181,30 @@ async def test_webhooks_go_only_to_targets_that_pass_intent_to_receive(xero: Con
     assert good.bodies[-1]["firstEventSequence"] == good.bodies[-1]["lastEventSequence"] == 1
     # The lax target got the intent-to-receive deliveries (and answered 200 to the bad one), then nothing.
     assert all(body["events"] == [] for body in lax.bodies)
+
+
+async def test_a_target_that_failed_its_check_is_checked_again_on_the_next_change(
+    xero: ContractHarness, http: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("syncd.sandbox.xero.app.INTENT_RETRY_S", 0.0)
+    late = Receiver(xero.sim.tenant["webhook_key"], checks=True)
+    late.up = False  # the receiver is not up yet when the subscription is made
+    await late.server.start_server()
+    try:
+        url = str(late.server.make_url("/hook"))
+        xero.sim.set_webhook_targets([url])
+        await xero.sim.drain_webhooks()
+        assert xero.sim.intent == {url: False}
+        late.up = True
+        await http.call("PUT", "/Contacts", {"Contacts": [{"Name": "Before Co"}]})  # not sent: unverified yet
+        await xero.sim.drain_webhooks()
+        assert xero.sim.intent == {url: True}
+        _, made, _ = await http.call("PUT", "/Contacts", {"Contacts": [{"Name": "After Co"}]})
+        await xero.sim.drain_webhooks()
+    finally:
+        await late.server.close()
+    events = [e for body in late.bodies for e in body["events"]]
+    assert [e["resourceId"] for e in events] == [made["Contacts"][0]["ContactID"]]
 
 
 def webhook_schema() -> dict[str, Any]:

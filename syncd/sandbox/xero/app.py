@@ -27,6 +27,7 @@ from syncd.sandbox.xero.webhooks import SIGNATURE_HEADER, encode_events, intent_
 from syncd.sandbox.xero.wire import json_response
 
 API_PREFIX = "/api.xro/2.0"
+INTENT_RETRY_S = 5.0  # how soon a target that failed the intent-to-receive check is checked again
 # Xero's documented limits per organisation (and per app across organisations); access tokens live 30 minutes.
 DEFAULT_LIMITS: dict[str, Any] = {
     "window_s": 60, "window_max": 60, "daily_cap": 5_000, "app_window_max": 10_000, "concurrent_max": 5,
@@ -71,6 +72,8 @@ class XeroSimulator(Simulator):
         # Each target's intent-to-receive result: only verified targets get events.
         self.intent: dict[str, bool] = {}
         self._intents: set[asyncio.Task[None]] = set()
+        self._checking: set[str] = set()
+        self._checked_at: dict[str, float] = {}
         self._targets: list[str] = []
 
     def _now_ms(self) -> int:
@@ -92,6 +95,7 @@ class XeroSimulator(Simulator):
     def _notify(self) -> None:
         """Queue a webhook event for each contact or invoice changed by the last write."""
         changed, self.books.changed = self.books.changed, []
+        self._check_unverified()
         if not self.webhooks.targets:
             return  # no verified subscription: nothing is sent, and no sequence number is used
         for kind, record, created in changed:
@@ -119,6 +123,7 @@ class XeroSimulator(Simulator):
         """As after start: also no verified webhook targets and event sequence numbers from 1 again."""
         super().restore_defaults()
         self.intent.clear()
+        self._checked_at.clear()
         self.event_sequence = 0
 
     def seed(self, world: SeedWorld, counts: SeedCounts) -> dict[str, int]:
@@ -175,18 +180,30 @@ class XeroSimulator(Simulator):
         """Subscribe `urls`; each gets events once it passed the intent-to-receive check."""
         self._targets = list(urls)
         self.webhooks.targets = [u for u in urls if self.intent.get(u)]
+        self._check_unverified()
+
+    def _check_unverified(self) -> None:
+        """Start the intent-to-receive check of each target not verified yet (none in flight for it, the last
+        one over INTENT_RETRY_S ago): as a person re-runs it in the portal once the receiver is up."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # no loop yet: checked when the app starts
-        for url in urls:
-            if not self.intent.get(url):
-                task = loop.create_task(self._check_intent(url))
-                self._intents.add(task)
-                task.add_done_callback(self._intents.discard)
+        now = time.monotonic()
+        for url in self._targets:
+            if self.intent.get(url) or url in self._checking or now - self._checked_at.get(url, -1e9) < INTENT_RETRY_S:
+                continue
+            self._checking.add(url)
+            self._checked_at[url] = now
+            task = loop.create_task(self._check_intent(url))
+            self._intents.add(task)
+            task.add_done_callback(self._intents.discard)
 
     async def _check_intent(self, url: str) -> None:
-        self.intent[url] = await intent_to_receive(url, self.tenant["webhook_key"], self.rng)
+        try:
+            self.intent[url] = await intent_to_receive(url, self.tenant["webhook_key"], self.rng)
+        finally:
+            self._checking.discard(url)
         self.webhooks.targets = [u for u in self._targets if self.intent.get(u)]
 
     async def drain_webhooks(self, timeout_s: float = 10.0) -> None:
