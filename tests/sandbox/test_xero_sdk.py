@@ -15,6 +15,8 @@ from xero_python.accounting import (
     AccountingApi,
     Contact,
     Contacts,
+    HistoryRecord,
+    HistoryRecords,
     Invoice,
     Invoices,
     Item,
@@ -260,3 +262,19 @@ async def test_organisation_accounts_and_item_deletion_for_other_clients(xero: C
     assert (await off_loop(lambda: api.get_items(tenant))).items == []
     with pytest.raises(NotFoundException):
         await off_loop(lambda: api.delete_item(tenant, made.item_id))
+
+
+async def test_history_and_notes_of_contacts_and_invoices(xero: ContractHarness, sdk: Session) -> None:
+    api, tenant = sdk.accounting, sdk.tenant
+    hist = Contacts(contacts=[Contact(name="Hist Co")])
+    contact = (await off_loop(lambda: api.create_contacts(tenant, hist))).contacts[0]
+    await off_loop(lambda: api.update_contact(tenant, contact.contact_id, Contacts(contacts=[Contact(first_name="H")])))
+    history = (await off_loop(lambda: api.get_contact_history(tenant, contact.contact_id))).history_records
+    assert [h.changes for h in history] == ["Created", "Edited"] and history[0].date_utc.tzinfo is not None
+    invoice = (await off_loop(lambda: api.create_invoices(tenant, Invoices(invoices=[Invoice(
+        type="ACCREC", contact=Contact(contact_id=contact.contact_id),
+        line_items=[LineItem(description="x", quantity=1, unit_amount=1)])])))).invoices[0]  # fmt: skip
+    note = HistoryRecords(history_records=[HistoryRecord(details="Called the customer about it")])
+    await off_loop(lambda: api.create_invoice_history(tenant, invoice.invoice_id, note))
+    notes = (await off_loop(lambda: api.get_invoice_history(tenant, invoice.invoice_id))).history_records
+    assert [(h.changes, h.details) for h in notes][-1] == ("Note", "Called the customer about it")

@@ -59,6 +59,8 @@ class AccountingRoutes:
             app.router.add_post(f"{prefix}/{collection}", self.post_records)
             app.router.add_get(f"{prefix}/{collection}/{{id}}", self.get_record)
             app.router.add_post(f"{prefix}/{collection}/{{id}}", self.post_record)
+            app.router.add_get(f"{prefix}/{collection}/{{id}}/History", self.get_history)
+            app.router.add_put(f"{prefix}/{collection}/{{id}}/History", self.put_history)
 
     @staticmethod
     def _kind(request: web.Request) -> Kind:
@@ -163,6 +165,34 @@ class AccountingRoutes:
         if record is None:
             return not_found()
         return json_response(self._envelope(kind, [render(kind, record)]))
+
+    async def get_history(self, request: web.Request) -> web.Response:
+        """A record's history and notes, oldest first."""
+        kind = KINDS[request.path.split("/")[-3]]
+        record = self.books().get(kind, request.match_info["id"])
+        if record is None:
+            return not_found()
+        rows = [{**h, "DateUTC": ms_date(int(h["DateUTC"]))} for h in self.books().history.get(record[kind.id_key], [])]
+        return json_response({"HistoryRecords": rows})
+
+    async def put_history(self, request: web.Request) -> web.Response:
+        """Add notes to a record's history (`{"HistoryRecords": [{"Details": "..."}]}`)."""
+        kind = KINDS[request.path.split("/")[-3]]
+        books = self.books()
+        record = books.get(kind, request.match_info["id"])
+        if record is None:
+            return not_found()
+        try:
+            raw = json.loads(await request.text() or "{}")
+        except json.JSONDecodeError:
+            return _bad_request("The request body is not valid JSON")
+        notes = raw.get("HistoryRecords") if isinstance(raw, dict) else None
+        if not isinstance(notes, list) or not notes or not all(
+            isinstance(n, dict) and isinstance(n.get("Details"), str) and n["Details"].strip() for n in notes
+        ):
+            return _bad_request("HistoryRecords must be a list of notes, each with Details")
+        made = [books.note(record[kind.id_key], "Note", n["Details"][:2500]) for n in notes]
+        return json_response({"HistoryRecords": [{**h, "DateUTC": ms_date(int(h["DateUTC"]))} for h in made]})
 
     # --- writes ---
 

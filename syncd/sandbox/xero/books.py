@@ -114,12 +114,15 @@ class XeroBooks:
         self.payments_of: dict[str, list[str]] = {}  # InvoiceID -> PaymentIDs
         self.next_invoice_number = 1
         self.changed: list[tuple[Kind, dict[str, Any], bool]] = []  # (kind, record, created) since last drain
+        # History and notes per record, oldest first: what `GET /{Collection}/{id}/History` answers.
+        self.history: dict[str, list[dict[str, Any]]] = {}
 
     # --- state ---
 
     def dump(self) -> dict[str, Any]:
         """Everything as JSON-able data (amounts as strings)."""
-        return {"records": _jsonable(self.records), "next_invoice_number": self.next_invoice_number}
+        return {"records": _jsonable(self.records), "next_invoice_number": self.next_invoice_number,
+                "history": self.history}
 
     def load(self, state: Mapping[str, Any]) -> None:
         """Restore `dump`'s output and rebuild the indexes."""
@@ -128,6 +131,7 @@ class XeroBooks:
             for record in records.values():
                 self._store(KINDS[collection], _revive(record), created=False, stamp=False)
         self.next_invoice_number = int(state.get("next_invoice_number", 1))
+        self.history = {str(k): list(v) for k, v in state.get("history", {}).items()}
         self.changed.clear()
 
     def get(self, kind: Kind, record_id: str) -> dict[str, Any] | None:
@@ -163,7 +167,17 @@ class XeroBooks:
                 found.append(record_id)
         if stamp:
             self.changed.append((kind, record, created))
+            status = record.get("Status") or record.get("ContactStatus")
+            self.note(record_id, "Created" if created else "Edited",
+                      f"{kind.collection[:-1]} {'created' if created else 'updated'}"
+                      + (f" ({status})" if status else ""), user="System Generated")
         return record
+
+    def note(self, record_id: str, changes: str, details: str, *, user: str = "API") -> dict[str, Any]:
+        """Add a history record (a change, or a note a client wrote) to a record's history."""
+        entry = {"Changes": changes, "DateUTC": self.now_ms(), "User": user, "Details": details}
+        self.history.setdefault(record_id, []).append(entry)
+        return entry
 
     def _index_contact(self, record: dict[str, Any], previous: Mapping[str, Any] | None) -> None:
         """Move a contact's entries in the name, number and e-mail indexes from its previous version."""

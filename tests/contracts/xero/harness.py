@@ -101,6 +101,10 @@ class ContractHarness:
         return seen
 
 
+# Lists other than the four collections, by path segment: their SDK model (and list key).
+OTHER_LISTS = {"Organisation": "Organisations", "Accounts": "Accounts"}
+
+
 def sdk_parse(exchange: Exchange) -> None:
     """Parse a successful answer into xero-python's models (what an SDK user gets), checking ids and stamps."""
     if exchange.status != 200 or not exchange.body:
@@ -111,8 +115,18 @@ def sdk_parse(exchange: Exchange) -> None:
         assert [str(c.tenant_id) for c in parsed] == [d["tenantId"] for d in data]
         assert all(c.updated_date_utc is not None for c in parsed)
         return
+    if not exchange.path.startswith(API_PREFIX + "/"):
+        return
     collection = exchange.path.removeprefix(API_PREFIX + "/").split("/")[0]
-    if not exchange.path.startswith(API_PREFIX + "/") or collection not in KINDS:
+    if exchange.path.endswith("/History"):
+        history = deserialize("HistoryRecords", data, AccountingApi().get_model_finder()).history_records
+        assert len(history) == len(data["HistoryRecords"]) and all(h.date_utc.tzinfo for h in history)
+        return
+    if collection in OTHER_LISTS:
+        listed = deserialize(OTHER_LISTS[collection], data, AccountingApi().get_model_finder())
+        assert len(getattr(listed, OTHER_LISTS[collection].lower())) == len(data[OTHER_LISTS[collection]])
+        return
+    if collection not in KINDS:
         return
     kind = KINDS[collection]
     parsed = deserialize(collection, data, AccountingApi().get_model_finder())
