@@ -254,3 +254,17 @@ async def test_syncd_auth_code_flow_stores_a_grant_the_connector_then_uses(
         await read_all(connector.changes("Contacts", None, timedelta(seconds=5)))  # with the new grant
         with pytest.raises(AuthError):  # a code is single-use
             await connector.exchange_code(query["code"], redirect)
+
+
+async def test_injected_server_errors_are_retried_without_duplicates(xero: ContractHarness) -> None:
+    xero.sim.faults.error_rate = 0.3  # (a 429's wait is its own test: the injected one asks for 60 s)
+    try:
+        async with open_xero(xero) as connector:
+            made = await connector.create_many("Contacts", [Create(f"syncd-f{n}", {"Name": f"Faulty {n}"})
+                                                            for n in range(60)])  # fmt: skip
+            assert all(o.ok for o in made), [o.error for o in made if not o.ok]
+            pages = await read_all(connector.changes("Contacts", None, timedelta(seconds=5)))
+    finally:
+        xero.sim.faults.error_rate = 0.0
+    assert len({r.id for p in pages for r in p.records}) == 60
+    assert len(xero.sim.records("Contacts") or []) == 60  # nothing made twice
