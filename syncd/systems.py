@@ -28,7 +28,7 @@ class InvoiceLifecycle:
     editable: frozenset[str]  # statuses still edited after creation, lower-cased ({"draft"})
     void_status: str  # the status of a voided invoice, lower-cased ("void", "voided")
     void_action: str = "void"  # the connector action (`Connector.act`) that voids one
-    # Other statuses that mean the invoice is cancelled, lower-cased: Xero deletes a draft it will not void.
+    # Other statuses that mean the invoice is cancelled, lower-cased (a system may delete a draft it will not void).
     also_void: frozenset[str] = frozenset()
     payment_object: str | None = None  # the object holding payments applied to invoices, if synced
 
