@@ -278,3 +278,23 @@ async def test_history_and_notes_of_contacts_and_invoices(xero: ContractHarness,
     await off_loop(lambda: api.create_invoice_history(tenant, invoice.invoice_id, note))
     notes = (await off_loop(lambda: api.get_invoice_history(tenant, invoice.invoice_id))).history_records
     assert [(h.changes, h.details) for h in notes][-1] == ("Note", "Called the customer about it")
+
+
+async def test_search_term_and_invoice_list_filters(xero: ContractHarness, sdk: Session) -> None:
+    api, tenant = sdk.accounting, sdk.tenant
+    people = Contacts(contacts=[Contact(name="Ada Byron", email_address="ada@analytical.test"),
+                                Contact(name="Bo Chen", email_address="bo@example.test")])
+    ada, bo = (await off_loop(lambda: api.create_contacts(tenant, people))).contacts
+    found = await off_loop(lambda: api.get_contacts(tenant, search_term="ANALYTICAL", page=1))
+    assert [c.contact_id for c in found.contacts] == [ada.contact_id]
+    lines = [LineItem(description="x", quantity=1, unit_amount=10, account_code="200")]
+    made = (await off_loop(lambda: api.create_invoices(tenant, Invoices(invoices=[
+        Invoice(type="ACCREC", contact=Contact(contact_id=ada.contact_id), line_items=lines, reference="r-ada"),
+        Invoice(type="ACCREC", contact=Contact(contact_id=bo.contact_id), line_items=lines, status="AUTHORISED",
+                due_date=date(2026, 5, 1))])))).invoices  # fmt: skip
+    by_contact = await off_loop(lambda: api.get_invoices(tenant, contact_i_ds=[bo.contact_id], page=1))
+    assert [i.invoice_id for i in by_contact.invoices] == [made[1].invoice_id]
+    drafts = await off_loop(lambda: api.get_invoices(tenant, statuses=["DRAFT"], page=1))
+    assert [i.reference for i in drafts.invoices] == ["r-ada"]
+    searched = await off_loop(lambda: api.get_invoices(tenant, search_term="R-ADA", page=1))
+    assert [i.invoice_id for i in searched.invoices] == [made[0].invoice_id]

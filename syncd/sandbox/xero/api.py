@@ -1,7 +1,8 @@
 """The Accounting API routes for Contacts, Invoices, Payments and Items under `/api.xro/2.0`.
 
 - `GET /{Collection}`: `If-Modified-Since` (records modified after it), `where`, `order` (`Field [ASC|DESC]`),
-  `page` with `pageSize` (default 100, at most 1000), `IDs`, `includeArchived` (contacts), `summaryOnly`.
+  `page` with `pageSize` (default 100, at most 1000), `IDs`, `includeArchived` (contacts), `summaryOnly`,
+  `searchTerm` (contacts, invoices), `Statuses`/`ContactIDs`/`InvoiceNumbers` (invoices).
   Invoices carry their `LineItems` only in paged lists (and by id), as Xero documents.
 - `GET /{Collection}/{id}` (a contact also by `ContactNumber`, an invoice by `InvoiceNumber`); 404 in plain text.
 - `PUT /{Collection}` creates, `POST /{Collection}` creates or updates (by id or number/code), `POST
@@ -30,6 +31,9 @@ DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 MAX_KEY = 128
 MAX_REPLAYS = 50_000
+# The fields `searchTerm` looks in (case-insensitively), as the spec describes it per list.
+SEARCHED = {CONTACTS: ("Name", "FirstName", "LastName", "ContactNumber", "EmailAddress"),
+            INVOICES: ("InvoiceNumber", "Reference")}
 WRITERS: dict[str, Callable[[XeroBooks, Mapping[str, Any], bool], Outcome]] = {
     "Contacts": lambda b, e, c: b.write_contact(e, create_only=c),
     "Invoices": lambda b, e, c: b.write_invoice(e, create_only=c),
@@ -94,6 +98,9 @@ class AccountingRoutes:
         if groups:
             records = [r for r in records if where.matches(groups, r)]
         records = _by_lists(kind, records, query)
+        if query.get("searchTerm") and kind in SEARCHED:
+            term = query["searchTerm"].lower()
+            records = [r for r in records if any(term in str(r.get(f) or "").lower() for f in SEARCHED[kind])]
         records = self._ordered(records, query.get("order"))
         paged = "page" in query and kind is not ITEMS
         extra: dict[str, Any] = {}
