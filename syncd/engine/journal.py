@@ -9,14 +9,15 @@ it: a later one-sided edit is then a one-sided edit, not a disagreement for a ru
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 
 from syncd.connectors.base import Record
 from syncd.engine.context import MappingRun, jsonable, side_object
 from syncd.engine.object_run import ObjectRun
 from syncd.engine.pairs import SIDES, PairWork
 from syncd.engine.snapshot import decode_base, decode_value, encode_base, encode_value
-from syncd.errors import ConnectorError
+from syncd.errors import ConnectorError, SkippableError
 from syncd.logs import get_logger
 from syncd.mapping.compiled import ObjectMapper
 from syncd.mapping.spec import Side
@@ -28,6 +29,9 @@ log = get_logger(__name__)
 #: Why a pending row became `recovered` / `unconfirmed`, as its cause says.
 RECOVERED = "written by a process that stopped before recording it; recovered: the target holds it"
 UNCONFIRMED = "sent by a process that stopped before recording it; not confirmed: the target does not hold it"
+
+#: The `after` of a delete's audit row.
+DELETED = {"deleted": True}
 
 #: A batch's journalled writes: (id of the pair, side written) → the pending audit row.
 Journalled = dict[tuple[int, Side], int]
@@ -63,6 +67,20 @@ async def journal_updates(scope: ObjectRun, pairs: Sequence[PairWork]) -> Journa
     return {key: row_id for (key, _), row_id in zip(entries, ids, strict=True)}
 
 
+@asynccontextmanager
+async def journalled(scope: ObjectRun, entry: JournalEntry) -> AsyncIterator[None]:
+    """One action on one record (a void, a delete) journalled around it: pending before it is sent, done once
+    answered, dropped when the system refused it; any other failure leaves it for the next pass to resolve."""
+    journal = scope.run.stores.journal
+    [row] = await journal.open_many([entry])
+    try:
+        yield
+    except SkippableError:
+        await journal.discard([row])
+        raise
+    await journal.complete([row])
+
+
 def _mapper_of(run: MappingRun, write: PendingWrite) -> tuple[ObjectMapper, Side] | None:
     """The object mapper and side a pending row was written by (its cause names the object: ObjectRun.cause)."""
     name = write.entry.cause.removeprefix(f"{run.name}:").split(":", 1)[0]
@@ -86,7 +104,10 @@ def _holds(mapper: ObjectMapper, side: Side, write: PendingWrite, record: Record
 
 
 def _held_raw(write: PendingWrite, record: Record | None) -> bool:
-    """For a write carrying no base field: whether the target holds each field as written."""
+    """For a write carrying no base field (a void, a delete): whether the target holds each field as written,
+    or, for a delete, is gone."""
+    if write.entry.fields_after == DELETED:
+        return record is None or record.deleted
     return record is not None and all(
         jsonable(record.fields.get(k)) == v for k, v in write.entry.fields_after.items()
     )
