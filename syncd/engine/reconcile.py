@@ -315,7 +315,7 @@ class Reconciler:
                 )
                 await run.stores.audit.record(
                     run.system(target), side_object(mapper, target), record.id, {}, after, cause,
-                    session=session,
+                    status="recovered", session=session,
                 )
         except StoreConflictError:
             # What the reference found already belongs to another link: drop this intent; the source

@@ -83,9 +83,11 @@ class AuditLog:
         cause: str,
         *,
         at: datetime | None = None,
+        status: str = "done",
         session: AsyncSession | None = None,
     ) -> int:
-        """Append one entry (in the caller's session, to commit with the link and cursor); returns its id."""
+        """Append one entry (in the caller's session, to commit with the link and cursor); returns its id.
+        `status` is `recovered` for a write a process that died made, found by the next pass."""
         stmt = (
             AUDIT.insert()
             .values(
@@ -96,6 +98,7 @@ class AuditLog:
                 fields_before=fields_before,
                 fields_after=fields_after,
                 cause=cause,
+                status=status,
             )
             .returning(AUDIT.c.id)
         )
