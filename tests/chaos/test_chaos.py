@@ -38,7 +38,7 @@ async def test_sigkilled_syncd_reaches_the_end_state_of_a_clean_run(mode: str, t
 
 # With faults on, a write whose commit a SIGKILL lost left base behind (an edit made afterwards met a rule and
 # was overwritten; the killed write had no audit row). The write journal fixes it (tests/engine/
-# test_write_journal.py); this run stays `open_finding` until it passes with edits made and a recovery seen:
+# test_write_journal.py); this run stays `open_finding` until it passes with edits made:
 # of two runs since, both held every invariant, neither landed a kill in the window, the second confirmed no
 # edit within its 300 s of kills (README, "Chaos runs").
 @pytest.mark.open_finding
