@@ -40,9 +40,10 @@ AfterCreateHook = Callable[[str, str, Sequence[WriteOutcome]], None]
 #: Awaited once a batch is planned, before its targets are checked and written, with the ids it is about to
 #: update per system; a test edits a target here to land an edit between syncd's read and its write.
 BeforeWriteHook = Callable[[Mapping[str, Sequence[str]]], Awaitable[None]]
-#: Called once a batch's writes were sent and answered, just before their commit; a test raises here to stand
-#: for a process killed between its writes and its commit (the journal then tells the next pass).
-BeforeCommitHook = Callable[[], None]
+#: Called with the mapping object's name once writes were sent and answered, just before they are recorded (a
+#: batch's commit, a void's journal row completed); a test raises here to stand for a process killed between
+#: its writes and their commit (the journal then tells the next pass).
+BeforeCommitHook = Callable[[str], None]
 
 
 @dataclass(frozen=True)

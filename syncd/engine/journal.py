@@ -78,6 +78,8 @@ async def journalled(scope: ObjectRun, entry: JournalEntry) -> AsyncIterator[Non
     except SkippableError:
         await journal.discard([row])
         raise
+    if scope.run.hooks.before_commit is not None:
+        scope.run.hooks.before_commit(scope.obj)
     await journal.complete([row])
 
 

@@ -150,7 +150,7 @@ class BatchWriter:
             if (row := journal.get((id(pair), side))) is not None:
                 (dropped if outcome.error is not None else done).append(row)
         if self.run.hooks.before_commit is not None:
-            self.run.hooks.before_commit()
+            self.run.hooks.before_commit(self.scope.obj)
         started, self.opened = utcnow(), []
         async with self.run.stores.db.transaction() as session:
             await self.run.stores.journal.complete(done, session=session)

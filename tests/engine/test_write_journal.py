@@ -15,6 +15,7 @@ from syncd.engine.journal import RECOVERED, UNCONFIRMED
 from syncd.store import AuditEntry
 from tests.engine.conftest import World
 from tests.engine.test_customers import settle
+from tests.engine.test_deals import won_deal
 from tests.engine.test_lost_update import linked_ann
 
 
@@ -22,9 +23,9 @@ class ProcessDied(Exception):
     """Stands for a SIGKILL between a batch's writes and its commit."""
 
 
-def die_before_commit() -> None:
+def die_before_commit(obj: str) -> None:
     """The hook: the process stops once its writes are answered, before the store records them."""
-    raise ProcessDied
+    raise ProcessDied(obj)
 
 
 async def requests(world: World) -> dict[str, Counter[str]]:
@@ -128,3 +129,34 @@ async def test_passes_without_a_crash_complete_every_journal_row(world: World) -
     statuses = [e.status for e in await world.stores.audit.list()]
     assert statuses and set(statuses) == {"done"}
     assert await world.stores.journal.pending("hubspot-zohobooks") == []
+
+
+async def test_a_void_whose_record_was_lost_is_recovered_and_not_sent_again(world: World) -> None:
+    # A deal lost after invoicing: the invoice is voided and the process dies before the void is recorded.
+    _, deal = await won_deal(world)
+    await settle(world)
+    [invoice] = await world.zoho.all("invoices")
+    await world.hubspot.update("deals", deal, {"dealstage": "closedlost"})
+
+    def die_after_the_void(obj: str) -> None:
+        if obj == "invoice":
+            raise ProcessDied(obj)
+
+    with pytest.raises(ProcessDied):
+        await world.reconciler(hooks=PipelineHooks(before_commit=die_after_the_void)).run_pass()
+    assert (await world.zoho.get("invoices", invoice["id"]))["status"] == "void"
+    [journalled] = await world.stores.audit.list(system="zohobooks", object="invoices", status="pending")
+    before = await requests(world)
+    report = await world.reconciler().run_pass()
+    assert not report.errors and not report.of_kind("void")
+    [voided] = [e for e in await world.stores.audit.list(system="zohobooks", object="invoices")
+                if e.fields_after == {"status": "void"}]  # fmt: skip
+    assert (voided.id, voided.status, voided.fields_before) == (journalled.id, "recovered", {"status": "draft"})
+    calls = spent(await requests(world), before)["zohobooks"]
+    # Voided once, by the dead process: no write now. The recovery read the invoice once; the other two reads
+    # are what the lost deal read again costs without a crash (measured with the recovery switched off).
+    assert calls == {
+        "GET /books/v3/contacts": 1, "GET /books/v3/invoices": 1, "GET /books/v3/customerpayments": 1,
+        "GET /books/v3/invoices/{invoice_id}": 1 + 2, "GET /books/v3/contacts/{contact_id}": 1,
+    }
+    assert await settle(world) == 1
