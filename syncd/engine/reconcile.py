@@ -21,6 +21,7 @@ from syncd.engine.context import (
     side_object,
 )
 from syncd.engine.history import activate
+from syncd.engine.journal import recover_writes
 from syncd.engine.match_index import FullRead, MatchIndex
 from syncd.engine.pairs import ReadCause
 from syncd.engine.pipeline import ObjectPipeline
@@ -112,6 +113,7 @@ class Reconciler:
             if not dry_run:
                 await activate(run)  # the mapping's history ends at its first pass (default `sync_from`)
                 await self._recover_pending(run)
+                await recover_writes(run)
             for name in active.mapping.order:
                 self.observer.object_started(active.name, name)
                 try:
@@ -313,7 +315,7 @@ class Reconciler:
                 )
                 await run.stores.audit.record(
                     run.system(target), side_object(mapper, target), record.id, {}, after, cause,
-                    session=session,
+                    status="recovered", session=session,
                 )
         except StoreConflictError:
             # What the reference found already belongs to another link: drop this intent; the source
@@ -363,6 +365,7 @@ class Reconciler:
         try:
             await activate(run)
             await self._recover_pending(run)
+            await recover_writes(run)
             await self._retry_parked(run, mapper, pipeline)
             await self._apply_resolutions(run, mapper, pipeline)
             for side in read_sides(mapper):
@@ -382,6 +385,7 @@ class Reconciler:
         becomes a deletion (or a merge, if its event said so). Connector and store errors propagate, so
         the caller keeps the events to try again."""
         run = self._mapping_run(mapping_name)
+        await recover_writes(run)  # a change announced may concern a write its predecessor left pending
         latest: dict[str, ChangeEvent] = {}
         for change in sorted(changes, key=lambda c: c.occurred_at):
             latest[change.record_id] = change

@@ -194,6 +194,7 @@ async def test_a_crash_between_create_and_link_commit_binds_instead_of_creating_
     assert (audited.object, audited.record_id, audited.fields_before) == ("contacts", customer["id"], {})
     assert f"created from hubspot contacts {hub_id}" in audited.cause
     assert f"recovered an interrupted create by its reference {pending.reference}" in audited.cause
+    assert audited.status == "recovered"
     assert audited.fields_after["primary_contact.email"] == "ann@example.com"
     assert audited.fields_after["cf_syncd_ref"] == pending.reference
     assert await settle(world) == 1
