@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from syncd.connectors.base import Create
 from syncd.engine.context import PipelineHooks
 from syncd.sandbox.runner import Sandbox
 from tests.engine.conftest import World
+from tests.engine.test_deals import hubspot_api
 
 
 class ServerClock:
@@ -153,10 +155,10 @@ async def test_first_sync_reads_each_side_once_and_an_idle_pass_costs_a_list_cal
             "GET /books/v3/contacts": 1, "GET /books/v3/invoices": 1, "GET /books/v3/customerpayments": 1,
         }
         assert idle["hubspot"] == {
-            # contacts and deals: changes, merges; deals also their line items
-            "POST /crm/v3/objects/{object_type}/search": 5,
-            # archived contacts and deals (HubSpot lists no deletions by date)
-            "GET /crm/v3/objects/{object_type}": 2,
+            # one change search per object read: contacts, deals, and the deals' line items (an object of its
+            # own, with its own stamps: editing a line leaves the deal's alone). A merge survivor names what it
+            # absorbed in that search; archived records are listed once a sweep interval (an hour), not here.
+            "POST /crm/v3/objects/{object_type}/search": 3,
         }
 
 
@@ -184,6 +186,43 @@ async def test_an_edit_after_settling_costs_its_reads_and_its_write_only(world: 
     for link in edited:
         assert link.acc_id is not None
         assert (await world.zoho.get("contacts", link.acc_id))["primary_contact.last_name"] == "Okafor"
+
+
+async def test_hubspot_deletions_wait_for_the_sweep_and_merges_come_with_the_changes(world: World) -> None:
+    CLOCK.lag = 300
+    await populate(world)
+    CLOCK.lag -= 60
+    for _ in range(2):
+        await pass_costs(world)  # the first sync, then the pass that sweeps HubSpot's deletions a first time
+        CLOCK.lag -= 10
+    CLOCK.lag -= OVERLAP_S + 30
+    await pass_costs(world)  # the overlap window re-read once more
+    links = await world.stores.links.list("hubspot-zohobooks", "customer", "linked", limit=None)
+    deleted, loser, survivor = links[:3]
+    assert deleted.crm_id and deleted.acc_id and loser.crm_id and loser.acc_id and survivor.crm_id
+    await world.hubspot.remove("contacts", deleted.crm_id)
+    await hubspot_api(world, "POST", "/crm/v3/objects/contacts/merge",
+                      {"primaryObjectId": survivor.crm_id, "objectIdToMerge": loser.crm_id})
+    CLOCK.lag -= 10
+    # Within the sweep interval: the merge comes with the change search that finds its survivor (its link
+    # moves); the deleted contact waits for the sweep. No archived list, no merge search.
+    report, costs = await pass_costs(world)
+    assert [a.kind for a in report.actions if a.kind in ("move", "create")] == ["move"]
+    moved = await world.stores.links.lookup_crm("hubspot-zohobooks", "customer", "hubspot", survivor.crm_id)
+    assert moved is not None and moved.id == survivor.id
+    assert costs["hubspot"].get("GET /crm/v3/objects/{object_type}", 0) == 0
+    assert costs["hubspot"]["POST /crm/v3/objects/{object_type}/search"] == 3
+    assert (await world.zoho.get("contacts", deleted.acc_id))["status"] == "active"
+    # The sweep, once due, lists the archived contacts and deals (one page each) and the merges since the
+    # last sweep, and the delete policy applies.
+    CLOCK.lag -= 10
+    before = await routes(world)
+    report = await world.reconciler(deletion_sweep=timedelta(0)).run_pass()
+    assert not report.errors, report.errors
+    costs = spent(before, await routes(world))
+    assert costs["hubspot"]["GET /crm/v3/objects/{object_type}"] == 2
+    assert costs["hubspot"]["POST /crm/v3/objects/{object_type}/search"] == 3 + 2
+    assert (await world.zoho.get("contacts", deleted.acc_id))["status"] == "inactive"
 
 
 async def test_interrupted_creates_are_recovered_with_one_read_of_the_target(world: World) -> None:
@@ -261,7 +300,15 @@ async def test_the_same_economy_holds_for_salesforce(world: World) -> None:
         "GET /books/v3/contacts": 1, "GET /books/v3/invoices": 1, "GET /books/v3/customerpayments": 1,
     }
     assert idle["salesforce"] == {
-        "GET /services/data/{version}/query/": 2,  # changed contacts and opportunities
-        "GET /services/data/{version}/sobjects/{sobject}/deleted/": 2,  # deleted ones
-        "GET /services/data/{version}/queryAll/": 2,  # merged ones
+        # changed contacts and opportunities, with the recycle bin: deleted and merged ones come in the same
+        # call; getDeleted (records emptied from the bin) waits for the hourly sweep
+        "GET /services/data/{version}/queryAll/": 2,
     }
+    # A contact deleted in Salesforce comes with the next change read, at no extra call.
+    [link] = (await world.stores.links.list("salesforce-zohobooks", "customer", "linked", limit=None))[:1]
+    assert link.crm_id is not None and link.acc_id is not None
+    await world.salesforce.remove("Contact", link.crm_id)
+    CLOCK.lag -= 10
+    report, costs = await salesforce_pass(world)
+    assert costs["salesforce"] == {"GET /services/data/{version}/queryAll/": 2}
+    assert (await world.zoho.get("contacts", link.acc_id))["status"] == "inactive"

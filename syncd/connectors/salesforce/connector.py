@@ -247,7 +247,9 @@ class SalesforceConnector:
             where = [soql.compare("SystemModstamp", ">=", lower)] if lower is not None else []
             select = soql.Select(object, list(types), where, ["SystemModstamp", "Id"])
             try:
-                async for rows in self._pages(select):
+                # After the first read, queryAll: a delete or merge stamps the row, which stays in the recycle
+                # bin (IsDeleted, MasterRecordId) for 15 days, so the same call lists what was removed.
+                async for rows in self._pages(select, include_deleted=lower is not None):
                     if not rows:
                         continue
                     records = [
@@ -311,7 +313,9 @@ class SalesforceConnector:
 
     async def deletions(self, object: str, since: datetime) -> Sequence[Deletion]:
         """Deleted records: `sobjects/{Obj}/deleted/` (at most 15 days back, whole minutes) joined with a
-        queryAll of rows in the recycle bin (immediate, and carrying MasterRecordId where the org has it)."""
+        queryAll of rows in the recycle bin (immediate, and carrying MasterRecordId where the org has it).
+        The change read lists the recycle bin already; this sweep, run once an interval, also finds records
+        emptied from the bin (hard deleted) before a change read saw them, which only getDeleted knows."""
         now = _now()
         found: dict[str, Deletion] = {}
         start = max(since, now - DELETED_WINDOW + timedelta(minutes=1))
