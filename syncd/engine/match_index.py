@@ -22,6 +22,8 @@ class MatchIndex:
     # The names held on this side where it keeps a name unique (Zoho Books display names), by `text_key`:
     # a create there picks a free one up front (see `taken_names`). None: the side keeps no name unique.
     held_names: set[str] | None = None
+    # Names a create was given instead of a held one, and the held name each replaced (for a refusal after all).
+    passed_over: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, mapper: ObjectMapper, side: Side, records: Iterable[Record]) -> MatchIndex:

@@ -207,3 +207,22 @@ async def test_a_first_sync_gives_a_taken_name_its_alternative_up_front_without_
     reconciler = world.reconciler()
     await quiet_pass(world, reconciler, settled=False)  # the accountant's customers, copied to HubSpot, read back
     await quiet_pass(world, reconciler)
+
+
+async def test_a_name_chosen_up_front_but_taken_meanwhile_goes_on_to_the_next_alternative(world: World) -> None:
+    await world.zoho.put("contacts", {"contact_type": "customer", "contact_name": "Ann Lee",
+                                      "primary_contact.email": "ann.lee@old.example"})  # fmt: skip
+    hub_id = await world.hubspot.put("contacts", contact("Ann Lee", "Ann@Example.com", "Acme"))
+    landed: list[str] = []
+
+    async def accountant_keys_in_a_customer(targets: Mapping[str, Sequence[str]]) -> None:
+        # After syncd read Zoho Books whole, before it creates: the name it picked is taken after all.
+        if not landed:
+            landed.append(await world.zoho.put("contacts", {
+                "contact_type": "customer", "contact_name": "Ann Lee (ann@example.com)",
+                "primary_contact.email": "someone.else@example.com"}))  # fmt: skip
+
+    report = await world.reconciler(hooks=PipelineHooks(before_write=accountant_keys_in_a_customer)).run_pass()
+    assert not report.errors and landed
+    # The alternative after the one refused, not that one with the address appended twice.
+    assert (await customer_of(world, hub_id))["contact_name"] == "Ann Lee (Acme)"
