@@ -65,6 +65,8 @@ def _untried(scope: ObjectRun, side: Side, rule: UniqueName, refused: str, work:
     sync chose `refused` for a name it saw taken, the alternatives after it of that name, less those held."""
     canonical = scope.mapper.to_canonical(other(side), work.source)
     index = _first_read(scope, side)
+    if index is not None and index.held_names is not None:
+        index.held_names.add(text_key(refused))  # held after all: no later create of this pass picks it
     original = index.passed_over.get(refused) if index is not None else None
     if index is None or original is None:
         return rule.candidates(refused, canonical), refused
