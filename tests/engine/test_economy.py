@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
-from datetime import timedelta
+from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -315,3 +316,25 @@ async def test_the_same_economy_holds_for_salesforce(world: World) -> None:
     report, costs = await salesforce_pass(world)
     assert costs["salesforce"] == {"GET /services/data/{version}/queryAll/": 2}
     assert (await world.zoho.get("contacts", link.acc_id))["status"] == "inactive"
+
+
+async def test_a_salesforce_idle_pass_reads_neither_the_newest_records_again_nor_their_lines(world: World) -> None:
+    CLOCK.lag = 300
+    [account] = await world.salesforce.connector.create_many("Account", [Create("acme", {"Name": "Acme"})])
+    created = await world.salesforce.connector.create_many("Contact", [
+        Create("s0", {"FirstName": "Ann", "LastName": "Lee", "AccountId": account.id, "Email": "ann@example.com"})])
+    created = [*created, *await world.salesforce.connector.create_many("Opportunity", [
+        Create("o0", {"Name": "Acme renewal", "AccountId": account.id, "StageName": "Prospecting",
+                      "CloseDate": date(2030, 1, 1), "Amount": Decimal("1200")})])]  # fmt: skip
+    assert all(o.ok for o in created)
+    CLOCK.lag -= 60
+    for _ in range(2):
+        await salesforce_pass(world)
+        CLOCK.lag -= 10
+    CLOCK.lag -= OVERLAP_S + 30
+    await salesforce_pass(world)
+    # The cursors moved up to each read's start by Salesforce's clock: the overlap window no longer holds the
+    # newest contact and opportunity, so no opportunity's lines are queried either.
+    report, idle = await salesforce_pass(world)
+    assert report.settled
+    assert idle["salesforce"] == {"GET /services/data/{version}/queryAll/": 2}
