@@ -19,8 +19,8 @@ from syncd.engine.pairs import SIDES, Batch, CreateWork, PairWork
 from syncd.engine.plan import PlannedAction
 from syncd.engine.signals import announce_conflicts
 from syncd.engine.snapshot import decode_base, encode_base, encode_value
-from syncd.engine.taken_names import rename_taken
-from syncd.engine.unchanged import settled_read, settled_write
+from syncd.engine.taken_names import choose_free_names, rename_taken
+from syncd.engine.unchanged import settled_create, settled_read, settled_write
 from syncd.errors import ConnectorError, DuplicateError, FatalError, SkippableError
 from syncd.mapping.spec import Side
 from syncd.store import Conflict, ConnectionStore, Link, StoreConflictError
@@ -93,6 +93,7 @@ class BatchWriter:
             if not items:
                 continue
             send = partial(self._send_creates, side)
+            items = choose_free_names(self.scope, side, items)  # a first sync knows the names held there
             outcomes = await send(items)
             # A create refused for a taken unique name is tried again under the mapping's alternatives.
             created.extend(await rename_taken(self.scope, side, list(zip(items, outcomes, strict=True)), send))
@@ -174,7 +175,7 @@ class BatchWriter:
         """The stamps a created pair's link keeps: the source as read, the new record as its create answered."""
         return {
             other(work.target): self._read_stamp(other(work.target), work.source.modified_at),
-            work.target: self._written_stamp(work.target, outcome),
+            work.target: settled_create(outcome.modified_at, self.run.stamp_resolution(work.target), outcome.existed),
         }
 
     def _read_stamp(self, side: Side, stamp: datetime) -> datetime | None:
