@@ -19,7 +19,7 @@ class MatchIndex:
     """The live records of one side of one object by match key, from one full read of that side."""
 
     by_key: dict[MatchKey, list[Record]] = field(default_factory=dict)
-    # The names held on this side where it keeps a name unique (Zoho Books display names), by `text_key`:
+    # The names held on this side where it keeps a name unique (an accounting system's display names), by `text_key`:
     # a create there picks a free one up front (see `taken_names`). None: the side keeps no name unique.
     held_names: set[str] | None = None
     # Names a create was given instead of a held one, and the held name each replaced (for a refusal after all).

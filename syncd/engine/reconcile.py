@@ -74,7 +74,7 @@ class Reconciler:
     connectors: Mapping[str, Connector]  # by system name, as registered
     overlap: timedelta = timedelta(seconds=120)
     # How often a system's deletions are listed by poll (their lists cost calls even when nothing changed);
-    # merges, and Salesforce's recycle bin, come with the change read itself, deletions by webhook at once.
+    # merges and recycle bins come with the change read itself where the API allows, deletions by webhook at once.
     deletion_sweep: timedelta = timedelta(hours=1)
     batch_size: int = 100
     hooks: PipelineHooks = field(default_factory=PipelineHooks)
