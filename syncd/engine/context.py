@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from syncd.connectors.base import Connector, FieldValue, Record, WriteOutcome
+from syncd.engine.action_log import ActionLog
 from syncd.engine.match_index import FullRead, MatchIndex
 from syncd.engine.plan import PlannedAction
 from syncd.mapping.compiled import CompiledMapping, ObjectMapper
@@ -132,7 +133,7 @@ class MappingRun:
     retry_after: timedelta = timedelta(seconds=60)
     # A target read longer ago than this is read again just before it is written (see `recheck`).
     recheck_after: timedelta = RECHECK_AFTER
-    actions: list[PlannedAction] = field(default_factory=list)
+    actions: ActionLog = field(default_factory=ActionLog)
     errors: list[str] = field(default_factory=list)
     # Records already handled in this pass, so a dependency synced on demand is not planned twice.
     handled: set[tuple[str, Side, str]] = field(default_factory=set)
@@ -164,14 +165,7 @@ class MappingRun:
     def settle(self, planned: PlannedAction, outcome: PlannedAction | None) -> None:
         """Replace an action reported when it was planned by what came of it (a refused write becomes an
         error), or drop it (None) when it did not happen; the report then says what was done."""
-        # Searched from the end: the writer settles the batch it just planned, the report's latest actions.
-        for index in range(len(self.actions) - 1, -1, -1):
-            if self.actions[index] is planned:
-                if outcome is None:
-                    del self.actions[index]
-                else:
-                    self.actions[index] = outcome
-                return
+        self.actions.settle(planned, outcome)
 
     def connector(self, side: Side) -> Connector:
         """The connector of `side`."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from syncd.connectors.base import ChangeEvent, Connector, Deletion, Page, Record
+from syncd.engine.action_log import DEFAULT_KEPT, ActionLog
 from syncd.engine.context import (
     RECHECK_AFTER,
     LifecyclePolicy,
@@ -79,17 +80,19 @@ class Reconciler:
     targets: TargetLocks = field(default_factory=TargetLocks)
     # Told how a pass goes, object by object (a command shows it as progress); the daemon's passes go unwatched.
     observer: PassObserver = field(default_factory=SilentObserver)
+    # How many actions of a pass its report holds in full (every one is counted).
+    kept_actions: int = DEFAULT_KEPT
 
     async def _sync_batch(
         self, pipeline: ObjectPipeline, side: Side, records: Sequence[Record], why: ReadCause = "poll"
     ) -> None:
         """One batch through the pipeline, holding the targets it may match and create on until it committed."""
         targets = creation_targets(pipeline.run.mapping, pipeline.mapper, side)
-        before = len(pipeline.run.actions)
+        pipeline.run.actions.mark()
         async with self.targets.hold(targets, pipeline.run.name):
             await pipeline.sync(side, records, why=why)
         self.observer.batch_synced(pipeline.run.name, pipeline.mapper.name, len(records),
-                                   pipeline.run.actions[before:])
+                                   pipeline.run.actions.recent)
 
     async def run_pass(self, *, dry_run: bool = False) -> SyncReport:
         """One pass over every mapping; with `dry_run` it plans and writes nothing (not even the store)."""
@@ -108,6 +111,7 @@ class Reconciler:
                 policy=self.policy,
                 retry_after=self.retry_after,
                 recheck_after=self.recheck_after,
+                actions=ActionLog(self.kept_actions),
             )
             if not dry_run:
                 await activate(run)  # the mapping's history ends at its first pass (default `sync_from`)
@@ -121,7 +125,7 @@ class Reconciler:
                     log.warning("object sync failed", mapping=active.name, object=name, error=str(exc))
                     run.errors.append(f"{active.name}:{name}: {exc}")
                 self.observer.object_finished(active.name, name)
-            reports.append(SyncReport(tuple(run.actions), dry_run=dry_run, errors=tuple(run.errors)))
+            reports.append(run.actions.report(run.errors, dry_run=dry_run))
         return merge_reports(reports, dry_run=dry_run)
 
     def _connector(self, system: str) -> Connector:
@@ -348,7 +352,8 @@ class Reconciler:
                     target_locks=self.targets,
                     policy=self.policy,
                     retry_after=self.retry_after,
-                recheck_after=self.recheck_after,
+                    recheck_after=self.recheck_after,
+                    actions=ActionLog(self.kept_actions),
                 )
         raise StoreError(f"no active mapping named {mapping_name!r}")
 
@@ -372,7 +377,7 @@ class Reconciler:
             # As in a pass: the cursor stays where it was, and the next run reads the same changes again.
             log.warning("object sync failed", mapping=mapping_name, object=object_name, error=str(exc))
             run.errors.append(f"{mapping_name}:{object_name}: {exc}")
-        return SyncReport(tuple(run.actions), dry_run=False, errors=tuple(run.errors))
+        return run.actions.report(run.errors, dry_run=False)
 
     async def sync_records(
         self, mapping_name: str, system: str, object: str, changes: Sequence[ChangeEvent]
@@ -400,4 +405,4 @@ class Reconciler:
                 for start in range(0, len(records), self.batch_size):
                     batch = records[start : start + self.batch_size]
                     await self._sync_batch(pipeline, side, batch, why="announced")
-        return SyncReport(tuple(run.actions), dry_run=False, errors=tuple(run.errors))
+        return run.actions.report(run.errors, dry_run=False)
