@@ -179,34 +179,33 @@ class Reconciler:
     async def _first_read(self, run: MappingRun, mapper: ObjectMapper, side: Side) -> AsyncIterator[Page]:
         """A side read for the first time, whole, with both sides indexed by match key: first-time linking
         then compares in memory instead of looking each record up (the other side's read is kept for its own
-        first read in this pass, so each side is read once)."""
-        own = run.full_reads.pop((mapper.name, side), None) or await self._read_whole(run, mapper, side)
-        run.match_indexes[(mapper.name, side)] = MatchIndex.of(mapper, side, own.records)
+        first read in this pass, so each side is read once). The side's own index is lean (ids by key): its
+        records wait packed in the read until synced."""
+        own = run.full_reads.pop((mapper.name, side), None)
+        if own is None:
+            own = await self._read_whole(run, mapper, side)
+        run.match_indexes[(mapper.name, side)] = MatchIndex.of(mapper, side, own.records, lean=True)
         there = other(side)
         if (mapper.name, there) not in run.match_indexes:
             whole = await self._read_whole(run, mapper, there)
             run.match_indexes[(mapper.name, there)] = MatchIndex.of(mapper, there, whole.records)
             run.full_reads[(mapper.name, there)] = whole
-        self._estimate_creates(run, mapper, side, own)
+        self._estimate_creates(run, mapper, side)
 
         async def pages() -> AsyncIterator[Page]:
-            while own.pages:
-                yield own.pages.pop(0)  # let each page go once it is synced (the index keeps what it needs)
+            while (page := own.pop()) is not None:
+                yield page  # and let it go once synced
 
         return pages()
 
     @staticmethod
-    def _estimate_creates(run: MappingRun, mapper: ObjectMapper, side: Side, own: FullRead) -> None:
+    def _estimate_creates(run: MappingRun, mapper: ObjectMapper, side: Side) -> None:
         """Say up front whether the creates a first sync needs on the other side fit that connection's budget
         today (its rate limiter logs the estimate: a warning, with the days it takes, when they do not)."""
         there = other(side)
         if not mapper.create.may_create_on(there):
             return
-        index = run.match_indexes[(mapper.name, there)]
-        unmatched = 0
-        for record in own.records:
-            key = None if record.deleted else mapper.match_key(side, record)
-            unmatched += key is None or not index.find(key)
+        unmatched = run.match_indexes[(mapper.name, side)].unmatched_in(run.match_indexes[(mapper.name, there)])
         connector = run.connector(there)
         estimate = getattr(getattr(connector, "limiter", None), "estimate", None)
         per_call = getattr(connector, "create_batch", 1)
@@ -215,8 +214,10 @@ class Reconciler:
 
     async def _read_whole(self, run: MappingRun, mapper: ObjectMapper, side: Side) -> FullRead:
         """Every record of one side of an object, as a first read pages through them."""
-        return FullRead([page async for page in run.connector(side).changes(side_object(mapper, side), None,
-                                                                              self.overlap)])
+        whole = FullRead()
+        async for page in run.connector(side).changes(side_object(mapper, side), None, self.overlap):
+            whole.add(page)
+        return whole
 
     async def _retry_parked(self, run: MappingRun, mapper: ObjectMapper, pipeline: ObjectPipeline) -> None:
         """Records parked with a retry time that has come: read them again and run them through."""
