@@ -7,7 +7,7 @@ import zlib
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from syncd.connectors.base import Page, Record
 from syncd.mapping.compiled import FieldConversionError, ObjectMapper
@@ -17,22 +17,32 @@ from syncd.mapping.values import CanonicalScalar
 MatchKey = tuple[CanonicalScalar, ...]
 
 
+#: What a lean index stands a record by: no field, stamped before anything (the full read's stamp wins).
+_UNREAD_STAMP = datetime.min.replace(tzinfo=UTC)
+
+
 @dataclass
 class MatchIndex:
-    """The live records of one side of one object by match key, from one full read of that side."""
+    """The live records of one side of one object by match key, from one full read of that side. A `lean`
+    index keeps only ids (one, or a tuple of several, per key): a first sync of 50,000 records holds the ids,
+    not the records."""
 
-    by_key: dict[MatchKey, list[Record]] = field(default_factory=dict)
+    by_key: dict[MatchKey, Record | str | tuple[Record | str, ...]] = field(default_factory=dict)
     # Records read but not indexed: deleted, merged, without a usable key, or not mappable at all.
     left_out: int = 0
+    # Of a lean index: the system and object of its ids, and the fields a record found by id lacks.
+    system: str = ""
+    object: str = ""
+    unread: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, mapper: ObjectMapper, side: Side, records: Iterable[Record], *, lean: bool = False) -> MatchIndex:
         """Index `records` of `side` on the mapper's match keys (records without a usable key are left out).
-        A `lean` index keeps of each record only its id and stamp, as a list row lacking every field the
-        mapping reads: enough for the side's own read (which asks only who else holds a key); matched from
-        the other side (a record its own side left unlinked), it is read in full first."""
-        index = cls()
-        reads = mapper.read_fields(side) if lean else frozenset()
+        A `lean` index keeps of each record only its id: enough for the side's own read (which asks only who
+        else holds a key); found from the other side (a record its own side left unlinked), it stands as a
+        list row lacking every field the mapping reads, and is read in full before it is paired."""
+        index = cls(unread=mapper.read_fields(side) if lean else frozenset())
+        by_key = index.by_key
         for record in records:
             if record.deleted or record.merged_into is not None:
                 index.left_out += 1
@@ -44,18 +54,28 @@ class MatchIndex:
             if key is None:
                 index.left_out += 1
                 continue
-            kept = Record(record.system, record.object, record.id, {}, record.modified_at, missing=reads) if lean \
-                else record
-            index.by_key.setdefault(key, []).append(kept)
+            index.system, index.object = record.system, record.object
+            kept: Record | str = record.id if lean else record
+            held = by_key.get(key)
+            by_key[key] = kept if held is None else (*held, kept) if isinstance(held, tuple) else (held, kept)
         return index
 
     def find(self, key: MatchKey) -> list[Record]:
         """The records holding `key`."""
-        return list(self.by_key.get(key, ()))
+        held = self.by_key.get(key)
+        if held is None:
+            return []
+        return [self._record(entry) for entry in (held if isinstance(held, tuple) else (held,))]
+
+    def _record(self, entry: Record | str) -> Record:
+        if isinstance(entry, Record):
+            return entry
+        return Record(self.system, self.object, entry, {}, _UNREAD_STAMP, missing=self.unread)
 
     def unmatched_in(self, there: MatchIndex) -> int:
         """How many records read here no record of `there` matches (those left out of the index included)."""
-        return self.left_out + sum(len(entries) for key, entries in self.by_key.items() if key not in there.by_key)
+        return self.left_out + sum(len(held) if isinstance(held, tuple) else 1
+                                   for key, held in self.by_key.items() if key not in there.by_key)
 
 
 class FullRead:
