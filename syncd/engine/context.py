@@ -136,7 +136,8 @@ class MappingRun:
     actions: ActionLog = field(default_factory=ActionLog)
     errors: list[str] = field(default_factory=list)
     # Records already handled in this pass, so a dependency synced on demand is not planned twice.
-    handled: set[tuple[str, Side, str]] = field(default_factory=set)
+    # By (object, side): a set of ids each, not a tuple per record (a first sync of 50,000 records holds them all).
+    handled: dict[tuple[str, Side], set[str]] = field(default_factory=dict)
     # Dry run only: links the plan would make, (object, side, id) → the other side's id (or "(new)").
     planned_links: dict[tuple[str, Side, str], str] = field(default_factory=dict)
     # Ids of the records read in this pass per (object, side): a record some linked record refers to that
@@ -161,6 +162,10 @@ class MappingRun:
             del self.match_indexes[(obj, side)]
             return None
         return index
+
+    def handled_on(self, obj: str, side: Side) -> set[str]:
+        """The ids of `obj`'s records on `side` already handled in this pass."""
+        return self.handled.setdefault((obj, side), set())
 
     def settle(self, planned: PlannedAction, outcome: PlannedAction | None) -> None:
         """Replace an action reported when it was planned by what came of it (a refused write becomes an
