@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from syncd.connectors.base import Connector, FieldValue, Record, WriteOutcome
+from syncd.engine.action_log import ActionLog
 from syncd.engine.match_index import FullRead, MatchIndex
 from syncd.engine.plan import PlannedAction
 from syncd.mapping.compiled import CompiledMapping, ObjectMapper
@@ -23,6 +24,7 @@ from syncd.store import (
     DeadLetterStore,
     Link,
     LinkStore,
+    WriteJournal,
 )
 
 #: How old the read a write was planned from may be before the target is read again to check it did not move:
@@ -39,6 +41,10 @@ AfterCreateHook = Callable[[str, str, Sequence[WriteOutcome]], None]
 #: Awaited once a batch is planned, before its targets are checked and written, with the ids it is about to
 #: update per system; a test edits a target here to land an edit between syncd's read and its write.
 BeforeWriteHook = Callable[[Mapping[str, Sequence[str]]], Awaitable[None]]
+#: Called with the mapping object's name once writes were sent and answered, just before they are recorded (a
+#: batch's commit, a void's journal row completed); a test raises here to stand for a process killed between
+#: its writes and their commit (the journal then tells the next pass).
+BeforeCommitHook = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,7 @@ class PipelineHooks:
 
     after_create: AfterCreateHook | None = None
     before_write: BeforeWriteHook | None = None
+    before_commit: BeforeCommitHook | None = None
 
 
 @dataclass(frozen=True)
@@ -70,13 +77,14 @@ class Stores:
     audit: AuditLog
     cursors: CursorStore
     activations: ActivationStore
+    journal: WriteJournal
 
     @classmethod
     def on(cls, db: Database) -> Stores:
         """Every repository over one open database."""
         return cls(
             db, LinkStore(db), ConflictStore(db), DeadLetterStore(db), AuditLog(db), CursorStore(db),
-            ActivationStore(db),
+            ActivationStore(db), WriteJournal(db),
         )  # fmt: skip
 
 
@@ -133,10 +141,11 @@ class MappingRun:
     retry_after: timedelta = timedelta(seconds=60)
     # A target read longer ago than this is read again just before it is written (see `recheck`).
     recheck_after: timedelta = RECHECK_AFTER
-    actions: list[PlannedAction] = field(default_factory=list)
+    actions: ActionLog = field(default_factory=ActionLog)
     errors: list[str] = field(default_factory=list)
     # Records already handled in this pass, so a dependency synced on demand is not planned twice.
-    handled: set[tuple[str, Side, str]] = field(default_factory=set)
+    # By (object, side): a set of ids each, not a tuple per record (a first sync of 50,000 records holds them all).
+    handled: dict[tuple[str, Side], set[str]] = field(default_factory=dict)
     # Dry run only: links the plan would make, (object, side, id) → the other side's id (or "(new)").
     planned_links: dict[tuple[str, Side, str], str] = field(default_factory=dict)
     # Ids of the records read in this pass per (object, side): a record some linked record refers to that
@@ -162,17 +171,14 @@ class MappingRun:
             return None
         return index
 
+    def handled_on(self, obj: str, side: Side) -> set[str]:
+        """The ids of `obj`'s records on `side` already handled in this pass."""
+        return self.handled.setdefault((obj, side), set())
+
     def settle(self, planned: PlannedAction, outcome: PlannedAction | None) -> None:
         """Replace an action reported when it was planned by what came of it (a refused write becomes an
         error), or drop it (None) when it did not happen; the report then says what was done."""
-        # Searched from the end: the writer settles the batch it just planned, the report's latest actions.
-        for index in range(len(self.actions) - 1, -1, -1):
-            if self.actions[index] is planned:
-                if outcome is None:
-                    del self.actions[index]
-                else:
-                    self.actions[index] = outcome
-                return
+        self.actions.settle(planned, outcome)
 
     def connector(self, side: Side) -> Connector:
         """The connector of `side`."""
