@@ -19,5 +19,7 @@ REGISTRATION = SystemRegistration(
     invoices=InvoiceLifecycle(object="Invoices", status_field="Status", editable=frozenset({"draft", "submitted"}),
                               void_status="voided", also_void=frozenset({"deleted"}), void_action="void",
                               payment_object="Payments"),
+    # A contact deactivated (`act(..., "inactive")`) is archived.
+    deactivated={"Contacts": ("ContactStatus", "ARCHIVED")},
     mapping_files=("hubspot-xero.toml", "salesforce-xero.toml"),
 )
