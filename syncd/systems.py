@@ -57,6 +57,7 @@ REGISTRY: Mapping[str, str] = {
     "hubspot": "syncd.connectors.hubspot.registration:REGISTRATION",
     "salesforce": "syncd.connectors.salesforce.registration:REGISTRATION",
     "zohobooks": "syncd.connectors.zohobooks.registration:REGISTRATION",
+    "quickbooks": "syncd.connectors.quickbooks.registration:REGISTRATION",
 }
 
 

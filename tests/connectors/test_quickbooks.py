@@ -1,0 +1,171 @@
+"""QuickBooksConnector on the simulator through python-quickbooks and intuit-oauth: reads by query and CDC, the
+idle pass, batched creates under requestid, names taken (6240), stale SyncTokens (5010), void, payments'
+applications, token refresh, webhooks."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from syncd.connectors.base import Create, Page, Update, WebhookRejected, WebhookRequest
+from syncd.connectors.quickbooks.errors import StaleObjectError
+from syncd.errors import NameTakenError
+from syncd.sandbox.seeding import SeedCounts, SeedWorld
+from tests.connectors.quickbooks_fixtures import Qbo, qbo
+
+__all__ = ["qbo"]
+OVERLAP = timedelta(seconds=5)
+
+
+async def _pages(qbo: Qbo, obj: str, since: datetime | None) -> list[Page]:
+    return [page async for page in qbo.connector.changes(obj, since, OVERLAP)]
+
+
+def _customer(name: str, email: str) -> dict[str, object]:
+    return {"DisplayName": name, "GivenName": name.split()[0], "PrimaryEmailAddr.Address": email}
+
+
+async def test_a_first_read_is_one_query_per_1000_and_an_idle_pass_is_one_cdc_call(qbo: Qbo) -> None:
+    qbo.sim.seed(SeedWorld.build(7, 30), SeedCounts(contacts=25, invoices=12, payments=5))
+    pages = await _pages(qbo, "Customer", None)
+    customers = [r for p in pages for r in p.records]
+    assert len(customers) == 25 and all(not r.missing for r in customers)
+    assert qbo.calls() == {"POST /query": 1}
+    invoices = [r for p in await _pages(qbo, "Invoice", None) for r in p.records]
+    assert len(invoices) == 12 and invoices[0].fields["Line"] and invoices[0].fields["status"] in (
+        "open", "paid", "partially_paid")
+    cursor = pages[-1].cursor
+    qbo.forget_calls()
+    # An idle pass as the engine makes it: deletions, then changes, per object: one CDC call each.
+    for obj in ("Customer", "Invoice"):
+        assert await qbo.connector.deletions(obj, cursor - OVERLAP) == []
+        await _pages(qbo, obj, cursor)
+    assert qbo.calls() == {"GET /cdc": 2}
+
+
+async def test_changes_since_a_cursor_come_from_cdc_with_deletions(qbo: Qbo) -> None:
+    books = qbo.sim.books
+    buyer = books.create({"DisplayName": "Cdc Person"}, "Customer")
+    bill = books.create({"CustomerRef": {"value": buyer["Id"]}, "Line": [
+        {"DetailType": "SalesItemLineDetail", "Amount": 10.0, "SalesItemLineDetail": {"UnitPrice": 10, "Qty": 1}}]},
+        "Invoice")  # fmt: skip
+    since = datetime.now(UTC) - timedelta(minutes=5)
+    books.delete({"Id": bill["Id"], "SyncToken": bill["SyncToken"]}, "Invoice")
+    deleted = await qbo.connector.deletions("Invoice", since)
+    assert [d.id for d in deleted or []] == [bill["Id"]]
+    records = [r for p in await _pages(qbo, "Invoice", since + OVERLAP) for r in p.records]
+    assert [(r.id, r.deleted) for r in records] == [(bill["Id"], True)]
+    assert qbo.calls() == {"GET /cdc": 1}  # the changes() call used what deletions() read
+
+
+async def test_a_cursor_past_the_30_day_look_back_reads_everything(qbo: Qbo) -> None:
+    qbo.sim.books.create({"DisplayName": "Old Friend"}, "Customer")
+    assert await qbo.connector.deletions("Customer", datetime.now(UTC) - timedelta(days=40)) is None
+    records = [r for p in await _pages(qbo, "Customer", datetime.now(UTC) - timedelta(days=40)) for r in p.records]
+    assert [r.fields["DisplayName"] for r in records] == ["Old Friend"]
+    assert qbo.calls() == {"POST /query": 1}
+
+
+async def test_creates_go_in_one_batch_and_a_taken_display_name_is_name_taken(qbo: Qbo) -> None:
+    holder = qbo.sim.books.create({"DisplayName": "Jane Doe"}, "Customer")
+    items = [Create(f"syncd-ref{n:015d}", _customer(name, f"{n}@Example.com"))
+             for n, name in enumerate(["Ann Lee", "JANE DOE", "Bo Chan"])]  # fmt: skip
+    outcomes = await qbo.connector.create_many("Customer", items)
+    assert [o.ok for o in outcomes] == [True, False, True]
+    error = outcomes[1].error
+    assert isinstance(error, NameTakenError)
+    assert (error.field, error.value, error.holder_id, error.vendor_code) == (
+        "DisplayName", "JANE DOE", holder["Id"], "6240")
+    assert qbo.calls() == {"POST /batch": 1}
+    found = await qbo.connector.find_by_field("Customer", "syncd_ref", ["syncd-ref000000000000002"])
+    assert [r.id for r in found["syncd-ref000000000000002"]] == [outcomes[2].id]
+
+
+async def test_a_create_sent_again_under_its_requestid_makes_no_second_record(qbo: Qbo) -> None:
+    item = Create("syncd-0123456789abcdef0123", _customer("Solo Person", "solo@example.com"))
+    first = await qbo.connector.create_many("Customer", [item])
+    again = await qbo.connector.create_many("Customer", [item])
+    assert first[0].id == again[0].id and first[0].ok and again[0].ok
+    assert qbo.calls() == {"POST /customer": 2}
+    assert len([r for r in qbo.sim.records("Customer") or [] if not r["deleted"]]) == 1
+
+
+async def test_an_update_planned_from_an_old_read_is_refused_stale_then_goes_through_after_a_read(qbo: Qbo) -> None:
+    made = qbo.sim.books.create({"DisplayName": "Edited Twice", "CompanyName": "Before"}, "Customer")
+    read = await qbo.connector.get_many("Customer", [made["Id"]])
+    assert read[made["Id"]].fields["CompanyName"] == "Before"
+    # Someone edits it in QuickBooks after syncd read it.
+    qbo.sim.books.update({"Id": made["Id"], "SyncToken": "0", "sparse": True, "CompanyName": "By Hand"}, "Customer")
+    outcome = (await qbo.connector.update_many("Customer", [Update(made["Id"], {"CompanyName": "By Syncd"})]))[0]
+    assert isinstance(outcome.error, StaleObjectError) and outcome.error.vendor_code == "5010"
+    assert qbo.sim.books.get("Customer", made["Id"])["CompanyName"] == "By Hand"  # never overwritten
+    await qbo.connector.get_many("Customer", [made["Id"]])
+    outcome = (await qbo.connector.update_many("Customer", [Update(made["Id"], {"CompanyName": "By Syncd"})]))[0]
+    assert outcome.ok and qbo.sim.books.get("Customer", made["Id"])["CompanyName"] == "By Syncd"
+
+
+async def test_an_invoice_is_created_open_paid_in_part_and_voided_by_the_action(qbo: Qbo) -> None:
+    buyer = qbo.sim.books.create({"DisplayName": "Invoice Buyer"}, "Customer")
+    lines = [{"Description": "Consulting", "UnitPrice": Decimal("120.00"), "Qty": Decimal(2)}]
+    made = (await qbo.connector.create_many("Invoice", [Create("syncd-inv000000000000001", {
+        "CustomerRef": buyer["Id"], "Line": lines, "TxnDate": datetime(2026, 3, 1).date()})]))[0]  # fmt: skip
+    assert made.ok and made.id is not None
+    invoice = (await qbo.connector.get_many("Invoice", [made.id]))[made.id]
+    assert invoice.fields["status"] == "open" and invoice.fields["TotalAmt"] == Decimal("240.00")
+    assert invoice.fields["syncd_ref"] == "syncd-inv000000000000001"
+    paid = (await qbo.connector.create_many("Payment", [Create("syncd-pay000000000000001", {
+        "CustomerRef": buyer["Id"], "TotalAmt": Decimal(100), "Line": [{"Amount": Decimal(100), "invoice_id": made.id}]
+    })]))[0]  # fmt: skip
+    assert paid.ok
+    invoice = (await qbo.connector.get_many("Invoice", [made.id]))[made.id]
+    assert invoice.fields["status"] == "partially_paid" and invoice.fields["Balance"] == Decimal("140.00")
+    applications = await qbo.connector.get_many("PaymentApplication", [f"{paid.id}:{made.id}"])
+    assert applications[f"{paid.id}:{made.id}"].fields["amount_applied"] == Decimal(100)
+    second = (await qbo.connector.create_many("Invoice", [Create("syncd-inv000000000000002", {
+        "CustomerRef": buyer["Id"], "Line": lines})]))[0]  # fmt: skip
+    assert second.id is not None
+    await qbo.connector.act("Invoice", second.id, "void")
+    voided = (await qbo.connector.get_many("Invoice", [second.id]))[second.id]
+    assert voided.fields["status"] == "void" and voided.fields["syncd_ref"] == "syncd-inv000000000000002"
+
+
+async def test_an_expired_token_is_refreshed_once_and_the_rolled_refresh_token_is_kept(qbo: Qbo) -> None:
+    await qbo.connector.get_many("Customer", ["1"])
+    qbo.sim.expire_tokens()
+    await qbo.connector.get_many("Customer", ["1"])
+    assert qbo.connector.tokens.refreshes == 2
+    assert qbo.sim.stats.requests["POST /oauth2/v1/tokens/bearer"] == 2
+    assert qbo.sim.stats.requests["GET /.well-known/openid_configuration/"] == 1
+
+
+async def test_email_lookup_ignores_case_and_takes_one_query(qbo: Qbo) -> None:
+    one = qbo.sim.books.create({"DisplayName": "Mixed Case", "PrimaryEmailAddr": {"Address": "Mixed@Case.COM"}},
+                               "Customer")  # fmt: skip
+    found = await qbo.connector.find_by_field("Customer", "PrimaryEmailAddr.Address",
+                                              ["mixed@case.com", "nobody@example.com"])  # fmt: skip
+    assert [r.id for r in found["mixed@case.com"]] == [one["Id"]] and found["nobody@example.com"] == []
+    assert qbo.calls() == {"POST /query": 1}
+
+
+def test_webhooks_are_verified_by_intuit_signature_and_parsed_to_names(qbo: Qbo) -> None:
+    body = json.dumps({"eventNotifications": [{"realmId": qbo.sim.realm_id, "dataChangeEvent": {"entities": [
+        {"name": "Invoice", "id": "12", "operation": "Void", "lastUpdated": "2026-01-02T10:00:00.000Z"},
+        {"name": "Customer", "id": "3", "operation": "Create", "lastUpdated": "2026-01-02T10:00:01.000Z"}]}},
+        {"realmId": "someone-else", "dataChangeEvent": {"entities": [{"name": "Customer", "id": "9"}]}}]}).encode()
+    sign = base64.b64encode(hmac.new(qbo.sim.verifier_token.encode(), body, hashlib.sha256).digest()).decode()
+    request = WebhookRequest("POST", "https://syncd.example/webhooks/qbo", {"intuit-signature": sign}, body)
+    qbo.connector.verify_webhook(request)
+    events = qbo.connector.parse_webhook(request)
+    assert [(e.object, e.record_id, e.kind) for e in events] == [("Invoice", "12", "updated"),
+                                                                 ("Customer", "3", "created")]
+    forged = WebhookRequest("POST", request.url, {"intuit-signature": sign}, body + b" ")
+    try:
+        qbo.connector.verify_webhook(forged)
+    except WebhookRejected as exc:
+        assert exc.status == 401
+    else:
+        raise AssertionError("a forged body was accepted")
