@@ -16,6 +16,7 @@ from typing import Any
 
 from syncd.sandbox.quickbooks import faults
 from syncd.sandbox.quickbooks.faults import QboFault
+from syncd.sandbox.quickbooks.properties import XSD_PROPERTIES
 from syncd.sandbox.quickbooks.query import Query, QueryError, lookup, matches
 
 ENTITIES = ("Customer", "Invoice", "Payment", "Item")
@@ -496,7 +497,7 @@ class Books:
         if not isinstance(body, dict):
             raise faults.unsupported(entity)
         for prop in body:
-            if prop not in WRITABLE[entity] and prop not in ENVELOPE and prop not in READ_ONLY[entity]:
+            if prop not in XSD_PROPERTIES[entity] and prop not in ENVELOPE:
                 raise faults.unsupported(prop)
 
     def _current(self, entity: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -100,10 +100,9 @@ def parse(text: str) -> Query:
         if [take()[1], take()[1], take()[1]] != ["(", "*", ")"]:
             raise QueryError("Error parsing query: expected COUNT(*)")
         count = True
-    elif raw != "*":
-        # Field lists are accepted and answered with whole records, as QBO answers them with more than asked.
-        while peek_word() != "FROM":
-            take()
+    # Field lists (`*, Sku`, `Id, DisplayName`) are answered with whole records, as QBO answers with more.
+    while peek_word() != "FROM":
+        take()
     if take()[1].upper() != "FROM":
         raise QueryError("Error parsing query: expected FROM")
     kind, entity = take()
