@@ -54,8 +54,9 @@ class LifecyclePolicy:
     """Engine rules for the deal → invoice lifecycle that mapping files do not (yet) express."""
 
     void_lost_invoices: bool = True
-    # Zoho statuses in which an invoice may still be edited; after that, edits become conflicts.
-    editable_invoice_statuses: frozenset[str] = frozenset({"draft"})
+    # Statuses (lower-cased) in which an invoice may still be edited, after which edits become conflicts; None
+    # keeps each accounting system's own (its registration's `InvoiceLifecycle.editable`).
+    editable_invoice_statuses: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)

@@ -302,7 +302,7 @@ class Daemon:
         Each connector is told what the active mappings read from it: for every mapped object whose changes on
         that connection are copied (its direction reads that side), the system object and the mapper's read
         fields there (`ObjectMapper.read_fields`: mapped fields, references, filters, extra fields, the create
-        reference). A deal's line items count as its `line_items` field, as the HubSpot connector names it."""
+        reference). A deal's line items count as its `line_items` field, as CRM connectors name it."""
         assert self._engine is not None
         mappings = self._engine.reconciler.mappings
 

@@ -68,14 +68,14 @@ class Reconciler:
 
     db: Database
     mappings: Sequence[ActiveMapping]
-    connectors: Mapping[str, Connector]  # by system name: hubspot, salesforce, zohobooks
+    connectors: Mapping[str, Connector]  # by system name, as registered
     overlap: timedelta = timedelta(seconds=120)
     batch_size: int = 100
     hooks: PipelineHooks = field(default_factory=PipelineHooks)
     policy: LifecyclePolicy = field(default_factory=LifecyclePolicy)
     retry_after: timedelta = timedelta(seconds=60)
     recheck_after: timedelta = RECHECK_AFTER
-    # Shared by every mapping: two mappings creating on one target (two CRMs into one Zoho Books) take turns.
+    # Shared by every mapping: two mappings creating on one target (two CRMs into one organisation) take turns.
     targets: TargetLocks = field(default_factory=TargetLocks)
     # Told how a pass goes, object by object (a command shows it as progress); the daemon's passes go unwatched.
     observer: PassObserver = field(default_factory=SilentObserver)

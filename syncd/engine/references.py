@@ -68,7 +68,7 @@ class References:
         for name, ref in self.mapper.references.items():
             field_name = ref.side_field(side)
             if field_name is None:
-                # Attached on this side: the record refers to itself (a Zoho contact is its own customer).
+                # Attached on this side: the record refers to itself (an accounting contact is its own customer).
                 source_id: str | None = record.id
             else:
                 raw = lookup(record.fields, field_name)
@@ -85,7 +85,7 @@ class References:
         """What a linked CRM record refers to through each reference carried to accounting, with the
         accounting id each target has; None when this object carries no reference CRM → accounting.
 
-        Only CRM → accounting: a CRM reference (a HubSpot association) is not a field that one write replaces.
+        Only CRM → accounting: a CRM reference (an association) is not a field that one write replaces.
         A target not linked yet is synced first; if it cannot be, the record waits (`wait`, a CRM read) or
         the reference is left out (an accounting read, which must not be held back by the deal's contact).
         """

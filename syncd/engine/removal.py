@@ -88,7 +88,8 @@ async def _apply_delete_policy(scope: ObjectRun, side: Side, record: Record, lin
             raise outcome.error
         await _audit_deletion(scope, connector, target_object, target_id, record, {"deleted": True})
     elif policy == "deactivate" and target == "accounting":
-        action = "void" if lifecycle.is_invoice(mapper) else "inactive"
+        # `inactive` is the protocol's verb for deactivating a record; an invoice is voided in its system's words.
+        action = mapper.invoice.void_action if mapper.invoice is not None else "inactive"
         await connector.act(target_object, target_id, action)
         await _audit_deletion(scope, connector, target_object, target_id, record, {"action": action})
 
@@ -106,14 +107,15 @@ async def plan_void(scope: ObjectRun, record: Record, link: Link) -> None:
     run = scope.run
     if not run.policy.void_lost_invoices or link.acc_id is None:
         return
+    words = scope.mapper.invoice
     invoice = await scope.counterpart(link, "accounting")
-    if invoice is None or lifecycle.invoice_status(invoice) == "void":
+    if words is None or invoice is None or lifecycle.is_void(scope.mapper, invoice):
         return
     planned = scope.action("void", describe(record), describe(invoice), reason="deal left its won stage")
     if run.dry_run:
         return
     try:
-        await run.acc.act(scope.mapper.acc_object, invoice.id, "void")
+        await run.acc.act(scope.mapper.acc_object, invoice.id, words.void_action)
     except SkippableError as exc:
         # The system refuses to void it as it is (e.g. payments applied): an error with its reason, never
         # reported as voided; the deal's next change tries again.
@@ -123,7 +125,7 @@ async def plan_void(scope: ObjectRun, record: Record, link: Link) -> None:
         run.acc.system,
         scope.mapper.acc_object,
         invoice.id,
-        {"status": lifecycle.invoice_status(invoice)},
-        {"status": "void"},
+        {words.status_field: invoice.fields.get(words.status_field)},
+        {words.status_field: words.void_status},
         scope.cause(f"{describe(record)} left its won stage"),
     )

@@ -1,6 +1,6 @@
 """One writer per target across mappings: matching and creating on a system's object happen one batch at a time.
 
-Two mappings that create on one target (HubSpot and Salesforce contacts both becoming Zoho Books customers)
+Two mappings that create on one target (contacts of two CRMs both becoming customers of one accounting system)
 would otherwise each look for a person on the target, each find nobody, and each create them. Holding the
 target's lock from the batch's matching to its committed links makes the second mapping find (and link) what
 the first created.
@@ -16,7 +16,7 @@ from syncd.engine.context import other, side_object
 from syncd.mapping.compiled import CompiledMapping, ObjectMapper
 from syncd.mapping.spec import Side
 
-#: A target a batch may create on: (system, system object), e.g. ("zohobooks", "contacts").
+#: A target a batch may create on: (system, system object), e.g. (accounting system, its contact object).
 Target = tuple[str, str]
 
 

@@ -1,4 +1,4 @@
-"""Records that vanished without a deletion event: Zoho Books lists no deletions, so a linked record whose
+"""Records that vanished without a deletion event: some systems list no deletions, so a linked record whose
 delete policy acts is checked when a record it refers to changed (deleting a payment changes its invoices)."""
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from syncd.mapping.values import (
     fields_of,
     lookup,
 )
+from syncd.systems import DealShape, InvoiceLifecycle
 from syncd.textkeys import text_key
 
 Record = RecordLike | Mapping[str, FieldValue]
@@ -71,6 +72,14 @@ def _invert(steps: Sequence[Transform], value: CanonicalScalar) -> FieldScalar:
             return None
         current = step.to_side(current)
     return current
+
+
+#: The canonical names a mapping file gives an invoice's lines and their parts (README, "Mapping files"), so that
+#: a deal without line items can be invoiced as one line of its amount, named after the deal.
+LINES_FIELD = "line_items"
+LINE_NAME = "name"
+LINE_PRICE = frozenset({"rate", "amount", "price"})
+LINE_QUANTITY = "quantity"
 
 
 @dataclass(frozen=True)
@@ -297,6 +306,10 @@ class ObjectMapper:
     acc_extra_fields: tuple[str, ...] = ()
     match: DocumentMatch | None = None
     sync_from: CutOff | None = None
+    # The lifecycle words of the two systems, from their registrations: set when this object is the CRM's deal
+    # object, and when it is the accounting system's invoice object (then the invoice lifecycle applies).
+    deal: DealShape | None = None
+    invoice: InvoiceLifecycle | None = None
 
     # --- reading -----------------------------------------------------------------------------------
     def crm_to_canonical(self, record: Record) -> dict[str, CanonicalValue]:

@@ -44,6 +44,7 @@ from syncd.mapping.transforms import (
     TransformValueError,
 )
 from syncd.mapping.values import CanonicalScalar
+from syncd.systems import DealShape, InvoiceLifecycle, registration
 
 _SIDE_LABEL = {"crm": "the CRM", "accounting": "the accounting system"}
 #: A unique-name rule without alternatives: the e-mail appended, else the company (each if the object maps it).
@@ -168,8 +169,18 @@ class ObjectCompiler:
             crm_filter=crm_filter, acc_filter=acc_filter, currency=currency,
             default_currency=self.header.default_currency.upper(),
             crm_extra_fields=tuple(spec.crm_extra_fields), acc_extra_fields=tuple(spec.acc_extra_fields),
-            match=match, sync_from=sync_from,
+            match=match, sync_from=sync_from, deal=self._deal(spec), invoice=self._invoice(spec),
         )  # fmt: skip
+
+    def _deal(self, spec: ObjectSpec) -> DealShape | None:
+        """The CRM's deal shape when this object is its deal object."""
+        deals = registration(self.header.crm).deals
+        return deals if deals is not None and deals.object == spec.crm_object else None
+
+    def _invoice(self, spec: ObjectSpec) -> InvoiceLifecycle | None:
+        """The accounting system's invoice lifecycle when this object is its invoice object."""
+        invoices = registration(self.header.accounting).invoices
+        return invoices if invoices is not None and invoices.object == spec.acc_object else None
 
     def _field(self, obj: ObjectSpec, fname: str, fspec: FieldSpec, path: KeyPath) -> MappedField | None:
         direction = fspec.direction or obj.direction

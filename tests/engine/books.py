@@ -1,0 +1,50 @@
+"""What the scenario tests shared by every accounting system need to know of each one, as its users would:
+its objects, how a payment is booked there, and how many calls a batch of creates takes. Everything else the
+tests read through the shipped mappings' canonical values, so that one test holds for every system."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from syncd.connectors.base import FieldValue
+
+PaymentFields = Callable[[str, str, Decimal, date, str], dict[str, FieldValue]]
+
+
+@dataclass(frozen=True)
+class Books:
+    """One accounting system as the shared scenarios use it."""
+
+    system: str  # its registered name
+    customers: str  # its customer object
+    invoices: str  # its invoice object
+    payments: str  # its payment object
+    # (customer id, invoice id, amount, date, reference) → the fields a user books a payment with.
+    payment: PaymentFields
+    create_batch: int  # records per create call (1: one call each)
+    # What an idle pass of the shipped HubSpot mapping costs it, by route as its simulator counts them: one list
+    # call per polled object.
+    idle_routes: Mapping[str, int]
+
+    def create_calls(self, records: int) -> int:
+        """Calls that creating `records` records takes."""
+        return math.ceil(records / self.create_batch)
+
+
+def _zoho_payment(customer: str, invoice: str, amount: Decimal, day: date, reference: str) -> dict[str, FieldValue]:
+    return {"amount": amount, "date": day, "payment_mode": "banktransfer", "reference_number": reference,
+            "customer_id": customer, "invoices": [{"invoice_id": invoice, "amount_applied": amount}]}
+
+
+#: Every accounting system the shared scenarios run on, by registered name.
+BOOKS: dict[str, Books] = {
+    "zohobooks": Books(
+        system="zohobooks", customers="contacts", invoices="invoices", payments="customerpayments",
+        payment=_zoho_payment, create_batch=1,
+        idle_routes={"GET /books/v3/contacts": 1, "GET /books/v3/invoices": 1, "GET /books/v3/customerpayments": 1},
+    ),
+}
