@@ -179,7 +179,7 @@ class MappingHeader(_Strict):
     """Which two systems the file connects."""
 
     crm: Literal["hubspot", "salesforce"]
-    accounting: Literal["zohobooks"]
+    accounting: Literal["zohobooks", "quickbooks"]
     default_currency: str = "USD"
     description: str = ""
 

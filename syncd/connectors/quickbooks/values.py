@@ -1,10 +1,11 @@
 """QBO JSON ↔ syncd's flat fields, per entity: dotted names for nested objects (`PrimaryEmailAddr.Address`),
 reference types as their id (`CustomerRef`), money as Decimal, dates as date, invoice and payment lines as lists.
 
-Two fields are syncd's own: `syncd_ref`, the create reference, kept as a tagged line in `Notes` (Customer) or
+Three fields are syncd's own: `syncd_ref`, the create reference, kept as a tagged line in `Notes` (Customer) or
 `PrivateNote` (Invoice, Payment), since QBO has no custom field on customers and its transaction custom fields
 must be set up by hand and cannot be queried; and an invoice's `status`, which QBO does not have: it is computed
-from Balance, TotalAmt and the void mark ("open", "partially_paid", "paid", "void").
+from Balance, TotalAmt and the void mark ("open", "partially_paid", "paid", "void"); and its `amount_paid`,
+TotalAmt less Balance.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from syncd.connectors.base import Fields, FieldValue
 
 REFERENCE_FIELD = "syncd_ref"
 STATUS_FIELD = "status"
+AMOUNT_PAID = "amount_paid"  # TotalAmt - Balance: what payments (and credits) have settled
 _TAG = re.compile(r"\s*\[syncd_ref:([A-Za-z0-9_-]{1,64})\]")
 
 
@@ -55,7 +57,7 @@ INVOICE = Entity(
     "Invoice",
     {"CustomerRef": "ref", "DocNumber": "text", "TxnDate": "date", "DueDate": "date", "PrivateNote": "text",
      "CustomerMemo": "text", "BillEmail.Address": "text", "TotalAmt": "money", "Balance": "money",
-     "CurrencyRef": "ref", "Line": "lines", STATUS_FIELD: "text", REFERENCE_FIELD: "text"},
+     AMOUNT_PAID: "money", "CurrencyRef": "ref", "Line": "lines", STATUS_FIELD: "text", REFERENCE_FIELD: "text"},
     frozenset({"CustomerRef", "DocNumber", "TxnDate", "DueDate", "PrivateNote", "CustomerMemo", "BillEmail.Address",
                "CurrencyRef", "Line", REFERENCE_FIELD}),
     note="PrivateNote",
@@ -170,7 +172,7 @@ def flatten(entity: Entity, raw: Mapping[str, Any]) -> dict[str, FieldValue]:
     """The flat fields of a QBO record."""
     fields: dict[str, FieldValue] = {}
     for name, kind in entity.fields.items():
-        if name in (REFERENCE_FIELD, STATUS_FIELD):
+        if name in (REFERENCE_FIELD, STATUS_FIELD, AMOUNT_PAID):
             continue
         if kind == "lines":
             fields[name] = _lines(entity, raw.get(name))
@@ -185,6 +187,8 @@ def flatten(entity: Entity, raw: Mapping[str, Any]) -> dict[str, FieldValue]:
         fields[REFERENCE_FIELD] = reference
     if entity is INVOICE:
         fields[STATUS_FIELD] = invoice_status(raw)
+        total, balance = _decimal(raw.get("TotalAmt")), _decimal(raw.get("Balance"))
+        fields[AMOUNT_PAID] = total - balance if total is not None and balance is not None else None
     return fields
 
 
