@@ -169,3 +169,25 @@ def test_webhooks_are_verified_by_intuit_signature_and_parsed_to_names(qbo: Qbo)
         assert exc.status == 401
     else:
         raise AssertionError("a forged body was accepted")
+
+
+async def test_the_records_a_webhook_names_are_fetched_in_one_query_per_entity(qbo: Qbo) -> None:
+    made = [qbo.sim.books.create({"DisplayName": f"Hook {n}"}, "Customer")["Id"] for n in range(3)]
+    qbo.sim.books.update({"Id": made[1], "SyncToken": "0", "sparse": True, "Active": False}, "Customer")
+    body = json.dumps({"eventNotifications": [{"realmId": qbo.sim.realm_id, "dataChangeEvent": {"entities": [
+        {"name": "Customer", "id": i, "operation": "Update", "lastUpdated": "2026-01-02T10:00:00.000Z"}
+        for i in [*made, "999"]]}}]}).encode()  # fmt: skip
+    events = qbo.connector.parse_webhook(WebhookRequest("POST", "https://syncd.example/hook", {}, body))
+    found = await qbo.connector.get_many("Customer", [e.record_id for e in events])
+    assert sorted(found) == sorted(made)  # the inactive one too; the unknown one absent
+    assert qbo.calls() == {"POST /query": 1}
+
+
+async def test_items_are_read_and_written_with_their_unique_name(qbo: Qbo) -> None:
+    made = await qbo.connector.create_many("Item", [Create("syncd-item00000000000001", {
+        "Name": "Consulting hour", "UnitPrice": Decimal("150"), "Type": "Service"})])  # fmt: skip
+    assert made[0].ok
+    again = await qbo.connector.create_many("Item", [Create("syncd-item00000000000002", {"Name": "consulting HOUR"})])
+    assert isinstance(again[0].error, NameTakenError) and again[0].error.field == "Name"
+    records = [r for p in await _pages(qbo, "Item", None) for r in p.records]
+    assert {r.fields["Name"] for r in records} == {"Services", "Consulting hour"}

@@ -10,7 +10,7 @@ Once `quickbooks` is served by the runner, its entry in tests/engine/books.py re
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 
@@ -23,6 +23,7 @@ from syncd.connectors.quickbooks import QuickBooksConnector
 from syncd.connectors.quickbooks.settings import QuickBooksConnection
 from syncd.connectors.ratelimit import Budget, RateLimiter
 from syncd.connectors.registry import build_connector
+from syncd.engine.context import PipelineHooks
 from syncd.sandbox.quickbooks import QuickBooksSimulator
 from syncd.sandbox.runner import Sandbox
 from syncd.store import Database
@@ -46,6 +47,7 @@ __all__ = [
     "test_an_idle_pass_costs_one_list_call_per_object_and_writes_nothing",
 ]
 API = "/v3/company/{realm}"
+
 QBO_LIMITS = {"per_minute": 1_000_000, "per_second": 1_000_000, "batch_per_minute": 1_000_000}
 
 
@@ -145,3 +147,35 @@ async def test_people_converge_once_across_both_crms_in_batches(shelf: Shelf) ->
     assert writes == {f"POST {API}/batch": 1, f"POST {API}/customer": 2}, spent
     hub_emails = Counter(str(c["email"]).lower() for c in await shelf.hubspot.all("contacts"))
     assert max(hub_emails.values()) == 1 and "sara.berg@hooli.test" in hub_emails
+
+
+async def test_an_edit_landing_between_plan_and_write_is_refused_stale_then_merged_not_overwritten(
+    shelf: Shelf, sandbox: Sandbox
+) -> None:
+    [contact] = await _hubspot_people(shelf, [("Ann", "Lee", "ann.lee@example.test")])
+    await shelf.settle()
+    [customer] = await shelf.acc.all("Customer")
+    await shelf.hubspot.update("contacts", contact, {"company": "Acme Rockets"})
+    simulator = sandbox.simulators["quickbooks"]
+    assert isinstance(simulator, QuickBooksSimulator)
+    books = simulator.books
+
+    async def bookkeeper_edits(targets: Mapping[str, Sequence[str]]) -> None:
+        # A bookkeeper fixes the billing city in QuickBooks after syncd read the customer, before it writes.
+        if customer["id"] in targets.get("quickbooks", ()):
+            now = books.get("Customer", customer["id"])
+            books.update({"Id": now["Id"], "SyncToken": now["SyncToken"], "sparse": True,
+                          "BillAddr": {"City": "Oslo"}}, "Customer")  # fmt: skip
+
+    before = await shelf.requests()
+    report = await shelf.reconciler(hooks=PipelineHooks(before_write=bookkeeper_edits)).run_pass()
+    [refused] = report.failures
+    assert "5010" in str(refused) and "Stale Object Error" in str(refused)
+    assert books.get("Customer", customer["id"])["BillAddr"] == {"City": "Oslo"}  # nothing overwritten
+    spent = _spent(before, await shelf.requests())["quickbooks"]
+    assert {k: n for k, n in spent.items() if not k.endswith(("/query", "/cdc"))} == {f"POST {API}/customer": 1}
+    # The next passes read the customer again and merge three-way: each side's edit reaches the other.
+    await shelf.settle()
+    now = books.get("Customer", customer["id"])
+    assert (now["CompanyName"], now["BillAddr"]["City"]) == ("Acme Rockets", "Oslo")
+    assert (await shelf.hubspot.get("contacts", contact))["city"] == "Oslo"

@@ -210,3 +210,15 @@ async def test_changes_are_posted_as_names_only_signed_with_the_verifier_token(c
     stamp = made["MetaData"]["LastUpdatedTime"]
     assert notice["dataChangeEvent"]["entities"] == [
         {"name": "Customer", "id": made["Id"], "operation": "Create", "lastUpdated": stamp}]
+
+
+async def test_state_dumped_and_loaded_keeps_records_indexes_and_grants(company: Company) -> None:
+    made = await company.create("Customer", customer("Kept Person", "kept@example.com"))
+    state = json.loads(json.dumps(company.sim.dump_state()))
+    company.sim.reset()
+    assert await company.query("select * from Customer") == []
+    company.sim.load_state(state)
+    assert [c["Id"] for c in await company.query("select * from Customer where DisplayName = 'kept person'")] == [
+        made["Id"]]
+    status, answer = await company.call("POST", "/customer", body=customer("KEPT PERSON"))
+    assert status == 400 and answer["Fault"]["Error"][0]["code"] == "6240"
