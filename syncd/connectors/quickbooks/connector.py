@@ -58,6 +58,7 @@ from syncd.errors import (
     BudgetSpentError,
     ConnectorError,
     FatalError,
+    RateLimitedError,
     RetryableError,
     SkippableError,
 )
@@ -80,6 +81,8 @@ CDC_MAX = 1000
 CDC_LOOKBACK = timedelta(days=30) - timedelta(hours=1)
 SECOND = timedelta(seconds=1)
 SYNC_TOKENS_KEPT = 50_000
+# How long the CDC answer read for `deletions()` may serve the `changes()` call of the same pass.
+CDC_REUSE_S = 30.0
 REQUEST_ID_MAX = 50
 
 
@@ -134,8 +137,9 @@ class QuickBooksConnector:
         # The SyncToken (and note) of each record as last read: an update is sent with the token of the read it
         # was planned from, so QBO refuses it (5010) if the record changed since.
         self._read_versions: dict[tuple[str, str], tuple[str, str | None]] = {}
-        # The CDC answer `deletions()` fetched, for the `changes()` call that follows it in the same pass.
-        self._cdc: dict[tuple[str, datetime], tuple[list[dict[str, Any]], datetime]] = {}
+        # The CDC answer `deletions()` fetched, for the `changes()` call that follows it in the same pass (with
+        # when it was read, by the event loop's clock: an answer a failed pass left behind is not used later).
+        self._cdc: dict[tuple[str, datetime], tuple[float, list[dict[str, Any]], datetime | None]] = {}
 
     # --- lifecycle ---
 
@@ -200,8 +204,8 @@ class QuickBooksConnector:
                 return await self._in_thread(run)
             except Exception as exc:
                 error = translate(exc, connection=self.name, record=record, name=name)
-                if error.vendor_code == "3001":
-                    raise self.limiter.refused(error, daily=False) from exc  # type: ignore[arg-type]
+                if isinstance(error, RateLimitedError):
+                    raise self.limiter.refused(error, daily=False) from exc
                 raise error from exc
             finally:
                 self.server_clock.observe(call.date)
@@ -290,8 +294,8 @@ class QuickBooksConnector:
     async def _changed_since(self, entity: Entity, start: datetime) -> tuple[list[dict[str, Any]], datetime | None]:
         """CDC rows of one entity since `start` (taken from what `deletions()` read for it, if it just did)."""
         cached = self._cdc.pop((entity.name, start), None)
-        if cached is not None:
-            return cached
+        if cached is not None and asyncio.get_running_loop().time() - cached[0] < CDC_REUSE_S:
+            return cached[1], cached[2]
         answer: dict[str, Any] = await self._sdk(
             f"cdc {entity.name}", lambda qb: qb.change_data_capture(entity.name, _stamp(start)))
         rows: list[dict[str, Any]] = []
@@ -404,7 +408,8 @@ class QuickBooksConnector:
         if not self._within_lookback(since):
             return None
         rows, answered = await self._changed_since(entity, since)
-        self._cdc[(entity.name, since)] = (rows, answered) if answered is not None else (rows, _now())
+        self._cdc = {k: v for k, v in self._cdc.items() if k[0] != entity.name}
+        self._cdc[(entity.name, since)] = (asyncio.get_running_loop().time(), rows, answered)
         gone = [Deletion(entity.name, str(r["Id"]), modified_at(r)) for r in rows if r.get("status") == "Deleted"]
         if object == apps.APPLICATIONS:
             return []  # an application vanishes with its payment, which the payment's own mapping reads
