@@ -19,10 +19,12 @@ from pathlib import Path
 
 from syncd.connectors.base import Connector, Create, FieldValue, Update
 from syncd.connectors.hubspot import HubSpotConnector
+from syncd.connectors.hubspot.settings import HubSpotConnection
 from syncd.connectors.zohobooks import ZohoBooksConnector
+from syncd.connectors.zohobooks.settings import ZohoBooksConnection
 from syncd.sandbox.runner import Sandbox
 from syncd.sandbox.seeding import SeedCounts, SeedWorld
-from syncd.settings import HubSpotConnection, RateLimitSettings, ZohoBooksConnection
+from syncd.settings import RateLimitSettings
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ async def run(seconds: float, window_s: float | None = None, window_max: int | N
     window_s = window_s or under_test.window_s
     window_max = window_max or under_test.window_max
     with tempfile.TemporaryDirectory() as workdir:
-        async with Sandbox.running(hubspot_port=0, zoho_port=0, workdir=Path(workdir),
+        async with Sandbox.running(workdir=Path(workdir),
                                    systems=(system,)) as sandbox:
             simulator = sandbox.simulators[system]
             simulator.seed(SeedWorld.build(7, 600), SeedCounts(contacts=600, companies=0, deals=0, invoices=0,

@@ -34,6 +34,8 @@ _LAZY_COMMANDS = {
     "demo": "syncd.demo:demo_command",
     "keys": "syncd.store.keys_command:keys_command",
 }
+# Subcommands whose dependencies come with an optional extra (pyproject's optional-dependencies).
+_EXTRA_OF = {"sandbox": "sandbox", "demo": "sandbox"}
 
 
 class LazyGroup(click.Group):
@@ -50,6 +52,8 @@ class LazyGroup(click.Group):
             try:
                 module = importlib.import_module(module_name)
             except ModuleNotFoundError as exc:
+                if cmd_name in _EXTRA_OF and not (exc.name or "").startswith("syncd"):
+                    return _unavailable(cmd_name, f"it needs {exc.name}: pip install 'syncd[{_EXTRA_OF[cmd_name]}]'")
                 if not (exc.name or "").startswith("syncd"):
                     raise
                 return _unavailable(cmd_name)
@@ -58,12 +62,14 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
 
-def _unavailable(name: str) -> click.Command:
-    """A placeholder for a subcommand whose part of syncd is not built in this version."""
+def _unavailable(name: str, why: str = "") -> click.Command:
+    """A placeholder for a subcommand whose part of syncd is not built in this version (or not installed)."""
 
-    @click.command(name, help=f"`syncd {name}` is not available in this build.")
+    said = f"`syncd {name}` is not available in this build of syncd" + (f": {why}" if why else "")
+
+    @click.command(name, help=said)
     def placeholder() -> None:
-        raise click.ClickException(f"`syncd {name}` is not available in this build of syncd")
+        raise click.ClickException(said)
 
     return placeholder
 
@@ -91,7 +97,7 @@ def settings_from(path: Path, scope: SettingsScope = "all") -> Settings:
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="syncd")
 def cli() -> None:
-    """syncd keeps CRMs (HubSpot, Salesforce) and Zoho Books in step, in both directions."""
+    """syncd keeps CRMs and accounting systems in step, in both directions."""
 
 
 @cli.command("check-config")

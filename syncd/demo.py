@@ -1,47 +1,80 @@
-"""`syncd demo`: the sandbox with overlapping data in all three systems, synced while you watch."""
+"""`syncd demo`: the sandbox with overlapping data in every CRM and one accounting system, synced while you
+watch."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import shutil
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
-from decimal import Decimal
 from pathlib import Path
+from types import ModuleType
 
 import click
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from syncd.connectors.base import Create, FieldValue, Update
+from syncd.connectors.base import Update
 from syncd.engine.command import pass_progress
 from syncd.engine.plan import SyncReport
 from syncd.engine.wiring import Engine, open_engine
 from syncd.logs import configure_logging
+from syncd.mapping.compiled import CompiledMapping
+from syncd.sandbox.base import Simulator
 from syncd.sandbox.command import write_config
 from syncd.sandbox.runner import Sandbox
 from syncd.sandbox.seeding import SeedCounts, SeedWorld
 from syncd.settings import load_settings
 from syncd.store import ConflictStore, LinkStore, upgrade
+from syncd.systems import SystemRegistration, registration, registrations
 
-# What each simulated system starts with. Every system takes the first n people, companies and deals of one
-# seeded world, so the same people exist in several systems and must be matched, not duplicated.
-DEMO_DATA = {
-    "hubspot": SeedCounts(contacts=20, companies=4, deals=12, invoices=0, payments=0),
-    "salesforce": SeedCounts(contacts=14, companies=4, deals=8, invoices=0, payments=0),
-    "zohobooks": SeedCounts(contacts=10, companies=0, deals=0, invoices=3, payments=1),
-}
+# What each simulated system starts with, by role and place in the registry (the first CRM gets the most). Every
+# system takes the first n people, companies and deals of one seeded world, so the same people exist in several
+# systems and must be matched, not duplicated.
+CRM_DATA = (
+    SeedCounts(contacts=20, companies=4, deals=12, invoices=0, payments=0),
+    SeedCounts(contacts=14, companies=4, deals=8, invoices=0, payments=0),
+)
+ACCOUNTING_DATA = SeedCounts(contacts=10, companies=0, deals=0, invoices=3, payments=1)
 MAX_PASSES = 4  # per round of syncing; the demo settles in two
-# The demo lifts the simulated accounts' rate limits (and tells the connections) so that it takes seconds,
-# not the minutes Zoho Books' real 100 calls a minute would take.
-DEMO_LIMITS: dict[str, dict[str, float]] = {
-    "hubspot": {"window_s": 10, "window_max": 2000, "daily_cap": 1_000_000},
-    "salesforce": {"window_s": 1, "window_max": 200, "daily_cap": 1_000_000},
-    "zohobooks": {"window_s": 60, "window_max": 12_000, "daily_cap": 1_000_000},
-}
+# The demo lifts the simulated accounts' rate limits (and tells the connections) so that it takes seconds, not
+# the minutes a real limit of 100 calls a minute would take: each window allows at least this many calls a second.
+DEMO_CALLS_PER_S = 200
+DEMO_DAILY_CAP = 1_000_000
+
+
+def demo_systems(accounting: str | None) -> tuple[list[SystemRegistration], SystemRegistration]:
+    """The CRMs the demo serves (every registered one with a simulator) and the accounting system (`accounting`,
+    or the first registered one); a clear error for a name that is not a simulated accounting system."""
+    crms = [entry for entry in registrations("crm") if entry.simulator is not None]
+    books = [entry for entry in registrations("accounting") if entry.simulator is not None]
+    chosen = books[0] if accounting is None else next((e for e in books if e.name == accounting), None)
+    if chosen is None or not crms:
+        raise click.BadParameter(f"expected one of: {', '.join(e.name for e in books)} (got {accounting!r})",
+                                 param_hint="--accounting")
+    return crms, chosen
+
+
+def demo_limits(simulator: Simulator) -> dict[str, float]:
+    """A simulator's window lifted to DEMO_CALLS_PER_S (its length kept) and a daily cap out of the way."""
+    window_s = float(simulator.default_limits().get("window_s", 1))
+    return {"window_s": window_s, "window_max": int(DEMO_CALLS_PER_S * window_s), "daily_cap": DEMO_DAILY_CAP}
+
+
+def lift_limits(sandbox: Sandbox) -> dict[str, dict[str, float]]:
+    """Lift every served simulator's limits as `demo_limits` says; returns them by system, for the config's
+    `rate_limit` tables (`write_config(..., rate_limits=...)`)."""
+    limits = {system: demo_limits(simulator) for system, simulator in sandbox.simulators.items()}
+    for system, lifted in limits.items():
+        sandbox.simulator(system).apply_limits(lifted)
+    return limits
+
+
+def _steps(entry: SystemRegistration) -> ModuleType | None:
+    """A system's `syncd demo` steps (its registration's `demo` module), if it has any."""
+    return importlib.import_module(entry.demo) if entry.demo is not None else None
 
 
 @dataclass(frozen=True)
@@ -58,35 +91,39 @@ class DemoOutcome:
         return bool(self.passes) and self.passes[-1].settled
 
 
-async def run_demo(workdir: Path, console: Console, *, seed: int = 7) -> DemoOutcome:
-    """Start the sandbox, seed it, sync until nothing is left to write, and return what happened."""
-    async with Sandbox.running(hubspot_port=0, salesforce_port=0, zoho_port=0, workdir=workdir) as sandbox:
-        world = SeedWorld.build(seed, max(c.size for c in DEMO_DATA.values()))
+async def run_demo(workdir: Path, console: Console, *, seed: int = 7, accounting: str | None = None
+                   ) -> DemoOutcome:
+    """Start the sandbox (every CRM and one accounting system), seed it, sync until nothing is left to write,
+    and return what happened."""
+    crms, books = demo_systems(accounting)
+    counts = {**{entry.name: data for entry, data in zip(crms, CRM_DATA, strict=False)}, books.name: ACCOUNTING_DATA}
+    async with Sandbox.running(workdir=workdir, systems=[*counts]) as sandbox:
+        world = SeedWorld.build(seed, max(c.size for c in counts.values()))
         table = Table(title="Seeded (overlapping people across systems)")
         for column in ("system", "records"):
             table.add_column(column)
-        for system, counts in DEMO_DATA.items():
-            created = sandbox.simulators[system].seed(world, counts)
+        for system, wanted in counts.items():
+            created = sandbox.simulator(system).seed(world, wanted)
             table.add_row(system, ", ".join(f"{n} {obj}" for obj, n in created.items() if n))
         console.print(table)
 
-        for system, limits in DEMO_LIMITS.items():
-            sandbox.simulators[system].apply_limits(limits)
+        limits = lift_limits(sandbox)
         config = workdir / "syncd.toml"
-        write_config(config, sandbox.descriptor, rate_limits=DEMO_LIMITS)
+        write_config(config, sandbox.descriptor, rate_limits=limits)
         settings = load_settings(config)
         await upgrade(settings.store.url)
         console.print(f"Config written to {config}; store at {settings.store.url}")
 
         passes: list[SyncReport] = []
         async with open_engine(settings) as engine:
+            story = _Story(engine, crms, books)
             console.print("[bold]First sync[/bold]: match the people the systems share, create the rest.")
             await _sync_until_settled(engine, console, passes)
             console.print("[bold]Then people work[/bold]:")
-            for line in await _edit_everywhere(engine):
+            for line in await story.edit_everywhere():
                 console.print(f"  • {line}")
             await _sync_until_settled(engine, console, passes)
-            for line in await _pay_the_new_invoice(engine):
+            for line in await story.pay_the_new_invoice():
                 console.print(f"  • {line}")
             await _sync_until_settled(engine, console, passes)
             links = await LinkStore(engine.db).list(limit=100_000)
@@ -115,61 +152,80 @@ async def _sync_until_settled(engine: Engine, console: Console, passes: list[Syn
             return
 
 
-async def _edit_everywhere(engine: Engine) -> list[str]:
-    """Edits a team would make between two syncs: in each system, one of them clashing with another."""
-    links = LinkStore(engine.db)
-    hubspot, salesforce, zoho = (engine.connectors[s] for s in ("hubspot", "salesforce", "zohobooks"))
-    by_zoho_hs = {k.acc_id: k.crm_id for k in await links.list("hubspot-zohobooks", "customer", "linked")}
-    by_zoho_sf = {k.acc_id: k.crm_id for k in await links.list("salesforce-zohobooks", "customer", "linked")}
-    shared = sorted(k for k in set(by_zoho_hs) & set(by_zoho_sf) if k is not None)
-    done: list[str] = []
-    if len(shared) >= 2:
+@dataclass
+class _Story:
+    """The team's work between syncs, through the connectors and the active mappings' canonical fields, with
+    the steps only a system knows (winning a deal, recording a payment) from its registration's `demo` module."""
+
+    engine: Engine
+    crms: list[SystemRegistration]
+    books: SystemRegistration
+    won_in: CompiledMapping | None = None  # the mapping whose CRM won a deal
+
+    def mapping(self, crm: str) -> CompiledMapping | None:
+        """The active mapping between `crm` and the accounting system."""
+        return next((active.mapping for active in self.engine.reconciler.mappings
+                     if active.mapping.crm_system == crm and active.mapping.acc_system == self.books.name), None)
+
+    async def edit_everywhere(self) -> list[str]:
+        """Edits a team would make between two syncs: in each system, one of them clashing with another."""
+        links = LinkStore(self.engine.db)
+        mappings = [m for m in (self.mapping(entry.name) for entry in self.crms) if m is not None]
+        done: list[str] = []
+        if len(mappings) >= 2:
+            done += await self._rename_and_clash(links, mappings[0], mappings[1])
+        for mapping in mappings:
+            steps = _steps(registration(mapping.crm_system))
+            if steps is None or not hasattr(steps, "win_a_deal"):
+                continue
+            customers = {k.crm_id for k in await links.list(mapping.name, "customer", "linked") if k.crm_id}
+            line = await steps.win_a_deal(self.engine.connectors[mapping.crm_system], customers)
+            if line:
+                self.won_in = mapping
+                return [*done, line]
+        return done
+
+    async def _rename_and_clash(self, links: LinkStore, first: CompiledMapping, second: CompiledMapping
+                                ) -> list[str]:
+        """A person both CRMs share is renamed in the second; another gets two different phone numbers in the
+        first CRM and in the accounting system (a conflict for a person)."""
+        by_acc_first = {k.acc_id: k.crm_id for k in await links.list(first.name, "customer", "linked")}
+        by_acc_second = {k.acc_id: k.crm_id for k in await links.list(second.name, "customer", "linked")}
+        shared = sorted(k for k in set(by_acc_first) & set(by_acc_second) if k is not None)
+        if len(shared) < 2:
+            return []
         person, clash = shared[0], shared[1]
-        sf_id, hs_id = by_zoho_sf[person], by_zoho_hs[clash]
-        assert sf_id is not None and hs_id is not None
-        await salesforce.update_many("Contact", [Update(sf_id, {"LastName": "Okafor-Lee"})])
-        done.append(f"Salesforce: contact {sf_id} takes the last name Okafor-Lee (HubSpot and Zoho Books follow)")
-        await hubspot.update_many("contacts", [Update(hs_id, {"phone": "+15125550101"})])
-        await zoho.update_many("contacts", [Update(clash, {"primary_contact.phone": "+15125550199"})])
-        done.append(f"HubSpot contact {hs_id} and its Zoho Books customer {clash} get two different phone numbers")
-    linked_contacts = {v for v in by_zoho_hs.values() if v}
-    listed = [d.id async for page in hubspot.changes("deals", None, timedelta(0)) for d in page.records]
-    # A list leaves deals' associations out: read the deals in full (a batch read per 100).
-    deals = await hubspot.get_many("deals", listed)
-    for deal in (deals[i] for i in listed if i in deals):
-        customer = deal.fields.get("associations.contacts")
-        if deal.fields.get("dealstage") != "closedwon" and customer in linked_contacts:
-            # Won today, as a salesperson closes it: a deal dated before syncd started is history.
-            won: dict[str, FieldValue] = {"dealstage": "closedwon", "closedate": date.today()}
-            await hubspot.update_many("deals", [Update(deal.id, won)])
-            done.append(f"HubSpot: deal {deal.id} ({deal.fields.get('dealname')}) is won, so it gets an invoice")
-            return done
-    return done
+        renamed, phoned = by_acc_second[person], by_acc_first[clash]
+        assert renamed is not None and phoned is not None
+        customer_second, customer_first = second.objects["customer"], first.objects["customer"]
+        labels = {entry.name: entry.label for entry in (*self.crms, self.books)}
+        await self.engine.connectors[second.crm_system].update_many(customer_second.crm_object, [
+            Update(renamed, {customer_second.fields["last_name"].scalar.side_name("crm"): "Okafor-Lee"})])
+        phone = customer_first.fields["phone"].scalar
+        await self.engine.connectors[first.crm_system].update_many(customer_first.crm_object, [
+            Update(phoned, {phone.side_name("crm"): "+15125550101"})])
+        await self.engine.connectors[self.books.name].update_many(customer_first.acc_object, [
+            Update(clash, {phone.side_name("accounting"): "+15125550199"})])
+        return [f"{labels[second.crm_system]}: contact {renamed} takes the last name Okafor-Lee "
+                f"({labels[first.crm_system]} and {self.books.label} follow)",
+                f"{labels[first.crm_system]} contact {phoned} and its {self.books.label} customer {clash} get two "
+                "different phone numbers"]
 
-
-async def _pay_the_new_invoice(engine: Engine) -> list[str]:
-    """A customer pays part of the newest invoice in Zoho Books."""
-    links = await LinkStore(engine.db).list("hubspot-zohobooks", "invoice", "linked", limit=100_000)
-    if not links:
-        return []
-    newest = max(links, key=lambda k: k.id)
-    assert newest.acc_id is not None
-    zoho = engine.connectors["zohobooks"]
-    invoice = (await zoho.get_many("invoices", [newest.acc_id]))[newest.acc_id]
-    total = invoice.fields.get("total")
-    if not isinstance(total, Decimal) or total <= 0:
-        return []
-    paid = (total / 2).quantize(Decimal("0.01"))
-    applied: list[Mapping[str, FieldValue]] = [{"invoice_id": newest.acc_id, "amount_applied": paid}]
-    payment: dict[str, FieldValue] = {
-        "customer_id": invoice.fields.get("customer_id"), "payment_mode": "banktransfer", "amount": paid,
-        "date": date.today(), "reference_number": "DEMO-1", "invoices": applied,
-    }
-    [outcome] = await zoho.create_many("customerpayments", [Create("demo-payment-1", payment)])
-    if not outcome.ok:
-        return [f"Zoho Books refused the payment: {outcome.error}"]
-    return [f"Zoho Books: the customer pays {paid} of invoice {invoice.fields.get('invoice_number')} "
-            f"(the deal in HubSpot shows it)"]
+    async def pay_the_new_invoice(self) -> list[str]:
+        """A customer pays part of the newest invoice, recorded in the accounting system."""
+        steps = _steps(self.books)
+        if self.won_in is None or steps is None or not hasattr(steps, "pay_part"):
+            return []
+        links = await LinkStore(self.engine.db).list(self.won_in.name, "invoice", "linked", limit=100_000)
+        if not links:
+            return []
+        newest = max(links, key=lambda k: k.id)
+        assert newest.acc_id is not None
+        books = self.engine.connectors[self.books.name]
+        invoices = await books.get_many(self.won_in.objects["invoice"].acc_object, [newest.acc_id])
+        line = await steps.pay_part(books, invoices[newest.acc_id])
+        crm = registration(self.won_in.crm_system).label
+        return [f"{line} (the deal in {crm} shows it)"] if line else []
 
 
 def _summary(report: SyncReport) -> str:
@@ -213,14 +269,17 @@ def _print_outcome(outcome: DemoOutcome, console: Console) -> None:
     help="Where the demo keeps its config, store and certificate (emptied first).",
 )
 @click.option("--seed", type=int, default=7, show_default=True, help="Which seeded world to start from.")
-def demo_command(workdir: Path, seed: int) -> None:
-    """Run syncd against the built-in sandbox: seed overlapping data in HubSpot, Salesforce and Zoho Books,
+@click.option("--accounting", default=None, metavar="SYSTEM",
+              help="The accounting system to sync the CRMs with (a registered one; default: the first registered).")
+def demo_command(workdir: Path, seed: int, accounting: str | None) -> None:
+    """Run syncd against the built-in sandbox: seed overlapping data in every CRM and one accounting system,
     sync until settled, and show what was created, updated, linked and left in conflict."""
     console = Console(stderr=False)
     configure_logging("warning", "console")
+    demo_systems(accounting)  # a wrong --accounting is said before anything is removed
     if workdir.exists():
         shutil.rmtree(workdir)
-    outcome = asyncio.run(run_demo(workdir, console, seed=seed))
+    outcome = asyncio.run(run_demo(workdir, console, seed=seed, accounting=accounting))
     _print_outcome(outcome, console)
     if not outcome.settled:
         raise click.ClickException("the sync did not settle")

@@ -124,7 +124,7 @@ class DuplicateError(SkippableError):
 
 class NameTakenError(SkippableError):
     """The system refused a write because another record already holds this value of a field it keeps unique,
-    such as a Zoho Books customer's display name: a different record, so never one to link to; the mapping's
+    such as an accounting customer's display name: a different record, so never one to link to; the mapping's
     unique-name rule may try another name. `field` is the system's field, `holder_id` the record holding it."""
 
     def __init__(self, message: str, *, field: str, value: str, holder_id: str | None = None, **kw: object) -> None:

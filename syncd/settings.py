@@ -8,7 +8,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -25,10 +25,10 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from syncd.errors import ConfigError, Problem
+from syncd.systems import REGISTRY, load_object, registration
 from syncd.tomlsource import TomlSource, TomlSyntaxError, format_key_path
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-SYSTEMS = ("hubspot", "salesforce", "zohobooks")
 
 #: What a command needs from the environment: every reference resolved (`all`, the default: syncing, the daemon,
 #: `check-config`), or only those of the sections a command on the store alone uses (`store`: `links`,
@@ -95,7 +95,7 @@ class WebhookSettings(ListenerSettings):
 
     public_url: str | None = None
     # Processed inbox events are kept this long, then deleted. While kept, a redelivery is recognised as a copy;
-    # beyond the longest freshness window (Salesforce, 72 h) a redelivery is refused as stale anyway, so at
+    # beyond the longest freshness window of a connector (72 h) a redelivery is refused as stale anyway, so at
     # least 3 days.
     keep_processed_days: float = Field(default=7.0, ge=3)
 
@@ -159,8 +159,8 @@ class RateLimitSettings(_Strict):
     reserve_share: float = Field(default=0.2, ge=0, lt=1)
     # Of syncd's part, what polling leaves to webhook-driven work (so a long first sync never starves it).
     webhook_share: float = Field(default=0.05, ge=0, lt=1)
-    # The time zone whose midnight resets the daily cap (HubSpot: the account's; Zoho Books: UTC, as far as
-    # known). Salesforce counts a rolling 24 hours and ignores it.
+    # The time zone whose midnight resets the daily cap (the account's, or UTC, as the system counts); a system
+    # counting a rolling 24 hours ignores it.
     day_timezone: str = "UTC"
 
     @field_validator("day_timezone")
@@ -174,8 +174,11 @@ class RateLimitSettings(_Strict):
 
 
 class ConnectionBase(_Strict):
-    """What every connection has, whatever the system."""
+    """What every connection has, whatever the system; each system's own model (named by its registration in
+    `syncd.systems`) derives from it and narrows `system` to its name. Fields typed `Path` are files, read
+    relative to the config file and checked to exist."""
 
+    system: str
     enabled: bool = True
     client_id: str
     client_secret: SecretStr
@@ -185,7 +188,7 @@ class ConnectionBase(_Strict):
     max_concurrency: int = Field(default=8, gt=0, le=64)
     rate_limit: RateLimitSettings | None = None
     # Where a person opens a record in the system's own UI, by system object: a URL with `{id}` in it, e.g.
-    # contacts = "https://app.hubspot.com/contacts/PORTAL/record/0-1/{id}". The review page links to them.
+    # contacts = "https://crm.example.com/contacts/{id}". The review page links to them.
     record_urls: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -194,83 +197,6 @@ class ConnectionBase(_Strict):
             if not url.startswith(("http://", "https://")) or "{id}" not in url:
                 raise ValueError(f"record_urls.{obj} must be an http(s) URL containing {{id}}")
         return self
-
-
-class HubSpotConnection(ConnectionBase):
-    """A HubSpot portal reached through an OAuth app."""
-
-    system: Literal["hubspot"]
-    base_url: str = "https://api.hubapi.com"
-    authorize_url: str = "https://app.hubspot.com/oauth/authorize"
-    app_secret: SecretStr | None = None
-    portal_id: str | None = None
-    # Webhook registration through the Webhooks v3 API: the developer app's id, and the API key of the developer
-    # account that owns it (the API authenticates with it, as `hapikey`). Both or neither.
-    app_id: int | None = Field(default=None, gt=0)
-    developer_api_key: SecretStr | None = None
-    # Webhook signatures taken besides v3: v1/v2 carry no timestamp (a captured delivery replays for ever), so
-    # only an app that sends nothing else should list them.
-    legacy_webhook_signatures: list[Literal["v1", "v2"]] = Field(default_factory=list)
-    scopes: list[str] = Field(
-        default_factory=lambda: ["crm.objects.contacts.read", "crm.objects.contacts.write",
-                                 "crm.objects.companies.read", "crm.objects.companies.write",
-                                 "crm.objects.deals.read", "crm.objects.deals.write",
-                                 "crm.objects.line_items.read"]
-    )
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _webhook_keys_together(cls, data: Any, handler: ModelWrapValidatorHandler[HubSpotConnection]
-                               ) -> HubSpotConnection:
-        """app_id and developer_api_key come together; one alone is reported with the table's other errors."""
-        pair = ("app_id", "developer_api_key")
-        given = [key for key in pair if isinstance(data, Mapping) and data.get(key) is not None]
-        problems: list[InitErrorDetails] = []
-        if len(given) == 1:
-            missing = next(key for key in pair if key not in given)
-            problems.append(InitErrorDetails(
-                type=PydanticCustomError(
-                    "webhook_keys", "{missing} as well, since {given} is set (registering webhooks needs both; "
-                    "give neither to set them up by hand)", {"missing": missing, "given": given[0]}),
-                loc=(missing,), input=data,
-            ))
-        try:
-            connection = handler(data)
-        except ValidationError as exc:
-            if not problems:
-                raise
-            # Pydantic stops at the first failing validator: merge ours with the fields' own errors.
-            raise ValidationError.from_exception_data(exc.title, [*exc.errors(), *problems]) from None  # type: ignore[list-item]
-        if problems:
-            raise ValidationError.from_exception_data(cls.__name__, problems)
-        return connection
-
-
-class SalesforceConnection(ConnectionBase):
-    """A Salesforce org reached through a connected app."""
-
-    system: Literal["salesforce"]
-    base_url: str = "https://login.salesforce.com"
-    instance_url: str | None = None
-    ca_cert: Path | None = None
-    api_version: str = "59.0"
-    scopes: list[str] = Field(default_factory=lambda: ["api", "refresh_token"])
-
-
-class ZohoBooksConnection(ConnectionBase):
-    """A Zoho Books organisation reached through a Zoho API console client."""
-
-    system: Literal["zohobooks"]
-    base_url: str = "https://www.zohoapis.com/books/v3"
-    accounts_url: str = "https://accounts.zoho.com"
-    organization_id: str
-    webhook_secret: SecretStr | None = None
-    scopes: list[str] = Field(default_factory=lambda: ["ZohoBooks.fullaccess.all"])
-
-
-Connection = Annotated[
-    HubSpotConnection | SalesforceConnection | ZohoBooksConnection, Field(discriminator="system")
-]
 
 
 class Settings(_Strict):
@@ -285,9 +211,45 @@ class Settings(_Strict):
     polling: PollingSettings = PollingSettings()
     daemon: DaemonSettings = DaemonSettings()
     mappings: MappingsSettings = MappingsSettings()
-    connections: dict[str, Connection] = Field(default_factory=dict)
+    # Each table is validated by the model its `system`'s registration names (see `_connections_by_system`).
+    connections: dict[str, ConnectionBase] = Field(default_factory=dict)
     # Keys whose `${NAME}` was left as written, its variable unset, because the scope loaded did not need them.
     _unresolved: frozenset[str] = PrivateAttr(default=frozenset())
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _connections_by_system(cls, data: Any, handler: ModelWrapValidatorHandler[Settings]) -> Settings:
+        """Validate each connection with its system's registered model (a registry lookup, not a fixed union, so
+        that a registered system is accepted with no edit here); its errors join the other sections' errors."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("connections"), Mapping):
+            return handler(data)
+        problems: list[InitErrorDetails] = []
+        connections: dict[str, Any] = {}
+        for name, table in data["connections"].items():
+            if isinstance(table, ConnectionBase) or not isinstance(table, Mapping):
+                connections[name] = table  # a model already (built in code), or not a table: the field says so
+                continue
+            model = connection_model(table.get("system"))
+            if model is None:
+                problems.append(InitErrorDetails(
+                    type=PydanticCustomError("system_unknown", "`system` must be one of: {known}",
+                                             {"known": ", ".join(REGISTRY)}),
+                    loc=("connections", name), input=table,
+                ))
+                continue
+            try:
+                connections[name] = model.model_validate(table)
+            except ValidationError as exc:
+                problems.extend(_nested(exc, ("connections", name)))
+        try:
+            settings = handler({**data, "connections": connections})
+        except ValidationError as exc:
+            if not problems:
+                raise
+            raise ValidationError.from_exception_data(cls.__name__, [*_nested(exc, ()), *problems]) from None
+        if problems:
+            raise ValidationError.from_exception_data(cls.__name__, problems)
+        return settings
 
     @property
     def unresolved(self) -> frozenset[str]:
@@ -312,6 +274,22 @@ class Settings(_Strict):
 
         walk(self)
         return found
+
+
+def connection_model(system: object) -> type[ConnectionBase] | None:
+    """The settings model of a registered system (None for anything else)."""
+    if not isinstance(system, str) or system not in REGISTRY:
+        return None
+    model = load_object(registration(system).settings)
+    assert isinstance(model, type) and issubclass(model, ConnectionBase), f"{system}: settings is no ConnectionBase"
+    return model
+
+
+def _nested(exc: ValidationError, prefix: tuple[str | int, ...]) -> list[InitErrorDetails]:
+    """`exc`'s errors, located under `prefix`, to be raised again with others (type, message and input kept)."""
+    return [InitErrorDetails(type=PydanticCustomError(err["type"], err["msg"]),
+                             loc=(*prefix, *err["loc"]), input=err["input"])
+            for err in exc.errors(include_url=False)]
 
 
 def load_settings(
@@ -432,8 +410,10 @@ def _resolve_paths(data: dict[str, Any], base: Path, data_dir: Path | None = Non
     if isinstance(out.get("connections"), dict):
         conns = {}
         for name, conn in out["connections"].items():
-            if isinstance(conn, dict) and "ca_cert" in conn:
-                conn = {**conn, "ca_cert": rel(conn["ca_cert"])}
+            model = connection_model(conn.get("system")) if isinstance(conn, dict) else None
+            for key in _file_fields(model) if model is not None else ():
+                if key in conn:
+                    conn = {**conn, key: rel(conn[key])}
             conns[name] = conn
         out["connections"] = conns
     # The default store too sits beside the config file (or in the data folder), never in whatever folder the
@@ -455,19 +435,17 @@ def _translate(exc: ValidationError, source: TomlSource) -> list[Problem]:
     for err in exc.errors(include_url=False):
         loc = list(err["loc"])
         model: type[BaseModel] = Settings
-        # Discriminated unions put the tag in the location (connections.x.hubspot.client_id): drop it.
-        if len(loc) > 2 and loc[0] == "connections" and loc[2] in SYSTEMS:
-            model = _CONNECTION_MODELS[str(loc.pop(2))]
+        walk = loc[:-1]
+        if len(loc) > 2 and loc[0] == "connections":  # inside one connection: its system's model
+            model = _model_of_connection(source.data, str(loc[1])) or ConnectionBase
             walk = loc[2:-1]
-        else:
-            walk = loc[:-1]
         kind = err["type"]
         if kind == "extra_forbidden":
             message = "unknown key" + _allowed_keys(model, walk)
         elif kind == "missing":
             message = "missing required key"
-        elif kind in ("union_tag_invalid", "union_tag_not_found"):
-            message = f"`system` must be one of: {', '.join(SYSTEMS)}"
+        elif kind == "system_unknown":
+            message = err["msg"]
         else:
             expected = (err["msg"].removeprefix("Input should be ").removeprefix("Value should be ")
                         .removeprefix("Value error, "))
@@ -479,11 +457,16 @@ def _translate(exc: ValidationError, source: TomlSource) -> list[Problem]:
     return problems
 
 
-_CONNECTION_MODELS: dict[str, type[BaseModel]] = {
-    "hubspot": HubSpotConnection,
-    "salesforce": SalesforceConnection,
-    "zohobooks": ZohoBooksConnection,
-}
+def _model_of_connection(data: Mapping[str, Any], name: str) -> type[ConnectionBase] | None:
+    """The model of connection `name` in the file's data, by the system it names."""
+    table = data.get("connections", {}).get(name)
+    return connection_model(table.get("system")) if isinstance(table, Mapping) else None
+
+
+def _file_fields(model: type[BaseModel]) -> list[str]:
+    """A connection model's fields that name files (typed `Path`, optional or not)."""
+    return [name for name, field in model.model_fields.items()
+            if field.annotation is Path or Path in get_args(field.annotation)]
 
 
 def _allowed_keys(model: type[BaseModel], walk: list[str | int]) -> str:
@@ -523,9 +506,10 @@ def _check_files(settings: Settings, source: TomlSource, unresolved: set[str]) -
     if key_file is not None and not key_file.is_file():
         problems.append(source.problem(("security", "token_key_file"), f"key file not found: {key_file}"))
     for name, conn in settings.connections.items():
-        if isinstance(conn, SalesforceConnection) and conn.ca_cert is not None and not conn.ca_cert.is_file():
-            where = ("connections", name, "ca_cert")
-            problems.append(source.problem(where, f"certificate file not found: {conn.ca_cert}"))
+        for key in _file_fields(type(conn)):
+            file = getattr(conn, key)
+            if file is not None and not file.is_file() and f"connections.{name}.{key}" not in unresolved:
+                problems.append(source.problem(("connections", name, key), f"file not found: {file}"))
     return problems
 
 

@@ -44,10 +44,14 @@ class SystemRegistration:
     setup: str | None = None  # module with its `syncd setup` checks
     simulator: str | None = None  # its sandbox simulator class (`syncd sandbox`, `syncd demo`, tests)
     default_port: int = 0  # the simulator's port under `syncd sandbox` (`--<name>-port`)
+    option_aliases: tuple[str, ...] = ()  # other names in command-line options (`--<alias>-port`), kept for scripts
     objects: tuple[str, ...] = ()  # the objects a mapping may name on this system
     deals: DealShape | None = None  # CRMs: their deal object
     invoices: InvoiceLifecycle | None = None  # accounting systems: their invoice lifecycle
     mapping_files: tuple[str, ...] = ()  # shipped mapping files (in mappings/) that use this system
+    # Module of its steps in `syncd demo` (syncd/demo.py): a CRM's `win_a_deal(connector, customer_ids)`, an
+    # accounting system's `pay_part(connector, invoice)`; each returns the line to show, or None.
+    demo: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)  # capabilities only this system's code reads
 
 

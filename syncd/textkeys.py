@@ -1,6 +1,6 @@
 """Comparison keys for text the way the synced systems compare it: trimmed, ASCII letters lower-cased.
 
-HubSpot, Salesforce and Zoho Books compare e-mail addresses (and Salesforce all text in SOQL) without regard
+The synced systems compare e-mail addresses (and some all text in their queries) without regard
 to case, but none of them documents Unicode case *folding*, which makes 'straße' and 'strasse' one word and
 would link two different people. Lower-casing only A-Z can at worst miss a match (a create the system then
 refuses as a duplicate), never merge two addresses the systems keep apart.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-#: A key path inside a TOML document, e.g. ("connections", "hubspot", "rate_limit") or ("objects", 0).
+#: A key path inside a TOML document, e.g. ("connections", "crm", "rate_limit") or ("objects", 0).
 KeyPath = tuple[str | int, ...]
 
 _BARE = re.compile(r"[A-Za-z0-9_-]+")

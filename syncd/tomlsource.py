@@ -71,7 +71,7 @@ class TomlSyntaxError(Exception):
 
 
 def format_key_path(key_path: KeyPath) -> str:
-    """Render a key path as `connections.hubspot.rate_limit` or `objects[2].fields`."""
+    """Render a key path as `connections.crm.rate_limit` or `objects[2].fields`."""
     out = ""
     for part in key_path:
         if isinstance(part, int):

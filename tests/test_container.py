@@ -128,8 +128,7 @@ def image(tmp_path: Path) -> Iterator[ImageRoot]:
 @pytest.fixture(scope="module")
 async def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The three simulators on free loopback ports for this module."""
-    async with Sandbox.running(workdir=tmp_path_factory.mktemp("container-sandbox"), hubspot_port=0,
-                               salesforce_port=0, zoho_port=0) as running:
+    async with Sandbox.running(workdir=tmp_path_factory.mktemp("container-sandbox")) as running:
         running.zohobooks.apply_limits(FAST_ZOHO)
         yield running
 

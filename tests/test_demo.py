@@ -6,13 +6,26 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
-def test_demo_syncs_overlapping_data_until_settled_and_shows_what_happened(tmp_path: Path) -> None:
+from syncd.systems import registrations
+
+REPO = Path(__file__).resolve().parents[1]
+# The subprocess runs this checkout's syncd, whatever the environment has installed.
+ENV = {"PATH": "/usr/bin:/bin", "COLUMNS": "200", "PYTHONPATH": str(REPO)}
+
+
+BOOKS = [entry.name for entry in registrations("accounting") if entry.simulator is not None]
+
+
+@pytest.mark.parametrize("accounting", BOOKS)
+def test_demo_syncs_overlapping_data_until_settled_and_shows_what_happened(tmp_path: Path, accounting: str) -> None:
     # As `make demo` runs it: from the project folder, with the default (relative) work folder.
     workdir = tmp_path / "demo-state"
+    chosen = [] if accounting == BOOKS[0] else ["--accounting", accounting]  # the first is the default
     result = subprocess.run(
-        [sys.executable, "-m", "syncd", "demo"], cwd=tmp_path,
-        capture_output=True, text=True, timeout=180, env={"PATH": "/usr/bin:/bin", "COLUMNS": "200"},
+        [sys.executable, "-m", "syncd", "demo", *chosen], cwd=tmp_path,
+        capture_output=True, text=True, timeout=180, env=ENV,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
@@ -29,6 +42,16 @@ def test_demo_syncs_overlapping_data_until_settled_and_shows_what_happened(tmp_p
     # It left a working setup behind: the config it wrote passes check-config.
     check = subprocess.run(
         [sys.executable, "-m", "syncd", "check-config", str(workdir / "syncd.toml")],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=60, env=ENV,
     )
     assert check.returncode == 0, check.stderr
+
+
+def test_demo_refuses_an_accounting_system_it_cannot_serve_and_names_those_it_can(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "syncd", "demo", "--accounting", "abacus"], cwd=tmp_path,
+        capture_output=True, text=True, timeout=60, env=ENV,
+    )
+    assert result.returncode == 2
+    assert f"expected one of: {', '.join(BOOKS)} (got 'abacus')" in result.stderr
+    assert not (tmp_path / "demo-state").exists()

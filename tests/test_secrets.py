@@ -7,20 +7,18 @@ import os
 import sys
 from pathlib import Path
 
-from syncd.demo import DEMO_LIMITS
+from syncd.demo import lift_limits
 from syncd.sandbox.command import write_config
 from syncd.sandbox.runner import Sandbox
 from syncd.store import upgrade
 
 
 async def test_no_secret_in_debug_logs_or_in_the_sqlite_file(tmp_path: Path) -> None:
-    async with Sandbox.running(workdir=tmp_path / "sandbox", hubspot_port=0, salesforce_port=0,
-                               zoho_port=0) as sandbox:
+    async with Sandbox.running(workdir=tmp_path / "sandbox") as sandbox:
         sandbox.simulators["hubspot"].seed(*_small_world())
-        for system, limits in DEMO_LIMITS.items():  # seconds, not Zoho's real 100 calls a minute
-            sandbox.simulators[system].apply_limits(limits)
+        limits = lift_limits(sandbox)  # seconds, not a real limit's 100 calls a minute
         config = tmp_path / "syncd.toml"
-        write_config(config, sandbox.descriptor, rate_limits=DEMO_LIMITS)
+        write_config(config, sandbox.descriptor, rate_limits=limits)
         # Debug level and JSON lines: the most a log can say.
         config.write_text(config.read_text() + '\n[logging]\nlevel = "debug"\nformat = "json"\n')
         await upgrade(f"sqlite:///{tmp_path / 'syncd.db'}")

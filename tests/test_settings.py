@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from syncd.connectors.hubspot.settings import HubSpotConnection
 from syncd.errors import ConfigError
-from syncd.settings import HubSpotConnection, load_settings
+from syncd.settings import load_settings
+from syncd.systems import REGISTRY
 
 GOOD = """
 [store]
@@ -96,9 +98,11 @@ def test_several_errors_reported_together_each_with_its_line(tmp_path: Path) -> 
 
 
 def test_wrong_system_and_missing_files_are_named(tmp_path: Path) -> None:
-    text = GOOD + '[connections.qb]\nsystem = "quickbooks"\n[mappings]\nactive = ["nope.toml"]\n'
+    text = GOOD + '[connections.qb]\nsystem = "abacus"\n[mappings]\nactive = ["nope.toml"]\n'
     found = problems_of(write(tmp_path, text))
-    assert any("connections.qb: `system` must be one of: hubspot, salesforce, zohobooks" in p for p in found)
+    line = text.splitlines().index("[connections.qb]") + 1
+    assert f"{tmp_path}/syncd.toml:{line}: connections.qb: `system` must be one of: {', '.join(REGISTRY)}" in found
+    assert "hubspot, salesforce, zohobooks" in ", ".join(REGISTRY)
     text = GOOD + '[mappings]\nactive = ["nope.toml"]\n'
     found = problems_of(write(tmp_path, text))
     line = text.splitlines().index('active = ["nope.toml"]') + 1

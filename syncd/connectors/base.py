@@ -29,9 +29,9 @@ class Record:
     fields: Fields
     modified_at: datetime
     deleted: bool = False
-    # Set when the system merged this record into another (HubSpot contact merge, Salesforce merge).
+    # Set when the system merged this record into another (CRMs merge duplicate contacts and companies).
     merged_into: str | None = None
-    # Fields a list answer leaves out (Zoho Books line items and addresses, a HubSpot deal's associations):
+    # Fields a list answer leaves out (an invoice's line items and addresses, a deal's associations):
     # `get_many` reads them, which the engine asks for only when the mapping needs them and the record changed.
     missing: frozenset[str] = frozenset()
 
@@ -106,7 +106,7 @@ class FieldInfo:
 @dataclass(frozen=True)
 class ActionField:
     """A field the system moves only by actions (`act`), never by writing it: a create leaves it at `initial`
-    (a Zoho Books invoice is created a draft and marked sent, or void, by an action)."""
+    (an invoice created a draft and marked sent, or void, by an action)."""
 
     field: str
     initial: str

@@ -116,7 +116,7 @@ class PriorityLock:
 
 @dataclass(frozen=True)
 class DayWindow:
-    """How a system counts its day: calendar days in a time zone, or a rolling 24 hours (Salesforce)."""
+    """How a system counts its day: calendar days in a time zone, or a rolling 24 hours (some CRMs)."""
 
     rolling: bool = False
     timezone: str = "UTC"

@@ -1,6 +1,7 @@
-"""`syncd setup`: make what the active mappings need on each system where its API allows (HubSpot's `syncd_*`
-custom properties), and print a checklist of what a person must make or grant by hand (Salesforce custom objects
-and fields, Zoho Books custom fields, OAuth scopes and object permissions). Running it again creates nothing."""
+"""`syncd setup`: make what the active mappings need on each system where its API allows (custom properties
+made through a CRM's API), and print a checklist of what a person must make or grant by hand (custom objects and
+fields, OAuth scopes and object permissions). Each system's part is its registration's `setup` module. Running it
+again creates nothing."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from syncd.cli import config_option, settings_from
 from syncd.connectors.base import Connector
 from syncd.mapping.compiled import CompiledMapping, ObjectMapper, ScalarField
 from syncd.mapping.spec import Side
-from syncd.settings import Connection, Settings
+from syncd.settings import ConnectionBase, Settings
+from syncd.systems import registration
 
 # What a field holds, as far as syncd needs to say what to create: from the transforms the mapping applies.
 FieldKind = Literal["string", "number", "date", "datetime", "bool", "reference"]
@@ -140,7 +142,7 @@ def scope_items(connection: str, system_label: str, configured: Iterable[str], n
                 covering: Iterable[str] = ()) -> list[SetupItem]:
     """Compare the scopes `syncd auth` asks for with those needed (scope, why); a scope in `covering` grants
     every one. Missing scopes must be added to the config and the app, then the connection authorised again.
-    Names are compared ignoring case (Zoho's are case-insensitive; HubSpot's and Salesforce's are lower-case)."""
+    Names are compared ignoring case (some systems' scopes are case-insensitive, the others lower-case)."""
     have = {scope.lower() for scope in configured}
     covered = sorted(scope for scope in covering if scope.lower() in have)
     if covered:
@@ -156,12 +158,8 @@ def scope_items(connection: str, system_label: str, configured: Iterable[str], n
     )]
 
 
-SetUp = Callable[[Connector, Connection, SystemNeeds], Awaitable[list[SetupItem]]]
-_SETUP_MODULES = {
-    "hubspot": "syncd.connectors.hubspot.setup",
-    "salesforce": "syncd.connectors.salesforce.setup",
-    "zohobooks": "syncd.connectors.zohobooks.setup",
-}
+#: A system's setup: its module (the registration's `setup`) has one `set_up` of this shape.
+SetUp = Callable[[Connector, ConnectionBase, SystemNeeds], Awaitable[list[SetupItem]]]
 
 
 @dataclass(frozen=True)
@@ -188,8 +186,12 @@ async def set_up(settings: Settings, names: Sequence[str]) -> list[ConnectionSet
             if connector is None:
                 known = ", ".join(sorted(by_name)) or "none"
                 raise click.UsageError(f"no enabled connection named {name!r} (enabled: {known})")
-            module = importlib.import_module(_SETUP_MODULES[connector.system])
-            system_set_up: SetUp = module.set_up
+            setup_module = registration(connector.system).setup
+            if setup_module is None:
+                outcome.append(ConnectionSetup(name, connector.system, [SetupItem(
+                    "present", "nothing to set up: this system's registration names no setup")]))
+                continue
+            system_set_up: SetUp = importlib.import_module(setup_module).set_up
             items = await system_set_up(connector, settings.connections[name], needs_of(mappings, connector.system))
             outcome.append(ConnectionSetup(name, connector.system, items))
         return outcome
@@ -200,7 +202,7 @@ async def set_up(settings: Settings, names: Sequence[str]) -> list[ConnectionSet
 @config_option
 def setup_command(connections: tuple[str, ...], config_path: Path) -> int:
     """Create what the active mappings need on each CONNECTION (default: all), where the system's API allows
-    (HubSpot's syncd_* properties and their group), and print a checklist of what to create or grant by hand.
+    (custom properties and their group), and print a checklist of what to create or grant by hand.
     Safe to run again: what exists is left alone. Exit 1 while something known to be missing remains."""
     outcome = asyncio.run(set_up(settings_from(config_path), connections))
     for done in outcome:

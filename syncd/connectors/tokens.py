@@ -17,7 +17,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Grant:
-    """What a token endpoint handed out. `expires_at` None means the system does not say (Salesforce)."""
+    """What a token endpoint handed out. `expires_at` None means the system does not say."""
 
     access_token: str = field(repr=False)
     expires_at: datetime | None
@@ -83,7 +83,7 @@ class TokenManager:
 
     @property
     def extras(self) -> Mapping[str, str]:
-        """Non-secret values that came with the grant (Salesforce instance_url, Zoho api_domain)."""
+        """Non-secret values that came with the grant (the instance or API domain to call, granted scopes)."""
         return self._grant.extras if self._grant else {}
 
     async def token(self) -> str:

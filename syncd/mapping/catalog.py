@@ -1,4 +1,4 @@
-"""Check a mapping against the systems' live field lists (HubSpot properties, Salesforce describe, Zoho)."""
+"""Check a mapping against the systems' live field lists (each connector's `describe`)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def validate_against_catalog(
 
     `crm_fields`/`acc_fields` map a system object name to its field names. Objects missing from a catalog
     are reported once. A list field's sub-fields are checked when the catalog lists `"<object>.<field>"`
-    (for example `"deals.line_items"` → HubSpot line item properties).
+    (for example `"deals.line_items"` → a CRM's line item properties).
     """
     problems: list[Problem] = []
 

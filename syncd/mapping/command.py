@@ -39,7 +39,7 @@ async def check_live(
                 for mapped in obj.fields.values():
                     if mapped.items is None:
                         continue
-                    # Sub-record fields live on their own object on some systems (HubSpot line_items).
+                    # Sub-record fields live on their own object on some systems (a CRM's line items).
                     nested = f"{name}.{mapped.scalar.side_name('crm' if attr == 'crm_object' else 'accounting')}"
                     if nested not in sides[system]:
                         sides[system][nested] = await catalog.fields(nested)

@@ -153,7 +153,7 @@ REFUSED_NAME = "value"
 
 @dataclass(frozen=True)
 class UniqueName:
-    """A field a side keeps unique (a Zoho Books display name), written only on create, and the templates of
+    """A field a side keeps unique (an accounting customer's display name), written only on create, and the templates of
     the names a refused create is tried again under, in turn."""
 
     field: str
@@ -493,6 +493,6 @@ class CompiledMapping:
         return self.spec.name
 
     def for_object(self, side: Side, system_object: str) -> list[ObjectMapper]:
-        """Mapped objects reading `system_object` on `side` (HubSpot deals feed both invoices and payments)."""
+        """Mapped objects reading `system_object` on `side` (a CRM's deals feed both invoices and payments)."""
         attr: Literal["crm_object", "acc_object"] = "crm_object" if side == "crm" else "acc_object"
         return [self.objects[n] for n in self.order if getattr(self.objects[n], attr) == system_object]

@@ -71,6 +71,12 @@ class ObjectCompiler:
     def _issue(self, path: KeyPath, message: str) -> None:
         self.issues.append(Issue(path, message))
 
+    def _known_object(self, system: str, obj: str, path: KeyPath) -> None:
+        """`obj` is one of the objects `system`'s registration lists (when it lists them)."""
+        known = registration(system).objects
+        if known and obj not in known:
+            self._issue(path, f"{system} has no object {obj!r} that syncd syncs (known: {', '.join(known)})")
+
     def _steps(self, steps: Sequence[TransformStep], path: KeyPath) -> tuple[Transform, ...] | None:
         built: list[Transform] = []
         ok = True
@@ -133,6 +139,8 @@ class ObjectCompiler:
         """Compile `spec`; returns None if any issue was found. `broken_fields` failed typing already."""
         start = len(self.issues)
         base: KeyPath = ("objects", name)
+        self._known_object(self.header.crm, spec.crm_object, (*base, "crm_object"))
+        self._known_object(self.header.accounting, spec.acc_object, (*base, "acc_object"))
         fields: dict[str, MappedField] = {}
         references: dict[str, Reference] = {}
         for fname, fspec in spec.fields.items():

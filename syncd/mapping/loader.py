@@ -24,6 +24,7 @@ from syncd.mapping.spec import (
     dotted,
 )
 from syncd.mapping.transforms import TRANSFORMS, TransformRegistry
+from syncd.systems import registrations
 from syncd.tomllocator import locate_keys
 
 _TOML_POSITION = re.compile(r"\(at line (\d+), column \d+\)")
@@ -40,7 +41,7 @@ def _pydantic_issues(exc: ValidationError, prefix: KeyPath, model: type[BaseMode
         elif kind == "missing":
             message = f"missing required key {loc[-1]!r}"
         else:
-            message = error["msg"]
+            message = error["msg"].removeprefix("Value error, ")
             if "input" in error and kind not in ("model_type", "dict_type"):
                 message += f" (got {error['input']!r})"
         issues.append(Issue(loc, message))
@@ -73,7 +74,8 @@ def _type_objects(
     objects: Mapping[str, Any], header: MappingHeader | None, issues: list[Issue], registry: TransformRegistry
 ) -> None:
     """Type and compile each object on its own, so one broken key hides none of the other mistakes."""
-    default_header = MappingHeader(crm="hubspot", accounting="zohobooks")
+    # When the header is unreadable the objects are still checked, as between the first registered systems.
+    default_header = MappingHeader(crm=registrations("crm")[0].name, accounting=registrations("accounting")[0].name)
     for name, raw in objects.items():
         base: KeyPath = ("objects", name)
         if not isinstance(raw, Mapping):
@@ -117,7 +119,7 @@ def _name_issues(data: Mapping[str, Any], file: str) -> list[Issue]:
     if "name" not in data:
         stem = Path(file).stem
         # Before names existed a mapping's links were kept under its file's stem: suggest it, so they stay.
-        example = stem if re.match(MAPPING_NAME_PATTERN, stem) else "hubspot-zohobooks"
+        example = stem if re.match(MAPPING_NAME_PATTERN, stem) else "crm-accounting"
         return [
             Issue(
                 ("name",),

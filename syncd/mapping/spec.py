@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
 
+from syncd.systems import Role, registrations
 from syncd.tomlsource import format_key_path
 
 Direction = Literal["both", "crm_to_accounting", "accounting_to_crm"]
@@ -85,7 +86,7 @@ class FieldSpec(_Strict):
 
 
 class UniqueNameSpec(_Strict):
-    """A field the side keeps unique by value (Zoho Books refuses a second customer with a display name in use):
+    """A field the side keeps unique by value (a system refusing a second customer with a display name in use):
     the names a refused create is tried again under, in turn. `$value` is the refused name, other placeholders
     are canonical field names; an alternative with a blank placeholder is passed over. Without `alternatives`,
     the e-mail is appended, else the company (`$value ($email)`, `$value ($company)`, as far as mapped)."""
@@ -107,7 +108,7 @@ class CreateSpec(_Strict):
     #: A field written on create that the side keeps unique, and the names to try when it is taken.
     crm_unique_name: UniqueNameSpec | None = None
     acc_unique_name: UniqueNameSpec | None = None
-    #: Move a created record on by the system's action to the status its fields ask for (a Zoho Books invoice
+    #: Move a created record on by the system's action to the status its fields ask for (an invoice
     #: to `sent`). Off by default: the system's initial status (a draft) waits for a person to send it.
     mark_sent: bool = False
 
@@ -154,7 +155,7 @@ class SyncFromSpec(_Strict):
 
 
 class ObjectSpec(_Strict):
-    """One synced object pair, such as HubSpot deals ↔ Zoho Books invoices."""
+    """One synced object pair, such as a CRM's deals ↔ an accounting system's invoices."""
 
     crm_object: str
     acc_object: str
@@ -175,11 +176,23 @@ class ObjectSpec(_Strict):
     fields: dict[str, FieldSpec] = Field(default_factory=dict)
 
 
-class MappingHeader(_Strict):
-    """Which two systems the file connects."""
+def _registered_as(role: Role) -> Callable[[str], str]:
+    """A check that a system name is registered in `role` (the registry in `syncd.systems` is the only list)."""
 
-    crm: Literal["hubspot", "salesforce"]
-    accounting: Literal["zohobooks", "quickbooks"]
+    def check(name: str) -> str:
+        known = [entry.name for entry in registrations(role)]
+        if name not in known:
+            raise ValueError(f"expected a registered {role} system: {', '.join(known) or 'none'}")
+        return name
+
+    return check
+
+
+class MappingHeader(_Strict):
+    """Which two systems the file connects: a registered CRM and a registered accounting system."""
+
+    crm: Annotated[str, AfterValidator(_registered_as("crm"))]
+    accounting: Annotated[str, AfterValidator(_registered_as("accounting"))]
     default_currency: str = "USD"
     description: str = ""
 

@@ -274,7 +274,7 @@ class DateTransform:
     invertible: bool = True
 
     def to_canonical(self, value: object, ctx: TransformContext) -> CanonicalScalar:
-        """The date itself; datetimes are read in the configured time zone (HubSpot sends midnight UTC)."""
+        """The date itself; datetimes are read in the configured time zone (a CRM may send a date as midnight UTC)."""
         if isinstance(value, datetime):
             return (value.astimezone(self.zone) if value.tzinfo else value).date()
         if isinstance(value, date):
@@ -323,7 +323,7 @@ class DatetimeTransform:
         elif isinstance(value, date):
             moment = datetime(value.year, value.month, value.day)
         elif isinstance(value, int) and not isinstance(value, bool):
-            # Epoch milliseconds, as HubSpot webhooks and Salesforce CDC send them.
+            # Epoch milliseconds, as CRM webhooks and change feeds send them.
             moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=value)
         else:
             text = _text(value).strip()

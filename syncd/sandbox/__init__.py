@@ -1,1 +1,2 @@
-"""Simulators of HubSpot, Salesforce and Zoho Books for tests, the demo and test mode."""
+"""Simulators of the registered systems (one package each, named by its registration) for tests, the demo
+and test mode."""

@@ -7,9 +7,11 @@ import asyncio
 import contextlib
 import json
 import random
+import ssl
 import time
 from collections.abc import Mapping
 from email.utils import formatdate
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from aiohttp import web
@@ -56,6 +58,14 @@ class Simulator(abc.ABC):
         self.webhook_dispatchers: list[WebhookDispatcher] = []
         self.quotas: list[QuotaCounter] = []
         self._closing: asyncio.Event | None = None
+        # Set by a simulator served over https (as its real service is); the sandbox's site presents it.
+        self.tls: ssl.SSLContext | None = None
+
+    @classmethod
+    def for_sandbox(cls, *, clock: Clock, rng_seed: int, workdir: Path) -> Simulator:
+        """This simulator as `syncd sandbox` serves it; one that needs files (TLS material) makes them in
+        `workdir`."""
+        return cls(clock=clock, rng_seed=rng_seed)
 
     # --- to implement in each simulator ---
 

@@ -18,7 +18,7 @@ class IssuedToken:
 
     access_token: str
     refresh_token: str
-    expires_at: float  # math.inf when the grant has no fixed lifetime (Salesforce sessions)
+    expires_at: float  # math.inf when the grant has no fixed lifetime (sessions that last while used)
     issued_at: float
 
     @property

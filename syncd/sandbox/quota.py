@@ -62,7 +62,7 @@ class QuotaCounter:
 
     @property
     def daily_used(self) -> int:
-        """Requests spent today (Salesforce reports it in Sforce-Limit-Info)."""
+        """Requests spent today (some APIs report it in a response header)."""
         self._roll(self.clock())
         return self._daily_used
 

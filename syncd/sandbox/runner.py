@@ -1,9 +1,8 @@
-"""Runs the three simulators on loopback ports, describes them in one JSON line and persists their state."""
+"""Runs the registered simulators on loopback ports, describes them in one JSON line and persists their state."""
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import os
 import tempfile
@@ -18,8 +17,8 @@ from aiohttp import web
 from syncd.sandbox.base import Simulator
 from syncd.sandbox.clock import Clock
 from syncd.sandbox.seeding import SeedCounts, SeedWorld
+from syncd.systems import REGISTRY, load_object, registrations
 
-SYSTEMS = ("hubspot", "salesforce", "zohobooks")
 HOST = "127.0.0.1"
 STATE_VERSION = 1
 # What `syncd sandbox --seed N` creates: enough for the demo to show matching, invoices and payments.
@@ -40,29 +39,37 @@ class _Served:
         return f"{self.scheme}://{HOST}:{self.port}"
 
 
-def _real_factory(system: str, workdir: Path) -> tuple[SimulatorFactory, dict[str, Any]]:
-    """The simulator class of a system, imported only when needed, and its extra constructor arguments."""
-    if system == "hubspot":
-        return importlib.import_module("syncd.sandbox.hubspot").HubSpotSimulator, {}
-    if system == "salesforce":
-        tls = importlib.import_module("syncd.sandbox.tls").make_self_signed(workdir)
-        cls = importlib.import_module("syncd.sandbox.salesforce").SalesforceSimulator
-        return cls, {"tls": tls.server_context(), "_ca_cert": str(tls.cert_path)}
-    if system == "zohobooks":
-        return importlib.import_module("syncd.sandbox.zohobooks").ZohoBooksSimulator, {}
-    raise ValueError(f"unknown system {system!r}; expected one of {SYSTEMS}")
+def simulated_systems() -> list[str]:
+    """The registered systems that have a simulator, in registry order: what the sandbox serves by default."""
+    return [entry.name for entry in registrations() if entry.simulator is not None]
+
+
+def default_ports() -> dict[str, int]:
+    """Each simulated system's port under `syncd sandbox`, from its registration."""
+    return {entry.name: entry.default_port for entry in registrations() if entry.simulator is not None}
+
+
+def _real_simulator(system: str, *, clock: Clock, rng_seed: int, workdir: Path) -> Simulator:
+    """The registered simulator of a system (its class imported only now), built for serving."""
+    found = {entry.name: entry for entry in registrations()}.get(system)
+    if found is None or found.simulator is None:
+        raise ValueError(f"no simulator for {system!r}; simulated systems: {', '.join(simulated_systems())}")
+    simulator_class = load_object(found.simulator)
+    if not (isinstance(simulator_class, type) and issubclass(simulator_class, Simulator)):
+        raise TypeError(f"{found.simulator} is not a Simulator class")
+    return simulator_class.for_sandbox(clock=clock, rng_seed=rng_seed, workdir=workdir)
 
 
 def route_webhook_urls(urls: Sequence[str], systems: Sequence[str]) -> dict[str, list[str]]:
     """Which webhook URLs each system calls.
 
-    `hubspot=http://...` goes to that system only; a plain URL goes to every system, with `{system}` in it
+    `<system>=http://...` goes to that system only; a plain URL goes to every system, with `{system}` in it
     replaced by the system's name (e.g. `http://127.0.0.1:8080/webhooks/{system}`).
     """
     routed: dict[str, list[str]] = {system: [] for system in systems}
     for url in urls:
         name, sep, rest = url.partition("=")
-        if sep and name in SYSTEMS:
+        if sep and name in REGISTRY:
             if name in routed:
                 routed[name].append(rest)
             continue
@@ -72,7 +79,7 @@ def route_webhook_urls(urls: Sequence[str], systems: Sequence[str]) -> dict[str,
 
 
 class Sandbox:
-    """The three simulators served on loopback; `descriptor` is the public JSON line."""
+    """The simulators served on loopback; `descriptor` is the public JSON line."""
 
     def __init__(self, served: Mapping[str, _Served], descriptor: dict[str, dict[str, str]],
                  state_file: Path | None, restored: bool = False) -> None:
@@ -86,43 +93,40 @@ class Sandbox:
     async def start(
         cls,
         *,
-        hubspot_port: int = 8901,
-        salesforce_port: int = 8902,
-        zoho_port: int = 8903,
+        ports: Mapping[str, int] | None = None,
         state_file: Path | None = None,
         webhook_urls: Sequence[str] = (),
         workdir: Path,
-        systems: Sequence[str] = SYSTEMS,
+        systems: Sequence[str] | None = None,
         rng_seed: int = 0,
         clock: Clock = time.time,
         factories: Mapping[str, SimulatorFactory] | None = None,
     ) -> Sandbox:
-        """Build, restore (from `state_file` if it exists) and serve the simulators; port 0 picks a free one.
+        """Build, restore (from `state_file` if it exists) and serve the simulators of `systems` (default: every
+        registered one that has a simulator) on `ports` by system; a system not in `ports` gets a free port.
 
         `factories` replaces the real simulator classes (each called with `clock=` and `rng_seed=`).
         """
         # Absolute, so the descriptor's ca_cert (and a config written from it) works from any folder.
         workdir = workdir.resolve()
         workdir.mkdir(parents=True, exist_ok=True)
-        ports = {"hubspot": hubspot_port, "salesforce": salesforce_port, "zohobooks": zoho_port}
+        systems = simulated_systems() if systems is None else list(systems)
+        ports = dict(ports or {})
         state = _read_state(state_file)
         routed = route_webhook_urls(webhook_urls, systems)
         served: dict[str, _Served] = {}
         descriptor: dict[str, dict[str, str]] = {}
         try:
             for system in systems:
-                extra: dict[str, Any] = {}
                 if factories is not None and system in factories:
-                    factory = factories[system]
+                    simulator = factories[system](clock=clock, rng_seed=rng_seed)
                 else:
-                    factory, extra = _real_factory(system, workdir)
-                ca_cert = extra.pop("_ca_cert", None)
-                simulator = factory(clock=clock, rng_seed=rng_seed, **extra)
+                    simulator = _real_simulator(system, clock=clock, rng_seed=rng_seed, workdir=workdir)
                 if system in state:
                     simulator.load_state(state[system])
                 if routed[system]:
                     simulator.set_webhook_targets(routed[system])
-                tls = extra.get("tls")
+                tls = simulator.tls
                 runner = web.AppRunner(simulator.build_app(), access_log=None, shutdown_timeout=2.0)
                 await runner.setup()
                 # Registered before the site starts so that a failed bind is cleaned up too.
@@ -131,11 +135,7 @@ class Sandbox:
                 await site.start()
                 port = int(runner.addresses[0][1])
                 served[system] = _Served(simulator, runner, port, served[system].scheme)
-                credentials = dict(simulator.credentials(served[system].root))
-                if ca_cert is not None:
-                    credentials.setdefault("ca_cert", ca_cert)
-                    credentials.setdefault("instance_url", served[system].root)
-                descriptor[system] = credentials
+                descriptor[system] = dict(simulator.credentials(served[system].root))
         except BaseException:
             for entry in served.values():
                 await entry.runner.cleanup()
@@ -152,20 +152,20 @@ class Sandbox:
         finally:
             await sandbox.stop()
 
-    @property
-    def hubspot(self) -> Simulator:
-        """The HubSpot simulator."""
-        return self._served["hubspot"].simulator
+    def simulator(self, system: str) -> Simulator:
+        """The simulator serving `system`."""
+        if system not in self._served:
+            raise KeyError(f"the sandbox serves no {system!r}; it serves: {', '.join(self._served)}")
+        return self._served[system].simulator
 
-    @property
-    def salesforce(self) -> Simulator:
-        """The Salesforce simulator."""
-        return self._served["salesforce"].simulator
-
-    @property
-    def zohobooks(self) -> Simulator:
-        """The Zoho Books simulator."""
-        return self._served["zohobooks"].simulator
+    def __getattr__(self, system: str) -> Simulator:
+        # `sandbox.<system>` reads as `simulator(system)`, for any served system (older tests use it).
+        if system.startswith("_") or "_served" not in self.__dict__:
+            raise AttributeError(system)
+        try:
+            return self.simulator(system)
+        except KeyError as exc:
+            raise AttributeError(str(exc)) from None
 
     @property
     def simulators(self) -> dict[str, Simulator]:

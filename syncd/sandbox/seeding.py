@@ -56,7 +56,7 @@ class SeedCounts:
 
 @dataclass(frozen=True)
 class SeedCompany:
-    """An organisation: HubSpot company, Salesforce Account, the company of a Zoho contact."""
+    """An organisation: a CRM's company or account, the company of an accounting system's customer."""
 
     name: str
     domain: str
@@ -69,7 +69,7 @@ class SeedCompany:
 
 @dataclass(frozen=True)
 class SeedPerson:
-    """A person: HubSpot/Salesforce contact, Zoho contact person. `company` indexes SeedWorld.companies."""
+    """A person: a CRM's contact, an accounting system's contact person. `company` indexes SeedWorld.companies."""
 
     first_name: str
     last_name: str

@@ -1,4 +1,4 @@
-"""Self-signed TLS material for the sandbox, which must serve Salesforce over https like the real one."""
+"""Self-signed TLS material for the sandbox, for a simulator that must serve https like its real service."""
 
 from __future__ import annotations
 

@@ -54,9 +54,9 @@ def _changes(entry: AuditEntry) -> str:
 
 @click.command("audit")
 @click.option("--record", "record_id", default=None, help="Only writes to this record id (on any system).")
-@click.option("--system", default=None, help="Only writes to this system (hubspot, salesforce, zohobooks).")
+@click.option("--system", default=None, help="Only writes to this system (as the config's `system` names it).")
 @click.option("--object", "object_name", default=None, help="Only writes to this system object (contacts, deals...).")
-@click.option("--mapping", default=None, help="Only writes made by this mapping (e.g. hubspot-zohobooks).")
+@click.option("--mapping", default=None, help="Only writes made by this mapping (its `name`).")
 @click.option("--since", default=None, help="From this time (ISO 8601) or this long ago (90m, 12h, 7d).")
 @click.option("--until", default=None, help="Before this time (ISO 8601) or this long ago.")
 @limit_option

@@ -58,7 +58,7 @@ class OAuthTokenRow(SQLModel, table=True):
     access_token_enc: str = Field(sa_type=Text(), nullable=False)
     refresh_token_enc: str | None = Field(default=None, sa_type=Text(), nullable=True)
     expires_at: datetime | None = _when(nullable=True)
-    # Vendor extras that are not secret: Salesforce instance_url, Zoho api_domain, scopes...
+    # Vendor extras that are not secret: the instance or API domain to call, granted scopes...
     extras: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON(), nullable=False))
     updated_at: datetime = _when()
 

@@ -30,7 +30,7 @@ class StoredToken:
     access_token: str = field(repr=False)
     expires_at: datetime | None
     refresh_token: str | None = field(default=None, repr=False)
-    # Not secret: Salesforce instance_url, Zoho api_domain, granted scopes.
+    # Not secret: the instance or API domain to call, granted scopes.
     extras: Mapping[str, str] = field(default_factory=dict)
 
 

@@ -18,7 +18,7 @@ from syncd.web.metrics import Metrics, WebhookOutcome
 
 log = get_logger(__name__)
 
-# HubSpot sends at most 100 events a delivery, a few hundred bytes each: 1 MiB is generous and still bounded.
+# A CRM sends at most 100 events a delivery, a few hundred bytes each: 1 MiB is generous and still bounded.
 MAX_BODY_BYTES = 1024 * 1024
 WEBHOOK_PATH = "/webhooks/{connection}"
 

@@ -25,10 +25,12 @@ from faker import Faker
 
 from syncd.connectors.base import Connector, FieldValue, Update
 from syncd.connectors.hubspot import HubSpotConnector
+from syncd.connectors.hubspot.settings import HubSpotConnection
 from syncd.connectors.ratelimit import Budget, RateLimiter
 from syncd.connectors.registry import build_connector
+from syncd.connectors.salesforce.settings import SalesforceConnection
+from syncd.connectors.zohobooks.settings import ZohoBooksConnection
 from syncd.errors import SyncdError
-from syncd.settings import HubSpotConnection, SalesforceConnection, ZohoBooksConnection
 from tests.chaos.population import CONTACT_OBJECTS, DEAL_OBJECTS, WON, Deal, Person, Population, mixed_case
 from tests.chaos.processes import CONNECTION_LIMIT, SandboxProcess
 

@@ -21,7 +21,7 @@ from syncd.store import ConnectionStore, Database, TokenVault, upgrade_database
 async def sandbox(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox]:
     """All three simulators on free loopback ports for the whole session (state not saved)."""
     async with Sandbox.running(
-        hubspot_port=0, salesforce_port=0, zoho_port=0, workdir=tmp_path_factory.mktemp("connector-sandbox")
+        workdir=tmp_path_factory.mktemp("connector-sandbox")
     ) as running:
         yield running
 

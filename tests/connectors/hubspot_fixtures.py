@@ -7,9 +7,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from syncd.connectors.hubspot import HubSpotConnector
+from syncd.connectors.hubspot.settings import HubSpotConnection
 from syncd.connectors.retry import RetryPolicy
 from syncd.sandbox.runner import Sandbox
-from syncd.settings import HubSpotConnection
 
 # Fast but bounded retries: the faults are injected, the waiting need not be realistic.
 FAST_RETRIES = RetryPolicy(attempts=10, initial_s=0.01, max_s=0.2, jitter_s=0.01)

@@ -19,11 +19,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from syncd.connectors.base import ChangeEvent, Create, WebhookRejected, WebhookRequest
+from syncd.connectors.hubspot.settings import HubSpotConnection
 from syncd.connectors.hubspot.webhooks import parse_events, verify_signature
 from syncd.errors import ConfigError, FatalError
 from syncd.sandbox.hubspot import HubSpotSimulator
 from syncd.sandbox.runner import Sandbox
-from syncd.settings import HubSpotConnection, load_settings
+from syncd.settings import load_settings
 from tests.connectors.conftest import ControlPlane
 from tests.connectors.hubspot_fixtures import hubspot_connector
 

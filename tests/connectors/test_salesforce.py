@@ -22,10 +22,10 @@ from syncd.connectors.base import Create, Record, Update, WebhookRejected, Webho
 from syncd.connectors.retry import RetryPolicy
 from syncd.connectors.salesforce import SalesforceConnector
 from syncd.connectors.salesforce.cdc import parse_feed, verify_feed
+from syncd.connectors.salesforce.settings import SalesforceConnection
 from syncd.connectors.tokens import TokenStorage
 from syncd.errors import NotFoundError, SkippableError
 from syncd.sandbox.runner import Sandbox
-from syncd.settings import SalesforceConnection
 from tests.connectors.conftest import ControlPlane
 
 # Fast but bounded retries: faults are injected, the waiting need not be realistic.
@@ -273,7 +273,7 @@ async def test_describe_reports_fields_for_mapping_validation(sf: SalesforceConn
     assert fields["Amount"].type == "currency"
 
 
-async def test_change_feed_is_verified_and_parsed(sf: SalesforceConnector) -> None:
+async def test_change_feed_is_verified_and_parsed(sf: SalesforceConnector, sandbox: Sandbox) -> None:
     received: list[WebhookRequest] = []
     arrived = asyncio.Event()
 
@@ -285,7 +285,8 @@ async def test_change_feed_is_verified_and_parsed(sf: SalesforceConnector) -> No
     app = web.Application()
     app.router.add_post("/hooks/salesforce", receive)
     async with TestServer(app, host="127.0.0.1", port=0) as server:
-        assert await sf.register_webhooks(str(server.make_url("/hooks/salesforce")), {})
+        # Set from the sandbox side, as `syncd sandbox --webhook-url` does: the connector never calls /_sandbox/.
+        sandbox.simulator("salesforce").set_webhook_targets([str(server.make_url("/hooks/salesforce"))])
         created = await sf.create_many("Contact", [contact("hook-1", "Hooked")])
         record_id = created[0].id
         await asyncio.wait_for(arrived.wait(), 10)

@@ -49,10 +49,10 @@ async def inbox() -> AsyncIterator[tuple[str, asyncio.Queue[WebhookRequest]]]:
 
 
 async def test_delivered_webhooks_verify_and_parse(
-    zoho: ZohoBooksConnector, inbox: tuple[str, asyncio.Queue[WebhookRequest]]
+    zoho: ZohoBooksConnector, inbox: tuple[str, asyncio.Queue[WebhookRequest]], sandbox: Sandbox
 ) -> None:
     url, received = inbox
-    assert await zoho.register_webhooks(url, {})
+    sandbox.simulator("zohobooks").set_webhook_targets([url])  # as `syncd sandbox --webhook-url` does
     [created] = await zoho.create_many("contacts", [Create("ref-hook", {"contact_name": "Hooked"})])
     request = await asyncio.wait_for(received.get(), 10)
     zoho.verify_webhook(request)
@@ -144,7 +144,7 @@ async def test_payment_webhooks_announce_each_application_and_invoice(
     reset_sandbox: Sandbox, zoho: ZohoBooksConnector, inbox: tuple[str, asyncio.Queue[WebhookRequest]]
 ) -> None:
     url, received = inbox
-    assert await zoho.register_webhooks(url, {})
+    reset_sandbox.simulator("zohobooks").set_webhook_targets([url])  # as `syncd sandbox --webhook-url` does
     customer, (first, second) = await open_invoices(zoho, 2)
     payment = await made(zoho, "customerpayments", "pay", {
         "customer_id": customer, "payment_mode": "cash", "amount": Decimal(40), "date": date(2025, 1, 7),
@@ -215,11 +215,11 @@ async def test_payment_webhooks_announce_each_application_and_invoice(
 
 
 async def test_a_redelivered_payment_event_announces_what_it_did_the_first_time(
-    zoho: ZohoBooksConnector, inbox: tuple[str, asyncio.Queue[WebhookRequest]]
+    zoho: ZohoBooksConnector, inbox: tuple[str, asyncio.Queue[WebhookRequest]], sandbox: Sandbox
 ) -> None:
     # The receiver parses a delivery before storing its events; when the store fails, Zoho delivers it again.
     url, received = inbox
-    assert await zoho.register_webhooks(url, {})
+    sandbox.simulator("zohobooks").set_webhook_targets([url])  # as `syncd sandbox --webhook-url` does
     customer, (first, second) = await open_invoices(zoho, 2)
     payment = await made(zoho, "customerpayments", "pay", {
         "customer_id": customer, "payment_mode": "cash", "amount": Decimal(40), "date": date(2025, 1, 7),

@@ -9,8 +9,9 @@ from typing import Any
 from syncd.connectors.base import Page, Record
 from syncd.connectors.retry import RetryPolicy
 from syncd.connectors.zohobooks import ZohoBooksConnector
+from syncd.connectors.zohobooks.settings import ZohoBooksConnection
 from syncd.sandbox.runner import Sandbox
-from syncd.settings import RateLimitSettings, ZohoBooksConnection
+from syncd.settings import RateLimitSettings
 
 # Fast backoff so that fault tests take seconds; max_s covers the test budget's window (a 429's wait).
 FAST_RETRIES = RetryPolicy(attempts=10, initial_s=0.01, max_s=0.3, jitter_s=0.01)

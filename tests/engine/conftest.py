@@ -17,13 +17,15 @@ from sqlalchemy import MetaData, select
 
 from syncd.connectors.base import Connector, Create, FieldValue, Record, Update
 from syncd.connectors.hubspot import HubSpotConnector
+from syncd.connectors.hubspot.settings import HubSpotConnection
 from syncd.connectors.ratelimit import Budget, RateLimiter
 from syncd.connectors.registry import build_connector
+from syncd.connectors.salesforce.settings import SalesforceConnection
+from syncd.connectors.zohobooks.settings import ZohoBooksConnection
 from syncd.engine.context import PipelineHooks, Stores
 from syncd.engine.reconcile import ActiveMapping, Reconciler
 from syncd.mapping.loader import SHIPPED_MAPPINGS_DIR, load_mapping
 from syncd.sandbox.runner import Sandbox
-from syncd.settings import HubSpotConnection, SalesforceConnection, ZohoBooksConnection
 from syncd.store import Database
 from syncd.store.schema import upgrade_database
 
@@ -49,7 +51,7 @@ ID_KEYS = {
 async def sandbox(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox]:
     """All three simulators on free loopback ports for the whole session (state not saved)."""
     async with Sandbox.running(
-        hubspot_port=0, salesforce_port=0, zoho_port=0, workdir=tmp_path_factory.mktemp("engine-sandbox")
+        workdir=tmp_path_factory.mktemp("engine-sandbox")
     ) as running:
         yield running
 

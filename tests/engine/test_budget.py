@@ -16,13 +16,14 @@ from structlog.testing import capture_logs
 from syncd.connectors.base import ChangeEvent
 from syncd.connectors.budget import Priority, webhook_work
 from syncd.connectors.hubspot import HubSpotConnector
+from syncd.connectors.hubspot.settings import HubSpotConnection
 from syncd.connectors.ratelimit import Budget, RateLimiter
 from syncd.connectors.zohobooks import ZohoBooksConnector
+from syncd.connectors.zohobooks.settings import ZohoBooksConnection
 from syncd.engine.reconcile import ActiveMapping, Reconciler
 from syncd.mapping.loader import SHIPPED_MAPPINGS_DIR, load_mapping
 from syncd.sandbox.runner import Sandbox
 from syncd.sandbox.seeding import SeedCounts, SeedWorld
-from syncd.settings import HubSpotConnection, ZohoBooksConnection
 from syncd.store import Database, LinkStore
 from tests.engine.conftest import GENEROUS, World
 
@@ -77,7 +78,7 @@ async def small_plan(tmp_path: Path, db: Database) -> AsyncIterator[SmallPlan]:
     """The sandbox on a hand-moved clock, HubSpot seeded with contacts, Zoho Books capped at DAILY_CAP a day
     (on the sandbox and in the connection's config), syncd's day counted on the same clock."""
     clock = ManualClock()
-    async with Sandbox.running(hubspot_port=0, zoho_port=0, workdir=tmp_path / "sandbox",
+    async with Sandbox.running(workdir=tmp_path / "sandbox",
                                systems=("hubspot", "zohobooks"), clock=clock) as sandbox:
         hub_sim, books_sim = sandbox.simulators["hubspot"], sandbox.simulators["zohobooks"]
         hub_sim.apply_limits({"window_s": 1.0, "window_max": 100_000, "search_per_s": 10_000})

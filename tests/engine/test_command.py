@@ -14,9 +14,9 @@ from cryptography.fernet import Fernet
 
 from syncd.connectors.base import Create
 from syncd.connectors.hubspot import HubSpotConnector
+from syncd.connectors.hubspot.settings import HubSpotConnection
 from syncd.mapping.loader import SHIPPED_MAPPINGS_DIR
 from syncd.sandbox.runner import Sandbox
-from syncd.settings import HubSpotConnection
 from syncd.store.schema import upgrade
 
 
@@ -63,8 +63,7 @@ async def test_sync_once_needs_once(tmp_path: Path) -> None:
 
 
 async def test_dry_run_then_sync_against_the_sandbox(tmp_path: Path) -> None:
-    async with Sandbox.running(workdir=tmp_path / "sandbox", hubspot_port=0, salesforce_port=0, zoho_port=0,
-                               systems=("hubspot", "zohobooks")) as sandbox:
+    async with Sandbox.running(workdir=tmp_path / "sandbox", systems=("hubspot", "zohobooks")) as sandbox:
         config = write_config(tmp_path, sandbox)
         await upgrade(f"sqlite:///{tmp_path / 'syncd.db'}")
         hub = sandbox.descriptor["hubspot"]
@@ -91,8 +90,7 @@ async def test_dry_run_then_sync_against_the_sandbox(tmp_path: Path) -> None:
 
 
 async def test_a_refused_write_makes_sync_once_report_an_error_and_exit_1(tmp_path: Path) -> None:
-    async with Sandbox.running(workdir=tmp_path / "sandbox", hubspot_port=0, salesforce_port=0, zoho_port=0,
-                               systems=("hubspot", "zohobooks")) as sandbox:
+    async with Sandbox.running(workdir=tmp_path / "sandbox", systems=("hubspot", "zohobooks")) as sandbox:
         config = write_config(tmp_path, sandbox)
         await upgrade(f"sqlite:///{tmp_path / 'syncd.db'}")
         hub = sandbox.descriptor["hubspot"]

@@ -56,8 +56,7 @@ async def eventually(condition: Callable[[], Any], what: str, timeout: float = D
 @pytest.fixture(scope="module")
 async def sandbox(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox]:
     """The three simulators on free loopback ports for this module."""
-    async with Sandbox.running(workdir=tmp_path_factory.mktemp("daemon-sandbox"), hubspot_port=0,
-                               salesforce_port=0, zoho_port=0) as running:
+    async with Sandbox.running(workdir=tmp_path_factory.mktemp("daemon-sandbox")) as running:
         yield running
 
 
@@ -250,6 +249,8 @@ async def test_duplicate_deliveries_change_nothing_more(
     await settled_start(daemon)
     assert daemon.webhook_listener is not None
     clean.hubspot.set_webhook_targets([daemon.webhook_listener.url + "/webhooks/hub"])
+    # Zoho Books' webhooks come from a workflow rule an admin makes; here the sandbox's side sets them.
+    clean.zohobooks.set_webhook_targets([daemon.webhook_listener.url + "/webhooks/books"])
 
     await create_hubspot_contact(http, clean, email="grace@example.com", firstname="Grace", lastname="Hopper")
     await eventually(lambda: zoho_customers(clean, "grace@example.com"), "the Zoho customer")

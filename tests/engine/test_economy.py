@@ -43,7 +43,7 @@ FIRST = ("Ann", "Bob", "Cy", "Dee", "Eli", "Fay", "Gus", "Hal")
 async def sandbox(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox]:
     """The three systems with clocks running behind ours (this module's own sandbox)."""
     async with Sandbox.running(
-        hubspot_port=0, salesforce_port=0, zoho_port=0, workdir=tmp_path_factory.mktemp("economy"),
+        workdir=tmp_path_factory.mktemp("economy"),
         clock=CLOCK,
     ) as running:
         yield running

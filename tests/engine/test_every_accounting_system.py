@@ -54,8 +54,7 @@ CLOCK = ServerClock(600)
 @pytest.fixture(scope="module")
 async def sandbox(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox]:
     """Every simulator, with clocks running behind ours (this module's own sandbox)."""
-    async with Sandbox.running(hubspot_port=0, salesforce_port=0, zoho_port=0, clock=CLOCK,
-                               workdir=tmp_path_factory.mktemp("every-accounting-system")) as running:
+    async with Sandbox.running(clock=CLOCK, workdir=tmp_path_factory.mktemp("every-accounting-system")) as running:
         yield running
 
 

@@ -52,8 +52,7 @@ async def api_calls(sandbox: Sandbox) -> dict[str, int]:
 
 
 async def test_a_wrong_key_is_refused_unchanged_and_rotate_changes_the_key(tmp_path: Path) -> None:
-    async with Sandbox.running(workdir=tmp_path / "sandbox", hubspot_port=0, salesforce_port=0, zoho_port=0,
-                               systems=("hubspot", "zohobooks")) as sandbox:
+    async with Sandbox.running(workdir=tmp_path / "sandbox", systems=("hubspot", "zohobooks")) as sandbox:
         config = write_config(tmp_path, sandbox)
         right = tomllib.loads(config.read_text())["security"]["token_key"]
         db_path = tmp_path / "syncd.db"
@@ -102,8 +101,7 @@ async def test_a_wrong_key_is_refused_unchanged_and_rotate_changes_the_key(tmp_p
 
 
 async def test_sync_once_leaves_a_connection_needing_reauthorisation_alone(tmp_path: Path) -> None:
-    async with Sandbox.running(workdir=tmp_path / "sandbox", hubspot_port=0, salesforce_port=0, zoho_port=0,
-                               systems=("hubspot", "zohobooks")) as sandbox:
+    async with Sandbox.running(workdir=tmp_path / "sandbox", systems=("hubspot", "zohobooks")) as sandbox:
         config = write_config(tmp_path, sandbox)
         db_path = tmp_path / "syncd.db"
         await upgrade(f"sqlite:///{db_path}")

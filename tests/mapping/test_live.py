@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from syncd.demo import DEMO_LIMITS
+from syncd.demo import lift_limits
 from syncd.mapping.loader import SHIPPED_MAPPINGS_DIR
 from syncd.sandbox.command import write_config
 from syncd.sandbox.runner import Sandbox
@@ -25,12 +25,10 @@ async def syncd(*args: str) -> tuple[int, str, str]:
 
 
 async def test_shipped_mappings_match_the_live_systems_and_a_typo_is_caught_with_its_line(tmp_path: Path) -> None:
-    async with Sandbox.running(workdir=tmp_path / "sandbox", hubspot_port=0, salesforce_port=0,
-                               zoho_port=0) as sandbox:
-        for system, limits in DEMO_LIMITS.items():
-            sandbox.simulators[system].apply_limits(limits)
+    async with Sandbox.running(workdir=tmp_path / "sandbox") as sandbox:
+        limits = lift_limits(sandbox)
         config = tmp_path / "syncd.toml"
-        write_config(config, sandbox.descriptor, rate_limits=DEMO_LIMITS)
+        write_config(config, sandbox.descriptor, rate_limits=limits)
         await upgrade(f"sqlite:///{tmp_path / 'syncd.db'}")
         code, out, err = await syncd("mappings", "validate", "--live", "--config", str(config))
         assert code == 0, out + err

@@ -243,3 +243,21 @@ def test_a_pathological_filter_is_a_mapping_error_with_its_line(tmp_path: Path, 
     assert result.exit_code == 2, result.output
     assert f"{path}:11: objects.customer.crm_filter: filter " in result.output
     assert "at most" in result.output
+
+
+def test_systems_and_objects_are_checked_against_the_registry() -> None:
+    text = ('name = "x"\n[mapping]\ncrm = "zohobooks"\naccounting = "abacus"\n'
+            '[objects.customer]\ncrm_object = "contacts"\nacc_object = "contacts"\n')
+    _, problems = check_text(text, "x.toml")
+    crms, books = (", ".join(entry.name for entry in registrations(role)) for role in ("crm", "accounting"))
+    assert [str(p) for p in problems] == [
+        f"x.toml:3: mapping.crm: expected a registered crm system: {crms} (got 'zohobooks')",
+        f"x.toml:4: mapping.accounting: expected a registered accounting system: {books} (got 'abacus')",
+    ]
+    text = ('name = "x"\n[mapping]\ncrm = "hubspot"\naccounting = "zohobooks"\n'
+            '[objects.customer]\ncrm_object = "contact"\nacc_object = "contacts"\n')
+    _, problems = check_text(text, "x.toml")
+    assert [str(p) for p in problems] == [
+        "x.toml:6: objects.customer.crm_object: hubspot has no object 'contact' that syncd syncs "
+        "(known: contacts, companies, deals, line_items)",
+    ]

@@ -13,7 +13,7 @@ from syncd.sandbox.runner import Sandbox
 async def sandbox(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox]:
     """The three simulators on free loopback ports, for the whole session (its state is not saved)."""
     async with Sandbox.running(
-        hubspot_port=0, salesforce_port=0, zoho_port=0, workdir=tmp_path_factory.mktemp("sandbox")
+        workdir=tmp_path_factory.mktemp("sandbox")
     ) as running:
         yield running
 

@@ -26,11 +26,12 @@ from hubspot.webhooks import (
     ThrottlingSettings,
 )
 
+from syncd.connectors.hubspot.settings import HubSpotConnection
 from syncd.sandbox.command import write_config
 from syncd.sandbox.hubspot import HubSpotSimulator
 from syncd.sandbox.hubspot.app import APP_ID
 from syncd.sandbox.runner import Sandbox
-from syncd.settings import HubSpotConnection, load_settings
+from syncd.settings import load_settings
 from tests.contracts.hubspot.harness import ContractHarness
 
 TIMEOUT = 10
@@ -269,7 +270,7 @@ async def test_settings_subscriptions_and_key_survive_a_restart_and_reset_all_cl
 
 
 async def test_the_written_sandbox_config_carries_the_app_id_and_developer_key(tmp_path: Path) -> None:
-    async with Sandbox.running(workdir=tmp_path / "sandbox", hubspot_port=0, systems=("hubspot",)) as sandbox:
+    async with Sandbox.running(workdir=tmp_path / "sandbox", systems=("hubspot",)) as sandbox:
         described = sandbox.descriptor["hubspot"]
         assert described["app_id"] == str(APP_ID)
         sim = sandbox.hubspot

@@ -17,10 +17,11 @@ import aiohttp
 import pytest
 
 from syncd.sandbox.base import Simulator
-from syncd.sandbox.runner import SYSTEMS, Sandbox, route_webhook_urls
+from syncd.sandbox.runner import Sandbox, route_webhook_urls, simulated_systems
 from tests.sandbox.test_base import FakeClock, ToySimulator
 
 REPO = Path(__file__).resolve().parents[2]
+SYSTEMS = simulated_systems()
 
 
 def toy_factory(**kwargs: Any) -> Simulator:
@@ -44,11 +45,9 @@ needs_real = pytest.mark.skipif(not real_simulators_present(), reason="simulator
 
 
 async def test_ports_zero_pick_free_ports_and_the_descriptor_names_them(tmp_path: Path) -> None:
-    async with Sandbox.running(
-        hubspot_port=0, salesforce_port=0, zoho_port=0, workdir=tmp_path, factories=TOYS
-    ) as sandbox:
+    async with Sandbox.running(workdir=tmp_path, factories=TOYS) as sandbox:
         ports = {sandbox.port(s) for s in SYSTEMS}
-        assert len(ports) == 3 and 0 not in ports
+        assert len(ports) == len(SYSTEMS) and 0 not in ports
         assert sandbox.descriptor["hubspot"]["base_url"] == f"http://127.0.0.1:{sandbox.port('hubspot')}"
         assert json.loads(sandbox.descriptor_line()) == sandbox.descriptor
         async with aiohttp.ClientSession() as http:
@@ -59,19 +58,15 @@ async def test_ports_zero_pick_free_ports_and_the_descriptor_names_them(tmp_path
 
 async def test_state_is_saved_atomically_at_stop_and_restored_at_start(tmp_path: Path) -> None:
     state_file = tmp_path / "state" / "sandbox.json"
-    async with Sandbox.running(
-        hubspot_port=0, salesforce_port=0, zoho_port=0, workdir=tmp_path, state_file=state_file, factories=TOYS
-    ) as sandbox:
+    async with Sandbox.running(workdir=tmp_path, state_file=state_file, factories=TOYS) as sandbox:
         created = sandbox.seed_all()
         assert created["hubspot"] == {"contacts": 50}
         refresh_token = sandbox.descriptor["zohobooks"]["refresh_token"]
         assert not state_file.exists()
     assert state_file.exists()
     assert [p.name for p in state_file.parent.iterdir()] == ["sandbox.json"]  # no temporary file left
-    async with Sandbox.running(
-        hubspot_port=0, salesforce_port=0, zoho_port=0, workdir=tmp_path, state_file=state_file, factories=TOYS
-    ) as again:
-        assert len(again.zohobooks.records("things") or []) == 50
+    async with Sandbox.running(workdir=tmp_path, state_file=state_file, factories=TOYS) as again:
+        assert len(again.simulator("zohobooks").records("things") or []) == 50
         assert again.descriptor["zohobooks"]["refresh_token"] == refresh_token
 
 
@@ -79,16 +74,14 @@ async def test_a_corrupt_state_file_is_refused_with_its_name(tmp_path: Path) -> 
     state_file = tmp_path / "sandbox.json"
     state_file.write_text("{not json")
     with pytest.raises(ValueError, match=r"sandbox\.json"):
-        await Sandbox.start(hubspot_port=0, salesforce_port=0, zoho_port=0, workdir=tmp_path,
-                            state_file=state_file, factories=TOYS)
+        await Sandbox.start(workdir=tmp_path, state_file=state_file, factories=TOYS)
 
 
 async def test_a_busy_port_fails_start_and_releases_the_others(tmp_path: Path) -> None:
-    async with Sandbox.running(hubspot_port=0, workdir=tmp_path, systems=["hubspot"], factories=TOYS) as first:
+    async with Sandbox.running(workdir=tmp_path, systems=["hubspot"], factories=TOYS) as first:
         busy = first.port("hubspot")
         with pytest.raises(OSError):
-            await Sandbox.start(hubspot_port=0, salesforce_port=busy, zoho_port=0, workdir=tmp_path,
-                                factories=TOYS)
+            await Sandbox.start(ports={"salesforce": busy}, workdir=tmp_path, factories=TOYS)
 
 
 def test_webhook_urls_route_per_system_or_to_all() -> None:
@@ -101,7 +94,7 @@ def test_webhook_urls_route_per_system_or_to_all() -> None:
 
 @needs_real
 async def test_the_real_simulators_start_and_describe_themselves(tmp_path: Path) -> None:
-    async with Sandbox.running(hubspot_port=0, salesforce_port=0, zoho_port=0, workdir=tmp_path) as sandbox:
+    async with Sandbox.running(workdir=tmp_path) as sandbox:
         d = sandbox.descriptor
         assert set(d["hubspot"]) >= {"base_url", "client_id", "client_secret", "refresh_token", "app_secret"}
         assert set(d["salesforce"]) >= {"base_url", "instance_url", "client_id", "client_secret",

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 from hubspot.utils.signature import Signature
 
 from syncd.connectors.hubspot import HubSpotConnector
-from syncd.settings import HubSpotConnection
+from syncd.connectors.hubspot.settings import HubSpotConnection
 from syncd.store import Database, InboxStore, upgrade_database
 from syncd.web.receiver import build_webhook_app
 

@@ -11,8 +11,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
 from syncd.connectors.hubspot import HubSpotConnector
+from syncd.connectors.hubspot.settings import HubSpotConnection
 from syncd.sandbox.hubspot import HubSpotSimulator
-from syncd.settings import HubSpotConnection
 from syncd.store import Database, InboxStore
 from syncd.web.events import event_from_payload
 from syncd.web.receiver import build_webhook_app

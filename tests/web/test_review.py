@@ -14,7 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from yarl import URL
 
-from syncd.settings import AdminSettings, HubSpotConnection, Settings
+from syncd.connectors.hubspot.settings import HubSpotConnection
+from syncd.settings import AdminSettings, Settings
 from syncd.store import (
     ConflictStore,
     ConnectionStore,

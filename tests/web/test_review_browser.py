@@ -47,8 +47,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 async def sandbox(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Sandbox]:
     """The simulators on free loopback ports, Zoho's budget raised so the test takes seconds."""
-    async with Sandbox.running(workdir=tmp_path_factory.mktemp("review-sandbox"), hubspot_port=0,
-                               salesforce_port=0, zoho_port=0) as running:
+    async with Sandbox.running(workdir=tmp_path_factory.mktemp("review-sandbox")) as running:
         running.zohobooks.apply_limits({"window_s": 1, "window_max": 1000})
         yield running
 

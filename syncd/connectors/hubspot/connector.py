@@ -26,6 +26,7 @@ from syncd.connectors.base import (
 from syncd.connectors.hubspot.errors import classify_item_error
 from syncd.connectors.hubspot.oauth import HubSpotOAuth
 from syncd.connectors.hubspot.search import modified_ms, search_changes
+from syncd.connectors.hubspot.settings import HubSpotConnection
 from syncd.connectors.hubspot.subscriptions import AppWebhooks, wanted_subscriptions
 from syncd.connectors.hubspot.transport import HubSpotTransport, RawAnswer, SdkApis
 from syncd.connectors.hubspot.values import parse_timestamp, to_hubspot, typed_properties
@@ -42,7 +43,6 @@ from syncd.errors import (
     UnknownOutcomeError,
 )
 from syncd.logs import get_logger
-from syncd.settings import HubSpotConnection
 from syncd.textkeys import text_key
 
 log = get_logger(__name__)

@@ -9,10 +9,10 @@ from urllib.parse import urlencode
 import aiohttp
 
 from syncd.connectors.hubspot.errors import classify_response, parse_body
+from syncd.connectors.hubspot.settings import HubSpotConnection
 from syncd.connectors.retry import RetryPolicy, retrying
 from syncd.connectors.tokens import Grant
 from syncd.errors import AuthError, RetryableError
-from syncd.settings import HubSpotConnection
 
 # HubSpot answers an unusable grant with 400 and one of these codes in `status`/`category`.
 _BAD_GRANT = frozenset({"BAD_REFRESH_TOKEN", "BAD_AUTH_CODE", "BAD_CLIENT_ID", "BAD_CLIENT_SECRET",

@@ -10,9 +10,10 @@ from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate
 
 from syncd.connectors.base import Connector
 from syncd.connectors.hubspot.connector import DEAL_ASSOCIATIONS, DEAL_EXTRAS, HubSpotConnector
+from syncd.connectors.hubspot.settings import HubSpotConnection
 from syncd.connectors.setup import FieldKind, NeededField, SetupItem, SystemNeeds, scope_items
 from syncd.errors import ConnectorError, DuplicateError, UnknownOutcomeError
-from syncd.settings import Connection
+from syncd.settings import ConnectionBase
 
 # syncd creates only the properties named as its own; any other missing property is a mapping's mistake or
 # the portal's business, so a person decides.
@@ -114,9 +115,10 @@ async def _create_property(connector: HubSpotConnector, obj: str, need: NeededFi
     return SetupItem("created", what)
 
 
-async def set_up(connector: Connector, connection: Connection, needs: SystemNeeds) -> list[SetupItem]:
+async def set_up(connector: Connector, connection: ConnectionBase, needs: SystemNeeds) -> list[SetupItem]:
     """Create the `syncd_*` properties (and their group) the mappings use; check the rest and the scopes."""
     assert isinstance(connector, HubSpotConnector)
+    assert isinstance(connection, HubSpotConnection)  # the registry hands each system its own settings
     items: list[SetupItem] = []
     objects = _portal_objects(needs)
     creating: set[str] = set()

@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
-from syncd.connectors.salesforce.connector import SalesforceConnector
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from syncd.connectors.salesforce.connector import SalesforceConnector
 
 __all__ = ["SalesforceConnector"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: the registry and the settings models load this package, the vendor SDK waits.
+    if name == "SalesforceConnector":
+        from syncd.connectors.salesforce.connector import SalesforceConnector
+
+        return SalesforceConnector
+    raise AttributeError(name)

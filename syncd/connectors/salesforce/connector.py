@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit
 
 from simple_salesforce.api import Salesforce
 
@@ -30,7 +29,7 @@ from syncd.connectors.ratelimit import RateLimiter
 from syncd.connectors.retry import RetryPolicy
 from syncd.connectors.salesforce import soql
 from syncd.connectors.salesforce.cdc import parse_feed, verify_feed
-from syncd.connectors.salesforce.errors import classify, record_error
+from syncd.connectors.salesforce.errors import record_error
 from syncd.connectors.salesforce.records import (
     LINE_FIELDS,
     LINE_ITEMS,
@@ -40,6 +39,7 @@ from syncd.connectors.salesforce.records import (
     to_record,
     write_body,
 )
+from syncd.connectors.salesforce.settings import SalesforceConnection
 from syncd.connectors.salesforce.transport import SalesforceTransport
 from syncd.connectors.salesforce.values import UNSELECTABLE_TYPES, ValueTypeError, parse_timestamp
 from syncd.connectors.tokens import Grant, TokenManager, TokenStorage
@@ -52,7 +52,6 @@ from syncd.errors import (
     UnknownOutcomeError,
 )
 from syncd.logs import get_logger
-from syncd.settings import SalesforceConnection
 from syncd.textkeys import ascii_lower
 
 log = get_logger(__name__)
@@ -498,21 +497,9 @@ class SalesforceConnector:
         return parse_feed(request.body, OBJECTS)
 
     async def register_webhooks(self, url: str, fields: Mapping[str, Collection[str]]) -> bool:
-        """CDC and outbound messages are set up in Setup by an admin (False), except on the sandbox, whose
-        control plane on loopback takes the target URL; `fields` is not needed for either."""
-        root = self.tokens.extras.get("instance_url") or self.settings.instance_url or self.settings.base_url
-        parts = urlsplit(root)
-        if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
-            return False
-        http = self._transport.http
-        timeout = self._transport.timeout
-        target = f"{parts.scheme}://{parts.netloc}/_sandbox/webhooks"
-        try:
-            response = await self._transport.blocking(
-                lambda: http.post(target, json={"urls": [url]}, timeout=timeout))
-        except Exception as exc:
-            raise classify(exc, connection=self.name) from None
-        return response.status_code == 200
+        """False: Change Data Capture and outbound messages are set up in Setup by an admin (`fields` is not
+        needed for it)."""
+        return False
 
 
 def _match_key(value: object, is_id: bool) -> str | None:

@@ -11,9 +11,9 @@ from urllib.parse import urlencode
 import requests
 
 from syncd.connectors.salesforce.errors import classify, vendor_error
+from syncd.connectors.salesforce.settings import SalesforceConnection
 from syncd.connectors.tokens import Grant
 from syncd.errors import AuthError, ConnectorError, RetryableError
-from syncd.settings import SalesforceConnection
 
 
 class SalesforceOAuth:

@@ -11,9 +11,10 @@ from typing import Any
 from syncd.connectors.base import Connector
 from syncd.connectors.salesforce.connector import SalesforceConnector
 from syncd.connectors.salesforce.records import LINE_ITEMS
+from syncd.connectors.salesforce.settings import SalesforceConnection
 from syncd.connectors.setup import FieldKind, NeededField, SetupItem, SystemNeeds, scope_items
 from syncd.errors import ConnectorError, NotFoundError
-from syncd.settings import Connection
+from syncd.settings import ConnectionBase
 
 _TYPES: dict[FieldKind, str] = {
     "string": "Text(255)",
@@ -86,9 +87,10 @@ def _access(obj: str, raw: Mapping[str, Any], written: bool) -> SetupItem:
     return SetupItem("present", f"object {obj}: {needed} for the integration user")
 
 
-async def set_up(connector: Connector, connection: Connection, needs: SystemNeeds) -> list[SetupItem]:
+async def set_up(connector: Connector, connection: ConnectionBase, needs: SystemNeeds) -> list[SetupItem]:
     """Check every object and field the mappings use; list what to create or grant by hand."""
     assert isinstance(connector, SalesforceConnector)
+    assert isinstance(connection, SalesforceConnection)  # the registry hands each system its own settings
     items: list[SetupItem] = []
     for key in sorted(needs.objects):
         obj = _NESTED_OBJECTS.get(key, key)

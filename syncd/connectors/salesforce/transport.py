@@ -18,9 +18,9 @@ from syncd.connectors.ratelimit import Budget, RateLimiter
 from syncd.connectors.retry import RetryPolicy, retrying
 from syncd.connectors.salesforce.errors import SessionExpiredError, classify
 from syncd.connectors.salesforce.oauth import SalesforceOAuth
+from syncd.connectors.salesforce.settings import SalesforceConnection
 from syncd.connectors.tokens import TokenManager, TokenStorage, with_token
 from syncd.errors import RateLimitedError
-from syncd.settings import SalesforceConnection
 
 T = TypeVar("T")
 # Salesforce's allocation is per 24 hours; the short window only spreads it so that a burst never starves

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapp
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -29,6 +28,7 @@ from syncd.connectors.tokens import Grant, TokenManager, TokenStorage
 from syncd.connectors.zohobooks import applications as apps
 from syncd.connectors.zohobooks import webhooks
 from syncd.connectors.zohobooks.http import Answer, BooksHttp, ZohoAccounts, authorize_url
+from syncd.connectors.zohobooks.settings import ZohoBooksConnection
 from syncd.connectors.zohobooks.values import (
     CONTACTS,
     INVOICES,
@@ -56,7 +56,6 @@ from syncd.errors import (
     UnknownOutcomeError,
 )
 from syncd.logs import get_logger
-from syncd.settings import ZohoBooksConnection
 from syncd.textkeys import ascii_lower
 
 log = get_logger(__name__)
@@ -782,18 +781,9 @@ class ZohoBooksConnector:
         return webhooks.parse(request.body, self.settings.organization_id, self._applied)
 
     async def register_webhooks(self, url: str, fields: Mapping[str, Collection[str]]) -> bool:
-        """False on Zoho (webhooks come from workflow rules in the UI); True if the sandbox took `url`.
-        `fields` is not used: a workflow rule sends the whole record."""
-        http = await self._client()
-        host = urlsplit(http.root).hostname or ""
-        if host not in ("127.0.0.1", "localhost", "::1"):
-            return False
-        assert self._session is not None
-        try:
-            async with self._session.post(f"{http.root}/_sandbox/webhooks", json={"urls": [url]}) as response:
-                return response.status == 200
-        except (aiohttp.ClientError, TimeoutError):
-            return False
+        """False: Zoho Books has no API for it; webhooks come from workflow rules an admin makes in its UI
+        (a rule sends the whole record, so `fields` is not needed)."""
+        return False
 
     def __repr__(self) -> str:
         return f"ZohoBooksConnector({self.name!r}, organization_id={self.settings.organization_id!r})"

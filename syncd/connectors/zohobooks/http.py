@@ -21,6 +21,7 @@ from syncd.connectors.ratelimit import RateLimiter
 from syncd.connectors.retry import RetryPolicy, retrying
 from syncd.connectors.server_clock import ServerClock
 from syncd.connectors.tokens import Grant, TokenManager, with_token
+from syncd.connectors.zohobooks.settings import ZohoBooksConnection
 from syncd.errors import (
     AuthError,
     ConnectorError,
@@ -32,7 +33,6 @@ from syncd.errors import (
     SkippableError,
     UnknownOutcomeError,
 )
-from syncd.settings import ZohoBooksConnection
 
 # Zoho's documented and widely reported codes (contracts README; syncd/sandbox/zohobooks/errors.py).
 CODE_NOT_FOUND = 1002

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from syncd.connectors.base import Connector
 from syncd.connectors.setup import NeededField, SetupItem, SystemNeeds, scope_items
-from syncd.settings import Connection
+from syncd.connectors.zohobooks.settings import ZohoBooksConnection
+from syncd.settings import ConnectionBase
 
 # The module of each object the connector serves, as Zoho names it in its UI and in its OAuth scopes.
 _MODULES: dict[str, tuple[str, str]] = {
@@ -30,8 +31,9 @@ def _custom_field(obj: str, need: NeededField) -> SetupItem:
         "cannot create or list custom fields, so syncd cannot check it")
 
 
-async def set_up(connector: Connector, connection: Connection, needs: SystemNeeds) -> list[SetupItem]:
+async def set_up(connector: Connector, connection: ConnectionBase, needs: SystemNeeds) -> list[SetupItem]:
     """The custom fields to make by hand, and the scopes."""
+    assert isinstance(connection, ZohoBooksConnection)  # the registry hands each system its own settings
     items = [_custom_field(obj, need)
              for obj in sorted(needs.objects) for name, need in sorted(needs.objects[obj].items())
              if name.startswith("cf_")]

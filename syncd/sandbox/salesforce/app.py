@@ -7,6 +7,7 @@ import re
 import ssl
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from aiohttp import web
@@ -33,6 +34,7 @@ from syncd.sandbox.salesforce.schema import object_spec
 from syncd.sandbox.salesforce.seeding import seed_org
 from syncd.sandbox.salesforce.sobjects import ORIGIN_KEY, SObjectEndpoints
 from syncd.sandbox.seeding import SeedCounts, SeedWorld
+from syncd.sandbox.tls import make_self_signed
 
 DEFAULT_DAILY_CAP = 100_000
 DEFAULT_SESSION_S = 7200.0  # the default org session timeout: 2 hours
@@ -57,6 +59,7 @@ class SalesforceSimulator(Simulator):
     ) -> None:
         super().__init__(clock=clock, rng_seed=rng_seed)
         self.tls = tls  # served by the runner's site; kept so callers can find it
+        self.ca_cert: str | None = None  # the certificate's file, for a client's trust (set by for_sandbox)
         # Consumer key and secret shaped like a connected app's, reproducible from the seed.
         self.tokens = TokenStore(
             client_id="3MVG9sandbox"
@@ -274,15 +277,27 @@ class SalesforceSimulator(Simulator):
         """Where the CDC-shaped change feed is POSTed."""
         self.feed.dispatcher.targets = list(urls)
 
+    @classmethod
+    def for_sandbox(cls, *, clock: Clock, rng_seed: int, workdir: Path) -> SalesforceSimulator:
+        """Served over https like the real one, with a self-signed certificate made in `workdir`."""
+        material = make_self_signed(workdir)
+        simulator = cls(clock=clock, rng_seed=rng_seed, tls=material.server_context())
+        simulator.ca_cert = str(material.cert_path)
+        return simulator
+
     def credentials(self, base: str) -> dict[str, str]:
-        """base_url and instance_url (both the https root), the connected app's keys and a refresh token."""
-        return {
+        """base_url and instance_url (both the https root), the connected app's keys, a refresh token and the
+        certificate to trust (when served by the sandbox)."""
+        described = {
             "base_url": base,
             "instance_url": base,
             "client_id": self.tokens.client_id,
             "client_secret": self.tokens.client_secret,
             "refresh_token": self.tokens.refresh_token,
         }
+        if self.ca_cert is not None:
+            described["ca_cert"] = self.ca_cert
+        return described
 
     def dump_state(self) -> dict[str, Any]:
         """Records, counters and grants."""
