@@ -55,7 +55,7 @@ async def qbo() -> AsyncIterator[Qbo]:
     """A fresh simulator (real clock: the connector works out CDC's look-back by it) and a started connector
     with throttles raised so that only what a test sets refuses calls."""
     sim = QuickBooksSimulator()
-    sim.apply_limits({"per_minute": 100_000, "per_second": 100_000, "batch_per_minute": 100_000})
+    sim.apply_limits({"window_s": 1, "window_max": 100_000})
     server = TestServer(sim.build_app(), host="127.0.0.1", port=0)
     await server.start_server()
     root = f"http://127.0.0.1:{server.port}"

@@ -22,8 +22,11 @@ from syncd.sandbox.seeding import SeedCounts, SeedWorld
 from syncd.sandbox.webhook_dispatcher import WebhookDispatcher
 
 REALM_ID = "9341453050298464"
-DEFAULT_LIMITS: dict[str, Any] = {"per_minute": 500, "per_second": 10, "batch_per_minute": 40,
+# `window_s`/`window_max` are the per-minute window (the names every simulator takes, so that `syncd demo` and
+# tests lift any of them alike); `daily_cap` is taken and ignored: QBO has no daily cap.
+DEFAULT_LIMITS: dict[str, Any] = {"window_s": 60, "window_max": 500, "per_second": 10, "batch_per_minute": 40,
                                   "token_lifetime_s": 3600}  # fmt: skip
+LIMIT_KEYS = frozenset({*DEFAULT_LIMITS, "daily_cap"})
 
 
 class QuickBooksSimulator(Simulator):
@@ -87,15 +90,25 @@ class QuickBooksSimulator(Simulator):
         return dict(DEFAULT_LIMITS)
 
     def apply_limits(self, body: Mapping[str, Any]) -> None:
-        """Keys per_minute, per_second, batch_per_minute, token_lifetime_s; anything else is a ValueError."""
-        unknown = sorted(set(body) - set(DEFAULT_LIMITS))
+        """Keys window_s and window_max (the per-minute window), per_second, batch_per_minute, token_lifetime_s,
+        daily_cap (ignored: QBO has none); anything else is a ValueError. A window lifted above QBO's pace lifts
+        the per-second and batch limits by the same factor, unless they are given too."""
+        unknown = sorted(set(body) - LIMIT_KEYS)
         if unknown:
-            raise ValueError(f"unknown limit keys: {', '.join(unknown)}; expected some of {sorted(DEFAULT_LIMITS)}")
+            raise ValueError(f"unknown limit keys: {', '.join(unknown)}; expected some of {sorted(LIMIT_KEYS)}")
         for key, value in body.items():
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ValueError(f"{key} must be a positive number")
-        if "per_minute" in body:
-            self.limits.minute.window_max = int(body["per_minute"])
+        minute = self.limits.minute
+        if "window_s" in body:
+            minute.window_s = float(body["window_s"])
+        if "window_max" in body:
+            minute.window_max = int(body["window_max"])
+        if "window_s" in body or "window_max" in body:
+            pace = minute.window_max / minute.window_s
+            factor = max(1.0, pace / (DEFAULT_LIMITS["window_max"] / DEFAULT_LIMITS["window_s"]))
+            self.limits.second.window_max = int(DEFAULT_LIMITS["per_second"] * factor)
+            self.limits.batch.window_max = int(DEFAULT_LIMITS["batch_per_minute"] * factor)
         if "per_second" in body:
             self.limits.second.window_max = int(body["per_second"])
         if "batch_per_minute" in body:
