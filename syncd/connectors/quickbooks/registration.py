@@ -10,6 +10,7 @@ REGISTRATION = SystemRegistration(
     role="accounting",
     settings="syncd.connectors.quickbooks.settings:QuickBooksConnection",
     connector="syncd.connectors.quickbooks:QuickBooksConnector",
+    demo="syncd.connectors.quickbooks.demo",
     setup="syncd.connectors.quickbooks.setup",
     simulator="syncd.sandbox.quickbooks:QuickBooksSimulator",
     default_port=8905,
