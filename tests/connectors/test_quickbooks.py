@@ -11,9 +11,13 @@ import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
+
 from syncd.connectors.base import Create, Page, Update, WebhookRejected, WebhookRequest
+from syncd.connectors.quickbooks import QuickBooksConnector
 from syncd.connectors.quickbooks.errors import StaleObjectError
-from syncd.errors import NameTakenError
+from syncd.connectors.retry import RetryPolicy
+from syncd.errors import AuthError, NameTakenError, RateLimitedError
 from syncd.sandbox.seeding import SeedCounts, SeedWorld
 from tests.connectors.quickbooks_fixtures import Qbo, qbo
 
@@ -191,3 +195,25 @@ async def test_items_are_read_and_written_with_their_unique_name(qbo: Qbo) -> No
     assert isinstance(again[0].error, NameTakenError) and again[0].error.field == "Name"
     records = [r for p in await _pages(qbo, "Item", None) for r in p.records]
     assert {r.fields["Name"] for r in records} == {"Services", "Consulting hour"}
+
+
+async def test_a_429_is_a_rate_limited_error_asking_for_a_minute_and_pauses_the_limiter(qbo: Qbo) -> None:
+    impatient = QuickBooksConnector("qbo2", qbo.connector.settings, policy=RetryPolicy(attempts=2, longest_wait_s=1))
+    await impatient.start()
+    try:
+        await impatient.get_many("Customer", ["1"])  # takes the token
+        qbo.sim.apply_limits({"per_second": 1})
+        with pytest.raises(RateLimitedError) as refused:
+            for _ in range(3):
+                await impatient.get_many("Customer", ["1"])
+    finally:
+        await impatient.close()
+    assert refused.value.retry_after == 60.0 and refused.value.vendor_code == "3001"
+    assert qbo.sim.stats.rate_limited == 1  # handed up at once, not retried into more 429s
+
+
+async def test_a_revoked_grant_is_an_auth_error_that_needs_reauthorisation(qbo: Qbo) -> None:
+    qbo.sim.revoke_tokens()
+    with pytest.raises(AuthError) as refused:
+        await qbo.connector.get_many("Customer", ["1"])
+    assert refused.value.vendor_code == "invalid_grant" and "syncd auth qbo" in str(refused.value)
