@@ -177,3 +177,16 @@ async def test_an_edit_landing_between_plan_and_write_is_refused_stale_then_merg
     now = books.get("Customer", customer["id"])
     assert (now["CompanyName"], now["BillAddr"]["City"]) == ("Acme Rockets", "Oslo")
     assert (await shelf.hubspot.get("contacts", contact))["city"] == "Oslo"
+
+
+async def test_a_first_sync_of_sixty_people_costs_two_batches_and_a_read_per_object(shelf: Shelf) -> None:
+    people = [(f"Person{n:02d}", "Example", f"Person{n:02d}@Example.test") for n in range(60)]
+    await _hubspot_people(shelf, people)
+    before = await shelf.requests()
+    passes = await shelf.settle()
+    spent = _spent(before, await shelf.requests())["quickbooks"]
+    spent.pop("GET /.well-known/openid_configuration/", None)  # intuit-oauth's discovery, once per connector
+    assert await shelf.acc.count("Customer") == 60 and passes == 2
+    # The first pass reads each object once, whole (customers, invoices, payments), matches in memory and
+    # creates in two batches of 30; the second finds nothing new: one CDC call per object.
+    assert spent == {f"POST {API}/query": 3, f"POST {API}/batch": 2, f"GET {API}/cdc": 3}
