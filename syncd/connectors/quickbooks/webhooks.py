@@ -62,6 +62,8 @@ def parse(body: bytes, realm_id: str) -> Sequence[ChangeEvent]:
                 occurred = datetime.fromisoformat(stamp) if stamp else datetime.now(UTC)
             except ValueError:
                 raise WebhookRejected(400, f"lastUpdated is not a time: {stamp!r}") from None
+            if occurred.tzinfo is None:
+                occurred = occurred.replace(tzinfo=UTC)  # Intuit sends UTC ("...Z") or an offset
             events.append(ChangeEvent(
                 event_id=f"{realm_id}:{entity['name']}:{entity['id']}:{operation}:{stamp}",
                 object=str(entity["name"]), record_id=str(entity["id"]),
