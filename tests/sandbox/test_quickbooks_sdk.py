@@ -115,3 +115,13 @@ def test_the_simulators_property_list_is_the_xsds() -> None:
     for entity, names in XSD_PROPERTIES.items():
         xsd_type = schema().types[entity]
         assert names == {e.local_name for e in xsd_type.content.iter_elements()} | set(xsd_type.attributes)
+
+
+async def test_company_info_is_served_to_tools_that_ask_whom_they_talk_to(company: Company) -> None:
+    from quickbooks.objects.company_info import CompanyInfo
+
+    info = await _sdk(company, lambda qb: CompanyInfo.get(company.sim.realm_id, qb=qb))
+    assert info.CompanyName == "Sandbox Company"
+    status, answer = await company.call("GET", f"/companyinfo/{company.sim.realm_id}")
+    assert status == 200 and answer["CompanyInfo"]["Country"] == "US"
+    assert [c["CompanyName"] for c in await company.query("select * from CompanyInfo")] == ["Sandbox Company"]

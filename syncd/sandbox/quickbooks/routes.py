@@ -78,6 +78,7 @@ class QboApi:
             web.get(PREFIX + "/cdc", self.cdc),
             web.post(PREFIX + BATCH_PATH_SUFFIX, self.batch),
         ]
+        routes.append(web.get(PREFIX + "/companyinfo/{id}", self.company_info))
         for entity in ENTITIES:
             path = f"{PREFIX}/{entity.lower()}"
             routes.append(web.post(path, self._writer(entity)))
@@ -157,8 +158,32 @@ class QboApi:
             return fault_response(QboFault(error.code, "Invalid query" if error.code != faults.QUERY_PARSE
                                            else "Error parsing query", str(error), kind=kind), self.clock())
 
+    def _company(self) -> dict[str, Any]:
+        """The company's CompanyInfo (what tools read first to learn whom they talk to)."""
+        realm = self._realm()
+        return {
+            "domain": "QBO", "sparse": False, "Id": "1", "SyncToken": "0",
+            "MetaData": {"CreateTime": "2025-01-01T00:00:00-08:00", "LastUpdatedTime": "2025-01-01T00:00:00-08:00"},
+            "CompanyName": "Sandbox Company", "LegalName": "Sandbox Company", "Country": "US",
+            "CompanyAddr": {"Line1": "2600 Marine Way", "City": "Mountain View", "CountrySubDivisionCode": "CA",
+                            "PostalCode": "94043", "Country": "US"},
+            "Email": {"Address": "noreply@quickbooks.example"}, "FiscalYearStartMonth": "January",
+            "SupportedLanguages": "en", "DefaultTimeZone": "America/Los_Angeles",
+            "NameValue": [{"Name": "OfferingSku", "Value": "QuickBooks Online Plus"},
+                          {"Name": "RealmId", "Value": realm}],
+        }  # fmt: skip
+
+    async def company_info(self, request: web.Request) -> web.Response:
+        """GET /companyinfo/{realm}: the company itself."""
+        if request.match_info["id"] not in (self._realm(), "1"):
+            return fault_response(faults.not_found("CompanyInfo", request.match_info["id"]), self.clock())
+        return self._json({"CompanyInfo": self._company()})
+
     def _run_query(self, text: str) -> dict[str, Any]:
         parsed = parse(text)
+        if parsed.entity.lower() == "companyinfo":
+            return {"totalCount": 1} if parsed.count else {"CompanyInfo": [self._company()], "startPosition": 1,
+                                                           "maxResults": 1}  # fmt: skip
         rows, total = self._books().query(parsed)
         if parsed.count:
             return {"totalCount": total}
