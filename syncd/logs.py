@@ -19,7 +19,8 @@ _SENSITIVE_KEY = re.compile(
 )
 # Credentials that can appear inside free text (URLs, headers, vendor messages).
 _INLINE_SECRETS = (
-    re.compile(r"(?i)(bearer|zoho-oauthtoken|oauthtoken)\s+[A-Za-z0-9._~+/=\-]+"),
+    # `oauthtoken` also finds a vendor's `<name>-oauthtoken` scheme, whose prefix is kept as it is.
+    re.compile(r"(?i)(bearer|oauthtoken)\s+[A-Za-z0-9._~+/=\-]+"),
     re.compile(r"(?i)((?:access|refresh)_token|client_secret|code)=([^&\s\"']+)"),
 )
 _MIN_SECRET_LEN = 6

@@ -204,7 +204,7 @@ class Connector(Protocol):
         ...
 
     async def act(self, object: str, id: str, action: str) -> None:
-        """A state transition the system models as an action (Zoho invoice `void`, `sent`, `draft`)."""
+        """A state transition the system models as an action (an invoice's `void`, `sent`, `draft`)."""
         ...
 
     def verify_webhook(self, request: WebhookRequest) -> None:

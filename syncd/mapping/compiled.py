@@ -353,7 +353,7 @@ class ObjectMapper:
     ) -> CanonicalValue:
         raw = lookup(fields, mapped.scalar.side_name(side))
         if raw is None:
-            # Absent is "unknown" (Zoho list endpoints omit line items), not "empty": never write it as [].
+            # Absent is "unknown" (some list endpoints omit line items), not "empty": never write it as [].
             return None
         if not isinstance(raw, list | tuple):
             raise TransformValueError(f"expected a list, got {type(raw).__name__}")

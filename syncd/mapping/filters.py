@@ -106,7 +106,7 @@ class FilterExpression:
 def parse_filter(source: str, known_fields: frozenset[str] | None = None) -> FilterExpression:
     """Parse and check a filter; raises ValueError naming the first construct or field it does not allow.
 
-    Field names that are not Python identifiers (Zoho's `billing_address.city`) are read with
+    Field names that are not Python identifiers (`billing_address.city`) are read with
     `field("billing_address.city")`; the argument must be a literal so it can be checked here.
     """
     if len(source) > MAX_FILTER_CHARS:

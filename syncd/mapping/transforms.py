@@ -347,7 +347,7 @@ class DatetimeTransform:
 
 
 def _parse_iso_instant(text: str) -> datetime:
-    # Zoho writes offsets without a colon (2013-11-18T02:02:51-0800); fromisoformat in 3.11 needs one.
+    # Some APIs write offsets without a colon (2013-11-18T02:02:51-0800); fromisoformat in 3.11 needs one.
     if text.endswith("Z"):
         text = text[:-1] + "+00:00"
     elif len(text) > 5 and text[-5] in "+-" and text[-4:].isdigit() and "T" in text:

@@ -16,7 +16,7 @@ import click
 import tomli_w
 
 from syncd.errors import SyncdError
-from syncd.sandbox.runner import DEFAULT_SEED_MIX, Sandbox, default_ports, simulated_systems
+from syncd.sandbox.runner import DEFAULT_SEED_MIX, Sandbox, default_ports, route_webhook_urls, simulated_systems
 from syncd.systems import registrations
 
 MAPPINGS_DIR = Path(__file__).resolve().parents[2] / "mappings"
@@ -79,15 +79,20 @@ def ensure_token_key(path: Path) -> None:
 
 
 def write_config(path: Path, descriptor: Mapping[str, Mapping[str, str]],
-                 rate_limits: Mapping[str, Mapping[str, float]] | None = None) -> None:
-    """Write the config TOML for the sandbox (and its token key beside it), then check it loads."""
+                 rate_limits: Mapping[str, Mapping[str, float]] | None = None) -> str:
+    """Write the config TOML for the sandbox (and its token key beside it), check it loads, and return where
+    its `syncd run` receives webhooks, as a URL template with `{system}` (each connection is named after its
+    system)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     config = build_config(descriptor, path.parent, rate_limits=rate_limits)
     ensure_token_key(Path(config["security"]["token_key_file"]))
     path.write_bytes(tomli_w.dumps(config).encode())
     from syncd.settings import load_settings
+    from syncd.web.receiver import webhook_url
 
-    load_settings(path)  # a ConfigError here is our bug; better to fail now than when syncd starts
+    settings = load_settings(path)  # a ConfigError here is our bug; better to fail now than when syncd starts
+    listener = settings.webhooks
+    return webhook_url(listener.public_url or f"http://{listener.host}:{listener.port}", "{system}")
 
 
 async def serve(
@@ -118,7 +123,13 @@ async def serve(
             else:
                 sandbox.seed_all(DEFAULT_SEED_MIX, seed=seed)
         if write_config_to is not None:
-            write_config(write_config_to, sandbox.descriptor)
+            receiving = write_config(write_config_to, sandbox.descriptor)
+            if not webhook_urls:
+                # What an admin would set up for a system without a webhook API: deliveries to the written
+                # config's listener, so `syncd run --config FILE` gets them with no more flags.
+                for system, urls in route_webhook_urls([receiving], list(sandbox.descriptor)).items():
+                    sandbox.simulator(system).set_webhook_targets(urls)
+                click.echo(f"sandbox: webhooks go to {receiving} (the written config's listener)", err=True)
         sys.stdout.write(sandbox.descriptor_line() + "\n")
         sys.stdout.flush()
         click.echo("sandbox: ready; Ctrl-C to stop", err=True)
@@ -173,7 +184,8 @@ class _SandboxCommand(click.Command):
               help="Where to deliver webhooks; repeatable. `<system>=URL` targets one system; "
                    "`{system}` in a plain URL becomes each system's name.")
 @click.option("--write-config", "write_config_to", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write a syncd config pointing at this sandbox to FILE (with a token key beside it).")
+              help="Write a syncd config pointing at this sandbox to FILE (with a token key beside it); without "
+                   "--webhook-url, webhooks then go to that config's listener.")
 @click.option("--seed", type=click.IntRange(0), default=None, metavar="N",
               help="Seed every served system from world N with a default mix of records.")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,

@@ -103,6 +103,15 @@ class TokenStore:
             return "unknown"
         return "ok" if self.clock() < expires_at else "expired"
 
+    def expires_at(self, access_token: str) -> float | None:
+        """When a live access token expires (inf: never); None for an unknown or expired one."""
+        expires_at = self._access.get(access_token)
+        return expires_at if expires_at is not None and self.clock() < expires_at else None
+
+    def is_refresh_token(self, token: str) -> bool:
+        """Whether a refresh token is live (issued and not revoked)."""
+        return token in self._refresh_tokens
+
     def expire_all(self) -> None:
         """Every access token issued so far is expired from now on."""
         now = self.clock()

@@ -49,6 +49,18 @@ def default_ports() -> dict[str, int]:
     return {entry.name: entry.default_port for entry in registrations() if entry.simulator is not None}
 
 
+def ports_by_option(options: Mapping[str, int]) -> dict[str, int]:
+    """Ports by system from `<system>_port` (or `<alias>_port`) keywords; a TypeError for any other keyword."""
+    names = {alias: entry.name for entry in registrations() for alias in (entry.name, *entry.option_aliases)}
+    ports: dict[str, int] = {}
+    for key, port in options.items():
+        system = names.get(key.removesuffix("_port")) if key.endswith("_port") else None
+        if system is None:
+            raise TypeError(f"Sandbox.start() got an unexpected keyword argument {key!r}")
+        ports[system] = port
+    return ports
+
+
 def _real_simulator(system: str, *, clock: Clock, rng_seed: int, workdir: Path) -> Simulator:
     """The registered simulator of a system (its class imported only now), built for serving."""
     found = {entry.name: entry for entry in registrations()}.get(system)
@@ -101,17 +113,19 @@ class Sandbox:
         rng_seed: int = 0,
         clock: Clock = time.time,
         factories: Mapping[str, SimulatorFactory] | None = None,
+        **port_options: int,
     ) -> Sandbox:
         """Build, restore (from `state_file` if it exists) and serve the simulators of `systems` (default: every
         registered one that has a simulator) on `ports` by system; a system not in `ports` gets a free port.
 
         `factories` replaces the real simulator classes (each called with `clock=` and `rng_seed=`).
+        `<system>_port=N` (or an alias's, as `zoho_port`) sets one port, like the command's `--<system>-port`.
         """
         # Absolute, so the descriptor's ca_cert (and a config written from it) works from any folder.
         workdir = workdir.resolve()
         workdir.mkdir(parents=True, exist_ok=True)
         systems = simulated_systems() if systems is None else list(systems)
-        ports = dict(ports or {})
+        ports = {**(ports or {}), **ports_by_option(port_options)}
         state = _read_state(state_file)
         routed = route_webhook_urls(webhook_urls, systems)
         served: dict[str, _Served] = {}

@@ -84,6 +84,13 @@ async def test_a_busy_port_fails_start_and_releases_the_others(tmp_path: Path) -
             await Sandbox.start(ports={"salesforce": busy}, workdir=tmp_path, factories=TOYS)
 
 
+async def test_ports_by_option_name_as_the_command_spells_them(tmp_path: Path) -> None:
+    async with Sandbox.running(workdir=tmp_path, factories=TOYS, zoho_port=0, systems=["zohobooks"]) as sandbox:
+        assert sandbox.port("zohobooks") != 0
+    with pytest.raises(TypeError, match="unexpected keyword argument 'toy_port'"):
+        await Sandbox.start(workdir=tmp_path, factories=TOYS, toy_port=0)
+
+
 def test_webhook_urls_route_per_system_or_to_all() -> None:
     routed = route_webhook_urls(
         ["hubspot=http://127.0.0.1:1/hs", "http://127.0.0.1:2/webhooks/{system}?a=b"], SYSTEMS
@@ -153,6 +160,8 @@ async def test_command_prints_one_json_line_serves_and_stops_cleanly_on_sigint(t
         code = await asyncio.wait_for(process.wait(), 30)
         stderr = await process.stderr.read()
     assert code == 0, stderr.decode()
+    assert "sandbox: webhooks go to http://127.0.0.1:8080/webhooks/{system} (the written config's listener)" \
+        in stderr.decode()
     assert state_file.exists()
     assert set(json.loads(state_file.read_text())) >= set(SYSTEMS)
 

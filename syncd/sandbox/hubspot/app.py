@@ -15,7 +15,12 @@ from aiohttp import web
 from syncd.sandbox.base import Simulator
 from syncd.sandbox.control_plane import json_error
 from syncd.sandbox.hubspot.associations import AssociationStore, AssociationType, Edge
-from syncd.sandbox.hubspot.catalog import DEFAULT_PROPERTIES, OBJECT_TYPE_IDS, resolve_object_type
+from syncd.sandbox.hubspot.catalog import (
+    DEFAULT_PROPERTIES,
+    OBJECT_TYPE_IDS,
+    UNGRANTED_OBJECTS,
+    resolve_object_type,
+)
 from syncd.sandbox.hubspot.errors import HubSpotError, json_response
 from syncd.sandbox.hubspot.oauth import HUB_ID, add_oauth_routes, check_bearer
 from syncd.sandbox.hubspot.objects import CrmStore, Record
@@ -96,19 +101,35 @@ class HubSpotSimulator(Simulator):
     # --- Simulator hooks ---
 
     def add_routes(self, app: web.Application) -> None:
-        """OAuth, objects, search, properties, associations and the Webhooks management API."""
+        """OAuth, objects, search, properties, associations, the Webhooks management API, and the published
+        endpoints other readers call: schemas, pipelines, owners, legacy v1/v2 properties and records."""
         from syncd.sandbox.hubspot.associations_api import add_association_routes
+        from syncd.sandbox.hubspot.associations_v3 import add_v3_association_routes
+        from syncd.sandbox.hubspot.legacy_properties import add_legacy_property_routes
+        from syncd.sandbox.hubspot.legacy_records import add_legacy_record_routes
         from syncd.sandbox.hubspot.objects_api import add_object_routes
+        from syncd.sandbox.hubspot.owners import add_owner_routes
+        from syncd.sandbox.hubspot.pipelines import add_pipeline_routes
         from syncd.sandbox.hubspot.properties_api import add_property_routes
+        from syncd.sandbox.hubspot.schemas_api import add_schema_routes
+        from syncd.sandbox.hubspot.token_info import add_token_info_routes
         from syncd.sandbox.hubspot.webhooks_api import add_webhooks_routes
 
         app.router.add_post("/_sandbox/restore/{object}/{object_id}", self._handle_restore)
         app.router.add_post("/_sandbox/fresh-portal", self._handle_fresh_portal)
         add_oauth_routes(app, self)
+        add_token_info_routes(app, self, APP_ID)
         add_object_routes(app, self)
         add_association_routes(app, self)
         add_property_routes(app, self)
         add_webhooks_routes(app, self)
+        # What syncd does not call but other readers of HubSpot do (issue 11: users point their tools here too).
+        add_schema_routes(app, self)
+        add_v3_association_routes(app, self)
+        add_pipeline_routes(app, self)
+        add_owner_routes(app, self)
+        add_legacy_property_routes(app, self)
+        add_legacy_record_routes(app, self)
 
     def reset(self) -> None:
         """Drop every record and association (credentials, properties, webhook settings and subscriptions stay)."""
@@ -330,11 +351,29 @@ class HubSpotSimulator(Simulator):
     # --- helpers used by the route modules ---
 
     def object_type(self, raw: str) -> str:
-        """The canonical object name for a path segment, or HubSpot's 400 for an unknown one."""
+        """The canonical object name for a path segment; HubSpot's 403 MISSING_SCOPES for a standard object
+        the app has no scope for (readers skip those), its 400 for an unknown one."""
         name = resolve_object_type(raw)
-        if name is None:
-            raise HubSpotError(400, f"Unable to infer object type from: {raw}", "VALIDATION_ERROR")
-        return name
+        if name is not None:
+            return name
+        scope = UNGRANTED_OBJECTS.get(raw.lower())
+        if scope is not None:
+            raise HubSpotError(
+                403,
+                "This app hasn't been granted all required scopes to make this call. Read more about required "
+                "scopes here: https://developers.hubspot.com/scopes.",
+                "MISSING_SCOPES",
+                errors=[{"message": "One or more of the following scopes are required.",
+                         "context": {"requiredGranularScopes": [scope]}}],
+            )
+        raise HubSpotError(400, f"Unable to infer object type from: {raw}", "VALIDATION_ERROR")
+
+    def associated_type(self, raw: str) -> str | None:
+        """The object named in an `associations` query parameter; None for a standard object the portal does
+        not hold (no record can be associated with it, so there is nothing to list), 400 for an unknown one."""
+        if raw.lower() in UNGRANTED_OBJECTS:
+            return None
+        return self.object_type(raw)
 
     async def json_body(self, request: web.Request) -> Any:
         """The parsed JSON body, or HubSpot's 400 for malformed JSON."""

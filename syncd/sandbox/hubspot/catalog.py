@@ -17,6 +17,24 @@ _ALIASES: dict[str, str] = {
     **{singular: name for name, singular in SINGULAR.items()},
 }
 
+# HubSpot's other standard objects, which this portal does not hold: the sandbox app's grant has no scope for
+# them, so HubSpot answers 403 MISSING_SCOPES (name or type id -> the granular scope a real app would need).
+UNGRANTED_OBJECTS: dict[str, str] = {
+    name: scope for names, scope in (
+        (("tickets", "ticket", "0-5"), "tickets"),
+        (("products", "product", "0-7"), "e-commerce"),
+        (("quotes", "quote", "0-14"), "crm.objects.quotes.read"),
+        (("feedback_submissions", "feedback_submission", "0-19"), "crm.objects.feedback_submissions.read"),
+        (("leads", "lead", "0-136"), "crm.objects.leads.read"),
+        (("invoices", "invoice", "0-53"), "crm.objects.invoices.read"),
+        (("orders", "order", "0-123"), "crm.objects.orders.read"),
+        (("carts", "cart", "0-142"), "crm.objects.carts.read"),
+        (("subscriptions", "subscription", "0-69"), "crm.objects.subscriptions.read"),
+        (("commerce_payments", "commerce_payment", "0-101"), "crm.objects.commercepayments.read"),
+        (("goal_targets", "goal_target", "0-74"), "crm.objects.goals.read"),
+    ) for name in names
+}
+
 # The seeded world's deal stages are the default pipeline's stage ids.
 DEAL_STAGES = SEED_DEAL_STAGES
 

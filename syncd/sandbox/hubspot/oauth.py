@@ -15,22 +15,40 @@ if TYPE_CHECKING:
 
 HUB_ID = 62515
 USER_ID = 4567
+# What the sandbox app is granted: the objects the portal holds, their schemas (properties, pipelines), and the
+# owners and users that readers list beside them.
 SCOPES = ("crm.objects.contacts.read", "crm.objects.contacts.write", "crm.objects.companies.read",
           "crm.objects.companies.write", "crm.objects.deals.read", "crm.objects.deals.write",
-          "crm.objects.line_items.read", "crm.objects.line_items.write", "crm.schemas.contacts.read", "oauth")
+          "crm.objects.line_items.read", "crm.objects.line_items.write", "crm.schemas.contacts.read",
+          "crm.schemas.companies.read", "crm.schemas.deals.read", "crm.schemas.line_items.read",
+          "crm.objects.owners.read", "settings.users.read", "oauth")
 
 
-def _oauth_error(status_code: str, message: str) -> web.Response:
+# RFC 6749 error codes, which the v3 and 2026-03 token endpoints add beside HubSpot's own (`error`,
+# `error_description`; HubSpot changelog "New OAuth v3 API Endpoints and Standardized Error Responses").
+_RFC_ERRORS = {
+    "BAD_REFRESH_TOKEN": "invalid_grant", "BAD_AUTH_CODE": "invalid_grant", "BAD_CLIENT_ID": "invalid_client",
+    "BAD_CLIENT_SECRET": "invalid_client", "UNSUPPORTED_GRANT_TYPE": "unsupported_grant_type",
+    "BAD_REQUEST": "invalid_request", "BAD_REDIRECT_URI": "invalid_request",
+}
+
+
+def _oauth_error(status_code: str, message: str, *, rfc: bool = False) -> web.Response:
     # OAuth errors carry the error code in `status` (as HubSpot sends) and in `category` (the Error shape).
-    return HubSpotError(400, message, status_code).response_with_status(status_code)
+    error = HubSpotError(400, message, status_code)
+    if not rfc:
+        return error.response_with_status(status_code)
+    body = error.body() | {"status": status_code, "error": _RFC_ERRORS[status_code], "error_description": message}
+    return json_response(body, status=400)
 
 
 def add_oauth_routes(app: web.Application, sim: HubSpotSimulator) -> None:
-    """POST /oauth/v1/token and GET /oauth/authorize."""
+    """POST /oauth/v1/token (and its v3 and 2026-03 successors) and GET /oauth/authorize."""
 
     async def token(request: web.Request) -> web.Response:
+        rfc = not request.path.startswith("/oauth/v1/")
         if request.content_type != "application/x-www-form-urlencoded":
-            return _oauth_error("BAD_REQUEST", "The request must be application/x-www-form-urlencoded.")
+            return _oauth_error("BAD_REQUEST", "The request must be application/x-www-form-urlencoded.", rfc=rfc)
         form = await request.post()
         fields = {k: str(v) for k, v in form.items()}
         store = sim.tokens
@@ -38,21 +56,21 @@ def add_oauth_routes(app: web.Application, sim: HubSpotSimulator) -> None:
         client_id = fields.get("client_id", "")
         client_secret = fields.get("client_secret", "")
         if grant not in ("refresh_token", "authorization_code"):
-            return _oauth_error("UNSUPPORTED_GRANT_TYPE", f"unsupported grant_type {grant!r}")
+            return _oauth_error("UNSUPPORTED_GRANT_TYPE", f"unsupported grant_type {grant!r}", rfc=rfc)
         if client_id != store.client_id:
-            return _oauth_error("BAD_CLIENT_ID", "missing or unknown client id")
+            return _oauth_error("BAD_CLIENT_ID", "missing or unknown client id", rfc=rfc)
         if client_secret != store.client_secret:
-            return _oauth_error("BAD_CLIENT_SECRET", "missing or invalid client secret")
+            return _oauth_error("BAD_CLIENT_SECRET", "missing or invalid client secret", rfc=rfc)
         if grant == "refresh_token":
             issued = store.refresh(client_id, client_secret, fields.get("refresh_token", ""))
             if issued is None:
-                return _oauth_error("BAD_REFRESH_TOKEN", "missing or unknown refresh token")
+                return _oauth_error("BAD_REFRESH_TOKEN", "missing or unknown refresh token", rfc=rfc)
         else:
             issued = store.exchange_code(
                 client_id, client_secret, fields.get("code", ""), fields.get("redirect_uri", "")
             )
             if issued is None:
-                return _oauth_error("BAD_AUTH_CODE", "missing or unknown auth code")
+                return _oauth_error("BAD_AUTH_CODE", "missing or unknown auth code", rfc=rfc)
         sim.token_expiry[issued.access_token] = issued.expires_at
         return json_response(
             {
@@ -82,7 +100,10 @@ def add_oauth_routes(app: web.Application, sim: HubSpotSimulator) -> None:
         separator = "&" if "?" in redirect_uri else "?"
         raise web.HTTPFound(f"{redirect_uri}{separator}{urlencode(params)}")
 
-    app.router.add_post("/oauth/v1/token", token)
+    # The same grant under the newer published paths (v3, and the date-versioned 2026-03 one that current
+    # readers such as Singer's tap-hubspot call); the v1 path is deprecated but still served by HubSpot.
+    for path in ("/oauth/v1/token", "/oauth/v3/token", "/oauth/2026-03/token"):
+        app.router.add_post(path, token)
     app.router.add_get("/oauth/authorize", authorize)
 
 

@@ -283,6 +283,18 @@ class CrmStore:
         self._touch(record)
         self._notify("deletion", obj, record, {"changeSource": source})
 
+    def purge(self, obj: str, record: Record) -> None:
+        """Delete a record for good (GDPR delete): not even archived, its id leads nowhere from now on."""
+        self._unindex(record)
+        self.records[obj].pop(record.id, None)
+        ids = self._ids[obj]
+        position = bisect_left(ids, record.id)
+        if position < len(ids) and ids[position] == record.id:
+            del ids[position]
+        if not record.archived:
+            record.archived_at = self.clock()
+            self._notify("deletion", obj, record, {"changeSource": "GDPR"})
+
     def restore(self, obj: str, record: Record, *, source: str = "CRM") -> None:
         """Bring an archived record back from the recycle bin (a user's action in HubSpot's UI: the API has
         no restore call); 409 if another record took one of its unique values meanwhile."""

@@ -1,5 +1,5 @@
 """CRM v3 object routes: list, get, create, update, archive, batch read/create/update/upsert/archive, search,
-merge."""
+merge, and the contacts' GDPR delete."""
 
 from __future__ import annotations
 
@@ -45,6 +45,7 @@ def add_object_routes(app: web.Application, sim: HubSpotSimulator) -> None:
     app.router.add_post(base + "/batch/archive", sim.api(routes.batch_archive))
     app.router.add_post(base + "/search", sim.api(routes.search))
     app.router.add_post(base + "/merge", sim.api(routes.merge))
+    app.router.add_post(base + "/gdpr-delete", sim.api(routes.gdpr_delete))
     app.router.add_get(base + "/{object_id}", sim.api(routes.get))
     app.router.add_patch(base + "/{object_id}", sim.api(routes.update))
     app.router.add_delete(base + "/{object_id}", sim.api(routes.archive))
@@ -89,7 +90,9 @@ class ObjectRoutes:
         if associations:
             found: dict[str, Any] = {}
             for to_raw in associations:
-                to_obj = self.sim.object_type(to_raw)
+                to_obj = self.sim.associated_type(to_raw)
+                if to_obj is None:
+                    continue
                 results = [
                     {"id": str(to_id), "type": self._type_name(obj, to_obj, specs)}
                     for to_id, specs in self.sim.associations.targets(obj, record.id, to_obj)
@@ -376,6 +379,28 @@ class ObjectRoutes:
         self.store.merge(obj, primary, merged)
         self.sim.associations.move(obj, merged.id, primary.id)
         return json_response(self.render(obj, primary, None))
+
+    async def gdpr_delete(self, request: web.Request) -> web.Response:
+        """POST /crm/v3/objects/contacts/gdpr-delete {objectId, idProperty?}: the contact is deleted for good
+        (archived ones too), with its associations. Contacts only, as in HubSpot. (HubSpot's separate
+        `contact.privacyDeletion` webhook is not simulated: subscribers see a deletion.)"""
+        obj = self.sim.object_type(request.match_info["object_type"])
+        if obj != "contacts":
+            raise not_found()
+        body = await self.sim.json_body(request)
+        if not isinstance(body, Mapping) or not isinstance(body.get("objectId"), str | int):
+            raise validation_error("Invalid input JSON: objectId is required.")
+        ident, id_property = str(body["objectId"]), body.get("idProperty")
+        record = self.store.lookup(obj, ident, id_property)
+        if record is None and id_property in (None, "hs_object_id"):
+            record = self.store.get(obj, ident, archived=True)
+        if record is None:
+            raise not_found()
+        for to_obj in ("companies", "deals"):
+            for to_id, _ in self.sim.associations.targets(obj, record.id, to_obj):
+                self.sim.associations.remove(obj, record.id, to_obj, to_id)
+        self.store.purge(obj, record)
+        return web.Response(status=204)
 
     # --- associations given with a create ---
 

@@ -18,8 +18,11 @@ from syncd.sandbox.control_plane import Handler, json_error
 from syncd.sandbox.oauth_tokens import TokenStore
 from syncd.sandbox.quota import QuotaCounter
 from syncd.sandbox.salesforce.auth import OAuthEndpoints
+from syncd.sandbox.salesforce.bulk import BulkQueryEndpoints
+from syncd.sandbox.salesforce.bulk_v1 import BulkV1Endpoints
 from syncd.sandbox.salesforce.cdc import ChangeFeed
 from syncd.sandbox.salesforce.collections import CollectionEndpoints
+from syncd.sandbox.salesforce.identity import IdentityEndpoints
 from syncd.sandbox.salesforce.query import QueryEndpoints
 from syncd.sandbox.salesforce.records import RecordError, RecordStore
 from syncd.sandbox.salesforce.responses import (
@@ -88,6 +91,8 @@ class SalesforceSimulator(Simulator):
         self.queries = QueryEndpoints(self.store, self.clock)
         self.sobjects = SObjectEndpoints(self.store, self.clock)
         self.collections = CollectionEndpoints(self.store)
+        self.bulk_queries = BulkQueryEndpoints(self.store, self.clock)
+        self.bulk_v1 = BulkV1Endpoints(self.store, self.tokens, self.quota, self.clock)
 
     # --- routes ---
 
@@ -96,6 +101,9 @@ class SalesforceSimulator(Simulator):
         app.middlewares.append(self._api_middleware)
         app.router.add_post("/_sandbox/merge/{object}", self._handle_merge)
         app.add_routes(self.oauth.routes())
+        app.add_routes(IdentityEndpoints(self.tokens).routes())
+        # Bulk API 1.0 lives outside /services/data and checks its own session header.
+        app.add_routes(self.bulk_v1.routes())
         v = f"/services/data/{{version:{VERSION_PATTERN}}}"
         routes: list[tuple[str, str, Handler]] = [
             ("GET", "/services/data", self._versions),
@@ -121,6 +129,8 @@ class SalesforceSimulator(Simulator):
             ("GET", f"{v}/composite/sobjects/{{sobject}}", self.collections.retrieve),
             ("POST", f"{v}/composite/sobjects/{{sobject}}", self.collections.retrieve),
             ("PATCH", f"{v}/composite/sobjects/{{sobject}}/{{field}}", self.collections.upsert),
+            # Bulk API 2.0 query jobs: syncd does not use them, ETL readers of Salesforce do.
+            *self.bulk_queries.routes(v),
         ]
         for method, path, handler in routes:
             # Salesforce answers with and without the trailing slash, and the SDKs use both.
@@ -212,6 +222,8 @@ class SalesforceSimulator(Simulator):
         """Drop every record and open query cursor; credentials stay."""
         self.store.purge()
         self.queries.cursors.clear()
+        self.bulk_queries.jobs.clear()
+        self.bulk_v1.jobs.clear()
 
     def seed(self, world: SeedWorld, counts: SeedCounts) -> dict[str, int]:
         """Accounts, Contacts and Opportunities with line items from the seed world."""

@@ -16,6 +16,8 @@ from syncd.sandbox.quota import QuotaCounter
 from syncd.sandbox.seeding import SeedCounts, SeedWorld
 from syncd.sandbox.webhook_dispatcher import WebhookDispatcher
 from syncd.sandbox.zohobooks.accounts import AccountsServer
+from syncd.sandbox.zohobooks.addresses import AddressRoutes
+from syncd.sandbox.zohobooks.contact_persons import ContactPersonRoutes
 from syncd.sandbox.zohobooks.contacts import ContactRoutes, contact_json
 from syncd.sandbox.zohobooks.context import BooksContext
 from syncd.sandbox.zohobooks.errors import INTERNAL_ERROR, error_response
@@ -23,6 +25,7 @@ from syncd.sandbox.zohobooks.guard import BooksGuard, rate_limit_response
 from syncd.sandbox.zohobooks.invoices import InvoiceRoutes, invoice_json
 from syncd.sandbox.zohobooks.items import ItemRoutes, item_json
 from syncd.sandbox.zohobooks.ledger import BooksLedger
+from syncd.sandbox.zohobooks.organizations import OrganizationRoutes
 from syncd.sandbox.zohobooks.payments import PaymentRoutes, payment_json
 from syncd.sandbox.zohobooks.seeding import seed_books
 from syncd.sandbox.zohobooks.webhooks import SIGNATURE_HEADER, encode_events, signature
@@ -75,6 +78,9 @@ class ZohoBooksSimulator(Simulator):
         self.invoice_routes = InvoiceRoutes(self.ctx)
         self.payment_routes = PaymentRoutes(self.ctx)
         self.item_routes = ItemRoutes(self.ctx)
+        self.person_routes = ContactPersonRoutes(self.ctx)
+        self.address_routes = AddressRoutes(self.ctx)
+        self.organization_routes = OrganizationRoutes(lambda: self.organization_id)
 
     # --- the application ---
 
@@ -89,7 +95,9 @@ class ZohoBooksSimulator(Simulator):
         )
         app.middlewares.append(guard.middleware)
         AccountsServer(lambda: self.tokens, lambda request: f"{request.scheme}://{request.host}").add_to(app)
-        for routes in (self.contact_routes, self.invoice_routes, self.payment_routes, self.item_routes):
+        # Contact persons, addresses and organisations are not called by syncd: other readers of Books call them.
+        for routes in (self.contact_routes, self.invoice_routes, self.payment_routes, self.item_routes,
+                       self.person_routes, self.address_routes, self.organization_routes):
             routes.add_to(app, API_PREFIX)
 
     def _count_rate_limited(self) -> None:

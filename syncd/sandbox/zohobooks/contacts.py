@@ -92,6 +92,18 @@ def _address(body: Mapping[str, Any], key: str, current: Address) -> Address:
     return Address(**values)
 
 
+def person_values(entry: Mapping[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """`values` (a person's fields) with the text fields `entry` gives, checked; 400 for a bad one."""
+    values = dict(values)
+    for key in PERSON_TEXT:
+        value = payloads.text(entry, key, max_length=100)
+        if value is not None:
+            values[key] = value
+    if values.get("email") and not EMAIL.match(values["email"]):
+        raise invalid("email")
+    return values
+
+
 def _persons(ctx: BooksContext, raw: Any, current: list[ContactPerson]) -> list[ContactPerson]:
     """The new list of persons: ones with a known contact_person_id are updated, others added, the rest dropped."""
     if not isinstance(raw, list):
@@ -107,14 +119,8 @@ def _persons(ctx: BooksContext, raw: Any, current: list[ContactPerson]) -> list[
         values: dict[str, Any] = (
             known[person_id].model_dump() if person_id else {"contact_person_id": ctx.ledger.new_id()}
         )
-        for key in PERSON_TEXT:
-            value = payloads.text(entry, key, max_length=100)
-            if value is not None:
-                values[key] = value
-        if values.get("email") and not EMAIL.match(values["email"]):
-            raise invalid("email")
-        primary = payloads.flag(entry, "is_primary_contact")
-        values["is_primary_contact"] = bool(primary)
+        values = person_values(entry, values)
+        values["is_primary_contact"] = bool(payloads.flag(entry, "is_primary_contact"))
         persons.append(ContactPerson(**values))
     # Exactly one primary: the first flagged one, else the first person.
     flagged = [p for p in persons if p.is_primary_contact]

@@ -25,6 +25,12 @@ class Address(BaseModel):
     fax: str = ""
 
 
+class OtherAddress(Address):
+    """One of a contact's further addresses (`/contacts/{id}/address`), beside its billing and shipping ones."""
+
+    address_id: str
+
+
 class ContactPerson(BaseModel):
     """A person at a contact; exactly one of a contact's persons is primary."""
 
@@ -57,6 +63,7 @@ class Contact(BaseModel):
     billing_address: Address = Field(default_factory=Address)
     shipping_address: Address = Field(default_factory=Address)
     contact_persons: list[ContactPerson] = Field(default_factory=list)
+    other_addresses: list[OtherAddress] = Field(default_factory=list)
     custom: dict[str, str] = Field(default_factory=dict)
     created_time: float
     last_modified_time: float

@@ -5,8 +5,8 @@ Also turns ZohoError into its `{code, message}` answer and gives unknown URLs/me
 Choices (the contracts README marks these unverified):
 - missing/unknown/expired token: HTTP 401 `{"code": 57, "message": "You are not authorized to perform this
   operation"}`, the body API users report for an invalid or expired OAuth token;
-- missing `organization_id`: HTTP 400 code 6042; an organisation the user is not in: HTTP 401 code 6041
-  "This user is not associated with the CompanyID/CompanyName:<id>.";
+- missing `organization_id`: HTTP 400 code 6042 (not on `/organizations`, which lists them); an organisation
+  the user is not in: HTTP 401 code 6041 "This user is not associated with the CompanyID/CompanyName:<id>.";
 - over 100 requests in a minute: HTTP 429 code 44; over the daily cap: HTTP 429 code 45. Both carry
   `Retry-After` and `X-Rate-Limit-Limit/-Remaining/-Reset` (the daily figures).
 """
@@ -94,6 +94,8 @@ class BooksGuard:
         if self.tokens().check(token.strip()) != "ok":
             raise ZohoError(401, NOT_AUTHORIZED, NOT_AUTHORIZED_MESSAGE)
         organization = request.query.get("organization_id")
+        if request.path.startswith(self.prefix + "/organizations") and not organization:
+            return  # the organisations API is how a user learns the id; it needs none
         if not organization:
             raise ZohoError(
                 400,

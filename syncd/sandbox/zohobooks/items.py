@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 
@@ -73,6 +73,9 @@ class ItemRoutes:
                 web.get(p + "/{item_id}", self.get),
                 web.put(p + "/{item_id}", self.update),
                 web.delete(p + "/{item_id}", self.delete),
+                web.get(f"{prefix}/itemdetails", self.details),
+                web.post(p + "/{item_id}/active", self.mark_active),
+                web.post(p + "/{item_id}/inactive", self.mark_inactive),
             ]
         )
 
@@ -110,14 +113,42 @@ class ItemRoutes:
         item.last_modified_time = self.ctx.now()
         return answer({"code": 0, "message": "The item has been deleted."})
 
+    async def details(self, request: web.Request) -> web.Response:
+        """GET /itemdetails?item_ids=a,b: several items in one call, in the order asked (404 if one is missing)."""
+        raw = request.query.get("item_ids", "")
+        ids = [i for i in raw.split(",") if i]
+        if not ids:
+            raise invalid("item_ids")
+        items = [item_json(self.ctx, self.ctx.ledger.item(i)) for i in ids]
+        return answer({"code": 0, "message": "success", "items": items})
+
+    async def _mark(self, request: web.Request, status: Literal["active", "inactive"]) -> web.Response:
+        item = self.ctx.ledger.item(request.match_info["item_id"])
+        item.status = status
+        item.last_modified_time = self.ctx.now()
+        return answer({"code": 0, "message": f"The item has been marked as {status}."})
+
+    async def mark_active(self, request: web.Request) -> web.Response:
+        """POST /items/{item_id}/active."""
+        return await self._mark(request, "active")
+
+    async def mark_inactive(self, request: web.Request) -> web.Response:
+        """POST /items/{item_id}/inactive."""
+        return await self._mark(request, "inactive")
+
     async def list(self, request: web.Request) -> web.Response:
-        """GET /items with paging."""
+        """GET /items with paging and the Status.All/Active/Inactive filter."""
         listing = list_request(request, sort_columns=SORT_COLUMNS, default_sort="name")
-        rows = [item_json(self.ctx, i) for i in self.ctx.ledger.items.values() if not i.deleted]
+        status_filter = request.query.get("filter_by", "Status.All")
+        wanted = {"Status.All": None, "Status.Active": "active", "Status.Inactive": "inactive"}
+        if status_filter not in wanted:
+            raise invalid("filter_by")
+        rows = [item_json(self.ctx, i) for i in self.ctx.ledger.items.values()
+                if not i.deleted and wanted[status_filter] in (None, i.status)]
         page, context = page_of(
             rows, listing,
             key=lambda v: v["name"].lower() if listing.sort_column == "name" else v[listing.sort_column],
             render=lambda v: v,  # few items: rows are rendered before sorting
-            report_name="Items", applied_filter="Status.All",
+            report_name="Items", applied_filter=status_filter,
         )  # fmt: skip
         return answer({"code": 0, "message": "success", "items": page, "page_context": context})

@@ -27,6 +27,10 @@ def spec_file_for(path: str) -> str | None:
     """The OpenAPI file that documents a HubSpot path; None for paths no spec covers (control plane)."""
     if path.startswith("/oauth/v1/"):
         return "Auth_Oauth-v1_oauth.json"
+    if path.startswith("/oauth/v3/"):
+        return "Auth_Oauth-v3_oauth.json"
+    if path.startswith("/crm/v3/pipelines/"):
+        return "CRM_Pipelines-v3_pipelines.json"
     if path.startswith("/crm/v4/"):
         return "CRM_Associations-v4_associations.json"
     if path.startswith("/crm/v3/properties/"):
