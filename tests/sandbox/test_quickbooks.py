@@ -222,3 +222,11 @@ async def test_state_dumped_and_loaded_keeps_records_indexes_and_grants(company:
         made["Id"]]
     status, answer = await company.call("POST", "/customer", body=customer("KEPT PERSON"))
     assert status == 400 and answer["Fault"]["Error"][0]["code"] == "6240"
+
+
+async def test_entities_the_company_holds_none_of_answer_no_rows_and_unknown_ones_4001(company: Company) -> None:
+    assert await company.query("select * from Vendor") == []
+    status, answer = await company.call("POST", "/query", text="select count(*) from Bill")
+    assert status == 200 and answer["QueryResponse"] == {"totalCount": 0}
+    status, answer = await company.call("POST", "/query", text="select * from Spaceship")
+    assert status == 400 and answer["Fault"]["Error"][0]["code"] == "4001"

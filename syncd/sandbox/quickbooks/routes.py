@@ -25,6 +25,13 @@ MAX_CDC = 1000
 CDC_LOOKBACK_S = 30 * 86_400
 REPLAYS_KEPT = 20_000
 BATCH_PATH_SUFFIX = "/batch"
+# Entities of the API the simulated company holds none of: queries on them answer no rows, as an empty company's
+# would (third-party readers query them all), rather than the 4001 an unknown entity gets.
+EMPTY_ENTITIES = frozenset({
+    "Account", "Attachable", "Bill", "BillPayment", "Class", "CreditMemo", "Department", "Deposit", "Employee",
+    "Estimate", "JournalEntry", "PaymentMethod", "Purchase", "PurchaseOrder", "RefundReceipt", "SalesReceipt",
+    "TaxCode", "TaxRate", "Term", "TimeActivity", "Transfer", "Vendor", "VendorCredit",
+})  # fmt: skip
 
 
 class Limits:
@@ -184,6 +191,8 @@ class QboApi:
         if parsed.entity.lower() == "companyinfo":
             return {"totalCount": 1} if parsed.count else {"CompanyInfo": [self._company()], "startPosition": 1,
                                                            "maxResults": 1}  # fmt: skip
+        if parsed.entity in EMPTY_ENTITIES:
+            return {"totalCount": 0} if parsed.count else {}
         rows, total = self._books().query(parsed)
         if parsed.count:
             return {"totalCount": total}
