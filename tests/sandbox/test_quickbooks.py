@@ -230,3 +230,8 @@ async def test_entities_the_company_holds_none_of_answer_no_rows_and_unknown_one
     assert status == 200 and answer["QueryResponse"] == {"totalCount": 0}
     status, answer = await company.call("POST", "/query", text="select * from Spaceship")
     assert status == 400 and answer["Fault"]["Error"][0]["code"] == "4001"
+
+
+async def test_entity_names_in_queries_are_case_sensitive(company: Company) -> None:
+    status, answer = await company.call("POST", "/query", text="select * from customer")
+    assert status == 400 and answer["Fault"]["Error"][0]["code"] == "4001"

@@ -484,9 +484,9 @@ class Books:
 
     @staticmethod
     def _entity(name: str) -> str:
-        for entity in ENTITIES:
-            if entity.lower() == name.lower():
-                return entity
+        """The entity a query or write names: case-sensitive, as QBO's query language is."""
+        if name in ENTITIES:
+            return name
         raise QueryError(f"Invalid query: unknown entity {name}", code=faults.INVALID_QUERY)
 
     @staticmethod

@@ -1,6 +1,6 @@
 """The QuickBooks Online query language, as far as the simulator serves it.
 
-`SELECT * | COUNT(*) FROM Entity [WHERE cond [AND cond]...] [ORDERBY field [ASC|DESC][, ...]]
+`SELECT * | COUNT(*) FROM Entity (case-sensitive) [WHERE cond [AND cond]...] [ORDERBY field [ASC|DESC][, ...]]
 [STARTPOSITION n] [MAXRESULTS n]`, conditions `field op value` with `= < > <= >= LIKE IN (...)`. As on QBO there
 is no OR and no joins; keywords are case-insensitive; strings are single-quoted with `\\'` for a quote inside;
 STARTPOSITION counts from 1 and MAXRESULTS is capped at 1000. String comparisons ignore case, as QBO's do.

@@ -188,7 +188,7 @@ class QboApi:
 
     def _run_query(self, text: str) -> dict[str, Any]:
         parsed = parse(text)
-        if parsed.entity.lower() == "companyinfo":
+        if parsed.entity == "CompanyInfo":
             return {"totalCount": 1} if parsed.count else {"CompanyInfo": [self._company()], "startPosition": 1,
                                                            "maxResults": 1}  # fmt: skip
         if parsed.entity in EMPTY_ENTITIES:
@@ -198,8 +198,7 @@ class QboApi:
             return {"totalCount": total}
         if not rows:
             return {}
-        entity = next(e for e in ENTITIES if e.lower() == parsed.entity.lower())
-        return {entity: rows, "startPosition": parsed.start, "maxResults": len(rows)}
+        return {parsed.entity: rows, "startPosition": parsed.start, "maxResults": len(rows)}
 
     def _reader(self, entity: str) -> Callable[[web.Request], Any]:
         async def read(request: web.Request) -> web.Response:
