@@ -35,6 +35,7 @@ from syncd.connectors.quickbooks import applications as apps
 from syncd.connectors.quickbooks import webhooks
 from syncd.connectors.quickbooks.client import CURRENT, Call, PointedQuickBooks, pointed_client
 from syncd.connectors.quickbooks.errors import StaleObjectError, from_fault, translate
+from syncd.connectors.quickbooks.feed import ChangeFeed, Changes
 from syncd.connectors.quickbooks.oauth import IntuitAuth
 from syncd.connectors.quickbooks.settings import QuickBooksConnection
 from syncd.connectors.quickbooks.values import (
@@ -76,13 +77,10 @@ BATCH_BUDGET = Budget(window_s=60.0, window_max=40, daily_cap=None)
 DEFAULT_POLICY = RetryPolicy(attempts=6, initial_s=0.5, max_s=65.0, jitter_s=0.5)
 MAX_RESULTS = 1000
 MAX_BATCH = 30
-CDC_MAX = 1000
 # CDC looks back 30 days; a cursor older than this (with a margin for clocks) is read in full instead.
 CDC_LOOKBACK = timedelta(days=30) - timedelta(hours=1)
 SECOND = timedelta(seconds=1)
 SYNC_TOKENS_KEPT = 50_000
-# How long the CDC answer read for `deletions()` may serve the `changes()` call of the same pass.
-CDC_REUSE_S = 30.0
 REQUEST_ID_MAX = 50
 
 
@@ -137,9 +135,8 @@ class QuickBooksConnector:
         # The SyncToken (and note) of each record as last read: an update is sent with the token of the read it
         # was planned from, so QBO refuses it (5010) if the record changed since.
         self._read_versions: dict[tuple[str, str], tuple[str, str | None]] = {}
-        # The CDC answer `deletions()` fetched, for the `changes()` call that follows it in the same pass (with
-        # when it was read, by the event loop's clock: an answer a failed pass left behind is not used later).
-        self._cdc: dict[tuple[str, datetime], tuple[float, list[dict[str, Any]], datetime | None]] = {}
+        # CDC answers shared by the objects of a pass (one call for all of them).
+        self._feed = ChangeFeed(CDC_LOOKBACK)
 
     # --- lifecycle ---
 
@@ -270,9 +267,9 @@ class QuickBooksConnector:
         entity = self._entity(object)
         start = None if since is None else since - overlap
         if start is not None and self._within_lookback(start):
-            rows, answered = await self._changed_since(entity, start)
-            if len(rows) < CDC_MAX:
-                yield Page(self._records(entity, rows), self._cursor(answered, start))
+            found = await self._changed_since(entity, start, use_up=True)
+            if found.complete:
+                yield Page(self._records(entity, found.rows), self._cursor(found.answered, start))
                 return
             log.info("qbo_cdc_full", connection=self.name, object=entity.name,
                      detail="1,000 changes or more: read by query pages instead")  # fmt: skip
@@ -291,18 +288,26 @@ class QuickBooksConnector:
         moment = (answered or (_now() + self.clock_offset)) - SECOND
         return max(moment, start) if start is not None else moment
 
-    async def _changed_since(self, entity: Entity, start: datetime) -> tuple[list[dict[str, Any]], datetime | None]:
-        """CDC rows of one entity since `start` (taken from what `deletions()` read for it, if it just did)."""
-        cached = self._cdc.pop((entity.name, start), None)
-        if cached is not None and asyncio.get_running_loop().time() - cached[0] < CDC_REUSE_S:
-            return cached[1], cached[2]
+    async def _changed_since(self, entity: Entity, start: datetime, *, use_up: bool) -> Changes:
+        """CDC rows of one entity since `start`: this pass's answer if it has one (see feed.py), else one call
+        for this entity and every other the connector serves reads of."""
+        now = asyncio.get_running_loop().time()
+        found = self._feed.take(entity.name, start, now, use_up=use_up)
+        if found is not None:
+            return found
+        names, since = self._feed.request(entity.name, start, _now() + self.clock_offset)
         answer: dict[str, Any] = await self._sdk(
-            f"cdc {entity.name}", lambda qb: qb.change_data_capture(entity.name, _stamp(start)))
-        rows: list[dict[str, Any]] = []
+            f"cdc {','.join(names)}", lambda qb: qb.change_data_capture(",".join(names), _stamp(since)))
+        rows: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
         for response in answer.get("CDCResponse") or []:
             for query in response.get("QueryResponse") or []:
-                rows.extend(r for r in query.get(entity.name, []) if isinstance(r, dict))
-        return rows, _answer_time(answer)
+                for name in names:
+                    rows[name].extend(r for r in query.get(name, []) if isinstance(r, dict))
+        answered = _answer_time(answer)
+        complete = self._feed.store(names, since, rows, answered, now)
+        if use_up:
+            self._feed.used(entity.name)
+        return Changes([r for r in rows[entity.name] if modified_at(r) >= start], answered, complete)
 
     async def _scan(self, entity: Entity, start: datetime | None) -> AsyncIterator[Page]:
         """Every record (changed at or after `start`) by LastUpdatedTime, 1,000 a page. Each page starts from the
@@ -407,10 +412,11 @@ class QuickBooksConnector:
         entity = self._entity(name)
         if not self._within_lookback(since):
             return None
-        rows, answered = await self._changed_since(entity, since)
-        self._cdc = {k: v for k, v in self._cdc.items() if k[0] != entity.name}
-        self._cdc[(entity.name, since)] = (asyncio.get_running_loop().time(), rows, answered)
-        gone = [Deletion(entity.name, str(r["Id"]), modified_at(r)) for r in rows if r.get("status") == "Deleted"]
+        found = await self._changed_since(entity, since, use_up=False)
+        if not found.complete:
+            return None  # over CDC's cap: the full read that follows tells
+        gone = [Deletion(entity.name, str(r["Id"]), modified_at(r))
+                for r in found.rows if r.get("status") == "Deleted"]
         if object == apps.APPLICATIONS:
             return []  # an application vanishes with its payment, which the payment's own mapping reads
         return gone
@@ -476,6 +482,7 @@ class QuickBooksConnector:
     async def _write(self, entity: Entity, operation: str, records: Sequence[str],
                      bodies: Sequence[dict[str, Any] | ConnectorError], ids: Sequence[str]) -> list[WriteOutcome]:
         """Send writes (one alone to the entity's endpoint, more as batches of 30); outcomes in order."""
+        self._feed.forget()
         outcomes: list[WriteOutcome | None] = [None] * len(bodies)
         ready = []
         for n, body in enumerate(bodies):
@@ -551,6 +558,7 @@ class QuickBooksConnector:
         entity = self._entity(object)
         if entity.unique_name is not None:
             return await self.update_many(object, [Update(i, {"Active": False}) for i in ids])
+        self._feed.forget()
         await self.get_many(entity.name, [i for i in ids if (entity.name, i) not in self._read_versions])
         outcomes = []
         for record_id in ids:
@@ -578,6 +586,7 @@ class QuickBooksConnector:
         if version is None:
             raise SkippableError(f"Invoice {id} no longer exists", connection=self.name, record=id)
         body = json.dumps({"Id": id, "SyncToken": version[0]})
+        self._feed.forget()
         answer: dict[str, Any] = await self._sdk("void Invoice", lambda qb: qb.post(
             f"{qb.api_url}/company/{qb.company_id}/invoice", body, params={"operation": "void"},
             request_id=request_id("void", id, version[0])), record=id)  # fmt: skip
