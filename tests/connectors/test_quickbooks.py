@@ -251,3 +251,21 @@ async def test_a_round_sees_edits_made_before_it_and_a_write_made_during_it(qbo:
     assert [r.fields["DueDate"] for p in pages for r in p.records if r.id == invoice_id] == [
         datetime(2026, 9, 1).date()]
     assert qbo.calls() == {"GET /cdc": 2, "POST /query": 1, "POST /invoice": 1}
+
+
+async def test_a_create_refused_for_its_name_goes_through_under_another_name_with_the_same_reference(
+    qbo: Qbo,
+) -> None:
+    qbo.sim.books.create({"DisplayName": "Ann Lee"}, "Customer")
+    [refused] = await qbo.connector.create_many("Customer", [Create("syncd-0000000000000000ann1", {
+        "DisplayName": "Ann Lee", "PrimaryEmailAddr.Address": "ann@lee.test"})])  # fmt: skip
+    assert isinstance(refused.error, NameTakenError)
+    # The unique-name rule tries again under an alternative: another body, so another requestid (QBO answers
+    # a repeated requestid with its first answer, the refusal).
+    [made] = await qbo.connector.create_many("Customer", [Create("syncd-0000000000000000ann1", {
+        "DisplayName": "Ann Lee (ann@lee.test)", "PrimaryEmailAddr.Address": "ann@lee.test"})])  # fmt: skip
+    assert made.ok, made.error
+    [updated] = await qbo.connector.update_many("Customer", [Update(str(made.id), {"DisplayName": "Ann Lee"})])
+    assert isinstance(updated.error, NameTakenError)
+    [renamed] = await qbo.connector.update_many("Customer", [Update(str(made.id), {"DisplayName": "Ann B. Lee"})])
+    assert renamed.ok, renamed.error

@@ -81,7 +81,6 @@ MAX_BATCH = 30
 CDC_LOOKBACK = timedelta(days=30) - timedelta(hours=1)
 SECOND = timedelta(seconds=1)
 SYNC_TOKENS_KEPT = 50_000
-REQUEST_ID_MAX = 50
 
 
 def _now() -> datetime:
@@ -98,11 +97,16 @@ def _stamp(moment: datetime) -> str:
 
 
 def request_id(*parts: str) -> str:
-    """A `requestid` (at most 50 characters) for a write: the create's reference itself when it fits, else a
-    digest of everything that identifies the write, so the same write sent again gets the same id."""
-    if len(parts) == 1 and 0 < len(parts[0]) <= REQUEST_ID_MAX:
-        return parts[0]
+    """A `requestid` (at most 50 characters) for a write: a digest of what identifies it (a create's reference,
+    an update's record and SyncToken) and of its body. The same write sent again after a lost answer gets the
+    same id, so QBO answers it with the first answer instead of writing twice; a different write for the same
+    reference (a create tried again under another name after a 6240) gets its own, or QBO would answer it with
+    the first one's refusal."""
     return "syncd-" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
+
+
+def _body_key(body: dict[str, Any] | ConnectorError) -> str:
+    return json.dumps(body, sort_keys=True) if isinstance(body, dict) else ""
 
 
 class QuickBooksConnector:
@@ -450,7 +454,8 @@ class QuickBooksConnector:
             except UnwritableField as exc:
                 bodies.append(SkippableError(str(exc), connection=self.name, record=item.reference))
         return await self._write(entity, "create", [i.reference for i in items], bodies,
-                                 [request_id(i.reference) for i in items])  # fmt: skip
+                                 [request_id("create", i.reference, _body_key(b))
+                                  for i, b in zip(items, bodies, strict=True)])  # fmt: skip
 
     async def update_many(self, object: str, items: Sequence[Update]) -> Sequence[WriteOutcome]:
         """Sparse updates in batches of 30, each with the SyncToken of the record as syncd last read it: QBO
@@ -475,8 +480,7 @@ class QuickBooksConnector:
                 bodies.append(SkippableError(str(exc), connection=self.name, record=item.id))
                 continue
             bodies.append({**body, "Id": item.id, "SyncToken": version[0], "sparse": True})
-        ids = [request_id("update", i.id, str(b["SyncToken"]) if isinstance(b, dict) else "")
-               for i, b in zip(items, bodies, strict=True)]  # fmt: skip
+        ids = [request_id("update", i.id, _body_key(b)) for i, b in zip(items, bodies, strict=True)]
         return await self._write(entity, "update", [i.id for i in items], bodies, ids)
 
     async def _write(self, entity: Entity, operation: str, records: Sequence[str],
