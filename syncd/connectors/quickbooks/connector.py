@@ -93,7 +93,8 @@ def _quote(value: str) -> str:
 
 
 def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """A time for a query or CDC: whole seconds with an explicit offset, as Intuit's examples write them."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
 
 def request_id(*parts: str) -> str:
