@@ -235,3 +235,35 @@ async def test_entities_the_company_holds_none_of_answer_no_rows_and_unknown_one
 async def test_entity_names_in_queries_are_case_sensitive(company: Company) -> None:
     status, answer = await company.call("POST", "/query", text="select * from customer")
     assert status == 400 and answer["Fault"]["Error"][0]["code"] == "4001"
+
+
+async def test_a_payment_moved_to_another_invoice_moves_the_balances_and_a_refused_one_moves_nothing(
+    company: Company,
+) -> None:
+    buyer = await company.create("Customer", customer("Payer Two"))
+    first = await company.create("Invoice", invoice(buyer["Id"], ("A", 100.0, 1)))
+    second = await company.create("Invoice", invoice(buyer["Id"], ("B", 60.0, 1)))
+    paid = await company.create("Payment", payment(buyer["Id"], 50.0, (first["Id"], 50.0)))
+    status, answer = await company.call("POST", "/payment", body={
+        "Id": paid["Id"], "SyncToken": paid["SyncToken"], "sparse": True,
+        "Line": [{"Amount": 70.0, "LinkedTxn": [{"TxnId": second["Id"], "TxnType": "Invoice"}]}], "TotalAmt": 70.0})
+    assert status == 400 and answer["Fault"]["Error"][0]["code"] == "6000"  # 70 is more than B's 60
+    balances = [company.sim.books.get("Invoice", i)["Balance"] for i in (first["Id"], second["Id"])]
+    assert balances == [50.0, 60.0]  # nothing moved
+    status, answer = await company.call("POST", "/payment", body={
+        "Id": paid["Id"], "SyncToken": paid["SyncToken"], "sparse": True,
+        "Line": [{"Amount": 50.0, "LinkedTxn": [{"TxnId": second["Id"], "TxnType": "Invoice"}]}]})
+    assert status == 200
+    after = [company.sim.books.get("Invoice", i) for i in (first["Id"], second["Id"])]
+    assert [i["Balance"] for i in after] == [100.0, 10.0]
+    assert after[0]["LinkedTxn"] == [] and after[1]["LinkedTxn"] == [{"TxnId": paid["Id"], "TxnType": "Payment"}]
+    status, answer = await company.call("POST", "/invoice", body={
+        "Id": second["Id"], "SyncToken": after[1]["SyncToken"], "sparse": True,
+        "Line": [{"DetailType": "SalesItemLineDetail", "Amount": 40.0,
+                  "SalesItemLineDetail": {"UnitPrice": 40.0, "Qty": 1}}]})  # fmt: skip
+    assert status == 400  # less than the 50 paid on it
+    status, answer = await company.call("POST", "/invoice", body={
+        "Id": second["Id"], "SyncToken": after[1]["SyncToken"], "sparse": True,
+        "Line": [{"DetailType": "SalesItemLineDetail", "Amount": 80.0,
+                  "SalesItemLineDetail": {"UnitPrice": 80.0, "Qty": 1}}]})  # fmt: skip
+    assert status == 200 and (answer["Invoice"]["TotalAmt"], answer["Invoice"]["Balance"]) == (80.0, 30.0)

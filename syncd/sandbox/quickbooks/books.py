@@ -367,7 +367,10 @@ class Books:
             raise QboFault(faults.UNSUPPORTED_PROPERTY, "String length is either shorter or longer than "
                            "supported by specification", "DocNumber is longer than 21 characters",
                            element="DocNumber")  # fmt: skip
-        applied = self._applied_to(record["Id"])
+        # What payments settled stays settled: TotalAmt less Balance as stored (read-only, so still the old ones).
+        stored = self.records["Invoice"].get(record["Id"])
+        applied = ZERO if creating or stored is None else (
+            money(stored.get("TotalAmt", 0), "TotalAmt") - money(stored.get("Balance", 0), "Balance"))
         if applied > total:
             raise faults.business(f"the invoice total {total} is less than the {applied} paid on it")
         record["TotalAmt"] = number(total)
@@ -408,8 +411,9 @@ class Books:
         return out
 
     def _write_payment(self, record: dict[str, Any], body: dict[str, Any], *, creating: bool) -> None:
-        if not creating:
-            self._unapply(record)
+        """Apply a payment to its invoices; checked in full before any invoice changes, so a refused write
+        (an amount over a balance) leaves every invoice as it was."""
+        before = {} if creating else self._applied_by(self.records["Payment"][record["Id"]])
         for prop in WRITABLE["Payment"] & set(body):
             record[prop] = copy.deepcopy(body[prop])
         customer = self._ref(record, "CustomerRef", "Customer")
@@ -417,11 +421,9 @@ class Books:
         if "TotalAmt" not in record:
             raise faults.required("TotalAmt")
         total = money(record["TotalAmt"], "TotalAmt")
-        lines = record.get("Line") or []
-        applied = ZERO
         out_lines = []
         wanted: dict[str, Decimal] = {}
-        for line in lines:
+        for line in record.get("Line") or []:
             amount = money(line.get("Amount", 0), "Line.Amount")
             linked = line.get("LinkedTxn") or []
             if not isinstance(linked, list) or len(linked) != 1 or linked[0].get("TxnType") != "Invoice":
@@ -433,10 +435,11 @@ class Books:
             if invoice["CustomerRef"]["value"] != customer["Id"]:
                 raise faults.business(f"Invoice {invoice_id} belongs to another customer")
             wanted[invoice_id] = wanted.get(invoice_id, ZERO) + amount
-            if wanted[invoice_id] > money(invoice["Balance"], "Balance"):
+            open_amount = money(invoice["Balance"], "Balance") + before.get(invoice_id, ZERO)
+            if wanted[invoice_id] > open_amount:
                 raise faults.business(f"the amount applied to invoice {invoice_id} exceeds its balance")
-            applied += amount
             out_lines.append({"Amount": number(amount), "LinkedTxn": [{"TxnId": invoice_id, "TxnType": "Invoice"}]})
+        applied = sum(wanted.values(), ZERO)
         if applied > total:
             raise faults.business("the amounts applied exceed the payment's total")
         record["Line"] = out_lines
@@ -445,40 +448,43 @@ class Books:
         record["TxnDate"] = _date(record.get("TxnDate") or stamp_text(self.clock())[:10], "TxnDate")
         record.setdefault("CurrencyRef", {"value": "USD", "name": "United States Dollar"})
         record.setdefault("ProcessPayment", False)
+        self._move_balances(record["Id"], before, wanted)
+
+    @staticmethod
+    def _applied_by(payment: dict[str, Any]) -> dict[str, Decimal]:
+        """What a stored payment applies to each invoice."""
+        applied: dict[str, Decimal] = {}
+        for line in payment.get("Line", []):
+            for linked in line.get("LinkedTxn", []):
+                invoice_id = str(linked.get("TxnId"))
+                applied[invoice_id] = applied.get(invoice_id, ZERO) + money(line["Amount"], "Amount")
+        return applied
+
+    def _move_balances(self, payment_id: str, before: dict[str, Decimal], after: dict[str, Decimal]) -> None:
+        """Invoices' balances and links as a payment moves from applying `before` to applying `after`."""
         now = int(self.clock())
-        for invoice_id, amount in wanted.items():
-            invoice = copy.deepcopy(self.records["Invoice"][invoice_id])
-            invoice["Balance"] = number(money(invoice["Balance"], "Balance") - amount)
-            links = [t for t in invoice.get("LinkedTxn", []) if t.get("TxnId") != record["Id"]]
-            invoice["LinkedTxn"] = [*links, {"TxnId": record["Id"], "TxnType": "Payment"}]
+        for invoice_id in sorted(set(before) | set(after)):
+            stored = self.records["Invoice"].get(invoice_id)
+            if stored is None:
+                continue
+            invoice = copy.deepcopy(stored)
+            balance = money(invoice["Balance"], "Balance") + before.get(invoice_id, ZERO) - after.get(invoice_id, ZERO)
+            invoice["Balance"] = number(balance)
+            links = [t for t in invoice.get("LinkedTxn", []) if t.get("TxnId") != payment_id]
+            if invoice_id in after:
+                links.append({"TxnId": payment_id, "TxnType": "Payment"})
+            invoice["LinkedTxn"] = links
             self._touch("Invoice", invoice, now)
 
     def _unapply(self, payment: dict[str, Any]) -> None:
-        """Give a payment's applied amounts back to its invoices (before an update or a delete)."""
-        now = int(self.clock())
-        for line in payment.get("Line", []):
-            for linked in line.get("LinkedTxn", []):
-                invoice = self.records["Invoice"].get(str(linked.get("TxnId")))
-                if invoice is None:
-                    continue
-                invoice = copy.deepcopy(invoice)
-                invoice["Balance"] = number(money(invoice["Balance"], "Balance") + money(line["Amount"], "Amount"))
-                invoice["LinkedTxn"] = [t for t in invoice.get("LinkedTxn", []) if t.get("TxnId") != payment["Id"]]
-                self._touch("Invoice", invoice, now)
+        """Give a deleted payment's applied amounts back to its invoices."""
+        self._move_balances(payment["Id"], self._applied_by(payment), {})
 
     def _touch(self, entity: str, record: dict[str, Any], now: int) -> None:
         """A change the company makes itself (a payment moves an invoice's balance): new stamp and token."""
         record["SyncToken"] = str(int(record["SyncToken"]) + 1)
         record["MetaData"] = {**record["MetaData"], "LastUpdatedTime": stamp_text(now)}
         self._store(entity, record, now)
-
-    def _payments_of(self, invoice_id: str) -> list[dict[str, Any]]:
-        return [p for p in self.records["Payment"].values()
-                if any(t.get("TxnId") == invoice_id for line in p.get("Line", []) for t in line.get("LinkedTxn", []))]
-
-    def _applied_to(self, invoice_id: str) -> Decimal:
-        return sum((money(line["Amount"], "Amount") for p in self._payments_of(invoice_id) for line in p["Line"]
-                    if any(t.get("TxnId") == invoice_id for t in line.get("LinkedTxn", []))), ZERO)
 
     # --- shared checks and indexes ---
 
