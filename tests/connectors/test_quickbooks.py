@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -19,6 +20,7 @@ from syncd.connectors.quickbooks.errors import StaleObjectError
 from syncd.connectors.retry import RetryPolicy
 from syncd.errors import AuthError, NameTakenError, RateLimitedError
 from syncd.sandbox.seeding import SeedCounts, SeedWorld
+from tests.connectors.conftest import StoredTokens
 from tests.connectors.quickbooks_fixtures import Qbo, qbo
 
 __all__ = ["qbo"]
@@ -269,3 +271,25 @@ async def test_a_create_refused_for_its_name_goes_through_under_another_name_wit
     assert isinstance(updated.error, NameTakenError)
     [renamed] = await qbo.connector.update_many("Customer", [Update(str(made.id), {"DisplayName": "Ann B. Lee"})])
     assert renamed.ok, renamed.error
+
+
+async def test_the_rolled_refresh_token_is_stored_at_once_and_the_next_start_uses_it(
+    qbo: Qbo, stored_tokens: StoredTokens
+) -> None:
+    first = QuickBooksConnector("books", qbo.connector.settings, storage=stored_tokens.storage)
+    await first.start()
+    try:
+        await first.get_many("Customer", ["1"])
+    finally:
+        await first.close()
+    rolled = (await stored_tokens.grant("books")).refresh_token
+    assert rolled and rolled != qbo.connector.settings.refresh_token.get_secret_value()  # type: ignore[union-attr]
+    # A day later the first refresh token is dead; a new process starts from the stored one.
+    qbo.sim.tokens.clock = lambda: time.time() + 2 * 86_400
+    again = QuickBooksConnector("books", qbo.connector.settings, storage=stored_tokens.storage)
+    await again.start()
+    try:
+        assert await again.get_many("Customer", ["1"]) == {}
+    finally:
+        await again.close()
+    assert (await stored_tokens.grant("books")).refresh_token not in (None, rolled)
