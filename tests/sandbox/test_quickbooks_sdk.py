@@ -125,3 +125,21 @@ async def test_company_info_is_served_to_tools_that_ask_whom_they_talk_to(compan
     status, answer = await company.call("GET", f"/companyinfo/{company.sim.realm_id}")
     assert status == 200 and answer["CompanyInfo"]["Country"] == "US"
     assert [c["CompanyName"] for c in await company.query("select * from CompanyInfo")] == ["Sandbox Company"]
+
+
+async def test_a_payment_voided_through_the_sdk_is_owed_again_on_its_invoice(company: Company) -> None:
+    buyer = await company.create("Customer", {"DisplayName": "Void Payer"})
+    bill = await company.create("Invoice", {"CustomerRef": {"value": buyer["Id"]}, "Line": [
+        {"DetailType": "SalesItemLineDetail", "Amount": 90.0, "SalesItemLineDetail": {"UnitPrice": 90.0, "Qty": 1}}]})
+    paid = await company.create("Payment", {"CustomerRef": {"value": buyer["Id"]}, "TotalAmt": 90.0, "Line": [
+        {"Amount": 90.0, "LinkedTxn": [{"TxnId": bill["Id"], "TxnType": "Invoice"}]}]})
+
+    def void(qb: Any) -> Any:
+        payment = Payment.get(paid["Id"], qb=qb)
+        payment.void(qb=qb)
+        return Payment.get(paid["Id"], qb=qb)
+
+    voided = await _sdk(company, void)
+    assert voided.TotalAmt == 0 and voided.PrivateNote.startswith("Voided")
+    status, answer = await company.call("GET", f"/invoice/{bill['Id']}")
+    assert status == 200 and answer["Invoice"]["Balance"] == 90.0 and answer["Invoice"]["LinkedTxn"] == []

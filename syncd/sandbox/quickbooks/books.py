@@ -277,6 +277,23 @@ class Books:
         self._store("Invoice", record, now)
         return self.render("Invoice", record)
 
+    def void_payment(self, body: dict[str, Any]) -> dict[str, Any]:
+        """`POST /payment?operation=update&include=void`: the payment stays, at zero, noted "Voided", and what it
+        paid is owed again on its invoices."""
+        current = self._current("Payment", body)
+        record = copy.deepcopy(current)
+        self._move_balances(record["Id"], self._applied_by(current), {})
+        for line in record.get("Line", []):
+            line["Amount"] = 0.0
+        record["TotalAmt"] = record["UnappliedAmt"] = 0.0
+        note = record.get("PrivateNote", "")
+        record["PrivateNote"] = "Voided" if not note else f"Voided - {note}"
+        now = int(self.clock())
+        record["SyncToken"] = str(int(current["SyncToken"]) + 1)
+        record["MetaData"] = {**current["MetaData"], "LastUpdatedTime": stamp_text(now)}
+        self._store("Payment", record, now)
+        return self.render("Payment", record)
+
     def delete(self, body: dict[str, Any], entity: str) -> dict[str, Any]:
         """`?operation=delete` of a transaction (Invoice, Payment); name-list entities are made inactive."""
         entity = self._entity(entity)

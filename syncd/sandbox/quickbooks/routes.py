@@ -213,7 +213,10 @@ class QboApi:
         async def write(request: web.Request) -> web.Response:
             async def work() -> web.Response:
                 body = await self._body(request)
-                answer, operation = self._apply(entity, request.query.get("operation"), body)
+                operation = request.query.get("operation")
+                if operation == "update" and request.query.get("include") == "void":
+                    operation = "void"  # how a Payment is voided: POST /payment?operation=update&include=void
+                answer, operation = self._apply(entity, operation, body)
                 self._changed(entity, answer, operation)
                 return self._json({entity: answer})
 
@@ -227,9 +230,11 @@ class QboApi:
         if not isinstance(body, dict):
             raise faults.unsupported(entity)
         if operation == "void":
-            if entity != "Invoice":
-                raise faults.unsupported("operation")
-            return books.void_invoice(body), "Void"
+            if entity == "Invoice":
+                return books.void_invoice(body), "Void"
+            if entity == "Payment":
+                return books.void_payment(body), "Void"
+            raise faults.unsupported("operation")
         if operation == "delete":
             return books.delete(body, entity), "Delete"
         if operation not in (None, "update", "create"):
