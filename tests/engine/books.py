@@ -29,6 +29,9 @@ class Books:
     # What an idle pass of the shipped HubSpot mapping costs it, by route as its simulator counts them: one list
     # call per polled object.
     idle_routes: Mapping[str, int]
+    # The last path segments (lower-cased) of the routes customers are created through: the customer object's
+    # own by default; a system that batches creates has its batch route too.
+    create_routes: tuple[str, ...] = ()
 
     def create_calls(self, records: int) -> int:
         """Calls that creating `records` records takes."""
@@ -40,11 +43,22 @@ def _zoho_payment(customer: str, invoice: str, amount: Decimal, day: date, refer
             "customer_id": customer, "invoices": [{"invoice_id": invoice, "amount_applied": amount}]}
 
 
+def _qbo_payment(customer: str, invoice: str, amount: Decimal, day: date, reference: str) -> dict[str, FieldValue]:
+    return {"CustomerRef": customer, "TotalAmt": amount, "TxnDate": day, "PaymentRefNum": reference,
+            "Line": [{"Amount": amount, "invoice_id": invoice}]}
+
+
 #: Every accounting system the shared scenarios run on, by registered name.
 BOOKS: dict[str, Books] = {
     "zohobooks": Books(
         system="zohobooks", customers="contacts", invoices="invoices", payments="customerpayments",
         payment=_zoho_payment, create_batch=1,
         idle_routes={"GET /books/v3/contacts": 1, "GET /books/v3/invoices": 1, "GET /books/v3/customerpayments": 1},
+    ),
+    "quickbooks": Books(
+        system="quickbooks", customers="Customer", invoices="Invoice", payments="Payment",
+        payment=_qbo_payment, create_batch=30, create_routes=("customer", "batch"),
+        # One CDC call for every polled object at once (customers, invoices, payments for their applications).
+        idle_routes={"GET /v3/company/{realm}/cdc": 1},
     ),
 }

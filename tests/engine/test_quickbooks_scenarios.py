@@ -1,22 +1,17 @@
-"""The scenarios every accounting system must pass (tests/engine/test_every_accounting_system.py), run for
-QuickBooks Online: HubSpot and Salesforce with the QuickBooks simulator behind the real connectors.
-
-This module re-runs the shared scenarios with its own `sandbox` and `shelf` fixtures (the shared ones'
-stand-ins): the shared `System` keys records by Zoho's id names and counts `POST /query` as a write, and the
-shared convergence test counts creates by entity route, while QuickBooks' go through `/batch` (30 a call) and
-one create call per mapping, so it is restated here with QuickBooks' exact routes."""
+"""Scenarios only QuickBooks Online has, beyond the shared bar it passes in test_every_accounting_system.py:
+convergence across both CRMs counted by QuickBooks' own routes (creates go through `/batch`, 30 a call), an edit
+landing between plan and write refused by its SyncToken (5010) then merged three-way, and what a first sync
+costs. HubSpot and Salesforce with the QuickBooks simulator behind the real connectors."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import date
-from decimal import Decimal
 
 import aiohttp
 import pytest
 
-from syncd.connectors.base import Connector, FieldValue
+from syncd.connectors.base import Connector
 from syncd.connectors.hubspot import HubSpotConnector
 from syncd.connectors.quickbooks import QuickBooksConnector
 from syncd.connectors.quickbooks.settings import QuickBooksConnection
@@ -26,54 +21,12 @@ from syncd.engine.context import PipelineHooks
 from syncd.sandbox.quickbooks import QuickBooksSimulator
 from syncd.sandbox.runner import Sandbox
 from syncd.store import Database
-from tests.engine.books import Books
+from tests.engine.books import BOOKS
 from tests.engine.conftest import GENEROUS, SANDBOX_LIMITS, System, _connection
-from tests.engine.test_every_accounting_system import (
-    CLOCK,
-    Shelf,
-    _hubspot_people,
-    _spent,
-    test_a_crash_between_create_and_link_leaves_no_duplicate,
-    test_a_deal_lost_after_invoicing_voids_its_invoice,
-    test_a_won_deal_makes_one_draft_invoice_and_payments_come_back_once,
-    test_an_idle_pass_costs_one_list_call_per_object_and_writes_nothing,
-)
+from tests.engine.test_every_accounting_system import CLOCK, Shelf, _hubspot_people, _spent
 
-__all__ = [
-    "test_a_crash_between_create_and_link_leaves_no_duplicate",
-    "test_a_deal_lost_after_invoicing_voids_its_invoice",
-    "test_a_won_deal_makes_one_draft_invoice_and_payments_come_back_once",
-    "test_an_idle_pass_costs_one_list_call_per_object_and_writes_nothing",
-]
 API = "/v3/company/{realm}"
-
 QBO_LIMITS = {"window_s": 1.0, "window_max": 100_000}
-
-
-def _qbo_payment(customer: str, invoice: str, amount: Decimal, day: date, reference: str) -> dict[str, FieldValue]:
-    return {"CustomerRef": customer, "TotalAmt": amount, "TxnDate": day, "PaymentRefNum": reference,
-            "Line": [{"Amount": amount, "invoice_id": invoice}]}  # fmt: skip
-
-
-QUICKBOOKS = Books(
-    system="quickbooks", customers="Customer", invoices="Invoice", payments="Payment", payment=_qbo_payment,
-    create_batch=30,
-    # One CDC call for every polled object at once (customers, invoices, payments read for their applications).
-    idle_routes={f"GET {API}/cdc": 1},
-)  # fmt: skip
-
-
-class QuickBooksSystem(System):
-    """The QuickBooks simulator as the shared scenarios drive it: records keyed `Id`, queries are reads."""
-
-    def _id_key(self, obj: str) -> str:
-        return "Id"
-
-    async def writes(self) -> int:
-        """Requests that changed something: QBO reads with `POST /query` too."""
-        requests: Mapping[str, int] = (await self.stats())["requests"]
-        return sum(n for key, n in requests.items()
-                   if not key.startswith("GET ") and key.startswith("POST " + API) and not key.endswith("/query"))
 
 
 @pytest.fixture(scope="module")
@@ -107,12 +60,8 @@ async def shelf(sandbox: Sandbox, db: Database, control_session: aiohttp.ClientS
         assert isinstance(connectors["quickbooks"], QuickBooksConnector)
         for connector in connectors.values():
             await connector.start()
-        systems: dict[str, System] = {
-            name: (QuickBooksSystem if name == "quickbooks" else System)(
-                name, c, control_session, sandbox.control_url(name))
-            for name, c in connectors.items()
-        }  # fmt: skip
-        yield Shelf(db, QUICKBOOKS, systems["hubspot"], systems["salesforce"], systems["quickbooks"])
+        systems = {name: System(name, c, control_session, sandbox.control_url(name)) for name, c in connectors.items()}
+        yield Shelf(db, BOOKS["quickbooks"], systems["hubspot"], systems["salesforce"], systems["quickbooks"])
     finally:
         for connector in connectors.values():
             await connector.close()
