@@ -15,6 +15,7 @@ import hashlib
 import json
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -48,6 +49,7 @@ from syncd.connectors.quickbooks.values import (
     UnwritableField,
     flatten,
     modified_at,
+    nested_parts,
     unflatten,
 )
 from syncd.connectors.ratelimit import Budget, RateLimiter
@@ -110,6 +112,16 @@ def _body_key(body: dict[str, Any] | ConnectorError) -> str:
     return json.dumps(body, sort_keys=True) if isinstance(body, dict) else ""
 
 
+@dataclass(frozen=True)
+class Version:
+    """A record as syncd last read it, as far as a write needs: its SyncToken, its note (for syncd's tag) and
+    the nested objects dotted fields write into."""
+
+    sync_token: str
+    note: str | None
+    parts: Mapping[str, Mapping[str, Any]]
+
+
 class QuickBooksConnector:
     """One QBO company: python-quickbooks in a thread pool bounded by `max_concurrency`, one limiter, one token
     manager."""
@@ -139,7 +151,7 @@ class QuickBooksConnector:
         self._slots = asyncio.Semaphore(settings.max_concurrency)
         # The SyncToken (and note) of each record as last read: an update is sent with the token of the read it
         # was planned from, so QBO refuses it (5010) if the record changed since.
-        self._read_versions: dict[tuple[str, str], tuple[str, str | None]] = {}
+        self._read_versions: dict[tuple[str, str], Version] = {}
         # CDC answers shared by the objects of a pass (one call for all of them).
         self._feed = ChangeFeed(CDC_LOOKBACK)
 
@@ -255,7 +267,8 @@ class QuickBooksConnector:
         key = (entity.name, str(raw["Id"]))
         self._read_versions.pop(key, None)
         note = raw.get(entity.note) if entity.note else None
-        self._read_versions[key] = (str(raw.get("SyncToken", "0")), note if isinstance(note, str) else None)
+        self._read_versions[key] = Version(str(raw.get("SyncToken", "0")), note if isinstance(note, str) else None,
+                                           nested_parts(entity, raw))
         while len(self._read_versions) > SYNC_TOKENS_KEPT:
             self._read_versions.pop(next(iter(self._read_versions)))
 
@@ -476,11 +489,11 @@ class QuickBooksConnector:
                                              record=item.id))  # fmt: skip
                 continue
             try:
-                body = unflatten(entity, item.fields, current_note=version[1])
+                body = unflatten(entity, item.fields, current_note=version.note, current_parts=version.parts)
             except UnwritableField as exc:
                 bodies.append(SkippableError(str(exc), connection=self.name, record=item.id))
                 continue
-            bodies.append({**body, "Id": item.id, "SyncToken": version[0], "sparse": True})
+            bodies.append({**body, "Id": item.id, "SyncToken": version.sync_token, "sparse": True})
         ids = [request_id("update", i.id, _body_key(b)) for i, b in zip(items, bodies, strict=True)]
         return await self._write(entity, "update", [i.id for i in items], bodies, ids)
 
@@ -572,7 +585,8 @@ class QuickBooksConnector:
                 outcomes.append(WriteOutcome(record_id))  # already gone
                 continue
             try:
-                await self._sdk(f"delete {entity.name}", _deleting(entity, record_id, version[0]), record=record_id)
+                await self._sdk(f"delete {entity.name}", _deleting(entity, record_id, version.sync_token),
+                                record=record_id)
                 outcomes.append(WriteOutcome(record_id))
             except BudgetSpentError:
                 raise
@@ -590,11 +604,11 @@ class QuickBooksConnector:
         version = self._read_versions.get((INVOICE.name, id))
         if version is None:
             raise SkippableError(f"Invoice {id} no longer exists", connection=self.name, record=id)
-        body = json.dumps({"Id": id, "SyncToken": version[0]})
+        body = json.dumps({"Id": id, "SyncToken": version.sync_token})
         self._feed.forget()
         answer: dict[str, Any] = await self._sdk("void Invoice", lambda qb: qb.post(
             f"{qb.api_url}/company/{qb.company_id}/invoice", body, params={"operation": "void"},
-            request_id=request_id("void", id, version[0])), record=id)  # fmt: skip
+            request_id=request_id("void", id, version.sync_token)), record=id)  # fmt: skip
         if isinstance(answer.get("Invoice"), dict):
             self._remember(INVOICE, answer["Invoice"])
 

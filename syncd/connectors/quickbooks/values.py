@@ -236,10 +236,18 @@ def _body_lines(entity: Entity, lines: FieldValue) -> list[dict[str, Any]]:
     return out
 
 
-def unflatten(entity: Entity, fields: Fields, *, reference: str | None = None,
-              current_note: str | None = None) -> dict[str, Any]:
+def nested_parts(entity: Entity, raw: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The record's objects that dotted fields write into (`BillAddr`, `PrimaryEmailAddr`), as read."""
+    heads = {name.split(".", 1)[0] for name in entity.fields if "." in name}
+    return {head: dict(raw[head]) for head in heads if isinstance(raw.get(head), Mapping)}
+
+
+def unflatten(entity: Entity, fields: Fields, *, reference: str | None = None, current_note: str | None = None,
+              current_parts: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """A request body (create, or sparse update) from flat fields; `reference` goes into the note's tag, which
-    an update keeps (`current_note` is the record's note as read)."""
+    an update keeps (`current_note` is the record's note as read). A sparse update replaces a nested object
+    whole (an address sent with its city alone loses its street), so one a dotted field writes into starts from
+    the object as read (`current_parts`)."""
     body: dict[str, Any] = {}
     for name, value in fields.items():
         if name == STATUS_FIELD:
@@ -262,7 +270,7 @@ def unflatten(entity: Entity, fields: Fields, *, reference: str | None = None,
             body[name] = _text(value) if value is not None else None
         elif "." in name:
             head, tail = name.split(".", 1)
-            body.setdefault(head, {})[tail] = _text(value)
+            body.setdefault(head, dict((current_parts or {}).get(head, {})))[tail] = _text(value)
         else:
             body[name] = _text(value) if value is not None else None
     if entity.note is not None and (reference is not None or entity.note in body):
