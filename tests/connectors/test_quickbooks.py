@@ -293,3 +293,13 @@ async def test_the_rolled_refresh_token_is_stored_at_once_and_the_next_start_use
     finally:
         await again.close()
     assert (await stored_tokens.grant("books")).refresh_token not in (None, rolled)
+
+
+async def test_a_city_written_alone_keeps_the_rest_of_the_address(qbo: Qbo) -> None:
+    made = qbo.sim.books.create({"DisplayName": "Addressed", "BillAddr": {
+        "Line1": "1 Main St", "City": "Austin", "PostalCode": "78701", "Country": "US"}}, "Customer")  # fmt: skip
+    await qbo.connector.get_many("Customer", [made["Id"]])
+    [done] = await qbo.connector.update_many("Customer", [Update(made["Id"], {"BillAddr.City": "Dallas"})])
+    assert done.ok, done.error
+    assert qbo.sim.books.get("Customer", made["Id"])["BillAddr"] == {
+        "Line1": "1 Main St", "City": "Dallas", "PostalCode": "78701", "Country": "US"}
