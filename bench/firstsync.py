@@ -43,13 +43,11 @@ def is_setup(route: str) -> bool:
 
 
 def echo_routes(records: int) -> dict[str, dict[str, int]]:
-    """The pass after a first sync: HubSpot's overlap re-read (a search, its changes search per object), and each
-    contact created in Zoho Books read in full once (whole-second stamps; the mapping reads the billing city,
-    which list rows lack)."""
+    """The pass after a first sync: HubSpot's overlap re-read (a search, its changes search per object), and the
+    contacts created in Zoho Books read back in the list only (a create's answer settles it)."""
     return {
         "hubspot": {},
-        "zohobooks": {"GET /books/v3/contacts": math.ceil(records / ZOHO_PAGE),
-                      "GET /books/v3/contacts/{contact_id}": records, "GET /books/v3/invoices": 1,
+        "zohobooks": {"GET /books/v3/contacts": math.ceil(records / ZOHO_PAGE), "GET /books/v3/invoices": 1,
                       "GET /books/v3/customerpayments": 1},
     }  # fmt: skip
 
@@ -57,10 +55,12 @@ def echo_routes(records: int) -> dict[str, dict[str, int]]:
 def minimum_routes(records: int, *, idle: bool) -> dict[str, dict[str, int]]:
     """The fewest data calls per system and route a pass can make: a first sync of `records` new HubSpot contacts
     into an empty Zoho Books (every contact read in pages, one create each; deals, invoices and payments, of
-    which there are none, one list call each), or an idle pass (one list call per object per side)."""
-    hubspot_reads = 2 if idle else math.ceil(records / HUBSPOT_LIST_PAGE) + 1
+    which there are none, one list call each), or an idle pass (one list call per object per side: on HubSpot a
+    change search each of contacts, deals and line items)."""
+    hubspot = ({"POST /crm/v3/objects/{object_type}/search": 3} if idle
+               else {"GET /crm/v3/objects/{object_type}": math.ceil(records / HUBSPOT_LIST_PAGE) + 1})
     return {
-        "hubspot": {"GET /crm/v3/objects/{object_type}": hubspot_reads},
+        "hubspot": hubspot,
         "zohobooks": {
             "GET /books/v3/contacts": 1,
             "PUT /books/v3/contacts": 0 if idle else records,
@@ -87,8 +87,8 @@ class Pass:
 
 @dataclass
 class FirstSync:
-    """A first sync of `records` contacts, the pass after it (which compares syncd's own Zoho Books creates
-    once: whole-second stamps) and an idle pass once the overlap window has passed."""
+    """A first sync of `records` contacts, the pass after it (which reads syncd's own creates back in its lists)
+    and an idle pass once the overlap window has passed."""
 
     records: int
     first: Pass

@@ -87,11 +87,11 @@ def first_sync_section(sizes: Sequence[int], runs: int, log: Callable[[str], Non
     for size, rows in results.items():
         out += ["", f"### Calls, first sync of {size:,} (target ≤ 1.05 × the minimum)", ""]
         out += calls_table([r.first for r in rows], firstsync.minimum_routes(size, idle=False))
-        out += ["", f"### Calls, the pass after the first sync of {size:,} (syncd's own Zoho creates compared once)",
+        out += ["", f"### Calls, the pass after the first sync of {size:,} (creates settled by their answers)",
                 ""]
         out += calls_table([r.echo for r in rows], firstsync.echo_routes(size))
         out += ["", f"### Calls, idle pass after {size:,}, the overlap window past (target: one list call per object "
-                "per side; HubSpot also checks deletions and merges)", ""]
+                "per side; deletions listed whole are swept hourly)", ""]
         out += calls_table([r.idle for r in rows], firstsync.minimum_routes(size, idle=True))
     return out
 

@@ -48,6 +48,8 @@ class SystemRegistration:
     objects: tuple[str, ...] = ()  # the objects a mapping may name on this system
     deals: DealShape | None = None  # CRMs: their deal object
     invoices: InvoiceLifecycle | None = None  # accounting systems: their invoice lifecycle
+    # Accounting systems: by object, the field and value a record deactivated (`act(..., "inactive")`) shows.
+    deactivated: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     mapping_files: tuple[str, ...] = ()  # shipped mapping files (in mappings/) that use this system
     # Module of its steps in `syncd demo` (syncd/demo.py): a CRM's `win_a_deal(connector, customer_ids)`, an
     # accounting system's `pay_part(connector, invoice)`; each returns the line to show, or None.

@@ -22,10 +22,12 @@ class ServerClock:
 
     def __init__(self) -> None:
         self.offset = timedelta(0)
+        self.observed = False  # whether any answer said yet (before that, `offset` is only a default)
 
     def observe(self, date_header: str | None) -> datetime | None:
         """Note the server's time from an answer's `Date` header; returns that time (None if not given)."""
         moment = server_time(date_header)
         if moment is not None:
             self.offset = moment - datetime.now(UTC)
+            self.observed = True
         return moment

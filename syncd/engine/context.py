@@ -23,6 +23,7 @@ from syncd.store import (
     DeadLetterStore,
     Link,
     LinkStore,
+    WriteJournal,
 )
 
 #: How old the read a write was planned from may be before the target is read again to check it did not move:
@@ -39,6 +40,10 @@ AfterCreateHook = Callable[[str, str, Sequence[WriteOutcome]], None]
 #: Awaited once a batch is planned, before its targets are checked and written, with the ids it is about to
 #: update per system; a test edits a target here to land an edit between syncd's read and its write.
 BeforeWriteHook = Callable[[Mapping[str, Sequence[str]]], Awaitable[None]]
+#: Called with the mapping object's name once writes were sent and answered, just before they are recorded (a
+#: batch's commit, a void's journal row completed); a test raises here to stand for a process killed between
+#: its writes and their commit (the journal then tells the next pass).
+BeforeCommitHook = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,7 @@ class PipelineHooks:
 
     after_create: AfterCreateHook | None = None
     before_write: BeforeWriteHook | None = None
+    before_commit: BeforeCommitHook | None = None
 
 
 @dataclass(frozen=True)
@@ -70,13 +76,14 @@ class Stores:
     audit: AuditLog
     cursors: CursorStore
     activations: ActivationStore
+    journal: WriteJournal
 
     @classmethod
     def on(cls, db: Database) -> Stores:
         """Every repository over one open database."""
         return cls(
             db, LinkStore(db), ConflictStore(db), DeadLetterStore(db), AuditLog(db), CursorStore(db),
-            ActivationStore(db),
+            ActivationStore(db), WriteJournal(db),
         )  # fmt: skip
 
 

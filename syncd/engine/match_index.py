@@ -9,6 +9,7 @@ from syncd.connectors.base import Page, Record
 from syncd.mapping.compiled import FieldConversionError, ObjectMapper
 from syncd.mapping.spec import Side
 from syncd.mapping.values import CanonicalScalar
+from syncd.textkeys import text_key
 
 MatchKey = tuple[CanonicalScalar, ...]
 
@@ -18,14 +19,24 @@ class MatchIndex:
     """The live records of one side of one object by match key, from one full read of that side."""
 
     by_key: dict[MatchKey, list[Record]] = field(default_factory=dict)
+    # The names held on this side where it keeps a name unique (Zoho Books display names), by `text_key`:
+    # a create there picks a free one up front (see `taken_names`). None: the side keeps no name unique.
+    held_names: set[str] | None = None
+    # Names a create was given instead of a held one, and the held name each replaced (for a refusal after all).
+    passed_over: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, mapper: ObjectMapper, side: Side, records: Iterable[Record]) -> MatchIndex:
         """Index `records` of `side` on the mapper's match keys (records without a usable key are left out)."""
-        index = cls()
+        rule = mapper.create.unique_name(side)
+        index = cls(held_names=set() if rule is not None else None)
         for record in records:
             if record.deleted or record.merged_into is not None:
                 continue
+            if rule is not None and index.held_names is not None:
+                name = text_key(str(record.fields.get(rule.field) or ""))
+                if name:
+                    index.held_names.add(name)
             try:
                 key = mapper.match_key(side, record)
             except FieldConversionError:

@@ -125,6 +125,9 @@ class ObjectPipeline:
         so an edit landing after the planning read is compared three-way (a `manual` field becomes a conflict)
         instead of being overwritten, and the audit row's `before` is what the target held."""
         clock = asyncio.get_running_loop()
+        # Every record read again here, by (side, id): a pair is planned again from the latest read of both its
+        # records, so a pair planned again because one side moved still gets the other side's fresh read.
+        fresh: dict[tuple[Side, str], Record] = {}
         while True:
             # A pair planned again may write a side it did not before: that target is checked in the next round.
             rounds = [
@@ -140,26 +143,25 @@ class ObjectPipeline:
                 ids = [work.record(side).id for work in stale]
                 now_there = self._as_planned(side, await self._read_fresh(side, ids, batch))
                 batch.checked.update((side, i) for i in ids)
-                for work in stale:
-                    if not any(p is work for p in batch.pairs):
-                        continue  # planned again in this round already
-                    fresh = now_there.get(work.record(side).id)
-                    if fresh is None:
-                        continue  # gone meanwhile: the write is refused as for any vanished record
+                # A record gone meanwhile keeps its planning read: its write is refused as for any vanished one.
+                fresh.update(((side, i), r) for i, r in now_there.items())
+            for work in list(batch.pairs):
+                crm, acc = (fresh.get((side, work.record(side).id), work.record(side)) for side in SIDES)
+                if crm is not work.crm or acc is not work.acc:
                     source = work.record(work.source_side)
-                    await self._guarded(work.source_side, source, self._replan_moved(batch, work, side, fresh))
+                    await self._guarded(work.source_side, source, self._replan_moved(batch, work, crm, acc))
 
-    async def _replan_moved(self, batch: Batch, work: PairWork, side: Side, fresh: Record) -> None:
-        """`work` planned again with `fresh` as its `side` record, if that moved since it was planned; what was
-        reported for it is withdrawn first (a failing plan leaves the pair out of the batch, parked)."""
-        if not moved(self.mapper, side, work.record(side), fresh):
+    async def _replan_moved(self, batch: Batch, work: PairWork, crm: Record, acc: Record) -> None:
+        """`work` planned again from `crm` and `acc` (read again), if either moved since it was planned; what
+        was reported for it is withdrawn first (a failing plan leaves the pair out of the batch, parked)."""
+        crm_moved = moved(self.mapper, "crm", work.crm, crm)
+        if not (crm_moved or moved(self.mapper, "accounting", work.acc, acc)):
             return
         for action in work.reported.values():
             self.run.settle(action, None)
         batch.pairs[:] = [p for p in batch.pairs if p is not work]
-        crm, acc = (fresh, work.acc) if side == "crm" else (work.crm, fresh)
         crm_refs = work.crm_refs
-        if side == "crm" and crm_refs is not None:
+        if crm_moved and crm_refs is not None:
             crm_refs = await self.references.crm_references(crm, wait=work.source_side == "crm")
         await self._plan_pair(
             batch, work.link, crm, acc, source=work.source_side, crm_id=work.crm_id, acc_id=work.acc_id,

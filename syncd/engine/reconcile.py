@@ -21,12 +21,14 @@ from syncd.engine.context import (
     side_object,
 )
 from syncd.engine.history import activate
+from syncd.engine.journal import recover_writes
 from syncd.engine.match_index import FullRead, MatchIndex
 from syncd.engine.pairs import ReadCause
 from syncd.engine.pipeline import ObjectPipeline
 from syncd.engine.plan import PlannedAction, SyncReport, merge_reports
 from syncd.engine.progress import PassObserver, SilentObserver
 from syncd.engine.snapshot import encode_base
+from syncd.engine.sweep import Sweep, record_sweep, sweep_from
 from syncd.engine.targets import TargetLocks, creation_targets
 from syncd.engine.unchanged import settled_read
 from syncd.engine.vanished import find_vanished
@@ -35,6 +37,7 @@ from syncd.logs import get_logger
 from syncd.mapping.compiled import CompiledMapping, ObjectMapper, writes_to
 from syncd.mapping.spec import Side
 from syncd.store import Database, Link, StoreConflictError, StoreError
+from syncd.store.columns import utcnow
 
 log = get_logger(__name__)
 
@@ -70,6 +73,9 @@ class Reconciler:
     mappings: Sequence[ActiveMapping]
     connectors: Mapping[str, Connector]  # by system name, as registered
     overlap: timedelta = timedelta(seconds=120)
+    # How often a system's deletions are listed by poll (their lists cost calls even when nothing changed);
+    # merges, and Salesforce's recycle bin, come with the change read itself, deletions by webhook at once.
+    deletion_sweep: timedelta = timedelta(hours=1)
     batch_size: int = 100
     hooks: PipelineHooks = field(default_factory=PipelineHooks)
     policy: LifecyclePolicy = field(default_factory=LifecyclePolicy)
@@ -112,6 +118,7 @@ class Reconciler:
             if not dry_run:
                 await activate(run)  # the mapping's history ends at its first pass (default `sync_from`)
                 await self._recover_pending(run)
+                await recover_writes(run)
             for name in active.mapping.order:
                 self.observer.object_started(active.name, name)
                 try:
@@ -147,26 +154,39 @@ class Reconciler:
         stored = await run.stores.cursors.get(connector.name, key)
         since = datetime.fromisoformat(stored) if stored else None
         deletions: Sequence[Deletion] | None = None
+        swept_lately = False
         if since is not None:
             # Deletions and merges first, so a merge survivor is found linked instead of looking new.
-            deletions = await connector.deletions(obj, since - self.overlap)
-            removed = [
-                Record(connector.system, d.object, d.id, {}, d.deleted_at, True, d.merged_into)
-                for d in deletions or ()
-            ]
-            if removed:
-                await self._sync_batch(pipeline, side, removed)
+            started = utcnow()
+            sweep_since = await sweep_from(run.stores.cursors, connector.name, key, since, self.deletion_sweep,
+                                           started)
+            swept_lately = sweep_since is None
+            if sweep_since is not None:
+                deletions = await connector.deletions(obj, sweep_since - self.overlap)
+                removed = [
+                    Record(connector.system, d.object, d.id, {}, d.deleted_at, True, d.merged_into)
+                    for d in deletions or ()
+                ]
+                if removed:
+                    await self._sync_batch(pipeline, side, removed)
+                if deletions is not None and not run.dry_run:
+                    await record_sweep(run.stores.cursors, connector.name, key, Sweep(started, since))
         pages: AsyncIterator[Page] = connector.changes(obj, since, self.overlap)
         if since is None and mapper.match_keys:
             pages = await self._first_read(run, mapper, side)
         async for page in pages:
             records = list(page.records)
             self.observer.records_read(run.name, mapper.name, len(records))
-            for start in range(0, len(records), self.batch_size):
-                await self._sync_batch(pipeline, side, records[start : start + self.batch_size])
+            # Records deleted or merged away that come with the changes (a merge survivor names those it
+            # absorbed) go first, in batches of their own: the survivor's link has moved when it is planned.
+            removed = [r for r in records if r.deleted or r.merged_into is not None]
+            kept = [r for r in records if not (r.deleted or r.merged_into is not None)] if removed else records
+            for group in (removed, kept):
+                for start in range(0, len(group), self.batch_size):
+                    await self._sync_batch(pipeline, side, group[start : start + self.batch_size])
             if not run.dry_run:
                 await run.stores.cursors.set(connector.name, key, page.cursor.isoformat())
-        if since is not None and deletions is None:
+        if since is not None and deletions is None and not swept_lately:
             # The system lists no deletions: check the linked records whose referenced records changed.
             vanished = await find_vanished(run, mapper, side)
             if vanished:
@@ -313,7 +333,7 @@ class Reconciler:
                 )
                 await run.stores.audit.record(
                     run.system(target), side_object(mapper, target), record.id, {}, after, cause,
-                    session=session,
+                    status="recovered", session=session,
                 )
         except StoreConflictError:
             # What the reference found already belongs to another link: drop this intent; the source
@@ -363,6 +383,7 @@ class Reconciler:
         try:
             await activate(run)
             await self._recover_pending(run)
+            await recover_writes(run)
             await self._retry_parked(run, mapper, pipeline)
             await self._apply_resolutions(run, mapper, pipeline)
             for side in read_sides(mapper):
@@ -382,6 +403,7 @@ class Reconciler:
         becomes a deletion (or a merge, if its event said so). Connector and store errors propagate, so
         the caller keeps the events to try again."""
         run = self._mapping_run(mapping_name)
+        await recover_writes(run)  # a change announced may concern a write its predecessor left pending
         latest: dict[str, ChangeEvent] = {}
         for change in sorted(changes, key=lambda c: c.occurred_at):
             latest[change.record_id] = change

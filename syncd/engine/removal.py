@@ -3,17 +3,16 @@ delete policy applies on the other side), or a won deal lost again (its invoice 
 
 from __future__ import annotations
 
-from typing import Any
-
-from syncd.connectors.base import Connector, Record
+from syncd.connectors.base import Record
 from syncd.engine import lifecycle
 from syncd.engine.context import describe, other, side_id, side_object
 from syncd.engine.failures import Refusal, as_error
+from syncd.engine.journal import DELETED, journalled
 from syncd.engine.object_run import ObjectRun
 from syncd.engine.plan import PlannedAction
 from syncd.errors import SkippableError
 from syncd.mapping.spec import Side
-from syncd.store import Link
+from syncd.store import JournalEntry, Link
 
 
 async def plan_removal(scope: ObjectRun, side: Side, record: Record) -> None:
@@ -82,24 +81,25 @@ async def _apply_delete_policy(scope: ObjectRun, side: Side, record: Record, lin
         return
     target_object = side_object(mapper, target)
     connector = scope.run.connector(target)
+    cause = scope.cause(f"{describe(record)} was deleted")
     if policy == "delete":
-        outcome = (await connector.delete_many(target_object, [target_id]))[0]
-        if outcome.error is not None:
-            raise outcome.error
-        await _audit_deletion(scope, connector, target_object, target_id, record, {"deleted": True})
+        async with journalled(scope, JournalEntry(connector.system, target_object, target_id, {}, DELETED, cause,
+                                                  link.id)):
+            outcome = (await connector.delete_many(target_object, [target_id]))[0]
+            if outcome.error is not None:
+                raise outcome.error
     elif policy == "deactivate" and target == "accounting":
         # `inactive` is the protocol's verb for deactivating a record; an invoice is voided in its system's words.
         action = mapper.invoice.void_action if mapper.invoice is not None else "inactive"
-        await connector.act(target_object, target_id, action)
-        await _audit_deletion(scope, connector, target_object, target_id, record, {"action": action})
-
-
-async def _audit_deletion(
-    scope: ObjectRun, connector: Connector, target_object: str, target_id: str, record: Record, after: dict[str, Any]
-) -> None:
-    """The audit row of what a deletion on one side did to its counterpart."""
-    cause = scope.cause(f"{describe(record)} was deleted")
-    await scope.run.stores.audit.record(connector.system, target_object, target_id, {}, after, cause)
+        # What the action leaves the record showing, in its system's words (what a recovery compares); a system
+        # that declares nothing leaves a recovery unable to confirm it.
+        after: dict[str, object] = (
+            {mapper.invoice.status_field: mapper.invoice.void_status} if mapper.invoice is not None
+            else dict([mapper.deactivated]) if mapper.deactivated is not None else {"deactivated": action}
+        )
+        async with journalled(scope, JournalEntry(connector.system, target_object, target_id, {}, after, cause,
+                                                  link.id)):
+            await connector.act(target_object, target_id, action)
 
 
 async def plan_void(scope: ObjectRun, record: Record, link: Link) -> None:
@@ -114,18 +114,15 @@ async def plan_void(scope: ObjectRun, record: Record, link: Link) -> None:
     planned = scope.action("void", describe(record), describe(invoice), reason="deal left its won stage")
     if run.dry_run:
         return
+    status = words.status_field
+    entry = JournalEntry(
+        run.acc.system, scope.mapper.acc_object, invoice.id, {status: invoice.fields.get(status)},
+        {status: words.void_status}, scope.cause(f"{describe(record)} left its won stage"), link.id,
+    )  # fmt: skip
     try:
-        await run.acc.act(scope.mapper.acc_object, invoice.id, words.void_action)
+        async with journalled(scope, entry):
+            await run.acc.act(scope.mapper.acc_object, invoice.id, words.void_action)
     except SkippableError as exc:
         # The system refuses to void it as it is (e.g. payments applied): an error with its reason, never
         # reported as voided; the deal's next change tries again.
         run.settle(planned, as_error(planned, Refusal.of(exc, run.acc).reason(f"voiding {describe(invoice)}")))
-        return
-    await run.stores.audit.record(
-        run.acc.system,
-        scope.mapper.acc_object,
-        invoice.id,
-        {words.status_field: invoice.fields.get(words.status_field)},
-        {words.status_field: words.void_status},
-        scope.cause(f"{describe(record)} left its won stage"),
-    )

@@ -31,6 +31,14 @@ def settled_write(stamp: datetime | None, resolution: timedelta) -> datetime | N
     return stamp if resolution <= timedelta(milliseconds=1) else None
 
 
+def settled_create(stamp: datetime | None, resolution: timedelta, existed: bool) -> datetime | None:
+    """A create answer's stamp as a seen stamp, however coarse: nobody can have edited a record we created in
+    the instant before its id was known outside the system; an edit in the same second by one who learnt it
+    (a workflow on create, an integration answering the system's webhook) is the residual risk the README
+    weighs. A create that found its record already there (an earlier attempt's) is a write like any other."""
+    return settled_write(stamp, resolution) if existed else stamp
+
+
 def seen_unchanged(link: Link, side: Side, record: Record) -> bool:
     """Whether `record` carries the stamp `link` last saw it at, in step with base: it did not change since."""
     seen = link.seen_at(side)

@@ -126,7 +126,8 @@ async def open_engine(settings: Settings, *, hooks: PipelineHooks | None = None)
         if missing:
             raise WiringError(missing[0])
         overlap = timedelta(seconds=settings.polling.overlap_s)
-        reconciler = Reconciler(db, mappings, connectors, overlap=overlap, hooks=hooks or PipelineHooks())
+        reconciler = Reconciler(db, mappings, connectors, overlap=overlap, hooks=hooks or PipelineHooks(),
+                                deletion_sweep=timedelta(seconds=settings.polling.deletion_sweep_s))
         yield Engine(db, connectors, reconciler)
     finally:
         for connector in connectors.values():

@@ -4,7 +4,7 @@ is reported as an error with the system's code and message, never as the create 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from functools import partial
@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Any
 from syncd.connectors.base import Create, Record, Update, WriteOutcome
 from syncd.engine.context import describe, jsonable, other, side_object
 from syncd.engine.failures import Refusal, as_error
+from syncd.engine.journal import Journalled, journal_updates
 from syncd.engine.object_run import ObjectRun
 from syncd.engine.pairs import SIDES, Batch, CreateWork, PairWork
 from syncd.engine.plan import PlannedAction
 from syncd.engine.signals import announce_conflicts
 from syncd.engine.snapshot import decode_base, encode_base, encode_value
-from syncd.engine.taken_names import rename_taken
-from syncd.engine.unchanged import settled_read, settled_write
+from syncd.engine.taken_names import choose_free_names, rename_taken
+from syncd.engine.unchanged import settled_create, settled_read, settled_write
 from syncd.errors import ConnectorError, DuplicateError, FatalError, SkippableError
 from syncd.mapping.spec import Side
 from syncd.store import Conflict, ConnectionStore, Link, StoreConflictError
@@ -46,6 +47,8 @@ class BatchWriter:
     async def write(self, batch: Batch) -> None:
         """Create and update on each side through its batch endpoints, then commit the batch."""
         created = await self._create(await self._intend(batch.creates))
+        # Journalled before they are sent: a process dying before the commit leaves them for the next pass.
+        journal = await journal_updates(self.scope, batch.pairs)
         updated = await self._update(batch.pairs)
         for work, outcome in created:
             if (
@@ -54,7 +57,7 @@ class BatchWriter:
                 and (outcome.ok or isinstance(outcome.error, DuplicateError))
             ):
                 await self._reach_status(work, outcome.id)
-        await self._commit(batch, created, updated)
+        await self._commit(batch, created, updated, journal)
 
     async def _intend(self, creates: Sequence[CreateWork]) -> list[CreateWork]:
         """The pending links (intents) of the batch's new creates, written together before anything is created,
@@ -90,6 +93,7 @@ class BatchWriter:
             if not items:
                 continue
             send = partial(self._send_creates, side)
+            items = choose_free_names(self.scope, side, items)  # a first sync knows the names held there
             outcomes = await send(items)
             # A create refused for a taken unique name is tried again under the mapping's alternatives.
             created.extend(await rename_taken(self.scope, side, list(zip(items, outcomes, strict=True)), send))
@@ -128,19 +132,30 @@ class BatchWriter:
             self.run.errors.append(f"{describe(work.source)}: could not mark {obj} {work.after_status}: {exc}")
 
     # --- commit --------------------------------------------------------------------------------------
-    async def _commit(self, batch: Batch, created: Sequence[Created], updated: Sequence[Updated]) -> None:
+    async def _commit(
+        self, batch: Batch, created: Sequence[Created], updated: Sequence[Updated], journal: Journalled
+    ) -> None:
         """Links, bases, conflicts, audit rows and dead letters of the batch, in one transaction; the report's
-        actions settled by what the systems answered."""
+        actions settled by what the systems answered. The updates' journal rows are completed with it (one
+        statement), those of refused updates dropped (nothing was written)."""
         if not (created or batch.pairs or batch.seen):
             return
         refused: dict[int, dict[Side, ConnectorError]] = {}
         written: dict[tuple[int, Side], WriteOutcome] = {}
+        done: list[int] = []
+        dropped: list[int] = []
         for pair, side, outcome in updated:
             written[(id(pair), side)] = outcome
             if outcome.error is not None:
                 refused.setdefault(id(pair), {})[side] = outcome.error
+            if (row := journal.get((id(pair), side))) is not None:
+                (dropped if outcome.error is not None else done).append(row)
+        if self.run.hooks.before_commit is not None:
+            self.run.hooks.before_commit(self.scope.obj)
         started, self.opened = utcnow(), []
         async with self.run.stores.db.transaction() as session:
+            await self.run.stores.journal.complete(done, session=session)
+            await self.run.stores.journal.discard(dropped, session=session)
             await self._commit_creates(session, created)
             for pair in batch.pairs:
                 seen: SeenStamps = {
@@ -160,7 +175,7 @@ class BatchWriter:
         """The stamps a created pair's link keeps: the source as read, the new record as its create answered."""
         return {
             other(work.target): self._read_stamp(other(work.target), work.source.modified_at),
-            work.target: self._written_stamp(work.target, outcome),
+            work.target: settled_create(outcome.modified_at, self.run.stamp_resolution(work.target), outcome.existed),
         }
 
     def _read_stamp(self, side: Side, stamp: datetime) -> datetime | None:
@@ -319,7 +334,6 @@ class BatchWriter:
             )
             self.opened.append((link, conflict))
         await stores.conflicts.mark_applied(pair.applied_conflicts, session=session)
-        await self._audit_writes(session, pair, SIDES)
         for side in SIDES:
             # Either record may hold the pair's letter: the pair is in step now, whichever side was read.
             await stores.dead_letters.clear(
@@ -329,9 +343,8 @@ class BatchWriter:
     async def _pair_refused(
         self, session: AsyncSession, pair: PairWork, refused: Mapping[Side, ConnectorError]
     ) -> None:
-        """A pair a system refused to write: the side written anyway is audited, each refused write is an
-        error, nothing is linked, and the pair is parked."""
-        await self._audit_writes(session, pair, [s for s in SIDES if s in pair.writes and s not in refused])
+        """A pair a system refused to write: each refused write is an error, nothing is linked, and the pair is
+        parked (the side written anyway keeps its audit row: its journal row is completed)."""
         if "link" in pair.reported:
             self.run.settle(pair.reported["link"], None)  # a first link is made only with its writes
         refusals = [(side, Refusal.of(error, self.run.connector(side))) for side, error in refused.items()]
@@ -356,24 +369,6 @@ class BatchWriter:
             session, None, source_side, source, governing, "; ".join(reasons), counterpart=counterpart,
             earlier_attempts=earlier.attempts if earlier is not None else 0,
         )
-
-    async def _audit_writes(self, session: AsyncSession, pair: PairWork, sides: Iterable[Side]) -> None:
-        """One audit row for each of `sides` the pair wrote: what the target held before, what it holds now."""
-        for side in sides:
-            fields = pair.writes.get(side)
-            if not fields:
-                continue
-            target_record = pair.record(side)
-            before = {k: jsonable(target_record.fields.get(k)) for k in fields}
-            await self.run.stores.audit.record(
-                target_record.system,
-                target_record.object,
-                target_record.id,
-                before,
-                jsonable(fields),
-                self.scope.cause(f"from {pair.source}"),
-                session=session,
-            )
 
     async def _bind_pair(self, session: AsyncSession, pair: PairWork, seen: SeenStamps) -> Link | None:
         """The pair's link with its new base and stamps: made now for a first-time pair, or None (the source

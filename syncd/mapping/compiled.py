@@ -310,6 +310,8 @@ class ObjectMapper:
     # object, and when it is the accounting system's invoice object (then the invoice lifecycle applies).
     deal: DealShape | None = None
     invoice: InvoiceLifecycle | None = None
+    # The field and value an accounting record of this object shows once deactivated, if its system says.
+    deactivated: tuple[str, str] | None = None
 
     # --- reading -----------------------------------------------------------------------------------
     def crm_to_canonical(self, record: Record) -> dict[str, CanonicalValue]:

@@ -178,6 +178,7 @@ class ObjectCompiler:
             default_currency=self.header.default_currency.upper(),
             crm_extra_fields=tuple(spec.crm_extra_fields), acc_extra_fields=tuple(spec.acc_extra_fields),
             match=match, sync_from=sync_from, deal=self._deal(spec), invoice=self._invoice(spec),
+            deactivated=registration(self.header.accounting).deactivated.get(spec.acc_object),
         )  # fmt: skip
 
     def _deal(self, spec: ObjectSpec) -> DealShape | None:

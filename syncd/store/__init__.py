@@ -18,6 +18,7 @@ from syncd.store.errors import (
     StoreNotFoundError,
 )
 from syncd.store.inbox import InboxEvent, InboxStore
+from syncd.store.journal import JournalEntry, PendingWrite, WriteJournal
 from syncd.store.links import Link, LinkState, LinkStore, Side
 from syncd.store.mapping_names import LinkOwner, MappingNames, RenameCounts
 from syncd.store.schema import SchemaState, check_schema, prepare_schema, upgrade, upgrade_database
@@ -39,11 +40,13 @@ __all__ = [
     "DeadLetterStore",
     "InboxEvent",
     "InboxStore",
+    "JournalEntry",
     "Link",
     "LinkOwner",
     "LinkState",
     "LinkStore",
     "MappingNames",
+    "PendingWrite",
     "RenameCounts",
     "Resolution",
     "SchemaOutdatedError",
@@ -56,6 +59,7 @@ __all__ = [
     "StoreNotFoundError",
     "StoredToken",
     "TokenVault",
+    "WriteJournal",
     "check_schema",
     "normalise_url",
     "prepare_schema",

@@ -29,6 +29,9 @@ class AuditEntry:
     cause: str
     fields_before: dict[str, Any] = field(default_factory=dict)
     fields_after: dict[str, Any] = field(default_factory=dict)
+    # done; pending (sent, not yet committed); recovered or unconfirmed (left pending by a process that died,
+    # resolved by the next pass: see syncd/store/journal.py)
+    status: str = "done"
 
 
 def _entry(row: Row[Any]) -> AuditEntry:
@@ -42,6 +45,7 @@ def _entry(row: Row[Any]) -> AuditEntry:
         cause=row.cause,
         fields_before=dict(row.fields_before),
         fields_after=dict(row.fields_after),
+        status=row.status,
     )
 
 
@@ -79,9 +83,11 @@ class AuditLog:
         cause: str,
         *,
         at: datetime | None = None,
+        status: str = "done",
         session: AsyncSession | None = None,
     ) -> int:
-        """Append one entry (in the caller's session, to commit with the link and cursor); returns its id."""
+        """Append one entry (in the caller's session, to commit with the link and cursor); returns its id.
+        `status` is `recovered` for a write a process that died made, found by the next pass."""
         stmt = (
             AUDIT.insert()
             .values(
@@ -92,6 +98,7 @@ class AuditLog:
                 fields_before=fields_before,
                 fields_after=fields_after,
                 cause=cause,
+                status=status,
             )
             .returning(AUDIT.c.id)
         )
@@ -110,10 +117,11 @@ class AuditLog:
         mapping: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        status: str | None = None,
         session: AsyncSession | None = None,
     ) -> builtins.list[AuditEntry]:
-        """Entries newest first, optionally for one system, object, record or mapping, and within a time
-        window (`since` included, `until` excluded)."""
+        """Entries newest first, optionally for one system, object, record, mapping or status, and within a
+        time window (`since` included, `until` excluded)."""
         stmt = select(AUDIT).order_by(AUDIT.c.at.desc(), AUDIT.c.id.desc()).limit(limit).offset(offset)
         if system is not None:
             stmt = stmt.where(AUDIT.c.system == system)
@@ -124,6 +132,8 @@ class AuditLog:
         if mapping is not None:
             # The engine writes every cause as `mapping:object: what happened` (see ObjectRun.cause).
             stmt = stmt.where(AUDIT.c.cause.startswith(f"{mapping}:", autoescape=True))
+        if status is not None:
+            stmt = stmt.where(AUDIT.c.status == status)
         if since is not None:
             stmt = stmt.where(AUDIT.c.at >= since)
         if until is not None:

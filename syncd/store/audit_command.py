@@ -59,26 +59,31 @@ def _changes(entry: AuditEntry) -> str:
 @click.option("--mapping", default=None, help="Only writes made by this mapping (its `name`).")
 @click.option("--since", default=None, help="From this time (ISO 8601) or this long ago (90m, 12h, 7d).")
 @click.option("--until", default=None, help="Before this time (ISO 8601) or this long ago.")
+@click.option("--status", type=click.Choice(["done", "pending", "recovered", "unconfirmed"]), default=None,
+              help="Only writes in this state: pending (sent, not yet committed), recovered or unconfirmed "
+                   "(sent by a process that stopped before recording them; the target holds them, or not).")
 @limit_option
 @json_option
 @config_option
 def audit_command(record_id: str | None, system: str | None, object_name: str | None, mapping: str | None,
-                  since: str | None, until: str | None, limit: int, as_json: bool, config_path: Path) -> None:
-    """List the writes syncd made to the systems, newest first: when, which record, the fields before and after,
-    and why."""
+                  since: str | None, until: str | None, status: str | None, limit: int, as_json: bool,
+                  config_path: Path) -> None:
+    """List the writes syncd made to the systems, newest first: when, which record, its status, the fields
+    before and after, and why."""
     start, end = parse_time(since, "--since"), parse_time(until, "--until")
     if start is not None and end is not None and start >= end:
         raise click.BadParameter("must be later than --since", param_hint="--until")
     entries = run_on_store(config_path, lambda db: AuditLog(db).list(
         system=system, object=object_name, record_id=record_id, limit=limit, mapping=mapping, since=start,
-        until=end))
+        until=end, status=status))
     if as_json:
         echo_json([audit_view(e) for e in entries])
         return
     if not entries:
         click.echo("no writes match")
         return
-    table = Table("at", "system", "object", "record", "fields (before → after)", "cause")
+    table = Table("at", "system", "object", "record", "status", "fields (before → after)", "cause")
     for e in entries:
-        table.add_row(e.at.isoformat(timespec="seconds"), e.system, e.object, e.record_id, _changes(e), e.cause)
+        table.add_row(e.at.isoformat(timespec="seconds"), e.system, e.object, e.record_id, e.status, _changes(e),
+                      e.cause)
     console().print(table)

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    String,
     Text,
     UniqueConstraint,
     false,
@@ -230,7 +231,14 @@ class AuditRow(SQLModel, table=True):
     """One write syncd made to a system: what the fields were, what they became, and why."""
 
     __tablename__ = "audit"
-    __table_args__ = (Index("ix_audit_record", "system", "object", "record_id"), Index("ix_audit_at", "at"))
+    __table_args__ = (
+        Index("ix_audit_record", "system", "object", "record_id"),
+        Index("ix_audit_at", "at"),
+        Index("ix_audit_status", "status"),
+        CheckConstraint(
+            "status IN ('pending', 'done', 'recovered', 'unconfirmed')", name="ck_audit_status"
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = _when()
@@ -240,6 +248,14 @@ class AuditRow(SQLModel, table=True):
     fields_before: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON(), nullable=False))
     fields_after: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON(), nullable=False))
     cause: str = Field(sa_type=Text(), nullable=False)
+    # A write is journalled `pending` before it is sent and completed (`done`) with the commit that moves its
+    # link's base; one a process left pending when it died is `recovered` (the target holds what was sent) or
+    # `unconfirmed` (it does not) by the next pass.
+    status: str = Field(default="done", sa_column=Column(String(), nullable=False, server_default="done"))
+    link_id: int | None = Field(default=None, nullable=True)
+    # The base fields the write carries, {field: [base before, value written]} (encoded canonical values):
+    # what a recovery moves the link's base to, field by field, where the target holds the value.
+    base_change: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON(), nullable=True))
 
 
 class MappingActivationRow(SQLModel, table=True):

@@ -111,6 +111,11 @@ async def audit(sandbox: SandboxProcess, database: Path, population: Population,
     for row in store.links:
         if row["state"] == "pending":
             result.violations.append(f"pending link: {_describe(row)} left unfinished after the passes settled")
+    statuses = Counter(row["status"] for row in store.audit)
+    result.counts["writes recovered"] = statuses["recovered"]
+    result.counts["writes unconfirmed"] = statuses["unconfirmed"]
+    if statuses["pending"]:
+        result.violations.append(f"{statuses['pending']} journalled writes left pending after the passes settled")
     await _customer_links(result, sandbox, links, people, live_ids)
     await _invoices(result, sandbox, links, population, editor, people)
     await _payments(result, sandbox)

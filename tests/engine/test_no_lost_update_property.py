@@ -6,18 +6,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 from uuid import uuid4
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from syncd.engine.context import PipelineHooks
 from syncd.store import AuditEntry
 from tests.engine.conftest import World
-from tests.engine.test_customers import settle
+from tests.engine.test_customers import next_second, settle
 
 Who = Literal["hubspot", "zohobooks"]
 # The shipped mapping's customer fields, each with another rule: phone `manual`, city `accounting`, the names
@@ -94,6 +94,9 @@ async def person(world: World) -> Story:
     fields = {FIELDS[n]["hubspot"]: v for n, v in START.items()}
     hub_id = await world.hubspot.put("contacts", {"email": email, "company": "Acme", **fields})
     await settle(world)
+    # People edit a customer a second after syncd created it at the soonest: an edit in the create's own
+    # second would read as its echo (README, "Calls near the minimum", weighs that risk).
+    await next_second(datetime.now(UTC))
     link = await world.stores.links.lookup_crm("hubspot-zohobooks", "customer", "hubspot", hub_id)
     assert link is not None and link.acc_id is not None
     story = Story(world, {"hubspot": hub_id, "zohobooks": link.acc_id})
@@ -206,18 +209,28 @@ FAST = settings(
 )
 
 
+# The long test's one failing example, as found: a pair writing both sides, both edited mid-pass to the same
+# last name. Checked first on the CRM side, the pair was planned again from the fresh contact but with the
+# customer as first read, so the customer's own fresh read was dropped and its audit row's `before` was the
+# planning read's "Lee", not the "Quinn" it held (syncd/engine/pipeline.py, `_recheck`, now plans a pair again
+# from the latest read of both its records).
+BOTH_SIDES_TO_ONE_VALUE_MID_PASS = [
+    Edit("hubspot", "last_name", "Park"),
+    Edit("zohobooks", "first_name", "Bo"),
+    Pass((Edit("hubspot", "last_name", "Quinn"), Edit("zohobooks", "last_name", "Quinn"))),
+]
+
+
 @settings(FAST, max_examples=6)
 @given(script=steps)
+@example(script=BOTH_SIDES_TO_ONE_VALUE_MID_PASS)
 async def test_interleaved_edits_are_never_lost_unless_a_rule_says_so(world: World, script: list[Edit | Pass]) -> None:
     await run_story(world, script)
 
 
-# Open: with edits landing mid-pass on both sides to the same value, one example of 60 saw an audit row whose
-# `before` was the planning read's value, not the one the target held when written (the value written was what
-# both sides already held, so nothing was lost; the row's `before` is wrong). README, "Edits that land while
-# syncd writes", and the closing note say so; `make chaos` runs it, `make test` leaves it out until fixed.
+# Its one failing example (a stale `before`, see BOTH_SIDES_TO_ONE_VALUE_MID_PASS) is fixed; slow, so CI's
+# `-m slow` runs it.
 @pytest.mark.slow
-@pytest.mark.open_finding
 @settings(FAST, max_examples=60)
 @given(script=steps)
 async def test_interleaved_edits_many_examples(world: World, script: list[Edit | Pass]) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from syncd.cli import main
-from syncd.store import AuditLog, ConflictStore, Database, LinkStore, upgrade_database
+from syncd.store import AuditLog, ConflictStore, Database, JournalEntry, LinkStore, WriteJournal, upgrade_database
 from syncd.store.columns import utcnow
 
 
@@ -334,3 +334,24 @@ async def test_audit_as_a_table_and_its_usage_errors(syncd: Syncd, database: Dat
         assert code == 2, args
     code, out, _ = await syncd("audit", "--record", "nothing")
     assert (code, out.strip()) == (0, "no writes match")
+
+
+async def test_audit_shows_a_write_recovered_after_a_crash(syncd: Syncd, database: Database) -> None:
+    # A write journalled before it was sent, by a process that died before its commit, resolved by the next.
+    await seed_audit(database)
+    journal = WriteJournal(database)
+    [row] = await journal.open_many([JournalEntry(
+        "zohobooks", "contacts", "460000000010003", {"phone": None}, {"phone": "+15125550199"},
+        "hubspot-zohobooks:customer: from hubspot contacts 1002", link_id=1, base_change={})])
+    await journal.resolve(row, "recovered", "written by a process that stopped before recording it")
+    code, out, _ = await syncd("audit", "--status", "recovered", "--json")
+    assert code == 0
+    [entry] = json.loads(out)
+    assert (entry["record_id"], entry["status"]) == ("460000000010003", "recovered")
+    assert entry["cause"].endswith("(written by a process that stopped before recording it)")
+    code, out, _ = await syncd("audit", "--mapping", "hubspot-zohobooks")
+    assert code == 0
+    [line] = [line for line in out.splitlines() if "460000000010003" in line]
+    assert "recovered" in line
+    code, out, _ = await syncd("audit", "--status", "done", "--json")
+    assert len(json.loads(out)) == 3

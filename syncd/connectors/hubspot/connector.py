@@ -53,6 +53,7 @@ MODIFIED_PROPERTY: dict[str, str] = {
     "line_items": "hs_lastmodifieddate",
 }
 REFERENCE_PROPERTY = "syncd_ref"
+MERGED_PROPERTY = "hs_merged_object_ids"  # on a merge survivor: the ids it absorbed, `;`-separated
 BATCH = 100  # HubSpot's batch input limit
 LIST_PAGE = 100
 # Deal fields that are not properties: the first associated contact/company, and the line items.
@@ -77,6 +78,19 @@ def _stamp(object: str, raw: Mapping[str, Any]) -> datetime:
     props = raw.get("properties") or {}
     stamp = props.get(MODIFIED_PROPERTY[object]) or raw.get("updatedAt") or ""
     return parse_timestamp(str(stamp)) or _EPOCH
+
+
+def _merged_away(object: str, raws: Sequence[Mapping[str, Any]]) -> list[Record]:
+    """The records each search result absorbed (`hs_merged_object_ids`), as records merged into it: a merge
+    touches the survivor, so the change search that finds it also names what it absorbed, without a search
+    of its own. Every later change of the survivor names them again; a link already moved is not found."""
+    out: list[Record] = []
+    for raw in raws:
+        for merged in str((raw.get("properties") or {}).get(MERGED_PROPERTY) or "").split(";"):
+            if merged.strip():
+                out.append(Record("hubspot", object, merged.strip(), {}, _stamp(object, raw), deleted=True,
+                                  merged_into=str(raw["id"])))
+    return out
 
 
 def _with_lines_changed(record: Record, newest_line: Mapping[str, int]) -> Record:
@@ -224,7 +238,8 @@ class HubSpotConnector:
                 pending.pop(record.id, None)  # handed out now, stamped with its newest line change
             cursor = utc_floor(datetime.fromtimestamp(window.cursor_ms / 1000, tz=UTC), read_started)
             any_page = True
-            yield Page(records, self._before_pending(cursor, pending, since))
+            merged = _merged_away(object, window.results)
+            yield Page([*merged, *records], self._before_pending(cursor, pending, since))
         if pending:
             # One more page: the deals whose lines changed but that did not change themselves. Both searches
             # are complete now, so the cursor may go as far as the later of the two (never past the read's
@@ -491,10 +506,10 @@ class HubSpotConnector:
         while True:
             body: dict[str, Any] = {
                 "filterGroups": [{"filters": [
-                    {"propertyName": "hs_merged_object_ids", "operator": "HAS_PROPERTY"},
+                    {"propertyName": MERGED_PROPERTY, "operator": "HAS_PROPERTY"},
                     {"propertyName": modified, "operator": "GTE", "value": str(int(since.timestamp() * 1000))},
                 ]}],
-                "properties": ["hs_merged_object_ids", modified], "limit": 200,
+                "properties": [MERGED_PROPERTY, modified], "limit": 200,
             }
             if after is not None:
                 body["after"] = after
@@ -502,7 +517,7 @@ class HubSpotConnector:
             for raw in answer.get("results") or []:
                 props = raw.get("properties") or {}
                 when = parse_timestamp(str(props.get(modified) or raw.get("updatedAt") or "")) or since
-                for merged in str(props.get("hs_merged_object_ids") or "").split(";"):
+                for merged in str(props.get(MERGED_PROPERTY) or "").split(";"):
                     if merged.strip():
                         out[merged.strip()] = Deletion(object, merged.strip(), when, merged_into=str(raw["id"]))
             after = ((answer.get("paging") or {}).get("next") or {}).get("after")

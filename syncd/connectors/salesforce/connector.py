@@ -246,7 +246,9 @@ class SalesforceConnector:
             where = [soql.compare("SystemModstamp", ">=", lower)] if lower is not None else []
             select = soql.Select(object, list(types), where, ["SystemModstamp", "Id"])
             try:
-                async for rows in self._pages(select):
+                # After the first read, queryAll: a delete or merge stamps the row, which stays in the recycle
+                # bin (IsDeleted, MasterRecordId) for 15 days, so the same call lists what was removed.
+                async for rows in self._pages(select, include_deleted=lower is not None):
                     if not rows:
                         continue
                     records = [
@@ -268,10 +270,18 @@ class SalesforceConnector:
                 lower = last_seen if last_seen is not None else lower
                 continue
             break
+        clock = self._transport.server_clock
+        # The read is complete: what was stamped before it began, by Salesforce's own clock (less a second:
+        # stamps are whole seconds), has been handed out, so the cursor may move up to there. With nothing
+        # changing the overlap window then empties, instead of re-reading the newest records (and, for
+        # opportunities, their lines) in every pass. Never by our clock, which may run ahead of Salesforce's by
+        # more than the overlap and so skip its changes: without its time, the cursor stays where it was.
+        began = read_started + clock.offset - timedelta(seconds=1) if clock.observed else None
         if last_seen is None:
-            # Nothing read: the cursor stays where it was (an empty first read keeps none), never at our clock's
-            # time, which may run ahead of Salesforce's by more than the overlap and so skip its changes.
-            yield Page([], utc_floor(since, read_started) if since is not None else _NOTHING_READ)
+            kept = utc_floor(since, read_started) if since is not None else _NOTHING_READ
+            yield Page([], max(kept, began) if began is not None else kept)
+        elif began is not None and began > utc_floor(last_seen, read_started):
+            yield Page([], began)
 
     async def get_many(self, object: str, ids: Sequence[str]) -> Mapping[str, Record]:
         """Records by id (15- or 18-character), line items included; missing ids are left out."""
@@ -310,7 +320,9 @@ class SalesforceConnector:
 
     async def deletions(self, object: str, since: datetime) -> Sequence[Deletion]:
         """Deleted records: `sobjects/{Obj}/deleted/` (at most 15 days back, whole minutes) joined with a
-        queryAll of rows in the recycle bin (immediate, and carrying MasterRecordId where the org has it)."""
+        queryAll of rows in the recycle bin (immediate, and carrying MasterRecordId where the org has it).
+        The change read lists the recycle bin already; this sweep, run once an interval, also finds records
+        emptied from the bin (hard deleted) before a change read saw them, which only getDeleted knows."""
         now = _now()
         found: dict[str, Deletion] = {}
         start = max(since, now - DELETED_WINDOW + timedelta(minutes=1))

@@ -24,15 +24,18 @@ LINE_FIELDS: Mapping[str, str] = {
 
 def to_record(obj: str, row: Mapping[str, Any], types: Mapping[str, str],
               line_items: Sequence[Mapping[str, FieldValue]] | None = None) -> Record:
-    """One SOQL row as a Record; `SystemModstamp` is its modification time."""
+    """One SOQL row as a Record; `SystemModstamp` is its modification time; a row from the recycle bin (queryAll)
+    is a deletion, or a merge when it names its master."""
     fields: dict[str, FieldValue] = to_fields(row, types)
     if line_items is not None:
         fields[LINE_ITEMS] = list(line_items)
     stamp = to_value("datetime", row.get("SystemModstamp") or row.get("LastModifiedDate"))
     if not isinstance(stamp, datetime):
         raise ValueTypeError(f"{obj} {row.get('Id')} has no SystemModstamp")
+    deleted = bool(row.get("IsDeleted"))
+    master = row.get("MasterRecordId") if deleted else None  # a merge's loser names the record it went into
     return Record(system=SYSTEM, object=obj, id=str(row["Id"]), fields=fields, modified_at=stamp,
-                  deleted=bool(row.get("IsDeleted")))
+                  deleted=deleted, merged_into=str(master) if master else None)
 
 
 def to_line(row: Mapping[str, Any]) -> dict[str, FieldValue]:

@@ -19,6 +19,7 @@ from syncd.connectors.retry import RetryPolicy, retrying
 from syncd.connectors.salesforce.errors import SessionExpiredError, classify
 from syncd.connectors.salesforce.oauth import SalesforceOAuth
 from syncd.connectors.salesforce.settings import SalesforceConnection
+from syncd.connectors.server_clock import ServerClock
 from syncd.connectors.tokens import TokenManager, TokenStorage, with_token
 from syncd.errors import RateLimitedError
 
@@ -68,6 +69,9 @@ class SalesforceTransport:
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=settings.max_concurrency, max_retries=0)
         self.http.mount("https://", adapter)
         self.http.mount("http://", adapter)
+        # Salesforce's own clock, from every answer's `Date`: its stamps are compared with its time, not ours.
+        self.server_clock = ServerClock()
+        self.http.hooks["response"].append(self._date_seen)
         self.executor = ThreadPoolExecutor(max_workers=settings.max_concurrency, thread_name_prefix=f"sf-{name}")
         self.oauth = SalesforceOAuth(name, settings, self.http, self.executor)
         refresh = settings.refresh_token.get_secret_value() if settings.refresh_token is not None else None
@@ -75,6 +79,10 @@ class SalesforceTransport:
         self.limiter = RateLimiter(name, budget_of(settings))
         self._client: tuple[str, Salesforce] | None = None
         self.timeout: tuple[float, float] = (min(settings.timeout_s, 10.0), settings.timeout_s)
+
+    def _date_seen(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        """A requests response hook: note the server's time its `Date` header gives."""
+        self.server_clock.observe(response.headers.get("Date"))
 
     async def close(self) -> None:
         """Stop the executor (waiting for calls in flight, which have their own timeouts) and the pool."""

@@ -16,6 +16,7 @@ from syncd.connectors.base import (
     Create,
     Deletion,
     FieldInfo,
+    FieldValue,
     Page,
     Record,
     Update,
@@ -89,6 +90,13 @@ ACTIONS: dict[str, dict[str, str]] = {
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _as_sent(module: Module, raw: Mapping[str, Any], sent: Mapping[str, FieldValue]) -> bool:
+    """Whether a write's answer shows every field sent as it was sent: only then does its stamp stand for a
+    record that is what base says (Books may store a value otherwise, and the record is then compared)."""
+    written = flatten(module, raw)
+    return all(written[name] == value for name, value in sent.items() if name in written)
 
 
 class ZohoBooksConnector:
@@ -479,7 +487,8 @@ class ZohoBooksConnector:
             if status is not None:
                 current = raw.get("status") if raw else None
                 await self._apply_status(module, record_id, status, current)
-            return WriteOutcome(record_id, existed=existed, modified_at=self._stamp_after(raw, status))
+            stamp = self._stamp_after(raw, status) if raw is not None and _as_sent(module, raw, item.fields) else None
+            return WriteOutcome(record_id, existed=existed, modified_at=stamp)
         raise UnknownOutcomeError(
             f"create of {module.object} {item.reference} got no answer {CREATE_ROUNDS} times",
             connection=self.name,

@@ -18,5 +18,6 @@ REGISTRATION = SystemRegistration(
     objects=("contacts", "invoices", "customerpayments", "items", "invoicepayments"),
     invoices=InvoiceLifecycle(object="invoices", status_field="status", editable=frozenset({"draft"}),
                               void_status="void", void_action="void", payment_object="customerpayments"),
+    deactivated={"contacts": ("status", "inactive")},
     mapping_files=("hubspot-zohobooks.toml", "salesforce-zohobooks.toml"),
 )
