@@ -26,6 +26,7 @@ from syncd.connectors.base import (
     Create,
     Deletion,
     FieldInfo,
+    Fields,
     Page,
     Record,
     Update,
@@ -469,7 +470,8 @@ class QuickBooksConnector:
                 bodies.append(SkippableError(str(exc), connection=self.name, record=item.reference))
         return await self._write(entity, "create", [i.reference for i in items], bodies,
                                  [request_id("create", i.reference, _body_key(b))
-                                  for i, b in zip(items, bodies, strict=True)])  # fmt: skip
+                                  for i, b in zip(items, bodies, strict=True)],
+                                 sent=[i.fields for i in items])  # fmt: skip
 
     async def update_many(self, object: str, items: Sequence[Update]) -> Sequence[WriteOutcome]:
         """Sparse updates in batches of 30, each with the SyncToken of the record as syncd last read it: QBO
@@ -498,7 +500,8 @@ class QuickBooksConnector:
         return await self._write(entity, "update", [i.id for i in items], bodies, ids)
 
     async def _write(self, entity: Entity, operation: str, records: Sequence[str],
-                     bodies: Sequence[dict[str, Any] | ConnectorError], ids: Sequence[str]) -> list[WriteOutcome]:
+                     bodies: Sequence[dict[str, Any] | ConnectorError], ids: Sequence[str],
+                     sent: Sequence[Fields] | None = None) -> list[WriteOutcome]:
         """Send writes (one alone to the entity's endpoint, more as batches of 30); outcomes in order."""
         self._feed.forget()
         outcomes: list[WriteOutcome | None] = [None] * len(bodies)
@@ -510,15 +513,15 @@ class QuickBooksConnector:
                 ready.append(n)
         for chunk in _chunks(ready, MAX_BATCH):
             try:
-                sent = [body for n in chunk if isinstance(body := bodies[n], dict)]
-                answers = await (self._single(entity, records[chunk[0]], sent[0], ids[chunk[0]]) if len(chunk) == 1
-                                 else self._batch(entity, operation, sent, [ids[n] for n in chunk]))
+                going = [body for n in chunk if isinstance(body := bodies[n], dict)]
+                answers = await (self._single(entity, records[chunk[0]], going[0], ids[chunk[0]]) if len(chunk) == 1
+                                 else self._batch(entity, operation, going, [ids[n] for n in chunk]))
             except BudgetSpentError:
                 raise
             except ConnectorError as exc:
                 answers = [exc] * len(chunk)
             for n, answer in zip(chunk, answers, strict=True):
-                outcomes[n] = self._outcome(entity, operation, records[n], answer)
+                outcomes[n] = self._outcome(entity, records[n], answer, sent[n] if sent is not None else None)
         return [o if o is not None else WriteOutcome(None, FatalError("not written", connection=self.name))
                 for o in outcomes]  # fmt: skip
 
@@ -558,16 +561,18 @@ class QuickBooksConnector:
                 out.append(item.get(entity.name) or {})
         return out
 
-    def _outcome(self, entity: Entity, operation: str, record: str,
-                 answer: dict[str, Any] | ConnectorError) -> WriteOutcome:
-        own_id = record if operation == "update" else None
+    def _outcome(self, entity: Entity, record: str, answer: dict[str, Any] | ConnectorError,
+                 sent: Fields | None) -> WriteOutcome:
+        """One write's outcome; `sent` are a create's fields (an update's outcome carries the record's id)."""
+        own_id = record if sent is None else None
         if isinstance(answer, ConnectorError):
             return WriteOutcome(own_id, error=answer)
         if not answer.get("Id"):
             return WriteOutcome(own_id, error=RetryableError("QuickBooks answered without the record",
                                                              connection=self.name, record=record))
         self._remember(entity, answer)
-        return WriteOutcome(str(answer["Id"]), modified_at=modified_at(answer))
+        stamp = modified_at(answer) if _settles(entity, answer, sent) else None
+        return WriteOutcome(str(answer["Id"]), modified_at=stamp)
 
     async def delete_many(self, object: str, ids: Sequence[str]) -> Sequence[WriteOutcome]:
         """Invoices and payments are deleted; customers and items made inactive (QBO keeps names)."""
@@ -595,10 +600,17 @@ class QuickBooksConnector:
         return outcomes
 
     async def act(self, object: str, id: str, action: str) -> None:
-        """Invoice `void` (`POST /invoice?operation=void`, with the SyncToken of the last read)."""
+        """Invoice `void` (`POST /invoice?operation=void`, with the SyncToken of the last read); Customer and
+        Item `inactive` / `active` (a sparse update of Active: QBO keeps names, never deletes them)."""
+        entity = ENTITIES.get(object)
+        if entity is not None and entity.unique_name is not None and action in ("active", "inactive"):
+            [done] = await self.update_many(object, [Update(id, {"Active": action == "active"})])
+            if done.error is not None:
+                raise done.error
+            return
         if object != INVOICE.name or action != "void":
-            raise SkippableError(f"{object} has no action {action!r} (QuickBooks: Invoice void)",
-                                 connection=self.name, record=id)  # fmt: skip
+            raise SkippableError(f"{object} has no action {action!r} (QuickBooks: Invoice void, Customer and Item "
+                                 "active/inactive)", connection=self.name, record=id)  # fmt: skip
         if (INVOICE.name, id) not in self._read_versions:
             await self.get_many(INVOICE.name, [id])
         version = self._read_versions.get((INVOICE.name, id))
@@ -637,6 +649,16 @@ def _deleting(entity: Entity, record_id: str, sync_token: str) -> Callable[[Poin
     rid = request_id("delete", record_id, sync_token)
     return lambda qb: qb.post(f"{qb.api_url}/company/{qb.company_id}/{entity.name.lower()}", body,
                               params={"operation": "delete"}, request_id=rid)
+
+
+def _settles(entity: Entity, answer: Mapping[str, Any], sent: Fields | None) -> bool:
+    """Whether a create's answer stands for the record as base will hold it, so its stamp may be taken as seen:
+    a customer or item showing every field as sent. A transaction never does: QBO works out what a mapping reads
+    back (TotalAmt, Balance, DocNumber, status), which the next read must bring."""
+    if sent is None or entity.unique_name is None:
+        return False
+    written = flatten(entity, answer)
+    return all(written[name] == value for name, value in sent.items() if name in written)
 
 
 def _unique_name(entity: Entity, body: Mapping[str, Any]) -> tuple[str, str] | None:

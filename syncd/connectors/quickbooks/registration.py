@@ -20,5 +20,7 @@ REGISTRATION = SystemRegistration(
     # an unpaid invoice be changed, and once money is applied to it the books keep it as it is.
     invoices=InvoiceLifecycle(object="Invoice", status_field="status", editable=frozenset({"open"}),
                               void_status="void", void_action="void", payment_object="Payment"),
+    # Customers and items are made inactive (Active false), never deleted; the connector shows it as `status`.
+    deactivated={"Customer": ("status", "inactive"), "Item": ("status", "inactive")},
     mapping_files=("hubspot-quickbooks.toml", "salesforce-quickbooks.toml"),
 )

@@ -4,8 +4,8 @@ reference types as their id (`CustomerRef`), money as Decimal, dates as date, in
 Three fields are syncd's own: `syncd_ref`, the create reference, kept as a tagged line in `Notes` (Customer) or
 `PrivateNote` (Invoice, Payment), since QBO has no custom field on customers and its transaction custom fields
 must be set up by hand and cannot be queried; and an invoice's `status`, which QBO does not have: it is computed
-from Balance, TotalAmt and the void mark ("open", "partially_paid", "paid", "void"); and its `amount_paid`,
-TotalAmt less Balance.
+from Balance, TotalAmt and the void mark ("open", "partially_paid", "paid", "void"), and a customer's or item's
+from Active ("active", "inactive"); and an invoice's `amount_paid`, TotalAmt less Balance.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ CUSTOMER = Entity(
     {"DisplayName": "text", "Title": "text", "GivenName": "text", "MiddleName": "text", "FamilyName": "text",
      "Suffix": "text", "CompanyName": "text", "PrimaryEmailAddr.Address": "text",
      "PrimaryPhone.FreeFormNumber": "text", "Mobile.FreeFormNumber": "text", "WebAddr.URI": "text", **_ADDRESS,
-     "Notes": "text", "Active": "bool", "Balance": "money", "CurrencyRef": "ref", REFERENCE_FIELD: "text"},
+     "Notes": "text", "Active": "bool", "Balance": "money", "CurrencyRef": "ref", REFERENCE_FIELD: "text",
+     STATUS_FIELD: "text"},
     frozenset({"DisplayName", "Title", "GivenName", "MiddleName", "FamilyName", "Suffix", "CompanyName",
                "PrimaryEmailAddr.Address", "PrimaryPhone.FreeFormNumber", "Mobile.FreeFormNumber", "WebAddr.URI",
                *_ADDRESS, "Notes", "Active", "CurrencyRef", REFERENCE_FIELD}),
@@ -77,7 +78,7 @@ PAYMENT = Entity(
 ITEM = Entity(
     "Item",
     {"Name": "text", "Description": "text", "Type": "text", "UnitPrice": "money", "Active": "bool",
-     "IncomeAccountRef": "ref"},
+     "IncomeAccountRef": "ref", STATUS_FIELD: "text"},
     frozenset({"Name", "Description", "Type", "UnitPrice", "Active", "IncomeAccountRef"}),
     unique_name="Name",
     filters=frozenset({"Name", "Type", "Active"}),
@@ -185,6 +186,9 @@ def flatten(entity: Entity, raw: Mapping[str, Any]) -> dict[str, FieldValue]:
         text, reference = split_note(raw.get(entity.note))
         fields[entity.note] = text if raw.get(entity.note) is not None else None
         fields[REFERENCE_FIELD] = reference
+    if entity.unique_name is not None:
+        # Names are made inactive, never deleted: the word a deactivation leaves, as for the other systems.
+        fields[STATUS_FIELD] = "active" if raw.get("Active", True) else "inactive"
     if entity is INVOICE:
         fields[STATUS_FIELD] = invoice_status(raw)
         total, balance = _decimal(raw.get("TotalAmt")), _decimal(raw.get("Balance"))
@@ -251,7 +255,7 @@ def unflatten(entity: Entity, fields: Fields, *, reference: str | None = None, c
     body: dict[str, Any] = {}
     for name, value in fields.items():
         if name == STATUS_FIELD:
-            raise UnwritableField("status is QBO's own (void it with the void action)")
+            raise UnwritableField("status is computed (an invoice is voided, a name made inactive, by actions)")
         if name not in entity.writable:
             raise UnwritableField(f"{entity.name}.{name} cannot be written")
         if name == REFERENCE_FIELD:
