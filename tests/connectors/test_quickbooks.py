@@ -18,7 +18,7 @@ from syncd.connectors.base import Create, Page, Update, WebhookRejected, Webhook
 from syncd.connectors.quickbooks import QuickBooksConnector
 from syncd.connectors.quickbooks.errors import StaleObjectError
 from syncd.connectors.retry import RetryPolicy
-from syncd.errors import AuthError, NameTakenError, RateLimitedError
+from syncd.errors import AuthError, NameTakenError, RateLimitedError, SkippableError
 from syncd.sandbox.seeding import SeedCounts, SeedWorld
 from tests.connectors.conftest import StoredTokens
 from tests.connectors.quickbooks_fixtures import Qbo, qbo
@@ -303,3 +303,14 @@ async def test_a_city_written_alone_keeps_the_rest_of_the_address(qbo: Qbo) -> N
     assert done.ok, done.error
     assert qbo.sim.books.get("Customer", made["Id"])["BillAddr"] == {
         "Line1": "1 Main St", "City": "Dallas", "PostalCode": "78701", "Country": "US"}
+
+
+async def test_a_customer_is_made_inactive_and_active_again_by_the_actions(qbo: Qbo) -> None:
+    made = qbo.sim.books.create({"DisplayName": "Leaving Soon"}, "Customer")
+    await qbo.connector.act("Customer", made["Id"], "inactive")
+    record = (await qbo.connector.get_many("Customer", [made["Id"]]))[made["Id"]]
+    assert (record.fields["Active"], record.fields["status"]) == (False, "inactive")
+    await qbo.connector.act("Customer", made["Id"], "active")
+    assert qbo.sim.books.get("Customer", made["Id"])["Active"] is True
+    with pytest.raises(SkippableError):
+        await qbo.connector.act("Payment", "1", "inactive")
