@@ -1,11 +1,11 @@
-"""`python -m bench [report options]` writes the Markdown report; `python -m bench simulators|mapping` runs one
-benchmark and prints its figures."""
+"""`python -m bench [report options]` writes the Markdown report; `python -m bench simulators|mapping|latency`
+runs one benchmark and prints its figures."""
 
 from __future__ import annotations
 
 import sys
 
-BENCHMARKS = ("simulators", "mapping")
+BENCHMARKS = ("simulators", "mapping", "latency")
 
 
 def main(argv: list[str]) -> int:
@@ -18,6 +18,10 @@ def main(argv: list[str]) -> int:
         from bench import mapping
 
         return mapping.main(argv[1:])
+    if argv and argv[0] == "latency":
+        from bench import latency
+
+        return latency.main(argv[1:])
     if argv and not argv[0].startswith("-"):
         print(f"unknown benchmark {argv[0]!r}; choose from {', '.join(BENCHMARKS)} or none for the report",
               file=sys.stderr)

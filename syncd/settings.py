@@ -137,6 +137,13 @@ class PollingSettings(_Strict):
     deletion_sweep_s: float = Field(default=3600.0, ge=0)
 
 
+class ReportSettings(_Strict):
+    """What a pass's report holds in full (every action is counted; the audit log has every write)."""
+
+    # The first actions of a pass listed with their field changes (and as many refused writes after them).
+    kept_actions: int = Field(default=200, ge=0)
+
+
 class DaemonSettings(_Strict):
     """How `syncd run` behaves as a service."""
 
@@ -212,6 +219,7 @@ class Settings(_Strict):
     admin: AdminSettings = AdminSettings()
     notifications: NotificationSettings = NotificationSettings()
     polling: PollingSettings = PollingSettings()
+    report: ReportSettings = ReportSettings()
     daemon: DaemonSettings = DaemonSettings()
     mappings: MappingsSettings = MappingsSettings()
     # Each table is validated by the model its `system`'s registration names (see `_connections_by_system`).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -11,8 +13,6 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential,
-    wait_random,
 )
 
 from syncd.errors import RetryableError, UnknownOutcomeError
@@ -49,46 +49,54 @@ def _retryable_under(policy: RetryPolicy) -> Callable[[BaseException], bool]:
 
 
 class _Wait:
-    """Exponential backoff with jitter, but never shorter than the system's Retry-After."""
+    """Exponential backoff with jitter, but never shorter than the system's Retry-After; counted from the
+    attempts already `done` before tenacity took over."""
 
-    def __init__(self, policy: RetryPolicy) -> None:
-        # wait_exponential + wait_random rather than wait_exponential_jitter(initial=...): tenacity 9.2
-        # deprecates `initial` (a DeprecationWarning, an error under our test settings) and 8.x lacks the
-        # `multiplier` that replaces it; this sum is the same backoff on both.
-        self._backoff = wait_exponential(multiplier=policy.initial_s, max=policy.max_s) + wait_random(
-            0, policy.jitter_s
-        )
+    def __init__(self, policy: RetryPolicy, done: int = 0) -> None:
+        self._policy = policy
+        self._done = done
+
+    def delay(self, attempt: int, exc: BaseException | None) -> float:
+        """How long to wait after failed attempt number `attempt` (from 1), which raised `exc`."""
+        # As tenacity's wait_exponential(multiplier=initial_s, max=max_s) + wait_random(0, jitter_s).
+        policy = self._policy
+        delay = min(policy.max_s, policy.initial_s * 2.0 ** (attempt - 1)) + random.uniform(0, policy.jitter_s)
+        if isinstance(exc, RetryableError) and exc.retry_after is not None:
+            delay = max(delay, float(exc.retry_after))
+        return delay
 
     def __call__(self, state: RetryCallState) -> float:
-        delay: float = self._backoff(state)
         exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, RetryableError) and exc.retry_after is not None:
-            delay = max(delay, exc.retry_after)
-        return delay
+        return self.delay(state.attempt_number + self._done, exc)
 
 
 async def retrying(
     connection: str, what: str, call: Callable[[], Awaitable[T]], policy: RetryPolicy = RetryPolicy()
 ) -> T:
     """Run `call`, retrying transient failures; the first failure of a streak and its recovery are logged."""
-    failures = 0
+    retryable = _retryable_under(policy)
+    # The first attempt goes without the retry machinery, whose bookkeeping costs more than a loopback call.
+    try:
+        return await call()
+    except Exception as exc:
+        if policy.attempts <= 1 or not retryable(exc):
+            raise
+        log.warning("call failed; retrying with backoff", connection=connection, call=what, error=str(exc))
+        await asyncio.sleep(_Wait(policy).delay(1, exc))
+    failures = 1
 
     def before_sleep(state: RetryCallState) -> None:
         nonlocal failures
         failures += 1
-        if failures == 1:
-            exc = state.outcome.exception() if state.outcome else None
-            log.warning("call failed; retrying with backoff", connection=connection, call=what, error=str(exc))
 
     async for attempt in AsyncRetrying(
-        retry=retry_if_exception(_retryable_under(policy)),
-        stop=stop_after_attempt(policy.attempts),
-        wait=_Wait(policy),
+        retry=retry_if_exception(retryable),
+        stop=stop_after_attempt(policy.attempts - 1),
+        wait=_Wait(policy, done=1),
         before_sleep=before_sleep,
         reraise=True,
     ):
         with attempt:
             result = await call()
-        if failures and attempt.retry_state.outcome and not attempt.retry_state.outcome.failed:
-            log.info("call recovered", connection=connection, call=what, retries=failures)
+    log.info("call recovered", connection=connection, call=what, retries=failures)
     return result

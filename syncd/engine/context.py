@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from syncd.connectors.base import Connector, FieldValue, Record, WriteOutcome
+from syncd.engine.action_log import ActionLog
 from syncd.engine.match_index import FullRead, MatchIndex
 from syncd.engine.plan import PlannedAction
 from syncd.mapping.compiled import CompiledMapping, ObjectMapper
@@ -140,10 +141,11 @@ class MappingRun:
     retry_after: timedelta = timedelta(seconds=60)
     # A target read longer ago than this is read again just before it is written (see `recheck`).
     recheck_after: timedelta = RECHECK_AFTER
-    actions: list[PlannedAction] = field(default_factory=list)
+    actions: ActionLog = field(default_factory=ActionLog)
     errors: list[str] = field(default_factory=list)
     # Records already handled in this pass, so a dependency synced on demand is not planned twice.
-    handled: set[tuple[str, Side, str]] = field(default_factory=set)
+    # By (object, side): a set of ids each, not a tuple per record (a first sync of 50,000 records holds them all).
+    handled: dict[tuple[str, Side], set[str]] = field(default_factory=dict)
     # Dry run only: links the plan would make, (object, side, id) → the other side's id (or "(new)").
     planned_links: dict[tuple[str, Side, str], str] = field(default_factory=dict)
     # Ids of the records read in this pass per (object, side): a record some linked record refers to that
@@ -169,17 +171,14 @@ class MappingRun:
             return None
         return index
 
+    def handled_on(self, obj: str, side: Side) -> set[str]:
+        """The ids of `obj`'s records on `side` already handled in this pass."""
+        return self.handled.setdefault((obj, side), set())
+
     def settle(self, planned: PlannedAction, outcome: PlannedAction | None) -> None:
         """Replace an action reported when it was planned by what came of it (a refused write becomes an
         error), or drop it (None) when it did not happen; the report then says what was done."""
-        # Searched from the end: the writer settles the batch it just planned, the report's latest actions.
-        for index in range(len(self.actions) - 1, -1, -1):
-            if self.actions[index] is planned:
-                if outcome is None:
-                    del self.actions[index]
-                else:
-                    self.actions[index] = outcome
-                return
+        self.actions.settle(planned, outcome)
 
     def connector(self, side: Side) -> Connector:
         """The connector of `side`."""

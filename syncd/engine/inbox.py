@@ -245,7 +245,7 @@ class InboxDispatcher:
                 # Counted as it happened: a later mapping failing does not undo this one's writes.
                 if self._metrics is not None:
                     self._metrics.count_sync("webhook", mapping, group.object,
-                                             ((a.object, a.kind) for a in report.actions), report.error_count)
+                                             report.tallied(), report.error_count)
                 log.info("webhook changes synced", mapping=mapping, connection=group.connection,
                          object=group.object, records=len({c.record_id for c in changes}),
                          counts=report.counts())

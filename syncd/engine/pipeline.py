@@ -72,11 +72,11 @@ class ObjectPipeline:
             self.run.name, self.obj, side, self.run.system(side), list(latest)
         )
         todo: list[Record] = []
+        handled = self.run.handled_on(self.obj, side)
         for record in latest.values():
-            key = (self.obj, side, record.id)
-            if key in self.run.handled:
+            if record.id in handled:
                 continue
-            self.run.handled.add(key)
+            handled.add(record.id)
             held = parked.get(record.id)
             if held is not None:
                 # Re-read only because of the overlap window: planning it again would repeat what failed.
@@ -348,8 +348,8 @@ class ObjectPipeline:
         `first_base` is what a first link starts from (a matched document adopted as it stands)."""
         run = self.run
         # The pair is brought in step as a whole: reading the other record later in this pass adds nothing.
-        run.handled.add((self.obj, "crm", crm.id))
-        run.handled.add((self.obj, "accounting", acc.id))
+        run.handled_on(self.obj, "crm").add(crm.id)
+        run.handled_on(self.obj, "accounting").add(acc.id)
         base = decode_base(link.base) if link is not None else dict(first_base or {})
         resolved, reference_resolutions, applied = await self._resolutions(link)
         fields = plan_fields(self.mapper, run.policy, crm, acc, base, resolved)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from itertools import repeat
 from typing import Any, Literal
 
 from rich.console import Console
@@ -51,40 +52,78 @@ class PlannedAction:
         return self.kind in WRITE_KINDS
 
 
+#: Where the actions a report leaves out can still be found (writes, and refused writes or parked records).
+OMITTED_WHERE = "the writes are in `syncd audit`, refused writes and parked records in `syncd deadletters`"
+
+
 @dataclass(frozen=True)
 class SyncReport:
-    """Every action of one pass, in the order they were planned."""
+    """What one pass did: every action counted by object and kind, the first ones (and failures) in full."""
 
     actions: tuple[PlannedAction, ...]
     dry_run: bool = False
     errors: tuple[str, ...] = field(default=())
+    # Actions by (object, kind), the ones `actions` leaves out included (a long pass keeps only the first in
+    # full: see `ActionLog`); None when `actions` holds them all.
+    tallies: Mapping[tuple[str, str], int] | None = None
+
+    def by_object(self) -> dict[tuple[str, str], int]:
+        """How many actions of each (object, kind), those left out of `actions` included."""
+        if self.tallies is None:
+            return dict(Counter((a.object, a.kind) for a in self.actions))
+        return {key: n for key, n in self.tallies.items() if n}
+
+    def tallied(self) -> Iterator[tuple[str, str]]:
+        """Each action's (object, kind), those left out of `actions` included."""
+        for key, n in self.by_object().items():
+            yield from repeat(key, n)
+
+    @property
+    def omitted(self) -> int:
+        """How many actions the report counts but does not hold in full."""
+        return sum(self.by_object().values()) - len(self.actions)
 
     @property
     def settled(self) -> bool:
         """True when the pass wrote (or would write) nothing."""
-        return not any(a.writes for a in self.actions)
+        return not any(n for kind, n in self.counts().items() if kind in WRITE_KINDS)
 
     def counts(self) -> dict[str, int]:
         """How many actions of each kind."""
-        return dict(Counter(a.kind for a in self.actions))
+        counts: Counter[str] = Counter()
+        for (_, kind), n in self.by_object().items():
+            counts[kind] += n
+        return dict(counts)
 
     def of_kind(self, kind: ActionKind) -> list[PlannedAction]:
-        """The actions of one kind."""
+        """The actions of one kind the report holds in full."""
         return [a for a in self.actions if a.kind == kind]
 
     @property
     def failures(self) -> list[PlannedAction]:
-        """The writes a system refused, each with the system's reason."""
+        """The writes a system refused that the report holds in full, each with the system's reason."""
         return self.of_kind(ERROR_KIND)
 
     @property
     def error_count(self) -> int:
         """Everything that went wrong: refused writes and the pass's own errors (an object that failed)."""
-        return len(self.errors) + len(self.failures)
+        return len(self.errors) + self.counts().get(ERROR_KIND, 0)
 
     def error_lines(self) -> list[str]:
         """Every error as one line: each refused write (record and reason), then the pass's own errors."""
-        return [f"{a.source}: {a.reason}" for a in self.failures] + list(self.errors)
+        shown = self.failures
+        lines = [f"{a.source}: {a.reason}" for a in shown]
+        unlisted = self.counts().get(ERROR_KIND, 0) - len(shown)
+        if unlisted:
+            lines.append(f"{unlisted} more refused write{'s' if unlisted != 1 else ''}: see `syncd deadletters`")
+        return lines + list(self.errors)
+
+    def omitted_line(self) -> str:
+        """What a reader is told about the actions left out, or "" when there are none."""
+        if not self.omitted:
+            return ""
+        where = "a dry run writes nothing" if self.dry_run else OMITTED_WHERE
+        return f"{self.omitted:,} more action{'s' if self.omitted != 1 else ''} not listed ({where})"
 
 
 def _shown(value: CanonicalValue) -> str:
@@ -111,6 +150,8 @@ def render_table(report: SyncReport, console: Console) -> None:
         where = f"{action.mapping}:{action.object}"
         table.add_row(action.kind, where, action.source, action.target, "\n".join(lines))
     console.print(table)
+    if report.omitted:
+        console.print(report.omitted_line())
     summary = ", ".join(f"{n} {k}" for k, n in sorted(report.counts().items())) or "nothing to do"
     console.print(("Would do: " if report.dry_run else "Done: ") + summary)
     if report.error_count:
@@ -132,6 +173,8 @@ def report_data(report: SyncReport) -> dict[str, Any]:
         "counts": report.counts(),
         "error_count": report.error_count,
         "errors": report.error_lines(),
+        "omitted": report.omitted,
+        "omitted_note": report.omitted_line(),
         "actions": [
             {
                 "kind": a.kind,
@@ -155,4 +198,8 @@ def report_json(report: SyncReport) -> str:
 def merge_reports(reports: Sequence[SyncReport], *, dry_run: bool) -> SyncReport:
     """One report out of several (e.g. one per mapping file)."""
     actions = tuple(a for r in reports for a in r.actions)
-    return SyncReport(actions, dry_run=dry_run, errors=tuple(e for r in reports for e in r.errors))
+    tallies: Counter[tuple[str, str]] = Counter()
+    for report in reports:
+        tallies.update(report.by_object())
+    return SyncReport(actions, dry_run=dry_run, errors=tuple(e for r in reports for e in r.errors),
+                      tallies=dict(tallies))

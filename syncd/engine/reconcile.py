@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from syncd.connectors.base import ChangeEvent, Connector, Deletion, Page, Record
+from syncd.engine.action_log import DEFAULT_KEPT, ActionLog
 from syncd.engine.context import (
     RECHECK_AFTER,
     LifecyclePolicy,
@@ -74,7 +75,7 @@ class Reconciler:
     connectors: Mapping[str, Connector]  # by system name, as registered
     overlap: timedelta = timedelta(seconds=120)
     # How often a system's deletions are listed by poll (their lists cost calls even when nothing changed);
-    # merges, and Salesforce's recycle bin, come with the change read itself, deletions by webhook at once.
+    # merges and recycle bins come with the change read itself where the API allows, deletions by webhook at once.
     deletion_sweep: timedelta = timedelta(hours=1)
     batch_size: int = 100
     hooks: PipelineHooks = field(default_factory=PipelineHooks)
@@ -85,17 +86,19 @@ class Reconciler:
     targets: TargetLocks = field(default_factory=TargetLocks)
     # Told how a pass goes, object by object (a command shows it as progress); the daemon's passes go unwatched.
     observer: PassObserver = field(default_factory=SilentObserver)
+    # How many actions of a pass its report holds in full (every one is counted).
+    kept_actions: int = DEFAULT_KEPT
 
     async def _sync_batch(
         self, pipeline: ObjectPipeline, side: Side, records: Sequence[Record], why: ReadCause = "poll"
     ) -> None:
         """One batch through the pipeline, holding the targets it may match and create on until it committed."""
         targets = creation_targets(pipeline.run.mapping, pipeline.mapper, side)
-        before = len(pipeline.run.actions)
+        pipeline.run.actions.mark()
         async with self.targets.hold(targets, pipeline.run.name):
             await pipeline.sync(side, records, why=why)
         self.observer.batch_synced(pipeline.run.name, pipeline.mapper.name, len(records),
-                                   pipeline.run.actions[before:])
+                                   pipeline.run.actions.recent)
 
     async def run_pass(self, *, dry_run: bool = False) -> SyncReport:
         """One pass over every mapping; with `dry_run` it plans and writes nothing (not even the store)."""
@@ -114,6 +117,7 @@ class Reconciler:
                 policy=self.policy,
                 retry_after=self.retry_after,
                 recheck_after=self.recheck_after,
+                actions=ActionLog(self.kept_actions),
             )
             if not dry_run:
                 await activate(run)  # the mapping's history ends at its first pass (default `sync_from`)
@@ -128,7 +132,7 @@ class Reconciler:
                     log.warning("object sync failed", mapping=active.name, object=name, error=str(exc))
                     run.errors.append(f"{active.name}:{name}: {exc}")
                 self.observer.object_finished(active.name, name)
-            reports.append(SyncReport(tuple(run.actions), dry_run=dry_run, errors=tuple(run.errors)))
+            reports.append(run.actions.report(run.errors, dry_run=dry_run))
         return merge_reports(reports, dry_run=dry_run)
 
     def _connector(self, system: str) -> Connector:
@@ -195,34 +199,33 @@ class Reconciler:
     async def _first_read(self, run: MappingRun, mapper: ObjectMapper, side: Side) -> AsyncIterator[Page]:
         """A side read for the first time, whole, with both sides indexed by match key: first-time linking
         then compares in memory instead of looking each record up (the other side's read is kept for its own
-        first read in this pass, so each side is read once)."""
-        own = run.full_reads.pop((mapper.name, side), None) or await self._read_whole(run, mapper, side)
-        run.match_indexes[(mapper.name, side)] = MatchIndex.of(mapper, side, own.records)
+        first read in this pass, so each side is read once). The side's own index is lean (ids by key): its
+        records wait packed in the read until synced."""
+        own = run.full_reads.pop((mapper.name, side), None)
+        if own is None:
+            own = await self._read_whole(run, mapper, side)
+        run.match_indexes[(mapper.name, side)] = MatchIndex.of(mapper, side, own.records, lean=True)
         there = other(side)
         if (mapper.name, there) not in run.match_indexes:
             whole = await self._read_whole(run, mapper, there)
             run.match_indexes[(mapper.name, there)] = MatchIndex.of(mapper, there, whole.records)
             run.full_reads[(mapper.name, there)] = whole
-        self._estimate_creates(run, mapper, side, own)
+        self._estimate_creates(run, mapper, side)
 
         async def pages() -> AsyncIterator[Page]:
-            while own.pages:
-                yield own.pages.pop(0)  # let each page go once it is synced (the index keeps what it needs)
+            while (page := own.pop()) is not None:
+                yield page  # and let it go once synced
 
         return pages()
 
     @staticmethod
-    def _estimate_creates(run: MappingRun, mapper: ObjectMapper, side: Side, own: FullRead) -> None:
+    def _estimate_creates(run: MappingRun, mapper: ObjectMapper, side: Side) -> None:
         """Say up front whether the creates a first sync needs on the other side fit that connection's budget
         today (its rate limiter logs the estimate: a warning, with the days it takes, when they do not)."""
         there = other(side)
         if not mapper.create.may_create_on(there):
             return
-        index = run.match_indexes[(mapper.name, there)]
-        unmatched = 0
-        for record in own.records:
-            key = None if record.deleted else mapper.match_key(side, record)
-            unmatched += key is None or not index.find(key)
+        unmatched = run.match_indexes[(mapper.name, side)].unmatched_in(run.match_indexes[(mapper.name, there)])
         connector = run.connector(there)
         estimate = getattr(getattr(connector, "limiter", None), "estimate", None)
         per_call = getattr(connector, "create_batch", 1)
@@ -231,8 +234,10 @@ class Reconciler:
 
     async def _read_whole(self, run: MappingRun, mapper: ObjectMapper, side: Side) -> FullRead:
         """Every record of one side of an object, as a first read pages through them."""
-        return FullRead([page async for page in run.connector(side).changes(side_object(mapper, side), None,
-                                                                              self.overlap)])
+        whole = FullRead()
+        async for page in run.connector(side).changes(side_object(mapper, side), None, self.overlap):
+            whole.add(page)
+        return whole
 
     async def _retry_parked(self, run: MappingRun, mapper: ObjectMapper, pipeline: ObjectPipeline) -> None:
         """Records parked with a retry time that has come: read them again and run them through."""
@@ -368,7 +373,8 @@ class Reconciler:
                     target_locks=self.targets,
                     policy=self.policy,
                     retry_after=self.retry_after,
-                recheck_after=self.recheck_after,
+                    recheck_after=self.recheck_after,
+                    actions=ActionLog(self.kept_actions),
                 )
         raise StoreError(f"no active mapping named {mapping_name!r}")
 
@@ -393,7 +399,7 @@ class Reconciler:
             # As in a pass: the cursor stays where it was, and the next run reads the same changes again.
             log.warning("object sync failed", mapping=mapping_name, object=object_name, error=str(exc))
             run.errors.append(f"{mapping_name}:{object_name}: {exc}")
-        return SyncReport(tuple(run.actions), dry_run=False, errors=tuple(run.errors))
+        return run.actions.report(run.errors, dry_run=False)
 
     async def sync_records(
         self, mapping_name: str, system: str, object: str, changes: Sequence[ChangeEvent]
@@ -422,4 +428,4 @@ class Reconciler:
                 for start in range(0, len(records), self.batch_size):
                     batch = records[start : start + self.batch_size]
                     await self._sync_batch(pipeline, side, batch, why="announced")
-        return SyncReport(tuple(run.actions), dry_run=False, errors=tuple(run.errors))
+        return run.actions.report(run.errors, dry_run=False)

@@ -82,7 +82,7 @@ def poll_jobs(settings: Settings, reconciler: Reconciler) -> list[PollJob]:
 def did_something(report: SyncReport) -> bool:
     """Whether a run changed or found anything a person may want to know of: any action but a record skipped
     (a filter or `sync_from` leaving it out, said again each time it is read), or any error."""
-    return report.error_count > 0 or any(action.kind != "skip" for action in report.actions)
+    return report.error_count > 0 or any(kind != "skip" for kind in report.counts())
 
 
 class MappingLocks:
@@ -283,7 +283,7 @@ class PollScheduler:
             if self._metrics is not None:
                 self._metrics.count_poll(job.id, "ok")
                 self._metrics.count_sync("poll", job.mapping, job.object,
-                                         ((a.object, a.kind) for a in report.actions), report.error_count)
+                                         report.tallied(), report.error_count)
             self.runs_completed += 1
             self.runs_by_job[job.id] += 1
             self.last_reports[job.id] = report

@@ -1,4 +1,4 @@
-"""Deletion sweeps: listing a system's deletions (HubSpot's archived list, Salesforce's getDeleted) costs calls
+"""Deletion sweeps: listing a system's deletions (a CRM's archived list or its deleted-records call) costs calls
 that do not shrink when nothing changed, so it runs once per interval; each sweep lists from where the last one
 began, so a deletion is late at most by the interval (webhooks bring it sooner), never lost."""
 

@@ -127,7 +127,8 @@ async def open_engine(settings: Settings, *, hooks: PipelineHooks | None = None)
             raise WiringError(missing[0])
         overlap = timedelta(seconds=settings.polling.overlap_s)
         reconciler = Reconciler(db, mappings, connectors, overlap=overlap, hooks=hooks or PipelineHooks(),
-                                deletion_sweep=timedelta(seconds=settings.polling.deletion_sweep_s))
+                                deletion_sweep=timedelta(seconds=settings.polling.deletion_sweep_s),
+                                kept_actions=settings.report.kept_actions)
         yield Engine(db, connectors, reconciler)
     finally:
         for connector in connectors.values():

@@ -180,12 +180,14 @@ class EmailDomain:
 TRANSFORMS.register("email_domain")(lambda args: EmailDomain())
 
 
-@lru_cache(maxsize=65_536)
+@lru_cache(maxsize=16_384)
 def _e164(text: str, region: str) -> str:
     """E.164 form of a trimmed number read in `region`, or the text itself when it is not a possible number.
 
     Parsing is most of the cost of mapping a contact, and each number is read from both sides of a pair and
-    again on every pass: cached per (text, region), which is all the answer depends on.
+    again on every pass: cached per (text, region), which is all the answer depends on. The cache is sized
+    for a few batches (a pair's two reads come close together), not for every number of a first sync:
+    ~2.5 MB at most.
     """
     try:
         number = phonenumbers.parse(text, region)

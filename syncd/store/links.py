@@ -252,8 +252,9 @@ class LinkStore:
         async with self._db.scope(session) as s:
             # Any conflict leaves the row out: the reference exists already (an earlier attempt), or the record
             # is held by another link (told apart below, by the ids the row holds).
-            for start in range(0, len(rows), 500):
-                await s.execute(self._db.insert(LINK).values(rows[start : start + 500]).on_conflict_do_nothing())
+            # Executemany, not one multi-row VALUES: its statement is compiled once and cached, where a VALUES
+            # list is compiled afresh for every batch (a bind parameter per cell, 8% of a first sync's CPU).
+            await s.execute(self._db.insert(LINK).on_conflict_do_nothing(), rows)
             conditions = (col(LinkRow.mapping) == mapping, col(LinkRow.object) == object)
             found.update((k.reference, k) for k in await _where_in(s, col(LinkRow.reference), references, *conditions))
         out: dict[str, Link | None] = {}

@@ -209,7 +209,15 @@ LINE_KINDS: dict[str, dict[str, Kind]] = {
 
 def parse_timestamp(text: str) -> datetime:
     """A Zoho timestamp (`2013-11-18T02:02:51-0800`, `+05:30` accepted too) as an aware UTC datetime."""
-    return datetime.strptime(text.strip(), TIMESTAMP_FORMAT).astimezone(UTC)
+    text = text.strip()
+    try:
+        # Ten times faster than strptime, read for every record a list or write answers.
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None or len(text) not in (24, 25) or text[10] != "T":
+        parsed = datetime.strptime(text, TIMESTAMP_FORMAT)  # what it does not take is no Zoho timestamp either
+    return parsed.astimezone(UTC)
 
 
 def format_timestamp(moment: datetime) -> str:

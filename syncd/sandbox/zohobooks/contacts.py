@@ -215,6 +215,10 @@ class ContactRoutes:
 
     def create_contact(self, body: Mapping[str, Any], custom: dict[str, str] | None = None) -> Contact:
         """Validate and add a contact (also used by seeding); notifies `contact created`."""
+        return self._add(body, custom)[0]
+
+    def _add(self, body: Mapping[str, Any], custom: dict[str, str] | None = None) -> tuple[Contact, dict[str, Any]]:
+        """`create_contact`, with the contact as JSON (built once, for its webhook and the answer alike)."""
         contact = self._new_contact()
         if custom:
             given = body.get("custom_fields") or []
@@ -224,15 +228,14 @@ class ContactRoutes:
         _apply_input(self.ctx, contact, body, creating=True)
         contact.contact_id = self.ctx.ledger.new_id()
         self.ctx.ledger.contacts[contact.contact_id] = contact
-        self.ctx.notify("contact", "created", contact_json(self.ctx, contact))
-        return contact
+        payload = contact_json(self.ctx, contact)
+        self.ctx.notify("contact", "created", payload)
+        return contact, payload
 
     async def create(self, request: web.Request) -> web.Response:
         """POST /contacts → 201."""
-        contact = self.create_contact(await payloads.read_body(request))
-        return answer(
-            {"code": 0, "message": "The contact has been added.", "contact": contact_json(self.ctx, contact)}, 201
-        )
+        _, payload = self._add(await payloads.read_body(request))
+        return answer({"code": 0, "message": "The contact has been added.", "contact": payload}, 201)
 
     def _update(self, contact: Contact, body: Mapping[str, Any]) -> web.Response:
         _apply_input(self.ctx, contact, body, creating=False)
@@ -252,10 +255,8 @@ class ContactRoutes:
         body = await payloads.read_body(request)
         if target.existing_id is not None:
             return self._update(self.ctx.ledger.contact(target.existing_id), body)
-        contact = self.create_contact(body, {target.key: target.value})
-        return answer(
-            {"code": 0, "message": "The contact has been added.", "contact": contact_json(self.ctx, contact)}, 201
-        )
+        _, payload = self._add(body, {target.key: target.value})
+        return answer({"code": 0, "message": "The contact has been added.", "contact": payload}, 201)
 
     async def get(self, request: web.Request) -> web.Response:
         """GET /contacts/{contact_id}."""
