@@ -132,8 +132,8 @@ class PollingSettings(_Strict):
 
     interval_s: float = Field(default=60.0, gt=0)
     overlap_s: float = Field(default=120.0, ge=0)
-    # How often deletions are listed by poll where a system lists them only whole (HubSpot's archived records,
-    # Salesforce's getDeleted); webhooks bring them at once, merges come with the changes.
+    # How often deletions are listed by poll where a system lists them only whole (a CRM's archived records or
+    # its deleted-records call); webhooks bring them at once, merges come with the changes.
     deletion_sweep_s: float = Field(default=3600.0, ge=0)
 
 

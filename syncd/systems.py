@@ -66,6 +66,7 @@ REGISTRY: Mapping[str, str] = {
     "salesforce": "syncd.connectors.salesforce.registration:REGISTRATION",
     "zohobooks": "syncd.connectors.zohobooks.registration:REGISTRATION",
     "xero": "syncd.connectors.xero.registration:REGISTRATION",
+    "quickbooks": "syncd.connectors.quickbooks.registration:REGISTRATION",
 }
 
 

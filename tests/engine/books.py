@@ -32,6 +32,9 @@ class Books:
     # The edit a user makes to a draft invoice before it can take a payment (Xero: approve it, with a due date),
     # None where a draft takes payments as it is.
     approve: Callable[[date], dict[str, FieldValue]] | None = None
+    # The last path segments (lower-cased) of the routes customers are created through: the customer object's
+    # own by default; a system that batches creates has its batch route too.
+    create_routes: tuple[str, ...] = ()
 
     def create_calls(self, records: int) -> int:
         """Calls that creating `records` records takes."""
@@ -48,6 +51,11 @@ def _xero_payment(customer: str, invoice: str, amount: Decimal, day: date, refer
     return {"Invoice.InvoiceID": invoice, "Account.Code": "090", "Amount": amount, "Date": day, "Reference": reference}
 
 
+def _qbo_payment(customer: str, invoice: str, amount: Decimal, day: date, reference: str) -> dict[str, FieldValue]:
+    return {"CustomerRef": customer, "TotalAmt": amount, "TxnDate": day, "PaymentRefNum": reference,
+            "Line": [{"Amount": amount, "invoice_id": invoice}]}
+
+
 #: Every accounting system the shared scenarios run on, by registered name.
 BOOKS: dict[str, Books] = {
     "zohobooks": Books(
@@ -60,5 +68,11 @@ BOOKS: dict[str, Books] = {
         create_batch=50,
         idle_routes={"GET /api.xro/2.0/Contacts": 1, "GET /api.xro/2.0/Invoices": 1, "GET /api.xro/2.0/Payments": 1},
         approve=lambda day: {"Status": "AUTHORISED", "DueDate": day + timedelta(days=30)},
+    ),
+    "quickbooks": Books(
+        system="quickbooks", customers="Customer", invoices="Invoice", payments="Payment",
+        payment=_qbo_payment, create_batch=30, create_routes=("customer", "batch"),
+        # One CDC call for every polled object at once (customers, invoices, payments for their applications).
+        idle_routes={"GET /v3/company/{realm}/cdc": 1},
     ),
 }

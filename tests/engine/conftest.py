@@ -38,7 +38,8 @@ SANDBOX_LIMITS: dict[str, dict[str, Any]] = {
     "zohobooks": {"window_s": 1.0, "window_max": 100_000, "daily_cap": 10_000_000},
 }
 # Vendor calls that read although they are not GETs (HubSpot reads in batches and searches with POST).
-READ_ROUTES = ("/search", "/batch/read", "/oauth/v1/token", "/oauth/v2/token", "/services/oauth2/token")
+READ_ROUTES = ("/search", "/batch/read", "/oauth/v1/token", "/oauth/v2/token", "/services/oauth2/token",
+               "/query", "/oauth2/v1/tokens/bearer")
 ID_KEYS = {
     "contacts": "contact_id",
     "invoices": "invoice_id",
@@ -156,7 +157,7 @@ class System:
             return await response.json()
 
     def _id_key(self, obj: str) -> str:
-        return {"hubspot": "id", "salesforce": "Id"}.get(self.name) or ID_KEYS[obj]
+        return {"hubspot": "id", "salesforce": "Id", "quickbooks": "Id"}.get(self.name) or ID_KEYS[obj]
 
     @staticmethod
     def _gone(row: Mapping[str, Any]) -> bool:
