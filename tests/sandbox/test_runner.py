@@ -128,7 +128,8 @@ async def test_command_prints_one_json_line_serves_and_stops_cleanly_on_sigint(t
     config = tmp_path / "conf" / "syncd.toml"
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "syncd.sandbox.command",
-        "--hubspot-port", "0", "--salesforce-port", "0", "--zoho-port", "0",
+        # Every served system on a free port: a default one may be taken on a shared machine.
+        *(arg for system in SYSTEMS for arg in (f"--{system}-port", "0")),
         "--state", str(state_file), "--write-config", str(config), "--seed", "3",
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
