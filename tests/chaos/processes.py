@@ -66,9 +66,9 @@ class SandboxProcess:
         """Start the sandbox and wait for its JSON line."""
         log = (workdir / "sandbox.log").open("wb")
         process = await asyncio.create_subprocess_exec(
-            # The systems the chaos story syncs, each on a free port (the others' defaults may be taken).
-            sys.executable, "-m", "syncd", "sandbox", "--systems", "hubspot,salesforce,zohobooks",
-            "--hubspot-port", "0", "--salesforce-port", "0", "--zoho-port", "0", "--workdir", str(workdir),
+            # The three systems the chaos world holds: its config then activates only the mappings between them.
+            sys.executable, "-m", "syncd", "sandbox", "--systems", ",".join(SYSTEMS), "--hubspot-port", "0",
+            "--salesforce-port", "0", "--zoho-port", "0", "--workdir", str(workdir),
             stdout=asyncio.subprocess.PIPE, stderr=log, cwd=REPO, env=child_env(),
         )  # fmt: skip
         assert process.stdout is not None
