@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 
 from syncd.connectors.base import Record
+from syncd.engine import lifecycle
 from syncd.engine.context import MappingRun, jsonable, side_object
 from syncd.engine.object_run import ObjectRun
 from syncd.engine.pairs import SIDES, PairWork
@@ -105,9 +106,13 @@ def _holds(mapper: ObjectMapper, side: Side, write: PendingWrite, record: Record
     }
 
 
-def _held_raw(write: PendingWrite, record: Record | None) -> bool:
-    """For a write carrying no base field (a void, a delete): whether the target holds each field as written,
-    or, for a delete, is gone."""
+def _held_raw(mapper: ObjectMapper, write: PendingWrite, record: Record | None) -> bool:
+    """For a write carrying no base field (a void, a delete): whether the target holds each field as written
+    (a void: the invoice is void, in any of its system's words for it), or, for a delete, is gone."""
+    words = mapper.invoice
+    if words is not None and write.entry.fields_after == {words.status_field: words.void_status}:
+        # Some systems delete a draft where they would void a sent invoice: gone counts as void too.
+        return record is None or record.deleted or lifecycle.is_void(mapper, record)
     if write.entry.fields_after == DELETED:
         return record is None or record.deleted
     return record is not None and all(
@@ -152,7 +157,7 @@ async def recover_writes(run: MappingRun) -> None:
             record = records.get(write.entry.record_id)
             held[write.id] = _holds(mapper, side, write, record)
             fields = held[write.id]
-            confirmed[write.id] = any(fields.values()) if fields else _held_raw(write, record)
+            confirmed[write.id] = any(fields.values()) if fields else _held_raw(mapper, write, record)
     by_link: dict[int | None, list[PendingWrite]] = {}
     for write in pending:
         if write.id in confirmed:
