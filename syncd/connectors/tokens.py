@@ -74,6 +74,9 @@ class TokenManager:
         self._grant: Grant | None = None
         self._clock = clock
         self._early = early
+        # How early the current grant is renewed: `early`, or half its lifetime when it lives shorter (a token
+        # living less than `early` would otherwise be renewed on every call).
+        self._margin = early
         self._lock = asyncio.Lock()
         self._loaded = False
         self._dead: str | None = None
@@ -98,7 +101,7 @@ class TokenManager:
         return await self._refresh_unless_changed(rejected, force=True)
 
     def _fresh(self, grant: Grant) -> bool:
-        return grant.expires_at is None or grant.expires_at - self._early > self._clock()
+        return grant.expires_at is None or grant.expires_at - self._margin > self._clock()
 
     async def _refresh_unless_changed(self, seen: str | None, force: bool = False) -> str:
         async with self._lock:
@@ -146,6 +149,8 @@ class TokenManager:
             self._refresh_token = grant.refresh_token
         grant = Grant(grant.access_token, grant.expires_at, self._refresh_token, {**self.extras, **grant.extras})
         self._grant = grant
+        lifetime = grant.expires_at - self._clock() if grant.expires_at is not None else None
+        self._margin = self._early if lifetime is None else max(timedelta(0), min(self._early, lifetime / 2))
         self.refreshes += 1
         if self._storage is not None:
             await self._storage.save_grant(self.connection, grant)

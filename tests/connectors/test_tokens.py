@@ -109,3 +109,17 @@ async def test_authorisation_code_flow_against_the_sandbox(
         grant = await hubspot.exchange_code(query["code"][0], redirect)
         assert grant.refresh_token and grant.expires_at is not None
         assert await hubspot.get_many("contacts", ["1"]) == {}
+
+
+async def test_a_token_living_shorter_than_the_early_margin_is_not_renewed_on_every_call(
+    reset_sandbox: Sandbox, control: dict[str, ControlPlane]
+) -> None:
+    # Renewing a minute early is right for HubSpot's 30-minute tokens; a system handing out 5-second tokens must
+    # not make every call refresh first (the chaos runs saw 95 Zoho Books refreshes a second before this).
+    await control["hubspot"].post("limits", {"token_lifetime_s": 5})
+    async with hubspot_connector(reset_sandbox) as hubspot:
+        await hubspot.describe("contacts")  # first token
+        before = await refreshes_on_sandbox(control["hubspot"])
+        for i in range(20):
+            await hubspot.get_many("contacts", [str(1000 + i)])
+    assert await refreshes_on_sandbox(control["hubspot"]) == before
