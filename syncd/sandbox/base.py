@@ -9,7 +9,7 @@ import json
 import random
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -39,6 +39,19 @@ async def _json_body(request: web.Request) -> Any:
 
 
 SEED_KEYS = ("contacts", "companies", "deals", "invoices", "payments")
+
+
+def check_limits(body: Mapping[str, Any], known: Collection[str], integers: Collection[str] = ()) -> None:
+    """A control plane's `limits` body: only `known` keys, each a positive number, those in `integers` whole;
+    a ValueError naming the first fault otherwise."""
+    unknown = sorted(set(body) - set(known))
+    if unknown:
+        raise ValueError(f"unknown limit keys: {', '.join(unknown)}; expected some of {sorted(known)}")
+    for key, value in body.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ValueError(f"{key} must be a positive number")
+        if key in integers and not isinstance(value, int):
+            raise ValueError(f"{key} must be a positive integer")
 
 
 class Simulator(abc.ABC):

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Literal
 
 from aiohttp import web
 
-from syncd.sandbox.base import Simulator
+from syncd.sandbox.base import Simulator, check_limits
 from syncd.sandbox.clock import Clock
 from syncd.sandbox.quickbooks.books import ENTITIES, Books
 from syncd.sandbox.quickbooks.faults import INTERNAL, QboFault
@@ -93,12 +93,7 @@ class QuickBooksSimulator(Simulator):
         """Keys window_s and window_max (the per-minute window), per_second, batch_per_minute, token_lifetime_s,
         daily_cap (ignored: QBO has none); anything else is a ValueError. A window lifted above QBO's pace lifts
         the per-second and batch limits by the same factor, unless they are given too."""
-        unknown = sorted(set(body) - LIMIT_KEYS)
-        if unknown:
-            raise ValueError(f"unknown limit keys: {', '.join(unknown)}; expected some of {sorted(LIMIT_KEYS)}")
-        for key, value in body.items():
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise ValueError(f"{key} must be a positive number")
+        check_limits(body, LIMIT_KEYS)
         minute = self.limits.minute
         if "window_s" in body:
             minute.window_s = float(body["window_s"])

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Literal
 
 from aiohttp import web
 
-from syncd.sandbox.base import Simulator
+from syncd.sandbox.base import Simulator, check_limits
 from syncd.sandbox.clock import Clock
 from syncd.sandbox.quota import QuotaCounter
 from syncd.sandbox.seeding import SeedCounts, SeedWorld
@@ -136,14 +136,7 @@ class XeroSimulator(Simulator):
 
     def apply_limits(self, body: Mapping[str, Any]) -> None:
         """Keys of DEFAULT_LIMITS with positive numbers; anything else is a ValueError."""
-        unknown = sorted(set(body) - set(DEFAULT_LIMITS))
-        if unknown:
-            raise ValueError(f"unknown limit keys: {', '.join(unknown)}; expected some of {sorted(DEFAULT_LIMITS)}")
-        for key, value in body.items():
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise ValueError(f"{key} must be a positive number")
-            if key not in ("window_s", "token_lifetime_s") and not isinstance(value, int):
-                raise ValueError(f"{key} must be a positive integer")
+        check_limits(body, DEFAULT_LIMITS, integers=set(DEFAULT_LIMITS) - {"window_s", "token_lifetime_s"})
         if "window_s" in body:
             self.quota.window_s = self.app_quota.window_s = float(body["window_s"])
         if "window_max" in body:

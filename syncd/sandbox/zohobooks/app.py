@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Literal
 
 from aiohttp import web
 
-from syncd.sandbox.base import Simulator
+from syncd.sandbox.base import Simulator, check_limits
 from syncd.sandbox.clock import Clock
 from syncd.sandbox.oauth_tokens import TokenStore
 from syncd.sandbox.quota import QuotaCounter
@@ -144,24 +144,15 @@ class ZohoBooksSimulator(Simulator):
 
     def apply_limits(self, body: Mapping[str, Any]) -> None:
         """Keys window_s, window_max, daily_cap, token_lifetime_s; anything else is a ValueError."""
-        unknown = sorted(set(body) - set(DEFAULT_LIMITS))
-        if unknown:
-            raise ValueError(f"unknown limit keys: {', '.join(unknown)}; expected some of {sorted(DEFAULT_LIMITS)}")
-        checked: dict[str, float] = {}
-        for key, value in body.items():
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise ValueError(f"{key} must be a positive number")
-            if key in ("window_max", "daily_cap") and not isinstance(value, int):
-                raise ValueError(f"{key} must be a positive integer")
-            checked[key] = value
-        if "window_s" in checked:
-            self.quota.window_s = float(checked["window_s"])
-        if "window_max" in checked:
-            self.quota.window_max = int(checked["window_max"])
-        if "daily_cap" in checked:
-            self.quota.daily_cap = int(checked["daily_cap"])
-        if "token_lifetime_s" in checked:
-            self.tokens.lifetime_s = float(checked["token_lifetime_s"])
+        check_limits(body, DEFAULT_LIMITS, integers=("window_max", "daily_cap"))
+        if "window_s" in body:
+            self.quota.window_s = float(body["window_s"])
+        if "window_max" in body:
+            self.quota.window_max = int(body["window_max"])
+        if "daily_cap" in body:
+            self.quota.daily_cap = int(body["daily_cap"])
+        if "token_lifetime_s" in body:
+            self.tokens.lifetime_s = float(body["token_lifetime_s"])
 
     def records(self, obj: str) -> list[dict[str, Any]] | None:
         """contacts, invoices, customerpayments (or payments), items; each with `deleted` true/false."""
