@@ -7,6 +7,7 @@ accounting side's canonical values through the shipped mappings, so they say the
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
@@ -123,12 +124,11 @@ def _connection_of(sandbox: Sandbox, system: str) -> Any:
     return model.model_validate({**given, "system": system, "timeout_s": 5.0, "rate_limit": GENEROUS})
 
 
-@pytest.fixture(params=sorted(BOOKS))
-async def shelf(
-    request: pytest.FixtureRequest, sandbox: Sandbox, db: Database, control_session: aiohttp.ClientSession
+@contextlib.asynccontextmanager
+async def open_shelf(
+    books: Books, sandbox: Sandbox, db: Database, control_session: aiohttp.ClientSession
 ) -> AsyncIterator[Shelf]:
-    """Empty systems behind freshly started connectors: the CRMs and the accounting system of the parameter."""
-    books = BOOKS[request.param]
+    """Empty systems behind freshly started connectors: the CRMs and the accounting system of `books`."""
     sandbox.restore_defaults()
     connectors: dict[str, Connector] = {}
     try:
@@ -148,6 +148,15 @@ async def shelf(
     finally:
         for connector in connectors.values():
             await connector.close()
+
+
+@pytest.fixture(params=sorted(BOOKS))
+async def shelf(
+    request: pytest.FixtureRequest, sandbox: Sandbox, db: Database, control_session: aiohttp.ClientSession
+) -> AsyncIterator[Shelf]:
+    """Empty systems behind freshly started connectors: the CRMs and the accounting system of the parameter."""
+    async with open_shelf(BOOKS[request.param], sandbox, db, control_session) as opened:
+        yield opened
 
 
 async def _hubspot_people(shelf: Shelf, people: list[tuple[str, str, str]]) -> list[str]:

@@ -11,22 +11,15 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 import aiohttp
 import pytest
 
-from syncd.connectors.base import Connector
-from syncd.connectors.hubspot import HubSpotConnector
 from syncd.connectors.quickbooks import QuickBooksConnector
-from syncd.connectors.quickbooks.settings import QuickBooksConnection
-from syncd.connectors.ratelimit import Budget, RateLimiter
-from syncd.connectors.registry import build_connector
 from syncd.engine.context import PipelineHooks
 from syncd.sandbox.quickbooks import QuickBooksSimulator
 from syncd.sandbox.runner import Sandbox
 from syncd.store import Database
 from tests.engine.books import BOOKS
-from tests.engine.conftest import GENEROUS, SANDBOX_LIMITS, System, _connection
-from tests.engine.test_every_accounting_system import CLOCK, Shelf, _hubspot_people, _spent
+from tests.engine.test_every_accounting_system import CLOCK, Shelf, _hubspot_people, _spent, open_shelf
 
 API = "/v3/company/{realm}"
-QBO_LIMITS = {"window_s": 1.0, "window_max": 100_000}
 
 
 @pytest.fixture(scope="module")
@@ -40,31 +33,9 @@ async def sandbox(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[San
 @pytest.fixture
 async def shelf(sandbox: Sandbox, db: Database, control_session: aiohttp.ClientSession) -> AsyncIterator[Shelf]:
     """Empty systems behind freshly started connectors: the CRMs and QuickBooks."""
-    sandbox.restore_defaults()
-    connectors: dict[str, Connector] = {}
-    try:
-        for system in ("hubspot", "salesforce", "quickbooks"):
-            limits = SANDBOX_LIMITS.get(system, QBO_LIMITS)
-            async with control_session.post(f"{sandbox.control_url(system)}/_sandbox/limits", json=limits) as r:
-                r.raise_for_status()
-        for system in ("hubspot", "salesforce"):
-            connector = build_connector(system[:4], _connection(sandbox, system))
-            if isinstance(connector, HubSpotConnector):
-                connector.transport.search_limiter = RateLimiter("hubspot/search", Budget(1.0, 10_000))
-            connectors[system] = connector
-        described = sandbox.descriptor["quickbooks"]
-        settings = QuickBooksConnection.model_validate(
-            {**{k: v for k, v in described.items() if k in QuickBooksConnection.model_fields},
-             "system": "quickbooks", "timeout_s": 5.0, "rate_limit": GENEROUS})  # fmt: skip
-        connectors["quickbooks"] = build_connector("quic", settings)  # through its registration
-        assert isinstance(connectors["quickbooks"], QuickBooksConnector)
-        for connector in connectors.values():
-            await connector.start()
-        systems = {name: System(name, c, control_session, sandbox.control_url(name)) for name, c in connectors.items()}
-        yield Shelf(db, BOOKS["quickbooks"], systems["hubspot"], systems["salesforce"], systems["quickbooks"])
-    finally:
-        for connector in connectors.values():
-            await connector.close()
+    async with open_shelf(BOOKS["quickbooks"], sandbox, db, control_session) as opened:
+        assert isinstance(opened.acc.connector, QuickBooksConnector)  # built through its registration
+        yield opened
 
 
 async def test_people_converge_once_across_both_crms_in_batches(shelf: Shelf) -> None:
