@@ -6,6 +6,7 @@ import copy
 import json
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -21,6 +22,18 @@ SpecTransform = Callable[[dict[str, Any]], None]
 _CACHE: dict[tuple[Path, SpecTransform | None], Any] = {}
 _RAW_CACHE: dict[Path, dict[str, Any]] = {}
 _LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One answered request, as the client received it."""
+
+    method: str
+    path: str
+    query: str
+    status: int
+    headers: dict[str, str]
+    body: bytes
 
 
 class ContractViolation(AssertionError):

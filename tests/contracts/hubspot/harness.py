@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ from aiohttp.test_utils import TestServer
 
 from syncd.sandbox.hubspot import HubSpotSimulator
 from tests.contracts.hubspot_rule import fix_hubspot_spec
-from tests.contracts.openapi import assert_valid_response, load_spec
+from tests.contracts.openapi import Exchange, assert_valid_response, load_spec
 
 HERE = Path(__file__).parent
 _OBJECT_SPECS = {
@@ -45,18 +44,6 @@ def spec_file_for(path: str) -> str | None:
             return specific
         return "CRM_Objects-v3_objects.json"
     return None
-
-
-@dataclass(frozen=True)
-class Exchange:
-    """One answered request, as the client received it."""
-
-    method: str
-    path: str
-    query: str
-    status: int
-    headers: dict[str, str]
-    body: bytes
 
 
 class ContractHarness:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from xero_python.identity import IdentityApi
 from syncd.sandbox.xero import XeroSimulator
 from syncd.sandbox.xero.app import API_PREFIX
 from syncd.sandbox.xero.books import KINDS
-from tests.contracts.openapi import assert_valid_response, load_spec
+from tests.contracts.openapi import Exchange, assert_valid_response, load_spec
 from tests.contracts.xero_rule import fix_xero_spec
 
 HERE = Path(__file__).parent
@@ -26,18 +25,6 @@ SPEC = HERE / "xero_accounting.yaml"
 # Statuses the spec documents for the operations syncd uses; the others (401/403 from the identity layer, 404 in
 # plain text, 429 with an empty body) are outside the file and checked by the simulator's own tests.
 DOCUMENTED = (200, 400)
-
-
-@dataclass(frozen=True)
-class Exchange:
-    """One answered request, as the client received it."""
-
-    method: str
-    path: str
-    query: str
-    status: int
-    headers: dict[str, str]
-    body: bytes
 
 
 class ContractHarness:
