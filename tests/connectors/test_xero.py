@@ -3,6 +3,7 @@ status moves, webhooks; every API answer checked against Xero's OpenAPI file."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -268,3 +269,24 @@ async def test_injected_server_errors_are_retried_without_duplicates(xero: Contr
         xero.sim.faults.error_rate = 0.0
     assert len({r.id for p in pages for r in p.records}) == 60
     assert len(xero.sim.records("Contacts") or []) == 60  # nothing made twice
+
+
+async def test_two_writers_of_one_address_keep_each_others_parts(xero: ContractHarness) -> None:
+    # Two mappings share the connection's connector: one writes a contact's city while the other writes its
+    # street. Each sends the whole POBOX entry, completed from a read; with every call slowed down, both reads
+    # would come before both writes and the second would put the old part back.
+    async with open_xero(xero) as connector:
+        [made] = await connector.create_many("Contacts", [Create("syncd-w", {
+            "Name": "W", "Addresses.POBOX.AddressLine1": "1 Rue Neuve", "Addresses.POBOX.City": "Paris"})])  # fmt: skip
+        xero.sim.faults.latency_ms = (20, 60)
+        try:
+            results = await asyncio.gather(
+                connector.update_many("Contacts", [Update(made.id or "", {"Addresses.POBOX.City": "Lyon"})]),
+                connector.update_many("Contacts", [Update(made.id or "", {"Addresses.POBOX.AddressLine1": "9 Quai"})]),
+            )
+        finally:
+            xero.sim.faults.latency_ms = (0, 0)
+        assert all(outcome.ok for [outcome] in results), results
+        found = (await connector.get_many("Contacts", [made.id or ""]))[made.id or ""]
+        assert (found.fields["Addresses.POBOX.City"], found.fields["Addresses.POBOX.AddressLine1"]) == (
+            "Lyon", "9 Quai")

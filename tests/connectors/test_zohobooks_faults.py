@@ -173,3 +173,29 @@ async def test_pacing_uses_the_budget_without_429s(
     stats = await control["zohobooks"].get("stats")
     assert stats["rate_limited"] <= calls // 100
     assert calls / elapsed >= 0.9 * 20 * 0.95, f"{calls / elapsed:.1f} calls/s"
+
+
+async def test_two_writers_of_one_contact_keep_each_others_fields(
+    zoho: ZohoBooksConnector, reset_sandbox: Sandbox, control: dict[str, ControlPlane]
+) -> None:
+    # Two mappings share the connection's connector: one writes a customer's phone while the other writes her
+    # first name. Each update sends the whole persons array, built from a read of the contact; with every call
+    # slowed down, both reads would come before both writes and the second write would put the old phone back.
+    seed(reset_sandbox, contacts=3)
+    ids = sorted(live(reset_sandbox, "contacts"))
+    await control["zohobooks"].post("faults", {"latency_ms": [20, 60]})
+    try:
+        results = await asyncio.gather(*(
+            zoho.update_many("contacts", [Update(contact, fields)])
+            for contact in ids
+            for fields in ({"phone": "+15550100"}, {"primary_contact.first_name": "Ada"}, {"email": "ada@example.com"})
+        ))  # fmt: skip
+    finally:
+        await control["zohobooks"].post("faults", {})
+    assert all(outcome.ok for [outcome] in results), results
+    found = await zoho.get_many("contacts", ids)
+    for contact in ids:
+        fields = found[contact].fields
+        assert (fields["phone"], fields["primary_contact.first_name"], fields["email"]) == (
+            "+15550100", "Ada", "ada@example.com"
+        ), contact

@@ -25,6 +25,7 @@ from syncd.connectors.base import (
     WriteOutcome,
 )
 from syncd.connectors.ratelimit import Budget, RateLimiter
+from syncd.connectors.record_locks import RecordLocks
 from syncd.connectors.retry import RetryPolicy
 from syncd.connectors.tokens import Grant, TokenManager, TokenStorage
 from syncd.connectors.xero import webhooks
@@ -121,6 +122,8 @@ class XeroConnector:
         self._transport: XeroTransport | None = None
         self._tenant: str | None = settings.tenant_id
         self._tenant_lock = asyncio.Lock()
+        # An address or phone entry is sent whole, completed from a read: one writer per contact at a time.
+        self._typed_entries_written = RecordLocks()
         # Each invoice's status as last read, so voiding a draft goes straight to DELETED (Xero voids only
         # approved invoices); bounded, oldest first out.
         self._invoice_status: dict[str, str] = {}
@@ -456,29 +459,40 @@ class XeroConnector:
         for start in range(0, len(items), BATCH):
             chunk = items[start : start + BATCH]
             body = [{**self._element(coll, i.fields), coll.id_key: i.id} for i in chunk]
-            await self._keep_typed_entries(coll, chunk, body)
-            if coll is INVOICES:
-                for element, item in zip(body, chunk, strict=True):
-                    if "Type" not in item.fields:
-                        element.pop("Type", None)
-            key = write_key(chunk[0].id)
-            try:
-                rows = await self._write(coll, "update", body, key, record=chunk[0].id)
-            except BudgetSpentError:
-                raise
-            except ConnectorError as exc:
-                outcomes += [WriteOutcome(i.id, error=exc) for i in chunk]
-                continue
-            for sent, item, row in zip(body, chunk, rows, strict=True):
-                outcomes.append(await self._outcome(coll, sent, row, item.id))
+            async with self._typed_entries_written.hold_many(self._typed_entry_writes(chunk)):
+                outcomes += await self._update_chunk(coll, chunk, body)
         return outcomes
+
+    @staticmethod
+    def _typed_entry_writes(items: Sequence[Update]) -> list[str]:
+        """The records whose address or phone entries these updates send whole (completed from a read)."""
+        return [i.id for i in items if any(k.split(".", 1)[0] in TYPED_LISTS for k in i.fields)]
+
+    async def _update_chunk(self, coll: XeroCollection, chunk: Sequence[Update], body: list[dict[str, Any]]
+                            ) -> list[WriteOutcome]:
+        """One batch POST of updates, its typed entries completed from the records as they are now."""
+        await self._keep_typed_entries(coll, chunk, body)
+        if coll is INVOICES:
+            for element, item in zip(body, chunk, strict=True):
+                if "Type" not in item.fields:
+                    element.pop("Type", None)
+        key = write_key(chunk[0].id)
+        try:
+            rows = await self._write(coll, "update", body, key, record=chunk[0].id)
+        except BudgetSpentError:
+            raise
+        except ConnectorError as exc:
+            return [WriteOutcome(i.id, error=exc) for i in chunk]
+        return [
+            await self._outcome(coll, sent, row, item.id) for sent, item, row in zip(body, chunk, rows, strict=True)
+        ]
 
     async def _keep_typed_entries(self, coll: XeroCollection, items: Sequence[Update], body: list[dict[str, Any]]
                                   ) -> None:
         """An address or phone sent is the whole entry of its type to Xero: one that changes some of its parts
         (the city) is completed from the record as it is now (read for the batch in one call per 20), so the
         parts syncd does not map (the street) are kept."""
-        touched = [i.id for i in items if any(k.split(".", 1)[0] in TYPED_LISTS for k in i.fields)]
+        touched = self._typed_entry_writes(items)
         if not touched:
             return
         current = await self.get_many(coll.object, touched)

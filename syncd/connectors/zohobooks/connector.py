@@ -24,6 +24,7 @@ from syncd.connectors.base import (
     WriteOutcome,
 )
 from syncd.connectors.ratelimit import Budget, RateLimiter
+from syncd.connectors.record_locks import RecordLocks
 from syncd.connectors.retry import RetryPolicy
 from syncd.connectors.tokens import Grant, TokenManager, TokenStorage
 from syncd.connectors.zohobooks import applications as apps
@@ -142,6 +143,8 @@ class ZohoBooksConnector:
         self._applied = webhooks.AppliedInvoices()
         # Records read in full, by (module, id), with their stamp: the same stamp means the same content.
         self._details: dict[tuple[str, str], tuple[datetime, Record]] = {}
+        # A contact's persons are rewritten whole from a read of them: one writer per contact at a time.
+        self._persons_written = RecordLocks()
 
     # --- lifecycle ---
 
@@ -540,11 +543,18 @@ class ZohoBooksConnector:
         )
 
     async def _update(self, module: Module, item: Update) -> WriteOutcome:
-        http = await self._client()
         person_fields = module is CONTACTS and any(
             k.startswith("primary_contact.") or k in ("email", "phone") for k in item.fields
         )
-        current = await self._get_raw(module, item.id) if person_fields else None
+        if not person_fields:
+            return await self._update_from(module, item, None)
+        # The persons array is sent whole, built from this read: another mapping's write to the same contact
+        # landing between the read and the PUT (its phone, say) would be put back by it, unaudited.
+        async with self._persons_written.hold(item.id):
+            return await self._update_from(module, item, await self._get_raw(module, item.id))
+
+    async def _update_from(self, module: Module, item: Update, current: dict[str, Any] | None) -> WriteOutcome:
+        http = await self._client()
         body, status = unflatten(module, item.fields, current=current)
         raw: Mapping[str, Any] | None = current
         if body:
