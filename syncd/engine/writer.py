@@ -125,8 +125,8 @@ class BatchWriter:
         the commit (those refused are dropped: nothing was written)."""
         moving: list[tuple[CreateWork, str, JournalEntry]] = []
         for work, outcome in created:
-            if not (work.after_status and outcome.id is not None
-                    and (outcome.ok or isinstance(outcome.error, DuplicateError))):  # fmt: skip
+            made_or_found = outcome.ok or isinstance(outcome.error, DuplicateError)
+            if not work.after_status or outcome.id is None or not made_or_found:
                 continue
             obj = side_object(self.mapper, work.target)
             moved = self.run.connector(work.target).action_fields[obj]

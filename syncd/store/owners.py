@@ -136,8 +136,15 @@ class AdvisoryLocks:
         async with self._lock:
             if self._keeper is None:
                 self._keeper = await self._engine.connect()
-            got = bool((await self._keeper.execute(select(func.pg_try_advisory_lock(key)))).scalar_one())
-            await self._keeper.commit()  # the lock is the session's: the connection idles, not in a transaction
+            try:
+                got = bool((await self._keeper.execute(select(func.pg_try_advisory_lock(key)))).scalar_one())
+                await self._keeper.commit()  # the lock is the session's: the connection idles, not in a transaction
+            except Exception:
+                # A broken keeper (the server restarted): its locks are gone already. Dropped, not pooled, so
+                # that the next owner opens a sound one; this one's writer fails before journalling anything.
+                keeper, self._keeper, self._held = self._keeper, None, set()
+                await keeper.invalidate()
+                raise
             if got:
                 self._held.add(key)
             elif not self._held:
