@@ -27,7 +27,7 @@ from syncd.mapping.loader import SHIPPED_MAPPINGS_DIR
 from syncd.store import AuditEntry, Database
 from tests.engine.conftest import World
 from tests.engine.test_customers import ann, settle
-from tests.engine.test_deals import DRAFTS, announce_move, move_deal, sent_invoice_count, won_deal
+from tests.engine.test_deals import DRAFTS, announce_move, move_deal, pay, sent_invoice_count, won_deal
 from tests.engine.test_lost_update import linked_ann
 
 
@@ -221,9 +221,13 @@ async def test_an_invoice_marked_sent_whose_record_was_lost_is_recovered_and_not
     assert (await world.hubspot.get("deals", deal))["syncd_invoice_status"] == "sent"
 
 
-async def test_an_invoice_back_to_draft_does_not_confirm_it_was_marked_sent(world: World, tmp_path: Path) -> None:
-    # The accountant voided the invoice and put it back to draft before the next pass (Zoho Books drafts only a
-    # void one): the journal cannot tell it was ever sent.
+@pytest.mark.parametrize("moved_on", [True, False], ids=["paid in part", "voided and drafted again"])
+async def test_an_invoice_marked_sent_is_confirmed_by_a_later_status_never_by_a_draft(
+    world: World, tmp_path: Path, moved_on: bool
+) -> None:
+    # Before the next pass the invoice moved on (a part payment: `partially_paid`), which confirms it was sent;
+    # or the accountant voided it and made it a draft again (Zoho Books drafts only a void invoice), after
+    # which nothing tells that it was ever sent.
     path = tmp_path / "hubspot-zohobooks.toml"
     path.write_text((SHIPPED_MAPPINGS_DIR / "hubspot-zohobooks.toml").read_text()
                     .replace("mark_sent = false", "mark_sent = true"))  # fmt: skip
@@ -231,13 +235,19 @@ async def test_an_invoice_back_to_draft_does_not_confirm_it_was_marked_sent(worl
     with pytest.raises(ProcessDied):
         await world.reconciler(path, hooks=die_with("invoice")).run_pass()
     [invoice] = await world.zoho.all("invoices")
-    await world.zoho.connector.act("invoices", invoice["id"], "void")
-    await world.zoho.connector.act("invoices", invoice["id"], "draft")
+    if moved_on:
+        await pay(world, "200", (invoice["id"], "200"))
+        assert (await world.zoho.get("invoices", invoice["id"]))["status"] == "partially_paid"
+    else:
+        await world.zoho.connector.act("invoices", invoice["id"], "void")
+        await world.zoho.connector.act("invoices", invoice["id"], "draft")
     [journalled] = await world.stores.audit.list(system="zohobooks", object="invoices", status="pending")
     assert not (await world.reconciler(path).run_pass()).errors
     [row] = [e for e in await world.stores.audit.list(system="zohobooks") if e.id == journalled.id]
-    assert row.status == "unconfirmed" and row.cause.endswith(f"({UNCONFIRMED})")
-    assert await sent_invoice_count(world) == 1  # not sent again by syncd: the accountant decided
+    assert (row.status, row.cause.endswith(f"({RECOVERED if moved_on else UNCONFIRMED})")) == (
+        "recovered" if moved_on else "unconfirmed", True
+    )
+    assert await sent_invoice_count(world) == 1  # never sent again by syncd
 
 
 async def test_a_moved_reference_whose_record_was_lost_is_confirmed_and_a_move_back_is_carried(
