@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from syncd.connectors.base import Create, Record, Update, WriteOutcome
 from syncd.engine.context import describe, jsonable, other, side_object
 from syncd.engine.failures import Refusal, as_error
-from syncd.engine.journal import Journalled, journal_updates
+from syncd.engine.journal import Journalled, journal_updates, status_entry
 from syncd.engine.object_run import ObjectRun
 from syncd.engine.pairs import SIDES, Batch, CreateWork, PairWork
 from syncd.engine.plan import PlannedAction
@@ -23,7 +23,7 @@ from syncd.engine.taken_names import choose_free_names, rename_taken
 from syncd.engine.unchanged import settled_create, settled_read, settled_write
 from syncd.errors import ConnectorError, DuplicateError, FatalError, SkippableError
 from syncd.mapping.spec import Side
-from syncd.store import Conflict, ConnectionStore, Link, StoreConflictError
+from syncd.store import Conflict, ConnectionStore, JournalEntry, JournalOwner, Link, StoreConflictError
 from syncd.store.columns import utcnow
 from syncd.store.links import SeenStamps
 
@@ -46,18 +46,15 @@ class BatchWriter:
 
     async def write(self, batch: Batch) -> None:
         """Create and update on each side through its batch endpoints, then commit the batch."""
-        created = await self._create(await self._intend(batch.creates))
-        # Journalled before they are sent: a process dying before the commit leaves them for the next pass.
-        journal = await journal_updates(self.scope, batch.pairs)
-        updated = await self._update(batch.pairs)
-        for work, outcome in created:
-            if (
-                work.after_status
-                and outcome.id is not None
-                and (outcome.ok or isinstance(outcome.error, DuplicateError))
-            ):
-                await self._reach_status(work, outcome.id)
-        await self._commit(batch, created, updated, journal)
+        # The batch owns its journal rows until it ends: a later pass resolves those it leaves pending (a
+        # process dying, or a failure, before the commit) only then, never while it is still writing.
+        async with self.run.stores.journal.owning() as owner:
+            created = await self._create(await self._intend(batch.creates))
+            # Journalled before they are sent: a process dying before the commit leaves them for the next pass.
+            journal = await journal_updates(self.scope, batch.pairs, owner)
+            updated = await self._update(batch.pairs)
+            marked = await self._reach_statuses(created, owner)
+            await self._commit(batch, created, updated, journal, marked)
 
     async def _intend(self, creates: Sequence[CreateWork]) -> list[CreateWork]:
         """The pending links (intents) of the batch's new creates, written together before anything is created,
@@ -121,28 +118,53 @@ class BatchWriter:
             updated.extend((p, side, o) for p, o in zip(writing, outcomes, strict=True))
         return updated
 
-    async def _reach_status(self, work: CreateWork, record_id: str) -> None:
-        """Move a created record on to the status it was planned with (the create makes the system's initial
-        one, a draft), by the system's action; only when the mapping says `mark_sent`."""
-        assert work.after_status is not None
-        obj = side_object(self.mapper, work.target)
-        try:
-            await self.run.connector(work.target).act(obj, record_id, work.after_status)
-        except SkippableError as exc:
-            self.run.errors.append(f"{describe(work.source)}: could not mark {obj} {work.after_status}: {exc}")
+    async def _reach_statuses(self, created: Sequence[Created], owner: JournalOwner) -> list[int]:
+        """Move the records created on to the status they were planned with (the create makes the system's
+        initial one, a draft), by the system's action; only when the mapping says `mark_sent`. Each action is
+        journalled first (one statement for the batch), like a void; the rows of actions made, to complete at
+        the commit (those refused are dropped: nothing was written)."""
+        moving: list[tuple[CreateWork, str, JournalEntry]] = []
+        for work, outcome in created:
+            made_or_found = outcome.ok or isinstance(outcome.error, DuplicateError)
+            if not work.after_status or outcome.id is None or not made_or_found:
+                continue
+            obj = side_object(self.mapper, work.target)
+            moved = self.run.connector(work.target).action_fields[obj]
+            entry = status_entry(self.scope, work.target, outcome.id, moved.field, moved.initial, work.after_status,
+                                 describe(work.source), work.link.id if work.link is not None else None)
+            moving.append((work, outcome.id, entry))
+        journal = self.run.stores.journal
+        rows = await journal.open_many([entry for _, _, entry in moving], owner=owner)
+        made: list[int] = []
+        for (work, record_id, _), row in zip(moving, rows, strict=True):
+            assert work.after_status is not None
+            obj = side_object(self.mapper, work.target)
+            try:
+                await self.run.connector(work.target).act(obj, record_id, work.after_status)
+            except SkippableError as exc:
+                self.run.errors.append(f"{describe(work.source)}: could not mark {obj} {work.after_status}: {exc}")
+                await journal.discard([row])
+            else:
+                made.append(row)
+        return made
 
     # --- commit --------------------------------------------------------------------------------------
     async def _commit(
-        self, batch: Batch, created: Sequence[Created], updated: Sequence[Updated], journal: Journalled
+        self,
+        batch: Batch,
+        created: Sequence[Created],
+        updated: Sequence[Updated],
+        journal: Journalled,
+        marked: Sequence[int] = (),
     ) -> None:
         """Links, bases, conflicts, audit rows and dead letters of the batch, in one transaction; the report's
-        actions settled by what the systems answered. The updates' journal rows are completed with it (one
-        statement), those of refused updates dropped (nothing was written)."""
+        actions settled by what the systems answered. The journal rows of the updates and status actions made
+        are completed with it (one statement), those of refused updates dropped (nothing was written)."""
         if not (created or batch.pairs or batch.seen):
             return
         refused: dict[int, dict[Side, ConnectorError]] = {}
         written: dict[tuple[int, Side], WriteOutcome] = {}
-        done: list[int] = []
+        done: list[int] = list(marked)
         dropped: list[int] = []
         for pair, side, outcome in updated:
             written[(id(pair), side)] = outcome

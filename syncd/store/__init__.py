@@ -18,7 +18,7 @@ from syncd.store.errors import (
     StoreNotFoundError,
 )
 from syncd.store.inbox import InboxEvent, InboxStore
-from syncd.store.journal import JournalEntry, PendingWrite, WriteJournal
+from syncd.store.journal import JournalEntry, JournalOwner, PendingWrite, WriteJournal
 from syncd.store.links import Link, LinkState, LinkStore, Side
 from syncd.store.mapping_names import LinkOwner, MappingNames, RenameCounts
 from syncd.store.schema import SchemaState, check_schema, prepare_schema, upgrade, upgrade_database
@@ -41,6 +41,7 @@ __all__ = [
     "InboxEvent",
     "InboxStore",
     "JournalEntry",
+    "JournalOwner",
     "Link",
     "LinkOwner",
     "LinkState",

@@ -1,19 +1,23 @@
 """The write journal: audit rows written `pending` before their writes are sent, completed (`done`) in the
-commit that moves the link's base, and resolved by the next pass when the process that sent them died first."""
+commit that moves the link's base, and resolved by a later pass once the writer that sent them is gone (its
+process died, or its batch failed before the commit): each row names its owner, whose liveness the store tests
+(syncd/store/owners.py), so that a pass never resolves another live writer's rows in flight."""
 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import CursorResult, Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from syncd.store.columns import utcnow
 from syncd.store.database import Database
+from syncd.store.owners import OwnerLocks, new_token, owner_locks
 from syncd.store.tables import AUDIT
 
 #: What a pass after a crash makes of a pending row: the target holds what was sent, or it does not.
@@ -41,6 +45,7 @@ class PendingWrite:
 
     id: int
     entry: JournalEntry
+    owner: str | None = None  # the writer that journalled it (None: written before owners existed)
 
 
 def _pending(row: Row[Any]) -> PendingWrite:
@@ -51,7 +56,32 @@ def _pending(row: Row[Any]) -> PendingWrite:
             row.system, row.object, row.record_id, dict(row.fields_before), dict(row.fields_after), row.cause,
             row.link_id, dict(row.base_change or {}),
         ),
+        row.owner,
     )  # fmt: skip
+
+
+class JournalOwner:
+    """One writer's claim on the rows it journals (a batch, or one action): its lock is taken before its first
+    row is written and dropped when the writer ends, committed or not (`WriteJournal.owning`)."""
+
+    def __init__(self, locks: OwnerLocks) -> None:
+        self._locks = locks
+        self.token = new_token()
+        self.held = False
+
+    async def hold(self) -> None:
+        """Take the lock (once) before a row names this owner: a row never names an owner not yet held."""
+        while not self.held:
+            if await self._locks.hold(self.token):
+                self.held = True
+            else:
+                self.token = new_token()  # a clash with a live owner's lock key: practically never
+
+    async def release(self) -> None:
+        """Drop the lock: rows of this owner still pending are now a later pass's to resolve."""
+        if self.held:
+            self.held = False
+            await self._locks.release(self.token)
 
 
 class WriteJournal:
@@ -59,18 +89,30 @@ class WriteJournal:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._locks = owner_locks(db)
+
+    @asynccontextmanager
+    async def owning(self) -> AsyncIterator[JournalOwner]:
+        """A writer's ownership of the rows it opens, from its first row (nothing is locked for a writer that
+        journals nothing) to the end of this block, however it ends."""
+        owner = JournalOwner(self._locks)
+        try:
+            yield owner
+        finally:
+            await owner.release()
 
     async def open_many(
-        self, entries: Sequence[JournalEntry], *, session: AsyncSession | None = None
+        self, entries: Sequence[JournalEntry], *, owner: JournalOwner, session: AsyncSession | None = None
     ) -> builtins.list[int]:
-        """Journal `entries` as pending audit rows, in one statement; their ids, in the order given."""
+        """Journal `entries` as pending audit rows of `owner`, in one statement; their ids, in the order given."""
         if not entries:
             return []
+        await owner.hold()
         now = utcnow()
         rows = [
             {"at": now, "system": e.system, "object": e.object, "record_id": e.record_id,
              "fields_before": e.fields_before, "fields_after": e.fields_after, "cause": e.cause,
-             "status": "pending", "link_id": e.link_id, "base_change": e.base_change}
+             "status": "pending", "link_id": e.link_id, "base_change": e.base_change, "owner": owner.token}
             for e in entries
         ]  # fmt: skip
         stmt = AUDIT.insert().returning(AUDIT.c.id, sort_by_parameter_order=True)
@@ -101,14 +143,23 @@ class WriteJournal:
         async with self._db.scope(session) as s:
             return [_pending(r) for r in (await s.execute(stmt)).all()]
 
+    async def orphaned(self, mapping: str) -> builtins.list[PendingWrite]:
+        """The rows `mapping` left pending whose writer is gone, oldest first: read first, owners tested after,
+        so a row is never taken for orphaned by a writer that had not journalled it yet."""
+        rows = await self.pending(mapping)
+        alive = await self._locks.alive({w.owner for w in rows if w.owner is not None})
+        return [w for w in rows if w.owner is None or w.owner not in alive]
+
     async def resolve(
         self, write_id: int, status: Resolution, note: str, *, session: AsyncSession | None = None
-    ) -> None:
-        """A pending row resolved by a later pass, its cause completed with `note` (what was found)."""
+    ) -> bool:
+        """A pending row resolved by a later pass, its cause completed with `note` (what was found); False when
+        it was no longer pending (its writer committed it meanwhile)."""
         stmt = (
             update(AUDIT)
             .where(AUDIT.c.id == write_id, AUDIT.c.status == "pending")
             .values(status=status, cause=AUDIT.c.cause + f" ({note})")
         )
         async with self._db.scope(session) as s:
-            await s.execute(stmt)
+            result = await s.execute(stmt)
+            return bool(cast("CursorResult[Any]", result).rowcount)

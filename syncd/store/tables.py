@@ -256,6 +256,9 @@ class AuditRow(SQLModel, table=True):
     # The base fields the write carries, {field: [base before, value written]} (encoded canonical values):
     # what a recovery moves the link's base to, field by field, where the target holds the value.
     base_change: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON(), nullable=True))
+    # The writer that journalled a pending row (syncd/store/owners.py): a later pass resolves the row only once
+    # that writer is gone. None for rows written before owners existed (their writer is gone).
+    owner: str | None = Field(default=None, nullable=True)
 
 
 class MappingActivationRow(SQLModel, table=True):

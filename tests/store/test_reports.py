@@ -340,9 +340,10 @@ async def test_audit_shows_a_write_recovered_after_a_crash(syncd: Syncd, databas
     # A write journalled before it was sent, by a process that died before its commit, resolved by the next.
     await seed_audit(database)
     journal = WriteJournal(database)
-    [row] = await journal.open_many([JournalEntry(
-        "zohobooks", "contacts", "460000000010003", {"phone": None}, {"phone": "+15125550199"},
-        "hubspot-zohobooks:customer: from hubspot contacts 1002", link_id=1, base_change={})])
+    async with journal.owning() as owner:
+        [row] = await journal.open_many([JournalEntry(
+            "zohobooks", "contacts", "460000000010003", {"phone": None}, {"phone": "+15125550199"},
+            "hubspot-zohobooks:customer: from hubspot contacts 1002", link_id=1, base_change={})], owner=owner)
     await journal.resolve(row, "recovered", "written by a process that stopped before recording it")
     code, out, _ = await syncd("audit", "--status", "recovered", "--json")
     assert code == 0
