@@ -45,7 +45,7 @@ bench: $(STAMP)
 # The full-size crash and fault suites (2,000 people, 20 SIGKILLs per run; `syncd run` and `sync --once`, with
 # and without faults): each run prints its summary. CI runs a bounded size as part of the slow tests.
 chaos: $(STAMP)
-	$(BIN)/pytest -q -m open_finding
+	$(BIN)/pytest -q -m "slow or open_finding" tests/chaos
 	$(BIN)/python -m tests.chaos --people 2000 --kills 20
 
 clean:
