@@ -28,7 +28,7 @@ from syncd.engine.pairs import ReadCause
 from syncd.engine.pipeline import ObjectPipeline
 from syncd.engine.plan import PlannedAction, SyncReport, merge_reports
 from syncd.engine.progress import PassObserver, SilentObserver
-from syncd.engine.snapshot import encode_base
+from syncd.engine.snapshot import decode_base, encode_base
 from syncd.engine.sweep import Sweep, record_sweep, sweep_from
 from syncd.engine.targets import TargetLocks, creation_targets
 from syncd.engine.unchanged import settled_read
@@ -310,7 +310,10 @@ class Reconciler:
                            ) -> None:
         """Bind one pending create to the record its reference found, with the audit row the lost pass owed."""
         canonical = mapper.to_canonical(target, record)
-        base = {
+        # The base the create would have committed (kept on its intent): what it wrote, so that a value the
+        # target filled in itself (a due date from payment terms) reads as the target's change, as after any
+        # create. Intents written before they kept it fall back to what the target holds.
+        base = decode_base(link.base) if link.base else {
             n: v
             for n, v in canonical.items()
             if writes_to(mapper.fields[n].direction, target) and not mapper.fields[n].create_only

@@ -68,7 +68,8 @@ class BatchWriter:
             for w in new
         ]
         held = await run.stores.links.intend_many(
-            run.name, self.scope.obj, run.mapping.crm_system, run.mapping.acc_system, intents
+            run.name, self.scope.obj, run.mapping.crm_system, run.mapping.acc_system, intents,
+            bases=[encode_base(w.base) for w in new],
         )
         out: list[CreateWork] = []
         for work in creates:

@@ -234,18 +234,22 @@ class LinkStore:
         acc_system: str,
         intents: Sequence[tuple[str | None, str | None, str]],
         *,
+        bases: Sequence[dict[str, Any]] | None = None,
         session: AsyncSession | None = None,
     ) -> dict[str, Link | None]:
         """`intend` for many (crm id, acc id, reference) in two statements: by reference, the pending link
-        (written now, or there from an earlier attempt), or None where another link already holds the record."""
+        (written now, or there from an earlier attempt), or None where another link already holds the record.
+
+        `bases` (one per intent, encoded) are what each create will write: kept on the pending link so that a
+        create recovered after a crash gets the base it would have had, not the target's own defaults."""
         if not intents:
             return {}
         now = utcnow()
         rows: list[dict[str, Any]] = [
             {"mapping": mapping, "object": object, "crm_system": crm_system, "crm_id": crm_id,
-             "acc_system": acc_system, "acc_id": acc_id, "state": "pending", "base": {}, "reference": reference,
+             "acc_system": acc_system, "acc_id": acc_id, "state": "pending", "base": base, "reference": reference,
              "version": 1, "created_at": now, "updated_at": now}
-            for crm_id, acc_id, reference in intents
+            for (crm_id, acc_id, reference), base in zip(intents, bases or [{}] * len(intents), strict=True)
         ]  # fmt: skip
         references = [reference for _, _, reference in intents]
         found: dict[str, Link] = {}
