@@ -377,6 +377,9 @@ class ZohoBooksConnector:
                 refused = 0  # (a page 1 proves nothing about the estimate that placed the refused window)
             tail_known = bool(stamped) and known.get(stamped[-1][0]) == stamped[-1][1]
             holds_last = last is not None and any(i == last[0] and s == last[1] for i, s, _ in stamped)
+            # An answer placed by an estimate can fall short: only rows read before the last row accepted.
+            behind = bool(stamped) and last is not None and tail_known and not holds_last \
+                and stamped[-1][1] <= last[1]
             fresh: list[dict[str, Any]] = []
             for row_id, stamp, row in stamped:
                 if not row_id:
@@ -392,9 +395,7 @@ class ZohoBooksConnector:
                     continue  # listed at or before the filter: read by an earlier scan (or a server ignoring it)
                 fresh.append(row)
             records = self._complete(module, fresh)
-            if stamped and (last is None or not tail_known or holds_last or stamped[-1][1] > last[1]):
-                # The window reaches past the last row accepted (an answer placed too early by an estimate may
-                # hold only rows read before it, and then moves nothing).
+            if stamped and not behind:
                 last = (stamped[-1][0], stamped[-1][1])
             if not more:
                 # Timestamps have whole seconds: a later change in the last second seen must still be after
@@ -414,15 +415,24 @@ class ZohoBooksConnector:
             # Where the last row accepted stands: under this filter, its place in this answer; under a filter
             # moved up to a second before it, the rows read at or after that filter (counted, not listed).
             here = (window.page - 1) * window.per_page + len(rows) - 1
-            low, window = self._next_window(low, here, last, read if estimates else None, refused)
+            place_by = read if estimates else None
+            if behind:
+                if not self._finer_filter and low is not None and read.count(low) > 0:
+                    # Counted from the second after the filter's, the place fell short: the filter also lists
+                    # the records of its own second (it compares finer than seconds).
+                    self._finer_filter = True
+                else:
+                    place_by = None  # the next page follows this one, which always moves forward
+            low, window = self._next_window(low, start, here, last, place_by, refused)
 
     def _next_window(
-        self, low: datetime | None, here: int, last: tuple[str, datetime] | None,
+        self, low: datetime | None, start: datetime | None, here: int, last: tuple[str, datetime] | None,
         read: _SecondCounts | None, refused: int,
     ) -> tuple[datetime | None, _Window]:
         """The filter and the page to read next: the window holding the last row accepted (a few rows of
         overlap, for records that leave behind it) and reaching furthest past it, under this filter or (with
-        counts to place it by) under one moved up to a recent second, whichever lists fewer rows again.
+        counts to place it by) under one moved to a recent second read since `start`, whichever lists fewer rows
+        again.
 
         Zoho places a page at a multiple of its size, so a page can rarely start just before the last row; a
         filter moved to another second moves every place by the rows before it, which gives other starts."""
@@ -442,8 +452,8 @@ class ZohoBooksConnector:
             else:
                 moved = second - SECOND
                 at = from_it - 1 + (read.count(moved) if self._finer_filter else 0)
-            if low is not None and moved < low:
-                break
+            if start is not None and moved < start:
+                break  # records before the scan's start were not read: their count is unknown
             candidate = _window_after(at, slack, self.page_size)
             if candidate.gain > best[1].gain:
                 best = (moved, candidate)
