@@ -91,7 +91,7 @@ def first_sync_section(sizes: Sequence[int], runs: int, log: Callable[[str], Non
         out += calls_table([r.first for r in rows], firstsync.minimum_routes(size, idle=False))
         out += ["", f"### Calls, the pass after the first sync of {size:,} (creates settled by their answers)",
                 ""]
-        out += calls_table([r.echo for r in rows], firstsync.echo_routes(size))
+        out += calls_table([r.echo for r in rows], firstsync.echo_routes(size, min(r.relisted for r in rows)))
         out += ["", f"### Calls, idle pass after {size:,}, the overlap window past (target: one list call per object "
                 "per side; deletions listed whole are swept hourly)", ""]
         out += calls_table([r.idle for r in rows], firstsync.minimum_routes(size, idle=True))
