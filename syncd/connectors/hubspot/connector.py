@@ -67,6 +67,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UNKNOWN_OUTCOME_ROUNDS = 3
 # How long CRM search may take to index a change: a read's cursor stays this far behind the server's time.
 SEARCH_LAG = timedelta(seconds=30)
+# How much earlier than its `Date` (whole seconds, truncated) a list answer may reflect the records.
+DATE_PRECISION = timedelta(seconds=1)
 
 
 def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
@@ -306,7 +308,11 @@ class HubSpotConnector:
         while True:
             answer = await self._list_page(object, properties, after, archived=False)
             if after is None and (moment := server_time(answer.headers.get("date"))) is not None:
-                started = moment - SEARCH_LAG
+                # A list reads the records, not the search index: it lags nothing, so the next search
+                # need only start from the list's start (less what the whole-second `Date` hides). A change
+                # made after it that the index has not taken yet is the next search's concern (its cursor
+                # stays the lag behind its own answers).
+                started = moment - DATE_PRECISION
             body = answer.body or {}
             records = await self._records(object, body.get("results", []), complete=False)
             after = ((body.get("paging") or {}).get("next") or {}).get("after")

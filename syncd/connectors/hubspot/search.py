@@ -1,5 +1,6 @@
-"""Incremental reads through CRM search: windows on the modified date, restarted from the last timestamp
-seen so that the 10,000-results cap and records modified while paging never cause a skip."""
+"""Incremental reads through CRM search: pages on the modified date, each overlapping the one before by an
+anchor row, and a new search from the last timestamp seen at the 10,000-results cap or when records modified
+while paging pulled a page past its overlap; nothing is skipped."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from syncd.connectors.hubspot.values import epoch_ms, parse_timestamp
 
 SEARCH_PAGE = 200  # HubSpot's maximum search `limit`
 RESULT_CAP = 10_000  # HubSpot refuses `after` past this
+# Rows each page repeats of the one before: records leaving behind the read pull the rest back by one place
+# each, and up to this many such moves cost nothing (more cost one search restarted by timestamp).
+OVERLAP_ROWS = 2
 
 SearchCall = Callable[[dict[str, Any]], Awaitable[Mapping[str, Any]]]
 
@@ -60,45 +64,50 @@ async def search_changes(
 ) -> AsyncIterator[SearchWindowPage]:
     """Every record modified since `start`, oldest first, each at least once.
 
-    Each request is a new search from the last timestamp seen (offset 0), so paging never shifts when a
-    record we already passed is modified, and no window reaches the 10,000 cap. Records sharing that
-    timestamp and already returned are dropped. Only when more than a page share one timestamp does it page
-    inside that group, with half a page of overlap so that a few records leaving the group skip nothing.
-    A record modified while we read moves to a later timestamp and is returned again when we get there; the
-    read ends when it catches up. `until` (the read's start) caps the cursors: later changes may still be
-    landing in the index.
+    One search pages by offset (`after`) up to the 10,000 cap, then a new search starts from the last
+    timestamp seen. Each page after the first starts a few rows before the end of the one before and is kept
+    only if it holds a row already returned at the same timestamp (its anchor). Why nothing is skipped: a page
+    is one contiguous run of the current order (modified date, then id); a record modified or archived while we
+    read leaves its place and pulls the rest back by one, which the overlap absorbs; a page pulled back past
+    its overlap holds no anchor, is dropped, and the read restarts by value from the last timestamp returned
+    (a search placed by its filter, not by offset, cannot be shifted). A record modified while we read moves to
+    a later timestamp and is returned again when we get there; the read ends when it catches up. `until` (the
+    read's start) caps the cursors: later changes may still be landing in the index.
     """
     low = epoch_ms(start.astimezone(UTC))
     high = epoch_ms(until.astimezone(UTC))
-    seen_at_low: set[str] = set()
     returned: dict[str, int] = {}  # id -> modified ms already handed out in this read
+    newest = low  # the latest timestamp returned: where a refused page restarts from
     offset = 0
+    refused = 0  # pages dropped in a row: each widens the overlap of the next (up to half a page)
     while True:
         answer = await search(_body(modified_property, properties, low, offset, page_size))
         results = [r for r in answer.get("results") or [] if isinstance(r, Mapping)]
+        stamped = [(str(r.get("id")), modified_ms(r, modified_property), r) for r in results]
+        if offset > 0 and not any(returned.get(ident) == stamp for ident, stamp, _ in stamped):
+            refused += 1
+            low, offset = max(low, newest), 0
+            continue
+        if offset > 0:
+            refused = 0
         if not results:
             return
         fresh: list[Mapping[str, Any]] = []
-        for result in results:
-            ident = str(result.get("id"))
-            stamp = modified_ms(result, modified_property)
+        for ident, stamp, result in stamped:
             if returned.get(ident, -1) >= stamp:
                 continue
             returned[ident] = stamp
             fresh.append(result)
-        last = modified_ms(results[-1], modified_property)
+        last = stamped[-1][1]
+        newest = max(newest, last)
         if fresh:
             yield SearchWindowPage(fresh, min(last, high))
         if len(results) < page_size and not (answer.get("paging") or {}).get("next"):
             return
-        if last > low:
-            low = last
-            seen_at_low = {str(r.get("id")) for r in results if modified_ms(r, modified_property) == last}
-            offset = 0
-        else:
-            # The whole page shares one timestamp: step through that group by offset.
-            seen_at_low |= {str(r.get("id")) for r in results}
-            offset = min(max(offset + len(results) // 2, len(seen_at_low) - page_size // 2),
-                         RESULT_CAP - page_size)
-            if offset + page_size >= RESULT_CAP and not fresh:
-                return
+        overlap = min(OVERLAP_ROWS * 4**refused, page_size // 2)
+        offset += len(results) - overlap
+        if offset + page_size > RESULT_CAP:
+            if last <= low:
+                return  # more than the cap share one millisecond: search cannot list past it
+            # The cap: a new search from the last timestamp seen (the few records sharing it come again).
+            low, offset = last, 0

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
+import bisect
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -69,8 +71,11 @@ DEFAULT_BUDGET = Budget(window_s=60.0, window_max=100, daily_cap=10_000)
 DEFAULT_POLICY = RetryPolicy(attempts=6, initial_s=0.5, max_s=65.0, jitter_s=0.5)
 MAX_PAGE = 200
 SECOND = timedelta(seconds=1)
-# Re-scans of a timestamp group that was read by page numbers and shifted while being read.
-MAX_VERIFY_PASSES = 3
+# Rows of overlap a page-numbered window keeps before the last row read: records leaving behind the read pull
+# the rest back by one place each, and up to this many such moves cost nothing (more cost one restart).
+OVERLAP_ROWS = 2
+# Recent seconds a scan weighs moving its filter to, when placing its next page.
+FILTER_SECONDS = 64
 # How old a stamp must be, when its record is read, to stand for that content (whole seconds, clock skew).
 SETTLED = timedelta(seconds=3)
 # Records kept read in full (a few MB): enough for the overlap window of a busy organisation.
@@ -91,6 +96,61 @@ ACTIONS: dict[str, dict[str, str]] = {
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class _Window:
+    """One list call of a scan: page number and size, and how many rows past the last row read it reaches."""
+
+    page: int
+    per_page: int
+    gain: int = 0
+
+
+class _SecondCounts:
+    """How many records a scan has read at each whole-second stamp (their latest version), by second."""
+
+    def __init__(self) -> None:
+        self._counts: dict[datetime, int] = {}
+        self._seconds: list[datetime] = []  # sorted
+
+    def count(self, second: datetime) -> int:
+        """Records read stamped `second`."""
+        return self._counts.get(second, 0)
+
+    def add(self, second: datetime, step: int = 1) -> None:
+        """Count one record more (or, with -1, one that moved on) at `second`."""
+        if second not in self._counts:
+            bisect.insort(self._seconds, second)
+            self._counts[second] = 0
+        self._counts[second] += step
+
+    def recent(self, upto: datetime, limit: int) -> Iterator[tuple[datetime, int]]:
+        """The latest `limit` seconds up to `upto`, newest first, each with the records read from it to `upto`."""
+        total = 0
+        end = bisect.bisect_right(self._seconds, upto)
+        for second in reversed(self._seconds[max(0, end - limit) : end]):
+            total += self._counts[second]
+            yield second, total
+
+
+def _window_after(at: int, slack: int, size: int) -> _Window:
+    """The page (any size up to `size`) that starts at or before place `at - slack` of the list, so that it
+    holds the row at `at` or one before it, and reaches furthest past `at`; with less overlap where pages
+    so placed cannot reach past it (a page starts at a multiple of its size)."""
+    for overlap in range(slack, -1, -1):
+        best = _Window(1, size, size - at - 1)
+        start = at - overlap
+        if start <= 0:
+            return best
+        for per_page in range(size, 0, -1):
+            skipped = start // per_page
+            reach = (skipped + 1) * per_page - at - 1
+            if reach > best.gain:
+                best = _Window(skipped + 1, per_page, reach)
+        if best.gain > 0:
+            return best
+    return _Window(1, size, size - at - 1)
 
 
 def _as_sent(module: Module, raw: Mapping[str, Any], sent: Mapping[str, FieldValue]) -> bool:
@@ -145,6 +205,9 @@ class ZohoBooksConnector:
         self._details: dict[tuple[str, str], tuple[datetime, Record]] = {}
         # A contact's persons are rewritten whole from a read of them: one writer per contact at a time.
         self._persons_written = RecordLocks()
+        # Whether the `last_modified_time` filter compares finer than the whole seconds stamps show (a record
+        # stamped 10:00:05 listed "after 10:00:05"), as Zoho's answers showed.
+        self._finer_filter = False
 
     # --- lifecycle ---
 
@@ -255,70 +318,92 @@ class ZohoBooksConnector:
             yield page
 
     async def _scan(self, module: Module, start: datetime | None) -> AsyncIterator[Page]:
-        """Page by `last_modified_time` ascending, restarting each page from the last timestamp seen.
+        """Page by `last_modified_time` ascending, by page numbers wherever they are cheaper than a restart by
+        timestamp, each page-numbered window proven gap-free by an anchor row; see `_next_window`.
 
-        A page number is trusted only inside one timestamp (more than a page of records modified in the same
-        second); if a record read there moves on during the read, that group is scanned again. The cursor
-        never passes the read's start, nor a group whose reading has not been verified.
+        Why nothing is lost. Order the versions of records by (stamp, the server's tie order); a record edited
+        or deleted during the read leaves its place, and one edited gets a stamp at or after the read's start,
+        which the cursor never passes (so its new version is read by this scan or the next). Claim: once a
+        window is accepted, every record not changed during the read that sorts at or before the last row
+        accepted has been read. A page 1 under a `last_modified_time` filter is placed by value, so shifts
+        cannot hurt it, and the filter is always below a stamp already read in full. A later window (page > 1)
+        is accepted only if it holds a row already read at the same stamp (the anchor): one answer is one
+        contiguous run of the current order, so it holds every unchanged record from the anchor to its last
+        row, and the claim carries over. Deletions and edits behind the read pull later records back by one
+        place each: within the window's overlap they are absorbed, beyond it the window holds no anchor and is
+        thrown away (its rows are not trusted as read), and the read resumes from a page 1 by timestamp. So a
+        record at a page boundary is never skipped, whether records share a second or not. The cursor never
+        passes the read's start by Zoho's clock, nor one second short of the last row accepted (whole-second
+        stamps: a later change in that second is still after it).
         """
         ceiling = _now().replace(microsecond=0) - SECOND
         low = start
-        page = 1
-        yielded: dict[str, datetime] = {}
-        paged_groups: set[datetime] = set()
-        rescan_from: datetime | None = None
-        passes = 0
         cursor = start if start is not None else datetime.fromtimestamp(0, UTC)
-        max_seen: datetime | None = None
+        # Every record read in this scan, with the stamp it was read at (rows older than the filter included).
+        known: dict[str, datetime] = {}
+        read = _SecondCounts()
+        last: tuple[str, datetime] | None = None  # the latest row accepted: the anchor the next window needs
+        window = _Window(page=1, per_page=self.page_size)
+        refused = 0  # windows thrown away in a row: each widens the overlap asked of the next
+        # Places estimated from counts go wrong when records leave mid-read; after one refusal, the read moves
+        # only from places it saw.
+        estimates = True
         # The server's clock when it answered the first page: everything modified before it was listed.
         server_started: datetime | None = None
         while True:
             params = {"sort_column": "last_modified_time", "sort_order": "A"}
             if low is not None:
                 params["last_modified_time"] = format_timestamp(low)
-            rows, more, answered_at = await self._list_timed(module, params, page)
+            rows, more, answered_at = await self._list_timed(module, params, window.page, window.per_page)
             if server_started is None and answered_at is not None:
                 # The read's start by Zoho's clock, which its stamps and filter are on: a cursor by ours would
                 # skip changes whenever Zoho's clock runs behind ours by more than the overlap.
                 server_started = answered_at
                 ceiling = answered_at - SECOND
+            stamped = [(str(r.get(module.id_key, "")), modified_at(r), r) for r in rows]
+            if low is not None and any(stamp == low for _, stamp, _ in stamped):
+                # The filter compares finer than the whole seconds it shows: "after 10:00:05" lists records
+                # stamped 10:00:05.3. A restart from a second back then re-lists that whole second too.
+                self._finer_filter = True
+            if window.page > 1 and not any(i and known.get(i) == s for i, s, _ in stamped):
+                # No row already read: records behind us left (deleted, or edited to the end) and pulled the rest
+                # back past the window's start. Nothing of it is trusted; restart by value from the last row.
+                refused += 1
+                estimates = False
+                log.info("zoho_scan_window_refused", connection=self.name, object=module.object,
+                         page=window.page, per_page=window.per_page)  # fmt: skip
+                assert last is not None
+                low = max(low, last[1] - SECOND) if low is not None else last[1] - SECOND
+                window = _Window(page=1, per_page=self.page_size)
+                continue
+            if window.page > 1:
+                refused = 0  # (a page 1 proves nothing about the estimate that placed the refused window)
+            tail_known = bool(stamped) and known.get(stamped[-1][0]) == stamped[-1][1]
+            holds_last = last is not None and any(i == last[0] and s == last[1] for i, s, _ in stamped)
+            # An answer placed by an estimate can fall short: only rows read before the last row accepted.
+            behind = bool(stamped) and last is not None and tail_known and not holds_last \
+                and stamped[-1][1] <= last[1]
             fresh: list[dict[str, Any]] = []
-            for row in rows:
-                stamp = modified_at(row)
-                row_id = str(row.get(module.id_key, ""))
-                if not row_id or (low is not None and stamp <= low):
-                    continue  # a server that ignores the filter: drop what is older than asked
-                before = yielded.get(row_id)
+            for row_id, stamp, row in stamped:
+                if not row_id:
+                    continue
+                before = known.get(row_id)
                 if before is not None and before >= stamp:
                     continue
-                if before is not None and before in paged_groups:
-                    # It left a group read by page numbers: records behind it may have shifted past us.
-                    back = before - SECOND
-                    rescan_from = back if rescan_from is None else min(rescan_from, back)
+                if before is not None:
+                    read.add(before, -1)
+                known[row_id] = stamp
+                read.add(stamp)
+                if low is not None and stamp <= low:
+                    continue  # listed at or before the filter: read by an earlier scan (or a server ignoring it)
                 fresh.append(row)
             records = self._complete(module, fresh)
-            for record in records:
-                yielded[record.id] = max(record.modified_at, yielded.get(record.id, record.modified_at))
-            stamps = [modified_at(r) for r in rows]
-            top = max(stamps) if stamps else low
-            if top is not None:
-                max_seen = top if max_seen is None else max(max_seen, top)
+            if stamped and not behind:
+                last = (stamped[-1][0], stamped[-1][1])
             if not more:
-                if rescan_from is not None and passes < MAX_VERIFY_PASSES:
-                    passes += 1
-                    if records:
-                        yield Page(records=records, cursor=cursor)
-                    log.info(
-                        "zoho_rescan_shifted_group",
-                        connection=self.name,
-                        object=module.object,
-                        since=str(rescan_from),
-                    )
-                    low, page, rescan_from = rescan_from, 1, None
-                    continue
                 # Timestamps have whole seconds: a later change in the last second seen must still be after
                 # the cursor, so the cursor stops one second short of it.
-                final = min(max_seen - SECOND, ceiling) if max_seen is not None else ceiling
+                final = min(last[1] - SECOND, ceiling) if last is not None else ceiling
                 if server_started is not None:
                     # The whole list was read after the server's first answer: the cursor may go up to that
                     # moment, by the server's clock (the filter compares its stamps), so that with nothing
@@ -326,20 +411,56 @@ class ZohoBooksConnector:
                     final = max(final, server_started - SECOND)
                 yield Page(records=records, cursor=max(cursor, final))
                 return
-            next_low = (top - SECOND) if top is not None else None
-            if next_low is not None and (low is None or next_low > low):
-                low, page = next_low, 1
-            else:
-                # A whole page modified within one second: page numbers are the only way forward.
-                if top is not None:
-                    paged_groups.add(top)
-                page += 1
-            candidate = min(top - SECOND, ceiling) if top is not None else cursor
-            if paged_groups:
-                candidate = min(candidate, min(paged_groups) - SECOND)
-            cursor = max(cursor, candidate)
+            if last is not None:
+                cursor = max(cursor, min(last[1] - SECOND, ceiling))
             if records:
                 yield Page(records=records, cursor=cursor)
+            # Where the last row accepted stands: under this filter, its place in this answer; under a filter
+            # moved up to a second before it, the rows read at or after that filter (counted, not listed).
+            here = (window.page - 1) * window.per_page + len(rows) - 1
+            place_by = read if estimates else None
+            if behind:
+                if not self._finer_filter and low is not None and read.count(low) > 0:
+                    # Counted from the second after the filter's, the place fell short: the filter also lists
+                    # the records of its own second (it compares finer than seconds).
+                    self._finer_filter = True
+                else:
+                    place_by = None  # the next page follows this one, which always moves forward
+            low, window = self._next_window(low, start, here, last, place_by, refused)
+
+    def _next_window(
+        self, low: datetime | None, start: datetime | None, here: int, last: tuple[str, datetime] | None,
+        read: _SecondCounts | None, refused: int,
+    ) -> tuple[datetime | None, _Window]:
+        """The filter and the page to read next: the window holding the last row accepted (a few rows of
+        overlap, for records that leave behind it) and reaching furthest past it, under this filter or (with
+        counts to place it by) under one moved to a recent second read since `start`, whichever lists fewer rows
+        again.
+
+        Zoho places a page at a multiple of its size, so a page can rarely start just before the last row; a
+        filter moved to another second moves every place by the rows before it, which gives other starts."""
+        # The overlap widens with each window refused in a row, but always leaves half a page of progress.
+        slack = min(OVERLAP_ROWS * 4**refused, max(OVERLAP_ROWS, self.page_size // 2))
+        best = (low, _window_after(here, slack, self.page_size))
+        if last is None or read is None:
+            return best
+        for second, from_it in read.recent(last[1], FILTER_SECONDS):
+            # Filters after which `second` is the first listed: its place is the rows read from that second on
+            # (all of them sort before the last row). A filter comparing finer than seconds lists a second's
+            # records after the second itself; one on whole seconds, after the second before. (`second` itself
+            # only when before the last row's: records stamped exactly on it and sorting after that row would
+            # be left out.)
+            if self._finer_filter and second < last[1]:
+                moved, at = second, from_it - 1
+            else:
+                moved = second - SECOND
+                at = from_it - 1 + (read.count(moved) if self._finer_filter else 0)
+            if start is not None and moved < start:
+                break  # records before the scan's start were not read: their count is unknown
+            candidate = _window_after(at, slack, self.page_size)
+            if candidate.gain > best[1].gain:
+                best = (moved, candidate)
+        return best
 
     def _complete(self, module: Module, rows: Sequence[Mapping[str, Any]]) -> list[Record]:
         """Records of list rows, oldest first; what the rows lack is named in `Record.missing` (the engine
