@@ -28,7 +28,7 @@ async def find_match(scope: ObjectRun, side: Side, record: Record) -> Record | N
     free = [
         c
         for c in (await _unlinked_matches(scope, target, key, values)).values()
-        if (scope.obj, target, c.id) not in scope.run.planned_links
+        if not scope.run.link_planned(scope.obj, target, c.id)
     ]
     if len(free) > 1:
         ids = ", ".join(sorted(c.id for c in free))
