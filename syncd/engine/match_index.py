@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import IO
 
 from syncd.connectors.base import Page, Record
+from syncd.engine.held_names import HeldNames
 from syncd.mapping.compiled import FieldConversionError, ObjectMapper
 from syncd.mapping.spec import Side
 from syncd.mapping.values import CanonicalScalar
@@ -46,7 +47,7 @@ class MatchIndex:
     unread: frozenset[str] = frozenset()
     # The names held on this side where it keeps a name unique (an accounting system's display names), by
     # `text_key`: a create there picks a free one up front (see `taken_names`). None: no name is kept unique.
-    held_names: set[str] | None = None
+    held_names: HeldNames | None = None
     # Names a create was given instead of a held one, and the held name each replaced (for a refusal after all).
     passed_over: dict[str, str] = field(default_factory=dict)
 
@@ -60,7 +61,7 @@ class MatchIndex:
         `among` the other side's index, it keeps only the keys that one holds."""
         rule = mapper.create.unique_name(side)
         index = cls(unread=mapper.read_fields(side) if lean else frozenset(),
-                    held_names=set() if rule is not None else None,
+                    held_names=HeldNames() if rule is not None else None,
                     among=frozenset(among.by_key) if among is not None else None)
         by_key = index.by_key
         for record in records:

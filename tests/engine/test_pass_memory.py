@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from syncd.connectors.base import Page, Record
+from syncd.engine.held_names import HeldNames
 from syncd.engine.match_index import FullRead, MatchIndex
 from syncd.engine.pass_records import HANDLED, LINKED, READ, PassRecords, id_key
 from syncd.mapping.compiled import ObjectMapper
@@ -76,3 +77,14 @@ def test_records_met_are_kept_by_flag_and_decimal_ids_never_meet_other_ids() -> 
     assert not met.ids("customer", "accounting", READ)
     assert id_key("101") == 101 and id_key("0101") == "0101" and id_key("003Ab") == "003Ab"
     assert id_key("1" * 40) == "1" * 40
+
+
+def test_held_names_answer_exactly_what_was_added() -> None:
+    held = HeldNames()
+    for i in range(3_000):
+        held.add(f"ann lee{i}")
+    held.add("ann lee1")  # a second create under a name held already changes nothing
+    assert len(held) == 3_000
+    assert "ann lee1" in held and "ann lee2999" in held
+    assert "ann lee3000" not in held and "Ann Lee1" not in held and None not in held  # keys are compared exactly
+    held.close()
