@@ -60,8 +60,10 @@ def main(argv: list[str]) -> int:
                 failed += sum(1 for p in passes if p.exit_code != 0)
                 peaks[size] = statistics.median(p.peak_rss_mb for p in passes)
                 wall = statistics.median(p.wall_s for p in passes)
+                cpu = statistics.median(p.cpu_s for p in passes) * 1000 / size
                 growth = (peaks[size] / peaks[sizes[0]] - 1) * 100
-                print(f"{size:>7,} contacts: {size / wall:8,.1f} records/s, {wall:7.1f} s, peak RSS "
+                print(f"{size:>7,} contacts: {size / wall:8,.1f} records/s, {wall:7.1f} s, {cpu:.2f} CPU s per "
+                      f"1,000 records, peak RSS "
                       f"{peaks[size]:6.1f} MB ({growth:+.1f}% from {sizes[0]:,}), exit "
                       f"{[p.exit_code for p in passes]}", flush=True)  # fmt: skip
         finally:
