@@ -1,11 +1,11 @@
-"""`python -m bench [report options]` writes the Markdown report; `python -m bench simulators|mapping|latency`
+"""`python -m bench [report options]` writes the Markdown report; `python -m bench simulators|mapping|latency|firstsync`
 runs one benchmark and prints its figures."""
 
 from __future__ import annotations
 
 import sys
 
-BENCHMARKS = ("simulators", "mapping", "latency")
+BENCHMARKS = ("simulators", "mapping", "latency", "firstsync")
 
 
 def main(argv: list[str]) -> int:
@@ -22,6 +22,10 @@ def main(argv: list[str]) -> int:
         from bench import latency
 
         return latency.main(argv[1:])
+    if argv and argv[0] == "firstsync":
+        from bench import memory
+
+        return memory.main(argv[1:])
     if argv and not argv[0].startswith("-"):
         print(f"unknown benchmark {argv[0]!r}; choose from {', '.join(BENCHMARKS)} or none for the report",
               file=sys.stderr)

@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 import tomli_w
 
 from syncd.sandbox.command import KEY_FILE_NAME, MAPPINGS_DIR, build_config, ensure_token_key
+from syncd.sandbox.runner import default_ports
 
 REPO = Path(__file__).resolve().parents[1]
 LIFTED = 1_000_000_000
@@ -137,8 +138,9 @@ class SandboxProcess:
 
     def __init__(self, workdir: Path) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "syncd.sandbox.command", "--hubspot-port", "0", "--salesforce-port", "0",
-             "--zoho-port", "0", "--workdir", str(workdir)],
+            # Every simulator on a free port: two sandboxes (two benches) can run side by side.
+            [sys.executable, "-m", "syncd.sandbox.command", *(f for s in default_ports() for f in (f"--{s}-port", "0")),
+             "--workdir", str(workdir)],
             stdout=subprocess.PIPE, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
         )  # fmt: skip
         assert self.process.stdout is not None
@@ -204,15 +206,16 @@ def write_config(sandbox: SandboxProcess, directory: Path, rate_limit: Mapping[s
     return path
 
 
-def run_pass(sandbox: SandboxProcess, config: Path) -> Pass:
-    """One `syncd sync --once` in a child process; its CPU and peak RSS come from the kernel (wait4)."""
+def run_pass(sandbox: SandboxProcess, config: Path, entry: Sequence[str] = ("-m", "syncd")) -> Pass:
+    """One `syncd sync --once` in a child process (`entry`: how Python runs the syncd command); its CPU and peak
+    RSS come from the kernel (wait4)."""
     before = sandbox.stats()
     sandbox_cpu = sandbox.cpu_s()
     started = time.perf_counter()
     # stderr goes to a file: a pipe read only at the end fills up with the pass's log lines and blocks it.
     with tempfile.TemporaryFile() as errors:
         child = subprocess.Popen(
-            [sys.executable, "-m", "syncd", "sync", "--once", "--json", "--config", str(config)],
+            [sys.executable, *entry, "sync", "--once", "--json", "--config", str(config)],
             stdout=subprocess.DEVNULL, stderr=errors, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
         )  # fmt: skip
         _, status, usage = os.wait4(child.pid, 0)

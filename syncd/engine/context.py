@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from syncd.connectors.base import Connector, FieldValue, Record, WriteOutcome
 from syncd.engine.action_log import ActionLog
 from syncd.engine.match_index import FullRead, MatchIndex
+from syncd.engine.pass_records import LINKED, PassRecords
 from syncd.engine.plan import PlannedAction
 from syncd.mapping.compiled import CompiledMapping, ObjectMapper
 from syncd.mapping.spec import Side
@@ -143,14 +144,13 @@ class MappingRun:
     recheck_after: timedelta = RECHECK_AFTER
     actions: ActionLog = field(default_factory=ActionLog)
     errors: list[str] = field(default_factory=list)
-    # Records already handled in this pass, so a dependency synced on demand is not planned twice.
-    # By (object, side): a set of ids each, not a tuple per record (a first sync of 50,000 records holds them all).
-    handled: dict[tuple[str, Side], set[str]] = field(default_factory=dict)
-    # Dry run only: links the plan would make, (object, side, id) → the other side's id (or "(new)").
+    # The records this pass read (a record some linked record refers to that changed is a reason to check that
+    # the linked record still exists: see `vanished`), handled (so a dependency synced on demand is not planned
+    # twice) and gave a first link (no other record may take them), in one compact map by (object, side).
+    records: PassRecords = field(default_factory=PassRecords)
+    # Dry run only (nothing is stored to look up): links the plan would make, (object, side, id) → the other
+    # side's id (or "(new)").
     planned_links: dict[tuple[str, Side, str], str] = field(default_factory=dict)
-    # Ids of the records read in this pass per (object, side): a record some linked record refers to that
-    # changed is a reason to check that the linked record still exists (see `vanished`).
-    read: dict[tuple[str, Side], set[str]] = field(default_factory=dict)
     # First sync: each side of an object read whole once, indexed by match key, so first-time linking needs
     # no lookup per record; a side read whole for the index is handed to that side's own read too.
     match_indexes: dict[tuple[str, Side], MatchIndex] = field(default_factory=dict)
@@ -171,9 +171,15 @@ class MappingRun:
             return None
         return index
 
-    def handled_on(self, obj: str, side: Side) -> set[str]:
-        """The ids of `obj`'s records on `side` already handled in this pass."""
-        return self.handled.setdefault((obj, side), set())
+    def plan_link(self, obj: str, side: Side, record_id: str, other_id: str) -> None:
+        """Note that this pass's plan gives `record_id` (of `obj` on `side`) a first link, to `other_id`."""
+        self.records.mark(obj, side, record_id, LINKED)
+        if self.dry_run:
+            self.planned_links[(obj, side, record_id)] = other_id
+
+    def link_planned(self, obj: str, side: Side, record_id: str) -> bool:
+        """Whether this pass's plan already gives `record_id` (of `obj` on `side`) a first link."""
+        return self.records.has(obj, side, record_id, LINKED)
 
     def settle(self, planned: PlannedAction, outcome: PlannedAction | None) -> None:
         """Replace an action reported when it was planned by what came of it (a refused write becomes an

@@ -46,7 +46,7 @@ async def plan_create(
     # A new create's pending link (its intent) is written by the writer with the batch's others, before any
     # of them is sent.
     pending = link
-    run.planned_links[(scope.obj, side, record.id)] = NEW
+    run.plan_link(scope.obj, side, record.id, NEW)
     reported = scope.action(
         "create",
         describe(record),

@@ -207,7 +207,7 @@ class History:
     async def _free(self, side: Side, candidate: Record) -> bool:
         """Whether no link (nor a link this pass plans) holds the document."""
         scope = self.scope
-        if (scope.obj, side, candidate.id) in scope.run.planned_links:
+        if scope.run.link_planned(scope.obj, side, candidate.id):
             return False
         return await scope.run.lookup(scope.obj, side, candidate.id) is None
 

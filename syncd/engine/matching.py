@@ -28,7 +28,7 @@ async def find_match(scope: ObjectRun, side: Side, record: Record) -> Record | N
     free = [
         c
         for c in (await _unlinked_matches(scope, target, key, values)).values()
-        if (scope.obj, target, c.id) not in scope.run.planned_links
+        if not scope.run.link_planned(scope.obj, target, c.id)
     ]
     if len(free) > 1:
         ids = ", ".join(sorted(c.id for c in free))
@@ -53,9 +53,10 @@ async def _unlinked_matches(
     mapper, run = scope.mapper, scope.run
     candidates: dict[str, Record] = {}
     index = run.match_index(scope.obj, side, side_object(mapper, side))
-    if index is not None:
+    indexed = index.find(key) if index is not None else None
+    if indexed is not None:
         # A full read of that side this pass: no lookup per record.
-        candidates = {c.id: c for c in index.find(key)}
+        candidates = {c.id: c for c in indexed}
     else:
         field_name = mapper.fields[mapper.match_keys[0]].scalar.side_name(side)
         found = await run.connector(side).find_by_field(side_object(mapper, side), field_name, values)

@@ -17,6 +17,7 @@ from syncd.engine.history import History
 from syncd.engine.matching import AmbiguousMatchError, find_match
 from syncd.engine.object_run import ObjectRun
 from syncd.engine.pairs import NEW, SIDES, Batch, PairWork, ReadCause, WaitingError
+from syncd.engine.pass_records import HANDLED, READ
 from syncd.engine.plan import FieldChange
 from syncd.engine.recheck import moved, stale_targets
 from syncd.engine.references import CrmReference, References
@@ -62,21 +63,19 @@ class ObjectPipeline:
         """Plan, write and commit one batch of records read from `side`."""
         batch = Batch()
         latest: dict[str, Record] = {}
-        read = self.run.read.setdefault((self.obj, side), set())
+        marks = self.run.records
         for record in records:
             latest[record.id] = record  # the overlap window can repeat a record; the last read wins
             if not record.deleted and record.merged_into is None:
-                read.add(record.id)
+                marks.mark(self.obj, side, record.id, READ)
         parked = await self._parked_for_good(side, latest)
         links = await self.run.stores.links.lookup_many(
             self.run.name, self.obj, side, self.run.system(side), list(latest)
         )
         todo: list[Record] = []
-        handled = self.run.handled_on(self.obj, side)
         for record in latest.values():
-            if record.id in handled:
+            if not marks.mark(self.obj, side, record.id, HANDLED):
                 continue
-            handled.add(record.id)
             held = parked.get(record.id)
             if held is not None:
                 # Re-read only because of the overlap window: planning it again would repeat what failed.
@@ -348,8 +347,8 @@ class ObjectPipeline:
         `first_base` is what a first link starts from (a matched document adopted as it stands)."""
         run = self.run
         # The pair is brought in step as a whole: reading the other record later in this pass adds nothing.
-        run.handled_on(self.obj, "crm").add(crm.id)
-        run.handled_on(self.obj, "accounting").add(acc.id)
+        run.records.mark(self.obj, "crm", crm.id, HANDLED)
+        run.records.mark(self.obj, "accounting", acc.id, HANDLED)
         base = decode_base(link.base) if link is not None else dict(first_base or {})
         resolved, reference_resolutions, applied = await self._resolutions(link)
         fields = plan_fields(self.mapper, run.policy, crm, acc, base, resolved)
@@ -382,8 +381,8 @@ class ObjectPipeline:
             crm_refs=crm_refs,
         )
         if link is None:
-            run.planned_links[(self.obj, "crm", crm.id)] = acc.id
-            run.planned_links[(self.obj, "accounting", acc.id)] = crm.id
+            run.plan_link(self.obj, "crm", crm.id, acc.id)
+            run.plan_link(self.obj, "accounting", acc.id, crm.id)
         await self._report_pair(work)
         batch.pairs.append(work)
 

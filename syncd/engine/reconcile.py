@@ -199,17 +199,20 @@ class Reconciler:
     async def _first_read(self, run: MappingRun, mapper: ObjectMapper, side: Side) -> AsyncIterator[Page]:
         """A side read for the first time, whole, with both sides indexed by match key: first-time linking
         then compares in memory instead of looking each record up (the other side's read is kept for its own
-        first read in this pass, so each side is read once). The side's own index is lean (ids by key): its
-        records wait packed in the read until synced."""
+        first read in this pass, so each side is read once). The side's own index is lean (ids by key) and
+        holds only the keys the other side holds (it is asked only who else holds those): its records wait
+        packed in the read until synced."""
         own = run.full_reads.pop((mapper.name, side), None)
         if own is None:
             own = await self._read_whole(run, mapper, side)
-        run.match_indexes[(mapper.name, side)] = MatchIndex.of(mapper, side, own.records, lean=True)
         there = other(side)
         if (mapper.name, there) not in run.match_indexes:
             whole = await self._read_whole(run, mapper, there)
             run.match_indexes[(mapper.name, there)] = MatchIndex.of(mapper, there, whole.records)
             run.full_reads[(mapper.name, there)] = whole
+        run.match_indexes[(mapper.name, side)] = MatchIndex.of(
+            mapper, side, own.records, lean=True, among=run.match_indexes[(mapper.name, there)]
+        )
         self._estimate_creates(run, mapper, side)
 
         async def pages() -> AsyncIterator[Page]:

@@ -72,8 +72,8 @@ def _untried(scope: ObjectRun, side: Side, rule: UniqueName, refused: str, work:
         return rule.candidates(refused, canonical), refused
     names = rule.candidates(original, canonical)
     later = names[names.index(refused) + 1:] if refused in names else names
-    held = index.held_names or set()
-    return [n for n in later if text_key(n) not in held], original
+    held = index.held_names
+    return [n for n in later if held is None or text_key(n) not in held], original
 
 
 def _taken(outcome: WriteOutcome, rule: UniqueName) -> NameTakenError | None:

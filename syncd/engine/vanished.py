@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from syncd.connectors.base import Record
 from syncd.engine.context import MappingRun, side_id, side_object
+from syncd.engine.pass_records import READ
 from syncd.mapping.compiled import ObjectMapper
 from syncd.mapping.spec import Side
 from syncd.store.columns import utcnow
@@ -40,11 +41,11 @@ async def find_vanished(run: MappingRun, mapper: ObjectMapper, side: Side) -> li
     changed = {
         reference_mark(side, name): ids
         for name, ref in mapper.references.items()
-        if (ids := run.read.get((ref.target, side)))
+        if (ids := run.records.ids(ref.target, side, READ))
     }
     if not changed:
         return []
-    read_here = run.read.get((mapper.name, side), set())
+    read_here = run.records.ids(mapper.name, side, READ)
     candidates: list[str] = []
     for link in await run.stores.links.list(run.name, mapper.name, "linked", limit=None):
         record_id = side_id(link, side)
