@@ -206,8 +206,9 @@ class ZohoBooksConnector:
         # A contact's persons are rewritten whole from a read of them: one writer per contact at a time.
         self._persons_written = RecordLocks()
         # Whether the `last_modified_time` filter compares finer than the whole seconds stamps show (a record
-        # stamped 10:00:05 listed "after 10:00:05"), as Zoho's answers showed.
-        self._finer_filter = False
+        # stamped 10:00:05 listed "after 10:00:05"): assumed, as the simulator built on the contract does, until
+        # an answer shows otherwise.
+        self._finer_filter = True
 
     # --- lifecycle ---
 
@@ -365,6 +366,11 @@ class ZohoBooksConnector:
                 # The filter compares finer than the whole seconds it shows: "after 10:00:05" lists records
                 # stamped 10:00:05.3. A restart from a second back then re-lists that whole second too.
                 self._finer_filter = True
+            elif low is not None and window.page == 1 and stamped and read.count(low) > 0 \
+                    and all(known.get(i) != low for i, _, _ in stamped[:1]) and stamped[0][1] > low:
+                # A first page after a second this scan read records of starts past them: the filter compares
+                # whole seconds (a guess proven wrong costs placement only; anchors keep the read whole).
+                self._finer_filter = False
             if window.page > 1 and not any(i and known.get(i) == s for i, s, _ in stamped):
                 # No row already read: records behind us left (deleted, or edited to the end) and pulled the rest
                 # back past the window's start. Nothing of it is trusted; restart by value from the last row.
