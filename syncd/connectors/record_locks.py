@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterable
 class RecordLocks:
     """Locks keyed by record, held from the read a write is built from to the write's answer.
 
-    A write that carries a whole nested list (Zoho Books' `contact_persons`) is built from a fresh read of the
+    A write that carries a whole nested list (a contact's persons, an address entry) is built from a fresh read of the
     record: a second writer landing between that read and the write would be undone by it, fields it never meant
     to touch included. Two mappings share one connector per connection, so one lock per record here serialises
     them. A lock lives only while someone holds or waits for it.
