@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from syncd.sandbox.clock import Clock
 
@@ -37,6 +38,15 @@ class QuotaCounter:
         self._window_used = 0
         self._day_index = -1
         self._daily_used = 0
+
+    def apply(self, limits: Mapping[str, Any]) -> None:
+        """Take the keys of a checked control-plane `limits` body it knows (window_s, window_max, daily_cap)."""
+        if "window_s" in limits:
+            self.window_s = float(limits["window_s"])
+        if "window_max" in limits:
+            self.window_max = int(limits["window_max"])
+        if "daily_cap" in limits:
+            self.daily_cap = int(limits["daily_cap"])
 
     def take(self) -> QuotaDecision:
         """Spend one request if both the window and the day allow it; a refused request spends nothing."""

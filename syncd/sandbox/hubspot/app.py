@@ -171,12 +171,7 @@ class HubSpotSimulator(Simulator):
                 raise ValueError(f"{key} must be positive")
             if key in ("window_max", "daily_cap", "search_per_s") and not float(value).is_integer():
                 raise ValueError(f"{key} must be an integer")
-        if "window_s" in body:
-            self.quota.window_s = float(body["window_s"])
-        if "window_max" in body:
-            self.quota.window_max = int(body["window_max"])
-        if "daily_cap" in body:
-            self.quota.daily_cap = int(body["daily_cap"])
+        self.quota.apply(body)
         if "token_lifetime_s" in body:
             self.tokens.lifetime_s = float(body["token_lifetime_s"])
         if "search_lag_s" in body:

@@ -255,12 +255,7 @@ class SalesforceSimulator(Simulator):
                     continue
                 if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
                     raise ValueError(f"{key} must be a positive number")
-        if "daily_cap" in body:
-            self.quota.daily_cap = int(body["daily_cap"])
-        if "window_max" in body:
-            self.quota.window_max = int(body["window_max"])
-        if "window_s" in body:
-            self.quota.window_s = float(body["window_s"])
+        self.quota.apply(body)
         if "token_lifetime_s" in body:
             lifetime = body["token_lifetime_s"]
             self.tokens.lifetime_s = None if lifetime is None else float(lifetime)

@@ -137,12 +137,9 @@ class XeroSimulator(Simulator):
     def apply_limits(self, body: Mapping[str, Any]) -> None:
         """Keys of DEFAULT_LIMITS with positive numbers; anything else is a ValueError."""
         check_limits(body, DEFAULT_LIMITS, integers=set(DEFAULT_LIMITS) - {"window_s", "token_lifetime_s"})
+        self.quota.apply(body)
         if "window_s" in body:
-            self.quota.window_s = self.app_quota.window_s = float(body["window_s"])
-        if "window_max" in body:
-            self.quota.window_max = int(body["window_max"])
-        if "daily_cap" in body:
-            self.quota.daily_cap = int(body["daily_cap"])
+            self.app_quota.window_s = float(body["window_s"])
         if "app_window_max" in body:
             self.app_quota.window_max = int(body["app_window_max"])
         if "concurrent_max" in body:

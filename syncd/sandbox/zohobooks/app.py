@@ -145,12 +145,7 @@ class ZohoBooksSimulator(Simulator):
     def apply_limits(self, body: Mapping[str, Any]) -> None:
         """Keys window_s, window_max, daily_cap, token_lifetime_s; anything else is a ValueError."""
         check_limits(body, DEFAULT_LIMITS, integers=("window_max", "daily_cap"))
-        if "window_s" in body:
-            self.quota.window_s = float(body["window_s"])
-        if "window_max" in body:
-            self.quota.window_max = int(body["window_max"])
-        if "daily_cap" in body:
-            self.quota.daily_cap = int(body["daily_cap"])
+        self.quota.apply(body)
         if "token_lifetime_s" in body:
             self.tokens.lifetime_s = float(body["token_lifetime_s"])
 
