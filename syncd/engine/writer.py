@@ -124,7 +124,7 @@ class BatchWriter:
         initial one, a draft), by the system's action; only when the mapping says `mark_sent`. Each action is
         journalled first (one statement for the batch), like a void; the rows of actions made, to complete at
         the commit (those refused are dropped: nothing was written)."""
-        moving: list[tuple[CreateWork, str, JournalEntry]] = []
+        moving: list[tuple[CreateWork, str, str, JournalEntry]] = []
         for work, outcome in created:
             made_or_found = outcome.ok or isinstance(outcome.error, DuplicateError)
             if not work.after_status or outcome.id is None or not made_or_found:
@@ -133,13 +133,12 @@ class BatchWriter:
             moved = self.run.connector(work.target).action_fields[obj]
             entry = status_entry(self.scope, work.target, outcome.id, moved.field, moved.initial, work.after_status,
                                  describe(work.source), work.link.id if work.link is not None else None)
-            moving.append((work, outcome.id, entry))
+            moving.append((work, obj, outcome.id, entry))
         journal = self.run.stores.journal
-        rows = await journal.open_many([entry for _, _, entry in moving], owner=owner)
+        rows = await journal.open_many([entry for *_, entry in moving], owner=owner)
         made: list[int] = []
-        for (work, record_id, _), row in zip(moving, rows, strict=True):
+        for (work, obj, record_id, _), row in zip(moving, rows, strict=True):
             assert work.after_status is not None
-            obj = side_object(self.mapper, work.target)
             try:
                 await self.run.connector(work.target).act(obj, record_id, work.after_status)
             except SkippableError as exc:

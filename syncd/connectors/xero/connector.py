@@ -459,8 +459,9 @@ class XeroConnector:
         for start in range(0, len(items), BATCH):
             chunk = items[start : start + BATCH]
             body = [{**self._element(coll, i.fields), coll.id_key: i.id} for i in chunk]
-            async with self._typed_entries_written.hold_many(self._typed_entry_writes(chunk)):
-                outcomes += await self._update_chunk(coll, chunk, body)
+            touched = self._typed_entry_writes(chunk)
+            async with self._typed_entries_written.hold_many(touched):
+                outcomes += await self._update_chunk(coll, chunk, body, touched)
         return outcomes
 
     @staticmethod
@@ -468,10 +469,10 @@ class XeroConnector:
         """The records whose address or phone entries these updates send whole (completed from a read)."""
         return [i.id for i in items if any(k.split(".", 1)[0] in TYPED_LISTS for k in i.fields)]
 
-    async def _update_chunk(self, coll: XeroCollection, chunk: Sequence[Update], body: list[dict[str, Any]]
-                            ) -> list[WriteOutcome]:
+    async def _update_chunk(self, coll: XeroCollection, chunk: Sequence[Update], body: list[dict[str, Any]],
+                            touched: Sequence[str]) -> list[WriteOutcome]:
         """One batch POST of updates, its typed entries completed from the records as they are now."""
-        await self._keep_typed_entries(coll, chunk, body)
+        await self._keep_typed_entries(coll, touched, body)
         if coll is INVOICES:
             for element, item in zip(body, chunk, strict=True):
                 if "Type" not in item.fields:
@@ -487,12 +488,11 @@ class XeroConnector:
             await self._outcome(coll, sent, row, item.id) for sent, item, row in zip(body, chunk, rows, strict=True)
         ]
 
-    async def _keep_typed_entries(self, coll: XeroCollection, items: Sequence[Update], body: list[dict[str, Any]]
+    async def _keep_typed_entries(self, coll: XeroCollection, touched: Sequence[str], body: list[dict[str, Any]]
                                   ) -> None:
         """An address or phone sent is the whole entry of its type to Xero: one that changes some of its parts
         (the city) is completed from the record as it is now (read for the batch in one call per 20), so the
         parts syncd does not map (the street) are kept."""
-        touched = self._typed_entry_writes(items)
         if not touched:
             return
         current = await self.get_many(coll.object, touched)
