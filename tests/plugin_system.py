@@ -54,7 +54,9 @@ class ToyBooksConnector:
     def objects(self) -> Sequence[str]:
         return ("contacts", "invoices")
 
-    async def changes(self, object: str, since: datetime | None, overlap: timedelta) -> AsyncIterator[Page]:
+    async def changes(
+        self, object: str, since: datetime | None, overlap: timedelta, expected: int = 0
+    ) -> AsyncIterator[Page]:
         for page in ():
             yield page
 

@@ -167,9 +167,13 @@ class Connector(Protocol):
         """The object names this connector serves (its own naming: `contacts`, `Contact`, `invoices`...)."""
         ...
 
-    def changes(self, object: str, since: datetime | None, overlap: timedelta) -> AsyncIterator[Page]:
+    def changes(
+        self, object: str, since: datetime | None, overlap: timedelta, expected: int = 0
+    ) -> AsyncIterator[Page]:
         """Records of `object` modified after `since - overlap` (all when `since` is None), oldest first, as
-        the list answers give them: fields they lack are named in `Record.missing`, never fetched here."""
+        the list answers give them: fields they lack are named in `Record.missing`, never fetched here.
+        `expected` is how many of them syncd already knows of (a hint: a list read by page numbers can start at
+        its far end and so needs no overlap between pages); a connector may ignore it."""
         ...
 
     async def get_many(self, object: str, ids: Sequence[str]) -> Mapping[str, Record]:

@@ -175,7 +175,13 @@ class Reconciler:
                     await self._sync_batch(pipeline, side, removed)
                 if deletions is not None and not run.dry_run:
                     await record_sweep(run.stores.cursors, connector.name, key, Sweep(started, since))
-        pages: AsyncIterator[Page] = connector.changes(obj, since, self.overlap)
+        expected = 0
+        if since is not None:
+            # The records syncd saw lately on this side are in the window: a hint the connector may page by.
+            expected = await run.stores.links.count_seen_since(
+                run.name, mapper.name, side, run.system(side), since - self.overlap
+            )
+        pages: AsyncIterator[Page] = connector.changes(obj, since, self.overlap, expected)
         if since is None and mapper.match_keys:
             pages = await self._first_read(run, mapper, side)
         async for page in pages:

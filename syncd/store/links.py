@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import CursorResult, bindparam, delete, select, update
+from sqlalchemy import CursorResult, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -168,6 +168,19 @@ class LinkStore:
                         .values({column: bindparam("stamp")})
                     )
                     await s.execute(stmt, rows)
+
+    async def count_seen_since(
+        self, mapping: str, object: str, side: Side, system: str, moment: datetime, *,
+        session: AsyncSession | None = None,
+    ) -> int:
+        """How many linked records of `side` syncd last saw (or wrote) stamped at or after `moment`."""
+        seen = col(LinkRow.crm_seen_at) if side == "crm" else col(LinkRow.acc_seen_at)
+        system_column = col(LinkRow.crm_system) if side == "crm" else col(LinkRow.acc_system)
+        stmt = select(func.count()).select_from(LinkRow).where(
+            col(LinkRow.mapping) == mapping, col(LinkRow.object) == object, system_column == system, seen >= moment
+        )
+        async with self._db.scope(session) as s:
+            return int((await s.execute(stmt)).scalar_one())
 
     async def lookup_reference(
         self, mapping: str, object: str, reference: str, *, session: AsyncSession | None = None

@@ -55,12 +55,15 @@ def list_calls(sandbox: Sandbox) -> int:
 
 
 async def scan(
-    zoho: ZohoBooksConnector, since: datetime, after_page: Callable[[int, Page], Awaitable[None]] | None = None
+    zoho: ZohoBooksConnector, since: datetime, after_page: Callable[[int, Page], Awaitable[None]] | None = None,
+    *, expected: int = 0, cursors: list[datetime] | None = None,
 ) -> dict[str, list[datetime]]:
-    """One pass's changes of contacts (no overlap): the stamps each id was read at."""
+    """One pass's changes of contacts (no overlap): the stamps each id was read at (and each page's cursor)."""
     seen: dict[str, list[datetime]] = {}
     pages = 0
-    async for page in zoho.changes("contacts", since, timedelta(0)):
+    async for page in zoho.changes("contacts", since, timedelta(0), expected):
+        if cursors is not None:
+            cursors.append(page.cursor)
         for record in page.records:
             seen.setdefault(record.id, []).append(record.modified_at)
         pages += 1
@@ -172,3 +175,90 @@ async def test_a_second_holding_many_pages_edited_mid_read_skips_nothing(
     # 6 without the churn (1,000 rows; 5 at the minimum); the churn after page 3 pulls the next page past its
     # overlap: dropped, and the read restarts from the second before (page 1 by value), 4 calls more.
     assert calls == 10, calls
+
+
+def burst_ids(sandbox: Sandbox) -> list[str]:
+    """The burst's live contacts in the order they were created (their names count up)."""
+    rows = live(sandbox, "contacts")
+    return sorted((i for i, r in rows.items() if not str(r["contact_name"]).endswith("(2019)")),
+                  key=lambda i: str(rows[i]["contact_name"]))  # fmt: skip
+
+
+async def history(zoho: ZohoBooksConnector, clock: HandClock, count: int) -> None:
+    """Contacts from before the pass's window, some sharing the burst's names: not in the changes."""
+    clock.now = T0 - 100
+    items = [Create(f"old-{i}", {"contact_name": f"Burst {i:05d} (2019)"}) for i in range(count)]
+    assert all(o.ok for o in await zoho.create_many("contacts", items))
+
+
+async def test_a_pass_that_knows_its_records_reads_them_from_the_far_end_at_the_minimum(
+    clock_and_sandbox: tuple[HandClock, Sandbox],
+) -> None:
+    clock, sandbox = clock_and_sandbox
+    async with open_zoho(sandbox, page_size=PAGE) as zoho:
+        await history(zoho, clock, 40)
+        await burst(zoho, clock, 2_000, start=T0 + 0.1, span_s=1.8)
+        clock.now = T0 + 5
+        before = list_calls(sandbox)
+        cursors: list[datetime] = []
+        seen = await scan(zoho, BEFORE_BURST, expected=2_000, cursors=cursors)
+        calls = list_calls(sandbox) - before
+    assert set(seen) == set(burst_ids(sandbox)), "every record of the window, and none from before it"
+    assert all(len(stamps) == 1 for stamps in seen.values()), "no record handed out twice"
+    # 2,000 rows in pages of 200 with no overlap at all: the 10 the page size allows (anchored pages read
+    # upwards need 11, each repeating a row of the one before).
+    assert calls == 10 == math.ceil(2_000 / PAGE)
+    assert cursors[:-1] == [BEFORE_BURST] * (len(cursors) - 1), "the cursor holds until page 1 is read"
+    assert cursors[-1] == datetime.fromtimestamp(T0 + 4, UTC), "then moves to the read's start, less a second"
+
+
+async def test_records_deleted_and_edited_while_read_downward_skip_nothing(
+    clock_and_sandbox: tuple[HandClock, Sandbox],
+) -> None:
+    clock, sandbox = clock_and_sandbox
+    async with open_zoho(sandbox, page_size=PAGE) as zoho:
+        await history(zoho, clock, 40)
+        await burst(zoho, clock, 2_000, start=T0 + 0.1, span_s=1.8)
+        clock.now = T0 + 5
+        order = burst_ids(sandbox)
+        # After three pages (10, 9 and 8): seven deleted from page 2, not read yet (everything above them moves
+        # down seven places, rows already read into pages still to read), five edited from page 1 (they leave
+        # for the end of the order) and three edited on the top page, already read.
+        gone, edited_unread, edited_read = order[200:207], order[100:105], order[1_990:1_993]
+
+        async def churn(pages: int, page: Page) -> None:
+            if pages == 3:
+                clock.now = T0 + 6
+                assert all(o.ok for o in await zoho.delete_many("contacts", gone))
+                assert all(o.ok for o in await zoho.update_many(
+                    "contacts", [Update(i, {"notes": "edited"}) for i in edited_unread + edited_read]))
+
+        before = list_calls(sandbox)
+        cursors: list[datetime] = []
+        seen = await scan(zoho, BEFORE_BURST, churn, expected=2_000, cursors=cursors)
+        calls = list_calls(sandbox) - before
+        clock.now = T0 + 10
+        after = await scan(zoho, cursors[-1])
+    unchanged = set(order) - set(gone) - set(edited_unread) - set(edited_read)
+    assert unchanged <= set(seen), "no record the churn did not touch is skipped"
+    assert calls == 10, "the deletions only pull read rows down into pages still to read: no call more"
+    # The edits landed after the read's start: the next pass, from this one's cursor, lists them all.
+    assert set(edited_unread + edited_read) <= set(after)
+    assert cursors[-1] < datetime.fromtimestamp(T0 + 6, UTC)
+
+
+@pytest.mark.parametrize(("expected", "calls"), [(2_400, 12), (1_500, 11)])
+async def test_a_wrong_estimate_costs_at_most_a_call(
+    clock_and_sandbox: tuple[HandClock, Sandbox], expected: int, calls: int
+) -> None:
+    clock, sandbox = clock_and_sandbox
+    async with open_zoho(sandbox, page_size=PAGE) as zoho:
+        await burst(zoho, clock, 2_000, start=T0 + 0.1, span_s=1.8)
+        clock.now = T0 + 5
+        before = list_calls(sandbox)
+        seen = await scan(zoho, BEFORE_BURST, expected=expected)
+        made = list_calls(sandbox) - before
+    assert set(seen) == set(burst_ids(sandbox))
+    # Too high: page 12 is empty, and the read starts again from page 1, upwards (11 anchored pages). Too
+    # low: pages 8 down to 1, then upwards from page 8's last row: 400 rows in 3 pages placed by anchors.
+    assert made == calls, made

@@ -132,3 +132,19 @@ async def test_link_and_cursor_commit_together_or_not_at_all(database: Database)
         await cursors.set("hubspot", OBJ, "2026-01-01T00:00:00Z", session=session)
     assert (await links.get(link.id)).base == {"email": "x"}
     assert await cursors.get("hubspot", OBJ) == "2026-01-01T00:00:00Z"
+
+
+async def test_count_seen_since_counts_one_side_of_one_mapping_from_a_moment(database: Database) -> None:
+    links = LinkStore(database)
+    ids = [await _linked(links, str(100 + n), f"Z-{n}") for n in range(5)]
+    other = await links.intend("salesforce-zoho", OBJ, "salesforce", "001", "zohobooks", None, "ref-sf")
+    await links.bind(other.id, acc_id="Z-0", base={})
+    at = [datetime(2026, 3, 1, 12, 0, n, tzinfo=UTC) for n in range(5)]
+    # The Zoho side seen at 12:00:00..04; the HubSpot side of the first two seen much earlier.
+    await links.mark_seen([(i, "accounting", t) for i, t in zip(ids, at, strict=True)])
+    await links.mark_seen([(i, "crm", datetime(2025, 1, 1, tzinfo=UTC)) for i in ids[:2]])
+    await links.mark_seen([(other.id, "accounting", at[4])])
+    assert await links.count_seen_since(M, OBJ, "accounting", "zohobooks", at[2]) == 3
+    assert await links.count_seen_since(M, OBJ, "accounting", "zohobooks", at[0]) == 5
+    assert await links.count_seen_since(M, OBJ, "crm", "hubspot", at[0]) == 0, "seen before the moment"
+    assert await links.count_seen_since(M, OBJ, "accounting", "xero", at[0]) == 0

@@ -206,7 +206,9 @@ class HubSpotConnector:
     async def _types(self, object: str) -> dict[str, str]:
         return {name: info.type for name, info in (await self.describe(object)).items()}
 
-    async def changes(self, object: str, since: datetime | None, overlap: timedelta) -> AsyncIterator[Page]:
+    async def changes(
+        self, object: str, since: datetime | None, overlap: timedelta, expected: int = 0
+    ) -> AsyncIterator[Page]:
         """Changed records oldest first: a search window from `since - overlap`, or every record when None.
         Deals whose line items changed in that window come too, once, in a last page of their own."""
         self._check_object(object)
@@ -231,7 +233,7 @@ class HubSpotConnector:
         any_page = False
         search_pages = search_changes(
             self._search_call(object, answered), modified_property=MODIFIED_PROPERTY[object], properties=properties,
-            start=since - overlap, until=read_started,
+            start=since - overlap, until=read_started, expected=expected, held=since,
         )
         async for window in search_pages:
             records = [_with_lines_changed(r, newest_line) for r in await self._records(object, window.results,

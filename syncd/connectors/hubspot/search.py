@@ -61,6 +61,8 @@ async def search_changes(
     start: datetime,
     until: datetime,
     page_size: int = SEARCH_PAGE,
+    expected: int = 0,
+    held: datetime | None = None,
 ) -> AsyncIterator[SearchWindowPage]:
     """Every record modified since `start`, oldest first, each at least once.
 
@@ -73,6 +75,15 @@ async def search_changes(
     (a search placed by its filter, not by offset, cannot be shifted). A record modified while we read moves to
     a later timestamp and is returned again when we get there; the read ends when it catches up. `until` (the
     read's start) caps the cursors: later changes may still be landing in the index.
+
+    Read downward. When about `expected` records are known to be in the window, the first page read is the one
+    that should end with the last of them, then each page below it down to offset 0, with no overlap: a record
+    only leaves the order or joins it at its end (a change stamps it now), so it can only move down towards
+    the pages not read yet. Cursors hold at `held` until offset 0 is read; if more follow the top page, the
+    read then goes on upwards from it as above. (A record indexed late, with a stamp within the index's lag,
+    can push another up past a page already read; both are newer than the read's start less the lag, which
+    the overlap window of the next read covers.) A top page found empty costs that call; the read then starts
+    from offset 0.
     """
     low = epoch_ms(start.astimezone(UTC))
     high = epoch_ms(until.astimezone(UTC))
@@ -80,10 +91,32 @@ async def search_changes(
     newest = low  # the latest timestamp returned: where a refused page restarts from
     offset = 0
     refused = 0  # pages dropped in a row: each widens the overlap of the next (up to half a page)
+    known = min(expected, RESULT_CAP)
+    if known > page_size:
+        hold = low if held is None else max(low, epoch_ms(held.astimezone(UTC)))
+        top: list[tuple[str, int, Mapping[str, Any]]] = []
+        more_above = False
+        for place in _downward(known, page_size):
+            answer = await search(_body(modified_property, properties, low, place.offset, place.limit))
+            stamped = _stamped(answer, modified_property)
+            if not top:
+                if not stamped:
+                    break  # the estimate was high: read upwards from offset 0 instead
+                top = stamped
+                more_above = bool((answer.get("paging") or {}).get("next"))
+            fresh = _fresh(stamped, returned)
+            if fresh:
+                yield SearchWindowPage(fresh, hold)
+        if top:
+            newest = max(newest, top[-1][1])
+            yield SearchWindowPage([], min(top[-1][1], high))
+            if not more_above:
+                return
+            offset = known - page_size + len(top) - OVERLAP_ROWS
     while True:
         answer = await search(_body(modified_property, properties, low, offset, page_size))
-        results = [r for r in answer.get("results") or [] if isinstance(r, Mapping)]
-        stamped = [(str(r.get("id")), modified_ms(r, modified_property), r) for r in results]
+        stamped = _stamped(answer, modified_property)
+        results = [r for _, _, r in stamped]
         if offset > 0 and not any(returned.get(ident) == stamp for ident, stamp, _ in stamped):
             refused += 1
             low, offset = max(low, newest), 0
@@ -92,12 +125,7 @@ async def search_changes(
             refused = 0
         if not results:
             return
-        fresh: list[Mapping[str, Any]] = []
-        for ident, stamp, result in stamped:
-            if returned.get(ident, -1) >= stamp:
-                continue
-            returned[ident] = stamp
-            fresh.append(result)
+        fresh = _fresh(stamped, returned)
         last = stamped[-1][1]
         newest = max(newest, last)
         if fresh:
@@ -111,3 +139,35 @@ async def search_changes(
                 return  # more than the cap share one millisecond: search cannot list past it
             # The cap: a new search from the last timestamp seen (the few records sharing it come again).
             low, offset = last, 0
+
+
+@dataclass(frozen=True)
+class _Place:
+    """One search page by offset and size."""
+
+    offset: int
+    limit: int
+
+
+def _downward(known: int, page_size: int) -> list[_Place]:
+    """The pages of the first `known` results, the last first, down to offset 0 (the lowest one short)."""
+    places = [_Place(top, page_size) for top in range(known - page_size, 0, -page_size)]
+    covered = places[-1].offset if places else known
+    return [*places, _Place(0, covered)] if covered else places
+
+
+def _stamped(answer: Mapping[str, Any], modified_property: str) -> list[tuple[str, int, Mapping[str, Any]]]:
+    """A search answer's results with their ids and modification times (epoch ms)."""
+    results = [r for r in answer.get("results") or [] if isinstance(r, Mapping)]
+    return [(str(r.get("id")), modified_ms(r, modified_property), r) for r in results]
+
+
+def _fresh(stamped: Sequence[tuple[str, int, Mapping[str, Any]]], returned: dict[str, int]) -> list[Mapping[str, Any]]:
+    """The results not returned before at their timestamp (each remembered in `returned`)."""
+    fresh: list[Mapping[str, Any]] = []
+    for ident, stamp, result in stamped:
+        if returned.get(ident, -1) >= stamp:
+            continue
+        returned[ident] = stamp
+        fresh.append(result)
+    return fresh

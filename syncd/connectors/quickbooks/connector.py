@@ -276,7 +276,9 @@ class QuickBooksConnector:
     def _records(self, entity: Entity, rows: Sequence[Mapping[str, Any]]) -> list[Record]:
         return sorted((self._record(entity, row) for row in rows), key=lambda r: r.modified_at)
 
-    async def changes(self, object: str, since: datetime | None, overlap: timedelta) -> AsyncIterator[Page]:
+    async def changes(
+        self, object: str, since: datetime | None, overlap: timedelta, expected: int = 0
+    ) -> AsyncIterator[Page]:
         """Records changed after `since - overlap`, oldest first, deleted ones flagged: one CDC call when the
         cursor is within CDC's 30-day look-back, otherwise (and on a first read) a full read in query pages."""
         if object == apps.APPLICATIONS:

@@ -233,7 +233,9 @@ class SalesforceConnector:
                     out.setdefault(str(row["OpportunityId"]), []).append(to_line(row))
         return out
 
-    async def changes(self, object: str, since: datetime | None, overlap: timedelta) -> AsyncIterator[Page]:
+    async def changes(
+        self, object: str, since: datetime | None, overlap: timedelta, expected: int = 0
+    ) -> AsyncIterator[Page]:
         """Records modified since `since - overlap`, oldest first, by SystemModstamp then Id."""
         read_started = _now()
         types = await self._types(object)

@@ -242,7 +242,9 @@ class XeroConnector:
         more = coll.paged and isinstance(pagination, Mapping) and int(pagination.get("pageCount") or 0) > page
         return rows, bool(more), answer.server_time
 
-    async def changes(self, object: str, since: datetime | None, overlap: timedelta) -> AsyncIterator[Page]:
+    async def changes(
+        self, object: str, since: datetime | None, overlap: timedelta, expected: int = 0
+    ) -> AsyncIterator[Page]:
         """Records modified after `since - overlap` (`If-Modified-Since`), oldest first, whole (paged lists carry
         line items), at the largest page size. Each page restarts from the last stamp read, so records edited
         during the read (which move to the end) are never skipped; page numbers only inside one stamp."""

@@ -76,6 +76,8 @@ SECOND = timedelta(seconds=1)
 OVERLAP_ROWS = 2
 # Recent seconds a scan weighs moving its filter to, when placing its next page.
 FILTER_SECONDS = 64
+# Pages a scan reads downward at most (its cursor holds until the last of them is read): 10,000 rows.
+DOWNWARD_PAGES = 50
 # How old a stamp must be, when its record is read, to stand for that content (whole seconds, clock skew).
 SETTLED = timedelta(seconds=3)
 # Records kept read in full (a few MB): enough for the overlap window of a busy organisation.
@@ -151,6 +153,28 @@ def _window_after(at: int, slack: int, size: int) -> _Window:
         if best.gain > 0:
             return best
     return _Window(1, size, size - at - 1)
+
+
+def _newer(
+    stamped: Sequence[tuple[str, datetime, dict[str, Any]]], known: dict[str, datetime], read: _SecondCounts,
+    low: datetime | None,
+) -> list[dict[str, Any]]:
+    """The rows of a scan's page not read before at their stamp (each counted in `known` and `read`), less
+    those at or before the filter (read by an earlier scan, or listed by a server ignoring the filter)."""
+    fresh: list[dict[str, Any]] = []
+    for row_id, stamp, row in stamped:
+        if not row_id:
+            continue
+        before = known.get(row_id)
+        if before is not None and before >= stamp:
+            continue
+        if before is not None:
+            read.add(before, -1)
+        known[row_id] = stamp
+        read.add(stamp)
+        if low is None or stamp > low:
+            fresh.append(row)
+    return fresh
 
 
 def _as_sent(module: Module, raw: Mapping[str, Any], sent: Mapping[str, FieldValue]) -> bool:
@@ -306,7 +330,9 @@ class ZohoBooksConnector:
         more = bool(context.get("has_more_page")) if isinstance(context, dict) else False
         return [r for r in rows if isinstance(r, dict)], more, answer.server_time
 
-    async def changes(self, object: str, since: datetime | None, overlap: timedelta) -> AsyncIterator[Page]:
+    async def changes(
+        self, object: str, since: datetime | None, overlap: timedelta, expected: int = 0
+    ) -> AsyncIterator[Page]:
         """Records modified after `since - overlap`, oldest first, with line items; see `_scan` for paging."""
         if object == apps.APPLICATIONS:
             # Applications are the lines of payments, which list rows lack: each changed payment is read,
@@ -315,10 +341,16 @@ class ZohoBooksConnector:
                 yield Page(apps.explode(await self._detailed(PAYMENTS, page.records)), page.cursor)
             return
         module = self._module(object)
-        async for page in self._scan(module, None if since is None else since - overlap):
+        if since is None:
+            async for page in self._scan(module, None):
+                yield page
+            return
+        async for page in self._scan(module, since - overlap, expected=expected, held=since):
             yield page
 
-    async def _scan(self, module: Module, start: datetime | None) -> AsyncIterator[Page]:
+    async def _scan(
+        self, module: Module, start: datetime | None, *, expected: int = 0, held: datetime | None = None
+    ) -> AsyncIterator[Page]:
         """Page by `last_modified_time` ascending, by page numbers wherever they are cheaper than a restart by
         timestamp, each page-numbered window proven gap-free by an anchor row; see `_next_window`.
 
@@ -336,6 +368,16 @@ class ZohoBooksConnector:
         record at a page boundary is never skipped, whether records share a second or not. The cursor never
         passes the read's start by Zoho's clock, nor one second short of the last row accepted (whole-second
         stamps: a later change in that second is still after it).
+
+        Read downward. When about `expected` records are known to be in the list (and they fill pages), the
+        scan reads the page that should hold the last of them first, then every page below it, down to page 1,
+        with no overlap at all: records only ever leave the list or join it at its end (a change stamps them
+        now), so a record can only move down towards the pages not read yet, never past one read. The cursor
+        holds at `held` until page 1 is read; the rest of the list, if the top page says more follows, is then
+        read upwards as above from the top page's last row. (A record written during the read that ties in
+        whole seconds with the last rows could push one of them up past its page; its stamp is after the
+        read's start, which the cursor never passes, so the next scan lists it.) A top page found empty (the
+        estimate too high) costs that one call, and the read starts again from page 1.
         """
         ceiling = _now().replace(microsecond=0) - SECOND
         low = start
@@ -351,22 +393,48 @@ class ZohoBooksConnector:
         estimates = True
         # The server's clock when it answered the first page: everything modified before it was listed.
         server_started: datetime | None = None
+        top_page = min(-(-expected // self.page_size), DOWNWARD_PAGES) if low is not None else 0
+        if top_page >= 2:
+            top: tuple[str, datetime] | None = None
+            more_above = False
+            for page in range(top_page, 0, -1):
+                rows, more, answered_at = await self._list_timed(module, self._scan_params(low), page)
+                if server_started is None and answered_at is not None:
+                    server_started = answered_at
+                    ceiling = answered_at - SECOND
+                stamped = self._stamped(module, rows, low)
+                if page == top_page:
+                    if not stamped:
+                        log.info("zoho_scan_estimate_high", connection=self.name, object=module.object,
+                                 expected=expected)  # fmt: skip
+                        break
+                    top, more_above = (stamped[-1][0], stamped[-1][1]), more
+                records = self._complete(module, _newer(stamped, known, read, low))
+                if records:
+                    yield Page(records=records, cursor=max(cursor, held or cursor))
+            if top is not None:
+                last = top
+                if not more_above:
+                    final = min(top[1] - SECOND, ceiling)
+                    if server_started is not None:
+                        final = max(final, server_started - SECOND)  # (the whole list was read: see below)
+                    yield Page(records=[], cursor=max(cursor, held or cursor, final))
+                    return
+                cursor = max(cursor, min(top[1] - SECOND, ceiling))
+                yield Page(records=[], cursor=cursor)
+                here = top_page * self.page_size - 1
+                low, window = self._next_window(low, start, here, last, read, refused)
         while True:
-            params = {"sort_column": "last_modified_time", "sort_order": "A"}
-            if low is not None:
-                params["last_modified_time"] = format_timestamp(low)
-            rows, more, answered_at = await self._list_timed(module, params, window.page, window.per_page)
+            rows, more, answered_at = await self._list_timed(
+                module, self._scan_params(low), window.page, window.per_page
+            )
             if server_started is None and answered_at is not None:
                 # The read's start by Zoho's clock, which its stamps and filter are on: a cursor by ours would
                 # skip changes whenever Zoho's clock runs behind ours by more than the overlap.
                 server_started = answered_at
                 ceiling = answered_at - SECOND
-            stamped = [(str(r.get(module.id_key, "")), modified_at(r), r) for r in rows]
-            if low is not None and any(stamp == low for _, stamp, _ in stamped):
-                # The filter compares finer than the whole seconds it shows: "after 10:00:05" lists records
-                # stamped 10:00:05.3. A restart from a second back then re-lists that whole second too.
-                self._finer_filter = True
-            elif low is not None and window.page == 1 and stamped and read.count(low) > 0 \
+            stamped = self._stamped(module, rows, low)
+            if low is not None and window.page == 1 and stamped and read.count(low) > 0 \
                     and all(known.get(i) != low for i, _, _ in stamped[:1]) and stamped[0][1] > low:
                 # A first page after a second this scan read records of starts past them: the filter compares
                 # whole seconds (a guess proven wrong costs placement only; anchors keep the read whole).
@@ -389,21 +457,7 @@ class ZohoBooksConnector:
             # An answer placed by an estimate can fall short: only rows read before the last row accepted.
             behind = bool(stamped) and last is not None and tail_known and not holds_last \
                 and stamped[-1][1] <= last[1]
-            fresh: list[dict[str, Any]] = []
-            for row_id, stamp, row in stamped:
-                if not row_id:
-                    continue
-                before = known.get(row_id)
-                if before is not None and before >= stamp:
-                    continue
-                if before is not None:
-                    read.add(before, -1)
-                known[row_id] = stamp
-                read.add(stamp)
-                if low is not None and stamp <= low:
-                    continue  # listed at or before the filter: read by an earlier scan (or a server ignoring it)
-                fresh.append(row)
-            records = self._complete(module, fresh)
+            records = self._complete(module, _newer(stamped, known, read, low))
             if stamped and not behind:
                 last = (stamped[-1][0], stamped[-1][1])
             if not more:
@@ -433,6 +487,25 @@ class ZohoBooksConnector:
                 else:
                     place_by = None  # the next page follows this one, which always moves forward
             low, window = self._next_window(low, start, here, last, place_by, refused)
+
+    @staticmethod
+    def _scan_params(low: datetime | None) -> dict[str, str]:
+        """A scan's list query: oldest change first, modified after `low` when there is one."""
+        params = {"sort_column": "last_modified_time", "sort_order": "A"}
+        if low is not None:
+            params["last_modified_time"] = format_timestamp(low)
+        return params
+
+    def _stamped(
+        self, module: Module, rows: Sequence[dict[str, Any]], low: datetime | None
+    ) -> list[tuple[str, datetime, dict[str, Any]]]:
+        """A scan's rows with their ids and stamps; a row stamped on the filter's own second shows the filter
+        compares finer than the whole seconds it shows ("after 10:00:05" lists records stamped 10:00:05.3), so
+        a restart from a second back re-lists that whole second too."""
+        stamped = [(str(r.get(module.id_key, "")), modified_at(r), r) for r in rows]
+        if low is not None and any(stamp == low for _, stamp, _ in stamped):
+            self._finer_filter = True
+        return stamped
 
     def _next_window(
         self, low: datetime | None, start: datetime | None, here: int, last: tuple[str, datetime] | None,
