@@ -8,12 +8,15 @@ refuses as a duplicate), never merge two addresses the systems keep apart.
 
 from __future__ import annotations
 
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-
 
 def ascii_lower(text: str) -> str:
     """`text` with A-Z lower-cased and every other character kept as it is."""
-    return text.translate(_ASCII_LOWER)
+    # Both several times faster than str.translate with an A-Z table: in ASCII text str.lower changes A-Z
+    # alone; bytes.lower changes A-Z alone, and no byte of a UTF-8 sequence for any other character falls in
+    # A-Z ('surrogatepass' carries lone surrogates through unchanged).
+    if text.isascii():
+        return text.lower()
+    return text.encode("utf-8", "surrogatepass").lower().decode("utf-8", "surrogatepass")
 
 
 def text_key(text: str) -> str:

@@ -53,6 +53,10 @@ def plan_fields(
             decisions.extend(_apply_resolution(name, resolved[name], crm_v, acc_v, mapped.direction))
             plan.base[name] = resolved[name]
             continue
+        if has_base and crm_v == acc_v and base[name] == crm_v:
+            # In sync and unchanged since base (most fields of most pairs): decide_field's "keep", which
+            # writes nothing, parks nothing and leaves base as it is, without building its input and decision.
+            continue
         state = FieldInput(base.get(name), has_base, crm_v, acc_v)
         decision = decide_field(
             name,

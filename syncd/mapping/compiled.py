@@ -10,17 +10,18 @@ compared: they name another mapped object and the engine resolves them through t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import cached_property
 from string import Template
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from syncd.errors import SyncdError
 from syncd.mapping.filters import FilterExpression
 from syncd.mapping.spec import ConflictRule, DeletePolicy, Direction, MappingSpec, Side
-from syncd.mapping.transforms import Transform, TransformContext, TransformValueError
+from syncd.mapping.transforms import TextCase, Transform, TransformContext, TransformValueError
 from syncd.mapping.values import (
     CanonicalScalar,
     CanonicalValue,
@@ -63,6 +64,30 @@ def _apply(steps: Sequence[Transform], value: object, ctx: TransformContext) -> 
         if current is None:
             return None
     return current  # type: ignore[return-value]  # the last step returned a CanonicalScalar
+
+
+class _Reader(NamedTuple):
+    """How one mapped field is read on one side, worked out once per mapper instead of once per record."""
+
+    name: str
+    path: str
+    steps: tuple[Transform, ...]
+    default: CanonicalScalar
+    # For a field whose only step is a text transform: what it makes of text (blank: ''), called directly.
+    fold: Callable[[str], str] | None
+    # Set for a list field (line items), which is read entry by entry.
+    listed: MappedField | None
+
+
+def _reader(side: Side, mapped: MappedField) -> _Reader:
+    scalar = mapped.scalar
+    steps = scalar.crm_steps if side == "crm" else scalar.acc_steps
+    fold = steps[0].fold if len(steps) == 1 and isinstance(steps[0], TextCase) else None
+    listed = mapped if mapped.items is not None else None
+    return _Reader(scalar.name, scalar.side_name(side), steps, scalar.default, fold, listed)
+
+
+_ABSENT = object()
 
 
 def _invert(steps: Sequence[Transform], value: CanonicalScalar) -> FieldScalar:
@@ -326,27 +351,46 @@ class ObjectMapper:
         """Canonical values of a record from `side`."""
         return self._to_canonical(side, fields_of(record))
 
+    @cached_property
+    def _readers(self) -> dict[Side, tuple[_Reader, ...]]:
+        # Mapping runs per record on both sides: each field's path and steps are looked up once, here.
+        return {side: tuple(_reader(side, m) for m in self.fields.values()) for side in ("crm", "accounting")}
+
+    @cached_property
+    def _key_readers(self) -> dict[Side, tuple[_Reader, ...]]:
+        keys = [self.fields[n] for n in self.match_keys if n in self.fields]
+        return {side: tuple(_reader(side, m) for m in keys) for side in ("crm", "accounting")}
+
+    @cached_property
+    def _default_context(self) -> TransformContext:
+        return TransformContext(currency=self.default_currency)
+
     def _context(self, side: Side, fields: Mapping[str, FieldValue]) -> TransformContext:
-        code: object = None
-        if self.currency is not None:
-            code = lookup(fields, self.currency.side_name(side))
+        if self.currency is None:
+            return self._default_context  # the same for every record: one shared (frozen) context
+        code = lookup(fields, self.currency.side_name(side))
         text = code.strip().upper() if isinstance(code, str) else ""
         return TransformContext(currency=text or self.default_currency)
 
     def _to_canonical(
-        self, side: Side, fields: Mapping[str, FieldValue], only: Sequence[str] | None = None
+        self, side: Side, fields: Mapping[str, FieldValue], readers: Sequence[_Reader] | None = None
     ) -> dict[str, CanonicalValue]:
         ctx = self._context(side, fields)
         out: dict[str, CanonicalValue] = {}
-        chosen = self.fields.items() if only is None else ((n, self.fields[n]) for n in only if n in self.fields)
-        for name, mapped in chosen:
-            try:
-                if mapped.items is None:
-                    out[name] = mapped.scalar.canonical(side, fields, ctx)
-                else:
-                    out[name] = self._list_canonical(side, mapped, fields, ctx)
-            except TransformValueError as exc:
-                raise FieldConversionError(self.name, name, side, str(exc)) from exc
+        name = ""
+        try:
+            for name, path, steps, default, fold, listed in self._readers[side] if readers is None else readers:
+                if listed is not None:
+                    out[name] = self._list_canonical(side, listed, fields, ctx)
+                    continue
+                raw = fields.get(path, _ABSENT)
+                if raw is _ABSENT:
+                    raw = lookup(fields, path)
+                # Text through one text transform (most fields) skips the generic chain: same value, fewer calls.
+                value = (fold(raw) or None) if fold is not None and type(raw) is str else _apply(steps, raw, ctx)
+                out[name] = default if value is None else value
+        except TransformValueError as exc:
+            raise FieldConversionError(self.name, name, side, str(exc)) from exc
         return out
 
     @staticmethod
@@ -439,7 +483,7 @@ class ObjectMapper:
         if not self.match_keys:
             return None
         # Only the key's fields: matching runs on every unlinked record, and most mapped fields are not keys.
-        canonical = self._to_canonical(side, fields_of(record), self.match_keys)
+        canonical = self._to_canonical(side, fields_of(record), self._key_readers[side])
         key: list[CanonicalScalar] = []
         for name in self.match_keys:
             value = canonical.get(name)

@@ -133,15 +133,21 @@ class TextCase:
 
     def to_canonical(self, value: object, ctx: TransformContext) -> CanonicalScalar:
         """Trimmed (and case-changed) text; empty text becomes None so '' and a missing value agree."""
-        text = _text(value).strip()
+        return self.fold(_text(value)) or None
+
+    def fold(self, text: str) -> str:
+        """`text` trimmed and case-changed ('' for blank text): the canonical form of text, None aside."""
+        text = text.strip()
+        if self.case == "keep":
+            return text
         if self.case == "lower":
-            text = text.lower()
-        elif self.case == "ascii_lower":
+            return text.lower()
+        if self.case == "ascii_lower":
             # E-mail: only A-Z, as the systems compare addresses; 'Straße' must not become another address.
-            text = ascii_lower(text)
-        elif self.case == "upper":
-            text = text.upper()
-        return text or None
+            return ascii_lower(text)
+        if self.case == "upper":
+            return text.upper()
+        return text
 
     def to_side(self, value: CanonicalScalar) -> FieldScalar:
         """Canonical text is already acceptable on every side."""

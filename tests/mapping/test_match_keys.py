@@ -81,3 +81,12 @@ def test_the_german_sharp_s_is_not_a_double_s() -> None:
         straße, strasse = _keys(mapping, "Straße@Example.com", "strasse@example.com")
         assert straße == ("straße@example.com",) and strasse == ("strasse@example.com",)
         assert _keys(mapping, " ANN@Example.COM ", "ann@example.com")[0] == ("ann@example.com",)
+
+
+def test_ascii_lower_changes_a_to_z_alone_in_any_text() -> None:
+    """ascii_lower's fast ways agree with the plain A-Z table on every code point, lone surrogates included."""
+    table = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+    every = "".join(chr(n) for n in range(0x110000))
+    assert ascii_lower(every) == every.translate(table)
+    for text in ("Chloé.García@Example.COM", "\ud800\udc00Ä\udfffZ", "ÅngströmKELVIN", "ASCII@EXAMPLE.COM"):
+        assert ascii_lower(text) == text.translate(table)
