@@ -58,17 +58,17 @@ def person(i: int) -> tuple[str, str, str]:
     return first, last, f"{first.lower()}.{last.lower()}@example.com"
 
 
-async def populate(world: World) -> None:
+async def populate(world: World, people: int = PEOPLE) -> None:
     """HubSpot people (every third e-mail in mixed case); Zoho customers, some the same people, some not."""
     contacts = []
-    for i in range(PEOPLE):
+    for i in range(people):
         first, last, email = person(i)
         contacts.append(Create(f"seed-h{i}", {"firstname": first, "lastname": last,
                                                "email": email.title() if i % 3 == 0 else email}))
     outcomes = await world.hubspot.connector.create_many("contacts", contacts)
     assert all(o.ok for o in outcomes)
     customers = []
-    for i in [*range(SHARED), *range(PEOPLE, PEOPLE + ZOHO_ONLY)]:
+    for i in [*range(SHARED), *range(people, people + ZOHO_ONLY)]:
         first, last, email = person(i)
         customers.append(Create(f"seed-z{i}", {
             "contact_name": f"{first} {last}", "contact_type": "customer", "primary_contact.first_name": first,
@@ -164,6 +164,45 @@ async def test_first_sync_reads_each_side_once_and_an_idle_pass_costs_a_list_cal
             # absorbed in that search; archived records are listed once a sweep interval (an hour), not here.
             "POST /crm/v3/objects/{object_type}/search": 3,
         }
+
+
+async def test_the_pass_after_a_first_sync_lists_each_window_at_the_page_minimum(world: World) -> None:
+    CLOCK.lag = 300
+    people = 780  # with the Zoho-only people, 800 on each side: four pages of 200 exactly
+    await populate(world, people)
+    CLOCK.lag -= 60
+    report, _ = await pass_costs(world)
+    assert report.counts()["create"] == people - SHARED + ZOHO_ONLY
+    # Between the passes, edits on both sides: an accountant retypes a city and an e-mail's case, a salesperson
+    # a surname (the people share first names: "Ann Lee0" and "Ann Lee8" are different people).
+    customers = {link.crm_id: link for link in await world.stores.links.list(
+        "hubspot-zohobooks", "customer", "linked", limit=None)}  # fmt: skip
+    hubspot_id = {email.lower(): str(c["id"]) for c in await world.hubspot.all("contacts")
+                  if isinstance(email := c.get("email"), str)}  # fmt: skip
+    zoho_edits = [customers[hubspot_id[person(i)[2]]].acc_id for i in (3, 400)]
+    assert all(zoho_edits)
+    await world.zoho.update("contacts", str(zoho_edits[0]), {"billing_address.city": "Lyon"})
+    await world.zoho.update("contacts", str(zoho_edits[1]), {"primary_contact.email": person(400)[2].upper()})
+    await world.hubspot.update("contacts", hubspot_id[person(8)[2]], {"lastname": "Lee-Okafor"})
+    CLOCK.lag -= 10
+    report, after = await pass_costs(world)
+    # Every record of both sides is in the overlap window (created or read within it): 800 a side, read
+    # downward from page 4 (the link table knows 800 of them), four pages each where pages read upwards,
+    # each repeating a row of the one before, take five. Then the edits, and only those, are written.
+    assert after["zohobooks"] == {
+        "GET /books/v3/contacts": 4, "GET /books/v3/invoices": 1, "GET /books/v3/customerpayments": 1,
+        "PUT /books/v3/contacts/{contact_id}": 1,  # the surname
+        # The two edited customers in full (list rows lack the address); the surname's customer checked just
+        # before the write (an edit since must be planned three-way), and read by the write itself, which
+        # sends the contact's persons whole.
+        "GET /books/v3/contacts/{contact_id}": 4,
+    }
+    assert after["hubspot"]["POST /crm/v3/objects/{object_type}/search"] == 4 + 2 + 2  # contacts, deals and
+    # lines, and the first deletion sweep's merge searches (with its two archived lists)
+    assert after["hubspot"]["POST /crm/v3/objects/{object_type}/batch/update"] == 1
+    assert (await world.hubspot.get("contacts", hubspot_id[person(3)[2]]))["city"] == "Lyon"
+    zoho_person = await world.zoho.get("contacts", str(customers[hubspot_id[person(8)[2]]].acc_id))
+    assert zoho_person["primary_contact.last_name"] == "Lee-Okafor"
 
 
 async def test_an_edit_after_settling_costs_its_reads_and_its_write_only(world: World) -> None:
