@@ -208,19 +208,21 @@ def write_config(sandbox: SandboxProcess, directory: Path, rate_limit: Mapping[s
 
 def run_pass(sandbox: SandboxProcess, config: Path, entry: Sequence[str] = ("-m", "syncd")) -> Pass:
     """One `syncd sync --once` in a child process (`entry`: how Python runs the syncd command); its CPU and peak
-    RSS come from the kernel (wait4)."""
+    RSS come from the kernel (wait4, in `bench.rusage`: this process may be large, and lends its peak to a
+    child it forks)."""
     before = sandbox.stats()
     sandbox_cpu = sandbox.cpu_s()
     started = time.perf_counter()
     # stderr goes to a file: a pipe read only at the end fills up with the pass's log lines and blocks it.
-    with tempfile.TemporaryFile() as errors:
-        child = subprocess.Popen(
-            [sys.executable, *entry, "sync", "--once", "--json", "--config", str(config)],
+    with tempfile.TemporaryFile() as errors, tempfile.TemporaryDirectory(prefix="syncd-bench-rusage-") as tmp:
+        measured = Path(tmp) / "rusage.json"
+        child = subprocess.run(
+            [sys.executable, "-m", "bench.rusage", str(measured),
+             sys.executable, *entry, "sync", "--once", "--json", "--config", str(config)],
             stdout=subprocess.DEVNULL, stderr=errors, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
         )  # fmt: skip
-        _, status, usage = os.wait4(child.pid, 0)
         wall = time.perf_counter() - started
-        child.returncode = os.waitstatus_to_exitcode(status)
+        usage = json.loads(measured.read_text())
         errors.seek(0)
         stderr = errors.read().decode(errors="replace")
     if child.returncode != 0:
@@ -231,9 +233,7 @@ def run_pass(sandbox: SandboxProcess, config: Path, entry: Sequence[str] = ("-m"
         system: {k: n - before[system].get(k, 0) for k, n in after[system].items() if n != before[system].get(k, 0)}
         for system in SYSTEMS
     }
-    # ru_maxrss is in KiB on Linux.
-    return Pass(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, child.returncode, calls,
-                sandbox_cpu)
+    return Pass(wall, usage["cpu_s"], usage["peak_rss_mb"], child.returncode, calls, sandbox_cpu)
 
 
 def run(contacts: int, sandbox: SandboxProcess) -> FirstSync:

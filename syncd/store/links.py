@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import CursorResult, bindparam, delete, func, select, update
+from sqlalchemy import CursorResult, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -173,11 +173,14 @@ class LinkStore:
         self, mapping: str, object: str, side: Side, system: str, moment: datetime, *,
         session: AsyncSession | None = None,
     ) -> int:
-        """How many linked records of `side` syncd last saw (or wrote) stamped at or after `moment`."""
+        """How many linked records of `side` syncd last saw (or wrote) stamped at or after `moment`, counting
+        those whose stamp was too fresh to keep (read or written within its precision) by when they were synced."""
         seen = col(LinkRow.crm_seen_at) if side == "crm" else col(LinkRow.acc_seen_at)
         system_column = col(LinkRow.crm_system) if side == "crm" else col(LinkRow.acc_system)
         stmt = select(func.count()).select_from(LinkRow).where(
-            col(LinkRow.mapping) == mapping, col(LinkRow.object) == object, system_column == system, seen >= moment
+            col(LinkRow.mapping) == mapping, col(LinkRow.object) == object, system_column == system,
+            col(LinkRow.state) == "linked",
+            or_(seen >= moment, and_(seen.is_(None), col(LinkRow.last_synced_at) >= moment)),
         )
         async with self._db.scope(session) as s:
             return int((await s.execute(stmt)).scalar_one())

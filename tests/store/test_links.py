@@ -140,11 +140,16 @@ async def test_count_seen_since_counts_one_side_of_one_mapping_from_a_moment(dat
     other = await links.intend("salesforce-zoho", OBJ, "salesforce", "001", "zohobooks", None, "ref-sf")
     await links.bind(other.id, acc_id="Z-0", base={})
     at = [datetime(2026, 3, 1, 12, 0, n, tzinfo=UTC) for n in range(5)]
-    # The Zoho side seen at 12:00:00..04; the HubSpot side of the first two seen much earlier.
+    # The Zoho side seen at 12:00:00..04; the HubSpot side much earlier.
     await links.mark_seen([(i, "accounting", t) for i, t in zip(ids, at, strict=True)])
-    await links.mark_seen([(i, "crm", datetime(2025, 1, 1, tzinfo=UTC)) for i in ids[:2]])
+    await links.mark_seen([(i, "crm", datetime(2025, 1, 1, tzinfo=UTC)) for i in ids])
     await links.mark_seen([(other.id, "accounting", at[4])])
     assert await links.count_seen_since(M, OBJ, "accounting", "zohobooks", at[2]) == 3
     assert await links.count_seen_since(M, OBJ, "accounting", "zohobooks", at[0]) == 5
     assert await links.count_seen_since(M, OBJ, "crm", "hubspot", at[0]) == 0, "seen before the moment"
     assert await links.count_seen_since(M, OBJ, "accounting", "xero", at[0]) == 0
+    # A stamp too fresh to keep (None) counts by when the link was synced.
+    fresh = await links.intend(M, OBJ, "hubspot", "200", "zohobooks", None, "ref-200")
+    await links.bind(fresh.id, acc_id="Z-200", base={}, synced_at=at[3])
+    assert await links.count_seen_since(M, OBJ, "accounting", "zohobooks", at[2]) == 4
+    assert await links.count_seen_since(M, OBJ, "accounting", "zohobooks", at[4]) == 1
