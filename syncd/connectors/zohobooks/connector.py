@@ -155,6 +155,17 @@ def _window_after(at: int, slack: int, size: int) -> _Window:
     return _Window(1, size, size - at - 1)
 
 
+def _final_cursor(
+    last: tuple[str, datetime] | None, ceiling: datetime, server_started: datetime | None
+) -> datetime:
+    """A complete scan's cursor: a second short of the last row accepted (whole-second stamps: a later change
+    in that second is still after it), never past the read's start; and, the whole list having been read after
+    the server's first answer, up to that moment by the server's clock (the filter compares its stamps), so
+    that with nothing changing the overlap window empties instead of re-listing the last changes forever."""
+    final = min(last[1] - SECOND, ceiling) if last is not None else ceiling
+    return max(final, server_started - SECOND) if server_started is not None else final
+
+
 def _newer(
     stamped: Sequence[tuple[str, datetime, dict[str, Any]]], known: dict[str, datetime], read: _SecondCounts,
     low: datetime | None,
@@ -341,11 +352,8 @@ class ZohoBooksConnector:
                 yield Page(apps.explode(await self._detailed(PAYMENTS, page.records)), page.cursor)
             return
         module = self._module(object)
-        if since is None:
-            async for page in self._scan(module, None):
-                yield page
-            return
-        async for page in self._scan(module, since - overlap, expected=expected, held=since):
+        start = None if since is None else since - overlap
+        async for page in self._scan(module, start, expected=expected, held=since):
             yield page
 
     async def _scan(
@@ -415,9 +423,7 @@ class ZohoBooksConnector:
             if top is not None:
                 last = top
                 if not more_above:
-                    final = min(top[1] - SECOND, ceiling)
-                    if server_started is not None:
-                        final = max(final, server_started - SECOND)  # (the whole list was read: see below)
+                    final = _final_cursor(top, ceiling, server_started)
                     yield Page(records=[], cursor=max(cursor, held or cursor, final))
                     return
                 cursor = max(cursor, min(top[1] - SECOND, ceiling))
@@ -463,13 +469,7 @@ class ZohoBooksConnector:
             if not more:
                 # Timestamps have whole seconds: a later change in the last second seen must still be after
                 # the cursor, so the cursor stops one second short of it.
-                final = min(last[1] - SECOND, ceiling) if last is not None else ceiling
-                if server_started is not None:
-                    # The whole list was read after the server's first answer: the cursor may go up to that
-                    # moment, by the server's clock (the filter compares its stamps), so that with nothing
-                    # changing the overlap window empties instead of re-listing the last changes forever.
-                    final = max(final, server_started - SECOND)
-                yield Page(records=records, cursor=max(cursor, final))
+                yield Page(records=records, cursor=max(cursor, _final_cursor(last, ceiling, server_started)))
                 return
             if last is not None:
                 cursor = max(cursor, min(last[1] - SECOND, ceiling))
