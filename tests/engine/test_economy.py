@@ -189,14 +189,16 @@ async def test_the_pass_after_a_first_sync_lists_each_window_at_the_page_minimum
     # Every record of both sides is in the overlap window (created or read within it): 800 a side, read
     # downward from page 4 (the link table knows 800 of them), four pages each where pages read upwards,
     # each repeating a row of the one before, take five. Then the edits, and only those, are written.
+    details = after["zohobooks"].pop("GET /books/v3/contacts/{contact_id}")
     assert after["zohobooks"] == {
         "GET /books/v3/contacts": 4, "GET /books/v3/invoices": 1, "GET /books/v3/customerpayments": 1,
         "PUT /books/v3/contacts/{contact_id}": 1,  # the surname
-        # The two edited customers in full (list rows lack the address); the surname's customer checked just
-        # before the write (an edit since must be planned three-way), and read by the write itself, which
-        # sends the contact's persons whole.
-        "GET /books/v3/contacts/{contact_id}": 4,
     }
+    # The two edited customers in full (list rows lack the address); the surname's customer checked just
+    # before the write (an edit since must be planned three-way), and read by the write itself, which sends
+    # the contact's persons whole. One of those is spared when a stamp is already settled at the read (it
+    # depends on where the second boundaries fall: 3 or 4 in repeated runs).
+    assert 3 <= details <= 4, details
     assert after["hubspot"]["POST /crm/v3/objects/{object_type}/search"] == 4 + 2 + 2  # contacts, deals and
     # lines, and the first deletion sweep's merge searches (with its two archived lists)
     assert after["hubspot"]["POST /crm/v3/objects/{object_type}/batch/update"] == 1
