@@ -29,7 +29,7 @@ _LAZY_COMMANDS = {
     "deadletters": "syncd.store.deadletters_command:deadletters_command",
     "setup": "syncd.connectors.setup:setup_command",
     "sync": "syncd.engine.command:sync_command",
-    "run": "syncd.engine.command:run_command",
+    "run": "syncd.engine.run_command:run_command",
     "auth": "syncd.connectors.auth_command:auth_command",
     "demo": "syncd.demo:demo_command",
     "keys": "syncd.store.keys_command:keys_command",

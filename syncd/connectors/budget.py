@@ -121,15 +121,13 @@ class DayWindow:
     rolling: bool = False
     timezone: str = "UTC"
 
-    def day_of(self, now: float) -> int:
-        """The calendar day `now` falls in (an ordinal), in the window's time zone."""
-        return datetime.fromtimestamp(now, ZoneInfo(self.timezone)).toordinal()
-
-    def next_reset(self, now: float) -> float:
-        """When the calendar day of `now` ends (seconds since the epoch)."""
-        local = datetime.fromtimestamp(now, ZoneInfo(self.timezone))
-        midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), local.tzinfo)
-        return midnight.astimezone(UTC).timestamp()
+    def span(self, now: float) -> tuple[int, float, float]:
+        """The calendar day `now` falls in, in the window's time zone: its ordinal, and when it starts and ends
+        (seconds since the epoch; a day is 23 or 25 hours long where the clocks change)."""
+        zone = ZoneInfo(self.timezone)
+        local = datetime.fromtimestamp(now, zone).date()
+        start, end = (datetime.combine(d, datetime.min.time(), zone) for d in (local, local + timedelta(days=1)))
+        return local.toordinal(), start.astimezone(UTC).timestamp(), end.astimezone(UTC).timestamp()
 
 
 # How long a usage figure reported by a rolling-window system is trusted: it shrinks as old calls age out,
@@ -150,6 +148,14 @@ class DailyUsage:
         self._reported_at = 0.0
         self._own_at_report = 0
         self._reported_day = -1
+        self._span = (-1, 0.0, 0.0)  # the day last asked about: (ordinal, start, end)
+
+    def _today(self, now: float) -> tuple[int, float, float]:
+        """The window's calendar day of `now` (as `DayWindow.span`), its time-zone arithmetic done once a day
+        rather than on every call counted."""
+        if not self._span[1] <= now < self._span[2]:
+            self._span = self.window.span(now)
+        return self._span
 
     def spend(self) -> None:
         """Count one call made now."""
@@ -169,7 +175,7 @@ class DailyUsage:
         now = self.wall()
         # Our calls made after the report add to it; those before are in it already.
         self._reported, self._reported_at, self._own_at_report = used, now, self._own_count(now)
-        self._reported_day = -1 if self.window.rolling else self.window.day_of(now)
+        self._reported_day = -1 if self.window.rolling else self._today(now)[0]
 
     def used(self) -> int:
         """Calls spent in the current window, as far as we know."""
@@ -178,7 +184,7 @@ class DailyUsage:
         if self.window.rolling:
             trusted = now - self._reported_at < ROLLING_REPORT_TRUST_S
         else:
-            trusted = self._reported_day == self.window.day_of(now)
+            trusted = self._reported_day == self._today(now)[0]
         if not trusted:
             return own
         return max(own, self._reported + max(0, own - self._own_at_report))
@@ -194,7 +200,7 @@ class DailyUsage:
         """How long until calls spent now stop counting (a calendar day's end; a rolling window's oldest calls)."""
         now = self.wall()
         if not self.window.rolling:
-            return max(1.0, self.window.next_reset(now) - now)
+            return max(1.0, self._today(now)[2] - now)
         self._expire(now)
         waits = []
         if self._minutes:
@@ -204,7 +210,7 @@ class DailyUsage:
         return max(1.0, min(waits, default=60.0))
 
     def _roll(self, now: float) -> None:
-        day = self.window.day_of(now)
+        day = self._today(now)[0]
         if day != self._day:
             self._day, self._own = day, 0
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 
 
+@lru_cache(maxsize=8)  # every answer of the same second carries the same header: parse it once
 def server_time(date_header: str | None) -> datetime | None:
     """The moment an HTTP `Date` header names (whole seconds), or None if absent or unreadable."""
     if not date_header:

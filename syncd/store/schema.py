@@ -4,21 +4,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, inspect, text
 from sqlalchemy.exc import DBAPIError
 
 from syncd.logs import get_logger
 from syncd.store.database import Database
 from syncd.store.errors import SchemaOutdatedError, StoreError
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 log = get_logger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# The newest migration this syncd ships. Every start checks the store against it; naming it here spares each
+# start (and each admin health check) loading Alembic and its scripts, a tenth of a second. A test holds it to
+# Alembic's own head (`head_revision`), so a new migration cannot be forgotten here.
+HEAD_REVISION = "0007_journal_owner"
+# Where Alembic stamps the revision a database is at (its default table, which env.py keeps).
+VERSION_TABLE = "alembic_version"
 
 
 @dataclass(frozen=True)
@@ -36,28 +42,35 @@ class SchemaState:
 
 def alembic_config() -> Config:
     """An Alembic config built in code, so no alembic.ini has to ship or be found at run time."""
+    from alembic.config import Config  # only migrating loads Alembic (see HEAD_REVISION)
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
 
 
 def head_revision() -> str:
-    """The newest migration this syncd ships."""
+    """The newest migration this syncd ships, as Alembic's scripts say (what `HEAD_REVISION` must name)."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None, "syncd ships at least one migration"
     return head
 
 
 def _current(connection: Connection) -> str | None:
-    """The revision stamped in alembic_version, or None on an empty database."""
-    return MigrationContext.configure(connection).get_current_revision()
+    """The revision stamped in the version table, or None on an empty database (syncd's history is linear: one
+    row at most)."""
+    if not inspect(connection).has_table(VERSION_TABLE):
+        return None
+    return connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
 
 
 async def schema_state(db: Database) -> SchemaState:
     """The database's revision against the shipped head."""
     async with db.engine.connect() as conn:
         current = await conn.run_sync(_current)
-    return SchemaState(current=current, head=head_revision())
+    return SchemaState(current=current, head=HEAD_REVISION)
 
 
 async def check_schema(db: Database) -> SchemaState:
@@ -65,6 +78,8 @@ async def check_schema(db: Database) -> SchemaState:
     state = await schema_state(db)
     if state.up_to_date:
         return state
+    from alembic.script import ScriptDirectory
+
     known = {script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
     if state.current is None:
         # Only a fresh SQLite file is created on first use (`prepare_schema`); a shared database is changed only
@@ -113,6 +128,8 @@ async def prepare_schema(db: Database) -> SchemaState:
 
 async def upgrade_database(db: Database, revision: str = "head") -> SchemaState:
     """Create or upgrade the schema in one transaction (both SQLite and PostgreSQL have transactional DDL)."""
+
+    from alembic import command
 
     def run(connection: Connection) -> None:
         config = alembic_config()

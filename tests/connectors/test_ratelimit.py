@@ -91,6 +91,19 @@ async def test_the_day_ends_at_midnight_in_the_configured_time_zone() -> None:
     assert refused.retry_after == 8 * 3600
 
 
+async def test_a_day_the_clocks_go_back_lasts_twenty_five_hours() -> None:
+    clock = Clock("2024-11-03T04:30:00+00:00")  # 00:30 EDT in New York; at 02:00 the clocks go back to 01:00 EST
+    limiter = daily(10, clock, day=DayWindow(timezone="America/New_York"))
+    _, refused = await spend_until_refused(limiter)
+    assert refused.retry_after == 24.5 * 3600
+    clock.advance(hours=24)  # 23:30 EST, the same calendar day: still spent
+    _, refused = await spend_until_refused(limiter)
+    assert refused.retry_after == 0.5 * 3600
+    clock.advance(hours=1)  # the next day
+    granted, _ = await spend_until_refused(limiter)
+    assert granted == 8
+
+
 async def test_a_rolling_day_frees_calls_as_they_age_out() -> None:
     clock = Clock("2024-06-03T20:00:00+00:00")
     limiter = daily(10, clock, reserve_share=0.0, webhook_share=0.0, day=DayWindow(rolling=True))

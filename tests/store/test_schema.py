@@ -10,6 +10,7 @@ from sqlalchemy import Connection, inspect, text
 from syncd.store.database import Database
 from syncd.store.errors import SchemaOutdatedError
 from syncd.store.schema import (
+    HEAD_REVISION,
     check_schema,
     head_revision,
     prepare_schema,
@@ -41,6 +42,11 @@ def _diff(connection: Connection) -> list[object]:
 
 def _tables(connection: Connection) -> set[str]:
     return set(inspect(connection).get_table_names())
+
+
+def test_the_head_a_start_checks_against_is_the_newest_migration() -> None:
+    # A start compares the store with HEAD_REVISION without loading Alembic: a new migration must name it there.
+    assert head_revision() == HEAD_REVISION
 
 
 async def test_upgrade_from_empty_creates_every_table(empty_database: Database) -> None:

@@ -191,7 +191,7 @@ def _newer(
 def _as_sent(module: Module, raw: Mapping[str, Any], sent: Mapping[str, FieldValue]) -> bool:
     """Whether a write's answer shows every field sent as it was sent: only then does its stamp stand for a
     record that is what base says (Books may store a value otherwise, and the record is then compared)."""
-    written = flatten(module, raw)
+    written = flatten(module, raw, only=sent)
     return all(written[name] == value for name, value in sent.items() if name in written)
 
 

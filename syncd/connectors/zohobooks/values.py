@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -301,10 +301,15 @@ def _custom_fields(raw: Mapping[str, Any]) -> dict[str, FieldValue]:
     return found
 
 
-def flatten(module: Module, raw: Mapping[str, Any]) -> dict[str, FieldValue]:
-    """A vendor record as flat typed fields (dotted names for nested parts, lists for lines)."""
+def flatten(module: Module, raw: Mapping[str, Any], only: Collection[str] | None = None) -> dict[str, FieldValue]:
+    """A vendor record as flat typed fields (dotted names for nested parts, lists for lines); with `only`, just
+    those of the module's fields (a write's answer is compared with what was sent, not read whole)."""
     fields: dict[str, FieldValue] = {}
-    for name, kind in module.fields.items():
+    kinds = module.fields
+    names = kinds if only is None else [n for n in only if n in kinds]
+    person: Mapping[str, Any] | None = None  # the primary person, found once
+    for name in names:
+        kind = kinds[name]
         if kind == "lines":
             if name in raw:
                 fields[name] = _lines(raw.get(name), LINE_KINDS[name])
@@ -313,15 +318,17 @@ def flatten(module: Module, raw: Mapping[str, Any]) -> dict[str, FieldValue]:
         if not dot:
             fields[name] = typed(raw.get(name), kind)
         elif head == "primary_contact":
-            fields[name] = typed(_primary_person(raw).get(part), kind)
+            person = _primary_person(raw) if person is None else person
+            fields[name] = typed(person.get(part), kind)
         elif isinstance(raw.get(head), dict):
             fields[name] = typed(raw[head].get(part), kind)
-    if module is CONTACTS:
+    if module is CONTACTS and (only is None or "email" in only or "phone" in only):
         # The contact's email/phone are its primary person's (list rows and GET agree on that).
-        person = _primary_person(raw)
+        person = _primary_person(raw) if person is None else person
         fields["email"] = typed(raw.get("email") or person.get("email"), "text")
         fields["phone"] = typed(raw.get("phone") or person.get("phone"), "text")
-    fields.update(_custom_fields(raw))
+    if only is None or any(n.startswith("cf_") for n in only):
+        fields.update(_custom_fields(raw))
     return fields
 
 
