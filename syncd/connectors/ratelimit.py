@@ -111,8 +111,14 @@ class RateLimiter:
         spent = self._spent_error(priority)
         if spent is not None:
             raise spent
-        turn = self._waiters.add(priority)
         self._notify("queued", priority)
+        now = self._clock()
+        if not self._waiters and now >= max(self._next_slot, self._pause_until):
+            # Nobody ahead and the slot free: the turn is this call's now, as the pump would grant it (without
+            # a future and a wake-up per call, which a fast system's thousands of calls would each cost).
+            self._granted(priority, now)
+            return
+        turn = self._waiters.add(priority)
         self._wake_pump()
         try:
             await turn
@@ -149,14 +155,18 @@ class RateLimiter:
                 turn.set_exception(spent)
                 continue
             turn.set_result(None)
-            # Counted at the grant, in grant order, so concurrent callers can never overshoot the day.
-            self.usage.spend()
-            self.calls += 1
-            interval = 1.0 / self.budget.calls_per_s
-            # A grant made late (a busy loop) lets the next come up to a quarter slot sooner, so lateness does
-            # not pile up into a lower rate; never more, so the target's headroom still covers any window.
-            self._next_slot = max(now - interval / 4, self._next_slot) + interval
-            self._notify("granted", priority)
+            self._granted(priority, now)
+
+    def _granted(self, priority: Priority, now: float) -> None:
+        """Count a turn given at `now` and set when the next may be."""
+        # Counted at the grant, in grant order, so concurrent callers can never overshoot the day.
+        self.usage.spend()
+        self.calls += 1
+        interval = 1.0 / self.budget.calls_per_s
+        # A grant made late (a busy loop) lets the next come up to a quarter slot sooner, so lateness does not
+        # pile up into a lower rate; never more, so the target's headroom still covers any window.
+        self._next_slot = max(now - interval / 4, self._next_slot) + interval
+        self._notify("granted", priority)
 
     def _notify(self, event: LimiterEvent, priority: Priority) -> None:
         if self.watcher is not None:

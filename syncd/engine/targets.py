@@ -69,4 +69,4 @@ class TargetLocks:
     def written_by_others(self, target: Target, mapping: str) -> bool:
         """Whether a mapping other than `mapping` may have matched or created on `target` in this process: a
         snapshot of it read earlier (a first sync's match index) may then lack what that mapping made."""
-        return bool(self._holders.get(target, set()) - {mapping})
+        return any(holder != mapping for holder in self._holders.get(target, ()))

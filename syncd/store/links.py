@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import CursorResult, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import CursorResult, Row, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -59,8 +59,9 @@ def _seen_values(seen: SeenStamps | None) -> dict[str, datetime | None]:
     return {names[side]: stamp for side, stamp in seen.items()}
 
 
-def _link(row: LinkRow) -> Link:
-    """Copy a row into a value the engine can keep without a session."""
+def _link(row: LinkRow | Row[Any]) -> Link:
+    """Copy a row (an ORM object or a plain row of the link table) into a value the engine can keep without a
+    session."""
     assert row.id is not None
     return Link(
         id=row.id,
@@ -449,12 +450,10 @@ async def _where_in(session: AsyncSession, column: Any, values: Sequence[str], *
     unique = list(dict.fromkeys(values))
     links: list[Link] = []
     for start in range(0, len(unique), 500):
-        stmt = (
-            select(LinkRow)
-            .where(*conditions, column.in_(unique[start : start + 500]))
-            .execution_options(populate_existing=True)
-        )
-        links.extend(_link(row) for row in await session.scalars(stmt))
+        # Plain rows, not ORM objects: a first sync reads every link it makes this way, and building (and
+        # tracking) an object per row cost more than the query.
+        stmt = select(LINK).where(*conditions, column.in_(unique[start : start + 500]))
+        links.extend(_link(row) for row in await session.execute(stmt))
     return links
 
 

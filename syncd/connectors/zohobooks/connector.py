@@ -233,6 +233,7 @@ class ZohoBooksConnector:
         # Writes have their own slots: a write that reads (a contact's persons) never waits on a read slot
         # held by another write.
         self._writing = asyncio.Semaphore(settings.max_concurrency)
+        self._max_concurrency = settings.max_concurrency
         self._described: dict[str, Mapping[str, FieldInfo]] = {}
         # What each payment's webhooks said it was applied to, so a later event can name what it left.
         self._applied = webhooks.AppliedInvoices()
@@ -646,7 +647,17 @@ class ZohoBooksConnector:
                     return WriteOutcome(record_id, error=SkippableError(str(exc), connection=self.name,
                                                                         record=record))
 
-        return list(await asyncio.gather(*(one(*w) for w in writes)))
+        # A few workers take the writes in turn (the slots are still the connection's, shared with any other
+        # batch writing at once): a first sync's thousands of creates then cost no task and no wake-up each.
+        pending = iter(enumerate(writes))
+        outcomes: dict[int, WriteOutcome] = {}
+
+        async def worker() -> None:
+            for index, (record, record_id, write) in pending:
+                outcomes[index] = await one(record, record_id, write)
+
+        await asyncio.gather(*(worker() for _ in range(min(len(writes), self._max_concurrency))))
+        return [outcomes[index] for index in range(len(writes))]
 
     async def _create(self, module: Module, item: Create) -> WriteOutcome:
         body, status = unflatten(module, item.fields)
