@@ -7,6 +7,7 @@ import bisect
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from types import MappingProxyType
 from typing import Any, TypeVar
 
@@ -186,6 +187,21 @@ def _newer(
         if low is None or stamp > low:
             fresh.append(row)
     return fresh
+
+
+async def _in_turns(jobs: Sequence[Callable[[], Awaitable[T]]], workers: int) -> list[T]:
+    """Each job's result, in order, from at most `workers` workers taking the jobs in turn (their slots are still
+    the connection's semaphores, shared with any other batch at work): a first sync's thousands of creates then
+    cost no task and no wake-up each, as a task per job queued on the semaphore did. A job's exception ends it."""
+    pending = iter(enumerate(jobs))
+    results: dict[int, T] = {}
+
+    async def worker() -> None:
+        for index, job in pending:
+            results[index] = await job()
+
+    await asyncio.gather(*(worker() for _ in range(min(len(jobs), workers))))
+    return [results[index] for index in range(len(jobs))]
 
 
 def _as_sent(module: Module, raw: Mapping[str, Any], sent: Mapping[str, FieldValue]) -> bool:
@@ -577,7 +593,7 @@ class ZohoBooksConnector:
                 except ConnectorError as exc:
                     return exc
 
-        return list(await asyncio.gather(*(run(c) for c in calls)))
+        return await _in_turns([partial(run, c) for c in calls], self._max_concurrency)
 
     async def _get_raw(self, module: Module, record_id: str) -> dict[str, Any]:
         http = await self._client()
@@ -647,17 +663,7 @@ class ZohoBooksConnector:
                     return WriteOutcome(record_id, error=SkippableError(str(exc), connection=self.name,
                                                                         record=record))
 
-        # A few workers take the writes in turn (the slots are still the connection's, shared with any other
-        # batch writing at once): a first sync's thousands of creates then cost no task and no wake-up each.
-        pending = iter(enumerate(writes))
-        outcomes: dict[int, WriteOutcome] = {}
-
-        async def worker() -> None:
-            for index, (record, record_id, write) in pending:
-                outcomes[index] = await one(record, record_id, write)
-
-        await asyncio.gather(*(worker() for _ in range(min(len(writes), self._max_concurrency))))
-        return [outcomes[index] for index in range(len(writes))]
+        return await _in_turns([partial(one, *w) for w in writes], self._max_concurrency)
 
     async def _create(self, module: Module, item: Create) -> WriteOutcome:
         body, status = unflatten(module, item.fields)
