@@ -199,3 +199,30 @@ async def test_two_writers_of_one_contact_keep_each_others_fields(
         assert (fields["phone"], fields["primary_contact.first_name"], fields["email"]) == (
             "+15550100", "Ada", "ada@example.com"
         ), contact
+
+
+async def test_a_person_update_stands_on_the_read_just_made_and_a_second_on_the_first_ones_answer(
+    zoho: ZohoBooksConnector, reset_sandbox: Sandbox, control: dict[str, ControlPlane]
+) -> None:
+    # The engine reads a target just before writing it (its check for an edit since planning): the persons
+    # array is built from that read, not from a second GET of the same contact. A second mapping's write of
+    # the same customer next stands on the first write's answer, and keeps what the first wrote.
+    seed(reset_sandbox, contacts=3)
+    ids = sorted(live(reset_sandbox, "contacts"))
+
+    async def contact_calls() -> dict[str, int]:
+        requests = (await control["zohobooks"].get("stats"))["requests"]
+        return {k: n for k, n in requests.items() if "/contacts/" in k}
+
+    before = await contact_calls()
+    await zoho.get_many("contacts", ids)
+    first = await zoho.update_many("contacts", [Update(i, {"phone": "+15550100"}) for i in ids])
+    second = await zoho.update_many("contacts", [Update(i, {"primary_contact.first_name": "Ada"}) for i in ids])
+    assert all(o.ok for o in [*first, *second])
+    after = await contact_calls()
+    spent = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+    assert spent == {"GET /books/v3/contacts/{contact_id}": 3, "PUT /books/v3/contacts/{contact_id}": 6}
+    found = await zoho.get_many("contacts", ids)
+    for contact in ids:
+        fields = found[contact].fields
+        assert (fields["phone"], fields["primary_contact.first_name"]) == ("+15550100", "Ada"), contact

@@ -174,7 +174,10 @@ async def test_the_pass_after_a_first_sync_lists_each_window_at_the_page_minimum
     report, _ = await pass_costs(world)
     assert report.counts()["create"] == people - SHARED + ZOHO_ONLY
     # Between the passes, edits on both sides: an accountant retypes a city and an e-mail's case, a salesperson
-    # a surname (the people share first names: "Ann Lee0" and "Ann Lee8" are different people).
+    # a surname (the people share first names: "Ann Lee0" and "Ann Lee8" are different people). They come some
+    # seconds after the pass, as people's edits do: one landing in the very second syncd created the record
+    # is the residual risk README, "Calls near the minimum", weighs (a create's stamp is trusted at once).
+    CLOCK.lag -= 5
     customers = {link.crm_id: link for link in await world.stores.links.list(
         "hubspot-zohobooks", "customer", "linked", limit=None)}  # fmt: skip
     hubspot_id = {email.lower(): str(c["id"]) for c in await world.hubspot.all("contacts")
@@ -194,11 +197,10 @@ async def test_the_pass_after_a_first_sync_lists_each_window_at_the_page_minimum
         "GET /books/v3/contacts": 4, "GET /books/v3/invoices": 1, "GET /books/v3/customerpayments": 1,
         "PUT /books/v3/contacts/{contact_id}": 1,  # the surname
     }
-    # The two edited customers in full (list rows lack the address); the surname's customer checked just
-    # before the write (an edit since must be planned three-way), and read by the write itself, which sends
-    # the contact's persons whole. One of those is spared when a stamp is already settled at the read (it
-    # depends on where the second boundaries fall: 3 or 4 in repeated runs).
-    assert 3 <= details <= 4, details
+    # The two edited customers in full (list rows lack the address), and the surname's customer read once
+    # just before its write (an edit since must be planned three-way): the write, which sends the contact's
+    # persons whole, builds them from that read instead of reading the customer again.
+    assert details == 3, details
     assert after["hubspot"]["POST /crm/v3/objects/{object_type}/search"] == 4 + 2 + 2  # contacts, deals and
     # lines, and the first deletion sweep's merge searches (with its two archived lists)
     assert after["hubspot"]["POST /crm/v3/objects/{object_type}/batch/update"] == 1

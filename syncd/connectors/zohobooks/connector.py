@@ -27,6 +27,7 @@ from syncd.connectors.base import (
     WriteOutcome,
 )
 from syncd.connectors.ratelimit import Budget, RateLimiter
+from syncd.connectors.recent_reads import RecentReads
 from syncd.connectors.record_locks import RecordLocks
 from syncd.connectors.retry import RetryPolicy
 from syncd.connectors.tokens import Grant, TokenManager, TokenStorage
@@ -83,6 +84,9 @@ DOWNWARD_PAGES = 50
 SETTLED = timedelta(seconds=3)
 # Records kept read in full (a few MB): enough for the overlap window of a busy organisation.
 DETAIL_CACHE = 5_000
+# How long a contact read in full stands for its persons, for a write that sends them whole (the engine's
+# check before a write, RECHECK_AFTER, reads its target at most this long before the write).
+PERSONS_READ_FOR_S = 1.0
 # How often a create whose answer was lost is looked up and tried again.
 CREATE_ROUNDS = 5
 REQUIRED: dict[str, frozenset[str]] = {
@@ -257,6 +261,8 @@ class ZohoBooksConnector:
         self._details: dict[tuple[str, str], tuple[datetime, Record]] = {}
         # A contact's persons are rewritten whole from a read of them: one writer per contact at a time.
         self._persons_written = RecordLocks()
+        # Contacts just read in full (the engine's check before a write): the write's own read of them is spared.
+        self._persons_read = RecentReads(PERSONS_READ_FOR_S)
         # Whether the `last_modified_time` filter compares finer than the whole seconds stamps show (a record
         # stamped 10:00:05 listed "after 10:00:05"): assumed, as the simulator built on the contract does, until
         # an answer shows otherwise.
@@ -610,6 +616,7 @@ class ZohoBooksConnector:
     async def _get_many(self, module: Module, ids: Sequence[str]) -> dict[str, Record]:
         unique = list(dict.fromkeys(ids))
         started = _now() + self.clock_offset  # by Zoho's clock, which its stamps are on
+        sent_at = self._persons_read.now()
         results = await self._bounded([lambda i=i: self._get_raw(module, i) for i in unique])  # type: ignore[misc]
         found: dict[str, Record] = {}
         for record_id, result in zip(unique, results, strict=True):
@@ -617,6 +624,8 @@ class ZohoBooksConnector:
                 continue
             if isinstance(result, BaseException):
                 raise result
+            if module is CONTACTS:
+                self._persons_read.keep(record_id, result, sent_at)
             found[record_id] = record = self._record(module, result)
             if record.modified_at + SETTLED <= started:
                 # Stamps are whole seconds: only a stamp older than the read tells this content apart from
@@ -704,6 +713,8 @@ class ZohoBooksConnector:
                 raw = answer.body[module.entity_key]
                 record_id = str(raw[module.id_key])
                 existed = answer.status == 200  # 201 created, 200 an earlier attempt's record updated
+            if existed and module is CONTACTS:
+                self._persons_read.wrote(record_id)
             if status is not None:
                 current = raw.get("status") if raw else None
                 await self._apply_status(module, record_id, status, current)
@@ -768,7 +779,10 @@ class ZohoBooksConnector:
         # The persons array is sent whole, built from this read: another mapping's write to the same contact
         # landing between the read and the PUT (its phone, say) would be put back by it, unaudited.
         async with self._persons_written.hold(item.id):
-            return await self._update_from(module, item, await self._get_raw(module, item.id))
+            current = self._persons_read.take(item.id)
+            if current is None:
+                current = await self._get_raw(module, item.id)
+            return await self._update_from(module, item, current)
 
     async def _update_from(self, module: Module, item: Update, current: dict[str, Any] | None) -> WriteOutcome:
         http = await self._client()
@@ -777,10 +791,14 @@ class ZohoBooksConnector:
         if body:
             # PUT is idempotent: sending the same values again after a lost answer changes nothing more.
             try:
-                answer = await self._idempotent_put(http, f"{module.path}/{item.id}", body, item.id)
+                with self._persons_read.writing(item.id):
+                    answer = await self._idempotent_put(http, f"{module.path}/{item.id}", body, item.id)
             except DuplicateError as exc:
                 raise await self._name_taken(module, body, exc, item.id) from None
             raw = answer.body.get(module.entity_key)
+            if module is CONTACTS and isinstance(raw, dict) and "contact_persons" in raw:
+                # What Zoho holds after this write: a write of another mapping next stands on it.
+                self._persons_read.keep(item.id, raw, self._persons_read.now())
         if status is not None:
             if raw is None:
                 raw = await self._get_raw(module, item.id)
