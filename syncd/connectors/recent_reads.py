@@ -1,17 +1,20 @@
-"""Records just read in full, standing in for the read a write that sends a nested list whole would make first."""
+"""Records just read in full, standing in for the read a write that sends a nested entry whole would make first."""
 
 from __future__ import annotations
 
 import contextlib
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 
-class RecentReads:
-    """Raw records by id, each standing for `within_s` seconds from the moment its read was sent, taken once.
+class RecentReads(Generic[T]):
+    """Records by id, each standing for `within_s` seconds from the moment its read was sent, taken once.
 
-    A write that sends a nested list whole (a Zoho Books contact's persons) is built from a read of the record.
+    A write that sends a nested entry whole (a Zoho Books contact's persons, a Xero contact's address) is built
+    from a read of the record.
     The engine has usually read that record a moment before, checking the target before writing (a check at
     most its recheck bound old, one second by default): reading it again would spend a second call on the same
     content. What is left is the window the engine's check already leaves, the bound plus a round trip.
@@ -24,7 +27,7 @@ class RecentReads:
     def __init__(self, within_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.within_s = within_s
         self._clock = clock
-        self._kept: dict[str, tuple[float, dict[str, Any]]] = {}  # by id: (read sent at, raw), roughly oldest first
+        self._kept: dict[str, tuple[float, T]] = {}  # by id: (read sent at, raw), roughly oldest first
         self._writing: dict[str, int] = {}  # writes under way, by record
         self._written: dict[str, float] = {}  # when each record's last write was answered, within the window
 
@@ -36,9 +39,9 @@ class RecentReads:
         """The moment a read is sent, to be handed to `keep` with its answer."""
         return self._clock()
 
-    def keep(self, record_id: str, raw: dict[str, Any], sent_at: float) -> None:
-        """Note `raw`, read by a request sent at `sent_at`, as the record's content; ignored if a write of the
-        record was under way or answered since then."""
+    def keep(self, record_id: str, record: T, sent_at: float) -> None:
+        """Note `record`, read by a request sent at `sent_at`, as the record's content; ignored if a write of
+        the record was under way or answered since then."""
         now = self._clock()
         self._expire(now)
         if record_id in self._writing or self._written.get(record_id, sent_at) > sent_at:
@@ -46,9 +49,9 @@ class RecentReads:
         if now - sent_at >= self.within_s:
             return
         self._kept.pop(record_id, None)
-        self._kept[record_id] = (sent_at, raw)
+        self._kept[record_id] = (sent_at, record)
 
-    def take(self, record_id: str) -> dict[str, Any] | None:
+    def take(self, record_id: str) -> T | None:
         """The record as read within the window (removed from here), or None: read it."""
         entry = self._kept.pop(record_id, None)
         if entry is None or self._clock() - entry[0] >= self.within_s:
@@ -56,16 +59,19 @@ class RecentReads:
         return entry[1]
 
     @contextlib.contextmanager
-    def writing(self, record_id: str) -> Iterator[None]:
-        """Around a write of the record: what was kept goes, and no read overlapping the write is kept."""
-        self._kept.pop(record_id, None)
-        self._writing[record_id] = self._writing.get(record_id, 0) + 1
+    def writing(self, *record_ids: str) -> Iterator[None]:
+        """Around a write of the records (one call): what was kept of them goes, and no read overlapping the
+        write is kept."""
+        for record_id in record_ids:
+            self._kept.pop(record_id, None)
+            self._writing[record_id] = self._writing.get(record_id, 0) + 1
         try:
             yield
         finally:
-            if (left := self._writing.pop(record_id) - 1) > 0:
-                self._writing[record_id] = left
-            self.wrote(record_id)
+            for record_id in record_ids:
+                if (left := self._writing.pop(record_id) - 1) > 0:
+                    self._writing[record_id] = left
+                self.wrote(record_id)
 
     def wrote(self, record_id: str) -> None:
         """A write of the record was answered just now (one whose id was known only from its answer, a create

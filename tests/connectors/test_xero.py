@@ -185,6 +185,28 @@ async def test_updates_are_batched_and_refusals_per_record(xero: ContractHarness
     assert calls(xero) == {"POST /api.xro/2.0/Contacts": 1, "GET /api.xro/2.0/Contacts": 3}
 
 
+async def test_an_address_update_stands_on_the_read_the_check_just_made(xero: ContractHarness) -> None:
+    # The engine reads its targets just before writing them (its check for an edit since planning): the address
+    # entry is completed from that read, not from a second read of the same contact.
+    async with open_xero(xero) as connector:
+        [made] = await connector.create_many("Contacts", [Create("syncd-c", {
+            "Name": "C", "Addresses.POBOX.AddressLine1": "1 Rue Neuve", "Addresses.POBOX.City": "Paris"})])  # fmt: skip
+        contact = made.id or ""
+        await connector.get_many("Contacts", [contact])
+        xero.sim.stats.clear()
+        [outcome] = await connector.update_many("Contacts", [Update(contact, {"Addresses.POBOX.City": "Lyon"})])
+        assert outcome.ok, outcome.error
+        assert calls(xero) == {"POST /api.xro/2.0/Contacts": 1}
+        # The next write of that contact stands on nothing the first one may have changed: it reads again.
+        [outcome] = await connector.update_many(
+            "Contacts", [Update(contact, {"Addresses.POBOX.AddressLine1": "9 Quai"})])
+        assert outcome.ok, outcome.error
+        assert calls(xero) == {"POST /api.xro/2.0/Contacts": 2, "GET /api.xro/2.0/Contacts": 1}
+        found = (await connector.get_many("Contacts", [contact]))[contact]
+        assert (found.fields["Addresses.POBOX.City"], found.fields["Addresses.POBOX.AddressLine1"]) == (
+            "Lyon", "9 Quai")
+
+
 def _signed(key: str, body: bytes) -> WebhookRequest:
     sig = base64.b64encode(hmac.new(key.encode(), body, hashlib.sha256).digest()).decode()
     return WebhookRequest("POST", "https://syncd.example/webhooks/xero", {"x-xero-signature": sig}, body)

@@ -25,6 +25,7 @@ from syncd.connectors.base import (
     WriteOutcome,
 )
 from syncd.connectors.ratelimit import Budget, RateLimiter
+from syncd.connectors.recent_reads import RecentReads
 from syncd.connectors.record_locks import RecordLocks
 from syncd.connectors.retry import RetryPolicy
 from syncd.connectors.tokens import Grant, TokenManager, TokenStorage
@@ -68,6 +69,9 @@ DEFAULT_POLICY = RetryPolicy(attempts=6, initial_s=0.5, max_s=65.0, jitter_s=0.5
 MAX_PAGE = 1000  # Xero's largest pageSize
 BATCH = 50  # elements per create/update call (Xero advises at most 50 per request)
 LOOKUP_CHUNK = 20  # equalities OR-ed in one `where` (the URL stays short)
+# How long a contact read in full stands for its addresses and phones, for a write that sends them whole (the
+# engine's check before a write, RECHECK_AFTER, reads its targets at most this long before the write).
+TYPED_READ_FOR_S = 1.0
 STAMP = timedelta(milliseconds=1)
 SECOND = timedelta(seconds=1)
 CREATE_ROUNDS = 5
@@ -124,6 +128,9 @@ class XeroConnector:
         self._tenant_lock = asyncio.Lock()
         # An address or phone entry is sent whole, completed from a read: one writer per contact at a time.
         self._typed_entries_written = RecordLocks()
+        # Contacts just read in full (the engine's check before a write), by lower-case id: the write completes
+        # its entries from them instead of reading the same contacts again.
+        self._typed_read = RecentReads[Record](TYPED_READ_FOR_S)
         # Each invoice's status as last read, so voiding a draft goes straight to DELETED (Xero voids only
         # approved invoices); bounded, oldest first out.
         self._invoice_status: dict[str, str] = {}
@@ -290,6 +297,7 @@ class XeroConnector:
         found: dict[str, Record] = {}
         for start in range(0, len(wanted), LOOKUP_CHUNK):
             chunk = wanted[start : start + LOOKUP_CHUNK]
+            sent_at = self._typed_read.now()
             if coll.by_ids:
                 rows = await self._all_rows(coll, ids=chunk)
             else:
@@ -297,6 +305,8 @@ class XeroConnector:
             for row in rows:
                 record = self._record(coll, row)
                 found[record.id] = record
+                if coll is CONTACTS:
+                    self._typed_read.keep(record.id.lower(), record, sent_at)
         lowered = {k.lower(): v for k, v in found.items()}
         return {i: lowered[i.lower()] for i in wanted if i.lower() in lowered}
 
@@ -481,7 +491,8 @@ class XeroConnector:
                     element.pop("Type", None)
         key = write_key(chunk[0].id)
         try:
-            rows = await self._write(coll, "update", body, key, record=chunk[0].id)
+            with self._typed_read.writing(*(i.id.lower() for i in chunk)):
+                rows = await self._write(coll, "update", body, key, record=chunk[0].id)
         except BudgetSpentError:
             raise
         except ConnectorError as exc:
@@ -493,11 +504,13 @@ class XeroConnector:
     async def _keep_typed_entries(self, coll: XeroCollection, touched: Sequence[str], body: list[dict[str, Any]]
                                   ) -> None:
         """An address or phone sent is the whole entry of its type to Xero: one that changes some of its parts
-        (the city) is completed from the record as it is now (read for the batch in one call per 20), so the
-        parts syncd does not map (the street) are kept."""
+        (the city) is completed from the record as it is now (read for the batch in one call per 20, unless the
+        engine's check read it a moment before), so the parts syncd does not map (the street) are kept."""
         if not touched:
             return
-        current = await self.get_many(coll.object, touched)
+        current = {i: r for i in touched if (r := self._typed_read.take(i.lower())) is not None}
+        if missing := [i for i in touched if i not in current]:
+            current.update(await self.get_many(coll.object, missing))
         for element in body:
             record = current.get(str(element.get(coll.id_key)))
             if record is None:

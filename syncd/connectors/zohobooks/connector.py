@@ -262,7 +262,7 @@ class ZohoBooksConnector:
         # A contact's persons are rewritten whole from a read of them: one writer per contact at a time.
         self._persons_written = RecordLocks()
         # Contacts just read in full (the engine's check before a write): the write's own read of them is spared.
-        self._persons_read = RecentReads(PERSONS_READ_FOR_S)
+        self._persons_read = RecentReads[dict[str, Any]](PERSONS_READ_FOR_S)
         # Whether the `last_modified_time` filter compares finer than the whole seconds stamps show (a record
         # stamped 10:00:05 listed "after 10:00:05"): assumed, as the simulator built on the contract does, until
         # an answer shows otherwise.
