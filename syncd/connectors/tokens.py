@@ -180,13 +180,21 @@ async def with_token(
     manager: TokenManager,
     call: Callable[[str], Awaitable[T]],
     is_unauthorised: Callable[[BaseException], bool],
+    slot: Callable[[], Awaitable[None]],
 ) -> T:
-    """Run `call(token)`; on a 401 refresh once (single-flight) and run it again with the new token."""
+    """Run `call(token)` once `slot` (the connection's rate limiter) lets it go; on a 401 refresh once
+    (single-flight) and run it again, in a slot of its own, with the new token.
+
+    The token is taken after the slot, not before: a call may wait its turn for a minute (a 429's Retry-After),
+    and a token taken before that wait can be gone by the time it is sent. A 401 to a token just refreshed means
+    a person must act (the connection is paused), so it must be one sent at once."""
+    await slot()
     token = await manager.token()
     try:
         return await call(token)
     except Exception as exc:
         if not is_unauthorised(exc):
             raise
+    await slot()
     token = await manager.token_rejected(token)
     return await call(token)

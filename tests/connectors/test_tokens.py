@@ -123,3 +123,35 @@ async def test_a_token_living_shorter_than_the_early_margin_is_not_renewed_on_ev
         for i in range(20):
             await hubspot.get_many("contacts", [str(1000 + i)])
     assert await refreshes_on_sandbox(control["hubspot"]) == before
+
+
+async def test_a_call_waiting_its_turn_takes_its_token_when_the_turn_comes(
+    reset_sandbox: Sandbox, control: dict[str, ControlPlane]
+) -> None:
+    # A call answered 401 refreshes the token and goes again, in a turn of its own, which can be a minute away
+    # (a 429's Retry-After). Every token stopping working during that wait (an expiry, a rotation) must cost one
+    # more 401 and refresh at most, never the call: a token refreshed before the wait and refused after it reads
+    # as a grant that no longer works, and pauses the connection until a person re-authorises it.
+    async with hubspot_connector(reset_sandbox) as hubspot:
+        await hubspot.describe("contacts")  # first token
+        await control["hubspot"].post("expire-tokens")  # the call's first try is refused
+        events: list[str] = []
+        second_turn = asyncio.Event()
+
+        def watch(event: str, _priority: object) -> None:
+            events.append(event)
+            if event == "granted" and events.count("granted") == 1:
+                hubspot.limiter.pause(3600)  # the system asks everyone to wait, from the first try on
+            if event == "queued" and events.count("queued") == 2:
+                second_turn.set()
+
+        hubspot.limiter.watcher = watch
+        before = (await control["hubspot"].get("stats"))["requests"]
+        call = asyncio.create_task(hubspot.get_many("contacts", ["1001"]))
+        await second_turn.wait()  # refused once, waiting for its second turn
+        await control["hubspot"].post("expire-tokens")  # and every token stops working again meanwhile
+        hubspot.limiter.resume()
+        assert await call == {}
+        after = (await control["hubspot"].get("stats"))["requests"]
+    spent = {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0) and "/_sandbox/" not in k}
+    assert spent == {TOKEN_ROUTE: 1, "POST /crm/v3/objects/{object_type}/batch/read": 2}, spent

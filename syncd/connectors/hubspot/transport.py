@@ -160,9 +160,14 @@ class HubSpotTransport:
         `unsafe_write` marks a call that must not be repeated blindly (a create): a lost answer raises
         `UnknownOutcomeError` instead of being retried. `search` calls also spend the search budget."""
 
+        async def slot() -> None:
+            if search:
+                await self.search_limiter.acquire()
+            await self.limiter.acquire()
+
         async def attempt() -> RawAnswer:
             return await with_token(
-                self.tokens, lambda token: self._once(call, token, record, unsafe_write, search), is_unauthorised
+                self.tokens, lambda token: self._once(call, token, record, unsafe_write, search), is_unauthorised, slot
             )
 
         return await retrying(self.connection, what, attempt, self.policy)
@@ -186,9 +191,6 @@ class HubSpotTransport:
 
     async def _once(self, call: SdkCall, token: str, record: str | None, unsafe_write: bool, search: bool
                     ) -> RawAnswer:
-        if search:
-            await self.search_limiter.acquire()
-        await self.limiter.acquire()
         try:
             answer = await self._send(call, self._apis_for(token), record=record, unsafe_write=unsafe_write)
         except ConnectorError as error:

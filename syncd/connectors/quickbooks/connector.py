@@ -204,10 +204,12 @@ class QuickBooksConnector:
         """One SDK call: paced, with a valid token (refreshed once on a 401), retried when transient; a stale
         SyncToken is handed up at once (retrying the same token cannot succeed)."""
 
-        async def once(token: str) -> T:
+        async def slot() -> None:
             await self.limiter.acquire()
             if batch:
                 await self.batch_limiter.acquire()
+
+        async def once(token: str) -> T:
             call = Call(token, self.settings.timeout_s)
 
             def run() -> T:
@@ -228,7 +230,7 @@ class QuickBooksConnector:
         async def attempt() -> T | StaleObjectError:
             try:
                 return await with_token(self.tokens, once, lambda exc: isinstance(exc, AuthError)
-                                        and exc.status == 401)  # fmt: skip
+                                        and exc.status == 401, slot)  # fmt: skip
             except StaleObjectError as exc:
                 return exc
 

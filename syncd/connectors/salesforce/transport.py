@@ -107,8 +107,6 @@ class SalesforceTransport:
         """Run `fn(client)` in the executor with pacing, token refresh and retries; raise ConnectorError."""
 
         async def once(token: str) -> T:
-            # A spent daily budget is not retried in-line: `retrying` hands long waits up.
-            await self.limiter.acquire()
             sf = self.client(token)
             loop = asyncio.get_running_loop()
             try:
@@ -124,7 +122,8 @@ class SalesforceTransport:
             return result
 
         async def attempt() -> T:
-            return await with_token(self.tokens, once, _session_expired)
+            # A spent daily budget is not retried in-line: `retrying` hands long waits up.
+            return await with_token(self.tokens, once, _session_expired, self.limiter.acquire)
 
         return await retrying(self.name, what, attempt, self.policy)
 

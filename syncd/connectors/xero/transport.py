@@ -249,13 +249,13 @@ class XeroTransport:
 
         async def attempt() -> Answer:
             return await with_token(self._tokens, lambda token: self._send(token, what, invoke, idempotent, record,
-                                                                            identity), is_unauthorised)  # fmt: skip
+                                                                            identity), is_unauthorised,
+                                    self._limiter.acquire)  # fmt: skip
 
         return await retrying(self.connection, what, attempt, self._policy)
 
     async def _send(self, token: str, what: str, invoke: Callable[[Any], Any], idempotent: bool,
                     record: str | None, identity: bool) -> Answer:
-        await self._limiter.acquire()
         api = self.identity if identity else self.accounting
 
         def run() -> tuple[int, bytes, CIMultiDict[str]]:

@@ -275,6 +275,7 @@ class BooksHttp:
                 self._tokens,
                 lambda token: self._send(token, method, path, params, body, headers, record),
                 is_unauthorised,
+                self._limiter.acquire,
             )
 
         if not retry:
@@ -291,7 +292,6 @@ class BooksHttp:
         headers: Mapping[str, str] | None,
         record: str | None,
     ) -> Answer:
-        await self._limiter.acquire()
         query = {**(params or {}), "organization_id": self._settings.organization_id}
         sent_headers = {**(headers or {}), "Authorization": f"Zoho-oauthtoken {token}"}
         data = json.dumps(body).encode() if body is not None else None
