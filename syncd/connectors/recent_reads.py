@@ -13,9 +13,8 @@ T = TypeVar("T")
 class RecentReads(Generic[T]):
     """Records by id, each standing for `within_s` seconds from the moment its read was sent, taken once.
 
-    A write that sends a nested entry whole (a Zoho Books contact's persons, a Xero contact's address) is built
-    from a read of the record.
-    The engine has usually read that record a moment before, checking the target before writing (a check at
+    A write that sends a nested entry whole (a contact's persons, an address entry) is built from a read of the
+    record. The engine has usually read that record a moment before, checking the target before writing (a check at
     most its recheck bound old, one second by default): reading it again would spend a second call on the same
     content. What is left is the window the engine's check already leaves, the bound plus a round trip.
 
