@@ -9,6 +9,10 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
+#: How long a read stands: the engine's default bound for its check before a write (RECHECK_AFTER), which
+#: reads its targets at most this long before writing them.
+FRESH_FOR_S = 1.0
+
 
 class RecentReads(Generic[T]):
     """Records by id, each standing for `within_s` seconds from the moment its read was sent, taken once.
@@ -23,7 +27,7 @@ class RecentReads(Generic[T]):
     it, and is kept in its turn. Taking a record removes it, so a failed write leaves nothing behind.
     """
 
-    def __init__(self, within_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, within_s: float = FRESH_FOR_S, clock: Callable[[], float] = time.monotonic) -> None:
         self.within_s = within_s
         self._clock = clock
         self._kept: dict[str, tuple[float, T]] = {}  # by id: (read sent at, raw), roughly oldest first

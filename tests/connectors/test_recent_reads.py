@@ -3,7 +3,10 @@ write of the record overlapped the read."""
 
 from __future__ import annotations
 
-from syncd.connectors.recent_reads import RecentReads
+from datetime import timedelta
+
+from syncd.connectors.recent_reads import FRESH_FOR_S, RecentReads
+from syncd.engine.context import RECHECK_AFTER
 
 
 class Clock:
@@ -52,3 +55,9 @@ def test_a_write_drops_what_was_kept_and_old_entries_go() -> None:
         reads.keep(f"r{n}", {}, reads.now())
         clock.now += 0.05
     assert len(reads) <= 21  # only the last second's reads are held
+
+
+def test_a_read_stands_as_long_as_the_engine_trusts_its_check() -> None:
+    # The window is the engine's default bound for its check before writing: the check's read is what a write
+    # building a nested entry stands on, so a longer window would use reads the engine itself calls stale.
+    assert timedelta(seconds=FRESH_FOR_S) == RECHECK_AFTER

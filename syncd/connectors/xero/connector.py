@@ -69,9 +69,6 @@ DEFAULT_POLICY = RetryPolicy(attempts=6, initial_s=0.5, max_s=65.0, jitter_s=0.5
 MAX_PAGE = 1000  # Xero's largest pageSize
 BATCH = 50  # elements per create/update call (Xero advises at most 50 per request)
 LOOKUP_CHUNK = 20  # equalities OR-ed in one `where` (the URL stays short)
-# How long a contact read in full stands for its addresses and phones, for a write that sends them whole (the
-# engine's check before a write, RECHECK_AFTER, reads its targets at most this long before the write).
-TYPED_READ_FOR_S = 1.0
 STAMP = timedelta(milliseconds=1)
 SECOND = timedelta(seconds=1)
 CREATE_ROUNDS = 5
@@ -130,7 +127,7 @@ class XeroConnector:
         self._typed_entries_written = RecordLocks()
         # Contacts just read in full (the engine's check before a write), by lower-case id: the write completes
         # its entries from them instead of reading the same contacts again.
-        self._typed_read = RecentReads[Record](TYPED_READ_FOR_S)
+        self._typed_read = RecentReads[Record]()
         # Each invoice's status as last read, so voiding a draft goes straight to DELETED (Xero voids only
         # approved invoices); bounded, oldest first out.
         self._invoice_status: dict[str, str] = {}

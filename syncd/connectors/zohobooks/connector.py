@@ -84,9 +84,6 @@ DOWNWARD_PAGES = 50
 SETTLED = timedelta(seconds=3)
 # Records kept read in full (a few MB): enough for the overlap window of a busy organisation.
 DETAIL_CACHE = 5_000
-# How long a contact read in full stands for its persons, for a write that sends them whole (the engine's
-# check before a write, RECHECK_AFTER, reads its target at most this long before the write).
-PERSONS_READ_FOR_S = 1.0
 # How often a create whose answer was lost is looked up and tried again.
 CREATE_ROUNDS = 5
 REQUIRED: dict[str, frozenset[str]] = {
@@ -253,7 +250,6 @@ class ZohoBooksConnector:
         # Writes have their own slots: a write that reads (a contact's persons) never waits on a read slot
         # held by another write.
         self._writing = asyncio.Semaphore(settings.max_concurrency)
-        self._max_concurrency = settings.max_concurrency
         self._described: dict[str, Mapping[str, FieldInfo]] = {}
         # What each payment's webhooks said it was applied to, so a later event can name what it left.
         self._applied = webhooks.AppliedInvoices()
@@ -262,7 +258,7 @@ class ZohoBooksConnector:
         # A contact's persons are rewritten whole from a read of them: one writer per contact at a time.
         self._persons_written = RecordLocks()
         # Contacts just read in full (the engine's check before a write): the write's own read of them is spared.
-        self._persons_read = RecentReads[dict[str, Any]](PERSONS_READ_FOR_S)
+        self._persons_read = RecentReads[dict[str, Any]]()
         # Whether the `last_modified_time` filter compares finer than the whole seconds stamps show (a record
         # stamped 10:00:05 listed "after 10:00:05"): assumed, as the simulator built on the contract does, until
         # an answer shows otherwise.
@@ -599,7 +595,7 @@ class ZohoBooksConnector:
                 except ConnectorError as exc:
                     return exc
 
-        return await _in_turns([partial(run, c) for c in calls], self._max_concurrency)
+        return await _in_turns([partial(run, c) for c in calls], self.settings.max_concurrency)
 
     async def _get_raw(self, module: Module, record_id: str) -> dict[str, Any]:
         http = await self._client()
@@ -672,7 +668,7 @@ class ZohoBooksConnector:
                     return WriteOutcome(record_id, error=SkippableError(str(exc), connection=self.name,
                                                                         record=record))
 
-        return await _in_turns([partial(one, *w) for w in writes], self._max_concurrency)
+        return await _in_turns([partial(one, *w) for w in writes], self.settings.max_concurrency)
 
     async def _create(self, module: Module, item: Create) -> WriteOutcome:
         body, status = unflatten(module, item.fields)
