@@ -13,6 +13,10 @@ from syncd.logs import add_secret, get_logger
 
 log = get_logger(__name__)
 T = TypeVar("T")
+# At most this many sends of one call meet a 401 before it fails: each 401 hands the call another token, and tokens
+# that other calls keep rotating (or a system expiring them every few seconds) must not pass a call from hand to hand
+# for ever.
+SENDS_BEFORE_GIVING_UP = 4
 
 
 @dataclass(frozen=True)
@@ -96,9 +100,12 @@ class TokenManager:
             return grant.access_token
         return await self._refresh_unless_changed(grant.access_token if grant else None)
 
-    async def token_rejected(self, rejected: str) -> str:
-        """The system answered 401 to `rejected`: refresh once (whoever asks first) and return the new token."""
-        return await self._refresh_unless_changed(rejected, force=True)
+    async def token_rejected(self, rejected: str) -> tuple[str, bool]:
+        """The system answered 401 to `rejected`: refresh once (whoever asks first) and return the new token, and
+        whether this request refreshed it (False: another caller's refresh, made while this one waited)."""
+        before = self.refreshes
+        token = await self._refresh_unless_changed(rejected, force=True)
+        return token, self.refreshes != before
 
     def _fresh(self, grant: Grant) -> bool:
         return grant.expires_at is None or grant.expires_at - self._margin > self._clock()
@@ -182,19 +189,23 @@ async def with_token(
     is_unauthorised: Callable[[BaseException], bool],
     slot: Callable[[], Awaitable[None]],
 ) -> T:
-    """Run `call(token)` once `slot` (the connection's rate limiter) lets it go; on a 401 refresh once
-    (single-flight) and run it again, in a slot of its own, with the new token.
+    """Run `call(token)` once `slot` (the connection's rate limiter) lets it go; on a 401 refresh (single-flight)
+    and run it again, in a slot of its own, with the new token.
 
     The token is taken after the slot, not before: a call may wait its turn for a minute (a 429's Retry-After),
-    and a token taken before that wait can be gone by the time it is sent. A 401 to a token just refreshed means
-    a person must act (the connection is paused), so it must be one sent at once."""
+    and a token taken before that wait can be gone by the time it is sent. Only a 401 to a token this call refreshed
+    itself is final (the caller's AuthError: the grant no longer works): a token another call refreshed while this
+    one waited may have been replaced or expired since, which proves nothing about the grant."""
     await slot()
     token = await manager.token()
-    try:
-        return await call(token)
-    except Exception as exc:
-        if not is_unauthorised(exc):
-            raise
-    await slot()
-    token = await manager.token_rejected(token)
+    for _ in range(SENDS_BEFORE_GIVING_UP - 1):
+        try:
+            return await call(token)
+        except Exception as exc:
+            if not is_unauthorised(exc):
+                raise
+        await slot()
+        token, refreshed_here = await manager.token_rejected(token)
+        if refreshed_here:
+            break
     return await call(token)

@@ -155,3 +155,38 @@ async def test_a_call_waiting_its_turn_takes_its_token_when_the_turn_comes(
         after = (await control["hubspot"].get("stats"))["requests"]
     spent = {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0) and "/_sandbox/" not in k}
     assert spent == {TOKEN_ROUTE: 1, "POST /crm/v3/objects/{object_type}/batch/read": 2}, spent
+
+
+async def test_a_token_another_call_refreshed_and_lost_meanwhile_is_refreshed_again(
+    reset_sandbox: Sandbox, control: dict[str, ControlPlane]
+) -> None:
+    # Calls running together share one token: the first refused refreshes it, the others take the new one. A call
+    # that waited its second turn while that new token expired too (the chaos runs' tokens live seconds) was
+    # refused again and failed its whole object sync with an AuthError, though the grant was fine: only a 401 to
+    # a token the call refreshed itself proves that.
+    async with hubspot_connector(reset_sandbox) as hubspot:
+        await hubspot.describe("contacts")  # first token
+        refused = await hubspot.tokens.token()
+        await control["hubspot"].post("expire-tokens")  # the call's first try is refused
+        events: list[str] = []
+        second_turn = asyncio.Event()
+
+        def watch(event: str, _priority: object) -> None:
+            events.append(event)
+            if event == "granted" and events.count("granted") == 1:
+                hubspot.limiter.pause(3600)
+            if event == "queued" and events.count("queued") == 2:
+                second_turn.set()
+
+        hubspot.limiter.watcher = watch
+        before = (await control["hubspot"].get("stats"))["requests"]
+        call = asyncio.create_task(hubspot.get_many("contacts", ["1001"]))
+        await second_turn.wait()  # refused once, waiting for its second turn
+        _, refreshed = await hubspot.tokens.token_rejected(refused)  # another call, refused too, refreshed first
+        assert refreshed
+        await control["hubspot"].post("expire-tokens")  # and that token stops working before this call's turn
+        hubspot.limiter.resume()
+        assert await call == {}
+        after = (await control["hubspot"].get("stats"))["requests"]
+    spent = {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0) and "/_sandbox/" not in k}
+    assert spent == {TOKEN_ROUTE: 2, "POST /crm/v3/objects/{object_type}/batch/read": 3}, spent
