@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from syncd.connectors.base import Create
+from syncd.connectors.hubspot import HubSpotConnector
 from syncd.errors import AuthError
 from syncd.sandbox.runner import Sandbox
 from tests.connectors.conftest import ControlPlane, StoredTokens
@@ -22,6 +23,34 @@ async def refreshes_on_sandbox(control: ControlPlane) -> int:
     """How many token requests the HubSpot simulator has answered."""
     stats = await control.get("stats")
     return int(stats["requests"].get(TOKEN_ROUTE, 0))
+
+
+def hold_the_second_turn(hubspot: HubSpotConnector) -> asyncio.Event:
+    """Once a call's first try is sent, the system asks everyone to wait (the limiter pauses until resumed); the
+    event is set when that call, refused, queues for its second turn."""
+    events: list[str] = []
+    second_turn = asyncio.Event()
+
+    def watch(event: str, _priority: object) -> None:
+        events.append(event)
+        if event == "granted" and events.count("granted") == 1:
+            hubspot.limiter.pause(3600)
+        if event == "queued" and events.count("queued") == 2:
+            second_turn.set()
+
+    hubspot.limiter.watcher = watch
+    return second_turn
+
+
+async def requests_so_far(control: ControlPlane) -> dict[str, int]:
+    """The simulator's request count by route."""
+    return dict((await control.get("stats"))["requests"])
+
+
+async def spent_since(control: ControlPlane, before: dict[str, int]) -> dict[str, int]:
+    """The API requests made since `before`, by route (the control plane's own left out)."""
+    after = await requests_so_far(control)
+    return {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0) and "/_sandbox/" not in k}
 
 
 async def test_fifty_calls_meeting_an_expired_token_cause_one_refresh(
@@ -135,25 +164,14 @@ async def test_a_call_waiting_its_turn_takes_its_token_when_the_turn_comes(
     async with hubspot_connector(reset_sandbox) as hubspot:
         await hubspot.describe("contacts")  # first token
         await control["hubspot"].post("expire-tokens")  # the call's first try is refused
-        events: list[str] = []
-        second_turn = asyncio.Event()
-
-        def watch(event: str, _priority: object) -> None:
-            events.append(event)
-            if event == "granted" and events.count("granted") == 1:
-                hubspot.limiter.pause(3600)  # the system asks everyone to wait, from the first try on
-            if event == "queued" and events.count("queued") == 2:
-                second_turn.set()
-
-        hubspot.limiter.watcher = watch
-        before = (await control["hubspot"].get("stats"))["requests"]
+        second_turn = hold_the_second_turn(hubspot)
+        before = await requests_so_far(control["hubspot"])
         call = asyncio.create_task(hubspot.get_many("contacts", ["1001"]))
         await second_turn.wait()  # refused once, waiting for its second turn
         await control["hubspot"].post("expire-tokens")  # and every token stops working again meanwhile
         hubspot.limiter.resume()
         assert await call == {}
-        after = (await control["hubspot"].get("stats"))["requests"]
-    spent = {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0) and "/_sandbox/" not in k}
+        spent = await spent_since(control["hubspot"], before)
     assert spent == {TOKEN_ROUTE: 1, "POST /crm/v3/objects/{object_type}/batch/read": 2}, spent
 
 
@@ -168,18 +186,8 @@ async def test_a_token_another_call_refreshed_and_lost_meanwhile_is_refreshed_ag
         await hubspot.describe("contacts")  # first token
         refused = await hubspot.tokens.token()
         await control["hubspot"].post("expire-tokens")  # the call's first try is refused
-        events: list[str] = []
-        second_turn = asyncio.Event()
-
-        def watch(event: str, _priority: object) -> None:
-            events.append(event)
-            if event == "granted" and events.count("granted") == 1:
-                hubspot.limiter.pause(3600)
-            if event == "queued" and events.count("queued") == 2:
-                second_turn.set()
-
-        hubspot.limiter.watcher = watch
-        before = (await control["hubspot"].get("stats"))["requests"]
+        second_turn = hold_the_second_turn(hubspot)
+        before = await requests_so_far(control["hubspot"])
         call = asyncio.create_task(hubspot.get_many("contacts", ["1001"]))
         await second_turn.wait()  # refused once, waiting for its second turn
         _, refreshed = await hubspot.tokens.token_rejected(refused)  # another call, refused too, refreshed first
@@ -187,6 +195,5 @@ async def test_a_token_another_call_refreshed_and_lost_meanwhile_is_refreshed_ag
         await control["hubspot"].post("expire-tokens")  # and that token stops working before this call's turn
         hubspot.limiter.resume()
         assert await call == {}
-        after = (await control["hubspot"].get("stats"))["requests"]
-    spent = {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0) and "/_sandbox/" not in k}
+        spent = await spent_since(control["hubspot"], before)
     assert spent == {TOKEN_ROUTE: 2, "POST /crm/v3/objects/{object_type}/batch/read": 3}, spent
