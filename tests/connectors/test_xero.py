@@ -197,11 +197,12 @@ async def test_an_address_update_stands_on_the_read_the_check_just_made(xero: Co
         [outcome] = await connector.update_many("Contacts", [Update(contact, {"Addresses.POBOX.City": "Lyon"})])
         assert outcome.ok, outcome.error
         assert calls(xero) == {"POST /api.xro/2.0/Contacts": 1}
-        # The next write of that contact stands on nothing the first one may have changed: it reads again.
+        # The next write of that contact (another mapping's, a moment later) stands on the first one's answer,
+        # which is what Xero holds after it: no read either, and the city just written is kept.
         [outcome] = await connector.update_many(
             "Contacts", [Update(contact, {"Addresses.POBOX.AddressLine1": "9 Quai"})])
         assert outcome.ok, outcome.error
-        assert calls(xero) == {"POST /api.xro/2.0/Contacts": 2, "GET /api.xro/2.0/Contacts": 1}
+        assert calls(xero) == {"POST /api.xro/2.0/Contacts": 2}
         found = (await connector.get_many("Contacts", [contact]))[contact]
         assert (found.fields["Addresses.POBOX.City"], found.fields["Addresses.POBOX.AddressLine1"]) == (
             "Lyon", "9 Quai")

@@ -494,9 +494,22 @@ class XeroConnector:
             raise
         except ConnectorError as exc:
             return [WriteOutcome(i.id, error=exc) for i in chunk]
+        if coll is CONTACTS:
+            self._keep_answers(rows)
         return [
             await self._outcome(coll, sent, row, item.id) for sent, item, row in zip(body, chunk, rows, strict=True)
         ]
+
+    def _keep_answers(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """What Xero holds after a contact write, as its answer shows it: a write of another mapping to the same
+        contact next completes its entries from it instead of reading the contact again. Only a whole answer
+        (its addresses and phones listed) stands for a read."""
+        answered_at = self._typed_read.now()
+        for row in rows:
+            if row.get("HasValidationErrors") or validation_messages(row) or not TYPED_LISTS.keys() <= row.keys():
+                continue
+            record = self._record(CONTACTS, row)
+            self._typed_read.keep(record.id.lower(), record, answered_at)
 
     async def _keep_typed_entries(self, coll: XeroCollection, touched: Sequence[str], body: list[dict[str, Any]]
                                   ) -> None:
