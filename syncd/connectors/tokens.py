@@ -98,19 +98,20 @@ class TokenManager:
         grant = self._grant
         if grant is not None and self._fresh(grant):
             return grant.access_token
-        return await self._refresh_unless_changed(grant.access_token if grant else None)
+        token, _ = await self._refresh_unless_changed(grant.access_token if grant else None)
+        return token
 
     async def token_rejected(self, rejected: str) -> tuple[str, bool]:
         """The system answered 401 to `rejected`: refresh once (whoever asks first) and return the new token, and
         whether this request refreshed it (False: another caller's refresh, made while this one waited)."""
-        before = self.refreshes
-        token = await self._refresh_unless_changed(rejected, force=True)
-        return token, self.refreshes != before
+        return await self._refresh_unless_changed(rejected, force=True)
 
     def _fresh(self, grant: Grant) -> bool:
         return grant.expires_at is None or grant.expires_at - self._margin > self._clock()
 
-    async def _refresh_unless_changed(self, seen: str | None, force: bool = False) -> str:
+    async def _refresh_unless_changed(self, seen: str | None, force: bool = False) -> tuple[str, bool]:
+        """A valid token, and whether this caller refreshed it (decided under the lock: a count of refreshes read
+        outside it would take another caller's refresh, finished meanwhile, for this one's)."""
         async with self._lock:
             if self._dead is not None:
                 raise AuthError(self._dead, connection=self.connection)
@@ -119,10 +120,10 @@ class TokenManager:
             grant = self._grant
             # Another caller refreshed while we waited for the lock: use its token.
             if grant is not None and grant.access_token != seen and self._fresh(grant):
-                return grant.access_token
+                return grant.access_token, False
             if grant is not None and not force and self._fresh(grant):
-                return grant.access_token
-            return await self._refresh()
+                return grant.access_token, False
+            return await self._refresh(), True
 
     async def _load(self) -> None:
         if self._storage is None:

@@ -494,22 +494,23 @@ class XeroConnector:
             raise
         except ConnectorError as exc:
             return [WriteOutcome(i.id, error=exc) for i in chunk]
-        if coll is CONTACTS:
-            self._keep_answers(rows)
-        return [
+        answered_at = self._typed_read.now()
+        outcomes = [
             await self._outcome(coll, sent, row, item.id) for sent, item, row in zip(body, chunk, rows, strict=True)
         ]
+        if coll is CONTACTS:
+            self._keep_answers(outcomes, rows, answered_at)
+        return outcomes
 
-    def _keep_answers(self, rows: Sequence[Mapping[str, Any]]) -> None:
+    def _keep_answers(self, outcomes: Sequence[WriteOutcome], rows: Sequence[Mapping[str, Any]],
+                      answered_at: float) -> None:
         """What Xero holds after a contact write, as its answer shows it: a write of another mapping to the same
-        contact next completes its entries from it instead of reading the contact again. Only a whole answer
-        (its addresses and phones listed) stands for a read."""
-        answered_at = self._typed_read.now()
-        for row in rows:
-            if row.get("HasValidationErrors") or validation_messages(row) or not TYPED_LISTS.keys() <= row.keys():
-                continue
-            record = self._record(CONTACTS, row)
-            self._typed_read.keep(record.id.lower(), record, answered_at)
+        contact next completes its entries from it instead of reading the contact again. Only an accepted element
+        with a whole answer (its addresses and phones listed) stands for a read."""
+        for outcome, row in zip(outcomes, rows, strict=True):
+            if outcome.ok and TYPED_LISTS.keys() <= row.keys():
+                record = self._record(CONTACTS, row)
+                self._typed_read.keep(record.id.lower(), record, answered_at)
 
     async def _keep_typed_entries(self, coll: XeroCollection, touched: Sequence[str], body: list[dict[str, Any]]
                                   ) -> None:
